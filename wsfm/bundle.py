@@ -1,0 +1,63 @@
+"""A model bundle: draft + refiner weights + the sampler settings, in one folder.
+
+The bundle is what ``register`` ships and what the MLflow pyfunc model loads::
+
+    draft.npz      the draft generator (``wsfm.drafts.load_draft``)
+    refiner.pt     the refiner's fp32 state dict
+    sampler.json   t0, solver method, step size, draft noise, network config and D
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from wsfm.config import ModelConfig
+from wsfm.drafts import load_draft
+from wsfm.models import build_model
+from wsfm.sampler import WarmStartSampler
+
+__all__ = ["SamplerSettings", "load_bundle", "load_net", "write_bundle"]
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    t0: float
+    method: str
+    step_size: float
+    draft_noise: float
+    dim: int
+    model: dict  # ModelConfig as a dict
+
+
+def load_net(model: ModelConfig | dict, dim: int, weights: str | Path) -> nn.Module:
+    """Build the configured network and load fp32 weights (plain PyTorch, no DeepSpeed)."""
+    cfg = asdict(model) if isinstance(model, ModelConfig) else dict(model)
+    kind = cfg.pop("kind")
+    net = build_model(kind, dim=dim, **cfg)
+    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return net.eval()
+
+
+def write_bundle(out: Path, draft_file: Path, weights: Path, settings: SamplerSettings) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(draft_file, out / "draft.npz")
+    shutil.copyfile(weights, out / "refiner.pt")
+    (out / "sampler.json").write_text(json.dumps(asdict(settings), indent=2))
+    return out
+
+
+def load_bundle(folder: str | Path) -> WarmStartSampler:
+    folder = Path(folder)
+    for name in ("draft.npz", "refiner.pt", "sampler.json"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"model bundle {folder} lacks {name}")
+    s = SamplerSettings(**json.loads((folder / "sampler.json").read_text()))
+    net = load_net(s.model, s.dim, folder / "refiner.pt")
+    return WarmStartSampler(load_draft(folder / "draft.npz"), net, s.t0, method=s.method,
+                            step_size=s.step_size, draft_noise=s.draft_noise)

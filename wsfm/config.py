@@ -1,0 +1,300 @@
+"""Pipeline configuration: one dataclass per component, loaded strictly from YAML.
+
+A pipeline YAML maps onto :class:`PipelineConfig`. Loading is strict: an unknown key, a wrong
+type or a bad value is a :class:`ConfigError` that names the key and the file, raised before
+anything runs. ``profiles:`` holds named overlays (``--profile smoke``) that are deep-merged
+onto the base document and validated by the same rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "DraftConfig",
+    "EvalConfig",
+    "FlowConfig",
+    "GateConfig",
+    "ModelConfig",
+    "PipelineConfig",
+    "ResourceConfig",
+    "ShardsConfig",
+    "TrainConfig",
+    "load_pipeline",
+    "to_dict",
+]
+
+
+class ConfigError(ValueError):
+    """A pipeline file is missing, malformed, or holds a bad key or value."""
+
+
+@dataclass
+class DataConfig:
+    kind: Literal["toy2d"] = "toy2d"
+    name: str = "checkerboard"  # toy2d dataset: checkerboard, moons, 8gaussians, rings
+    n_train: int = 20000
+    n_test: int = 5000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_train < 1 or self.n_test < 1:
+            raise ValueError(f"n_train and n_test must be >= 1, got {self.n_train}, {self.n_test}")
+
+
+@dataclass
+class DraftConfig:
+    kind: Literal["gmm"] = "gmm"
+    n_components: int = 4
+
+    def __post_init__(self) -> None:
+        if self.n_components < 1:
+            raise ValueError(f"n_components must be >= 1, got {self.n_components}")
+
+
+@dataclass
+class FlowConfig:
+    t0: float = 0.9
+    draft_noise: float = 0.0
+    sigma_min: float = 0.0
+    coupling: Literal["independent", "minibatch_ot", "nearest"] = "minibatch_ot"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.t0 < 1.0:
+            raise ValueError(f"t0 must be in [0, 1), got {self.t0}")
+        if self.draft_noise < 0 or self.sigma_min < 0:
+            raise ValueError("draft_noise and sigma_min must be >= 0")
+
+
+@dataclass
+class ModelConfig:
+    kind: Literal["mlp"] = "mlp"
+    hidden: int = 256
+    depth: int = 3
+    time_dim: int = 32
+
+
+@dataclass
+class ShardsConfig:
+    num_shards: int = 8
+    per_shard: int = 10000
+
+    def __post_init__(self) -> None:
+        if self.num_shards < 1 or self.per_shard < 1:
+            raise ValueError("num_shards and per_shard must be >= 1")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 256  # global batch: split evenly over the workers
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    num_workers: int = 2
+    use_gpu: bool = False
+    zero_stage: Literal[0, 1, 2] = 2
+    log_every: int = 50
+    shuffle_buffer: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.num_workers < 1:
+            raise ValueError("steps and num_workers must be >= 1")
+        if self.batch_size % self.num_workers:
+            raise ValueError(
+                f"batch_size {self.batch_size} is not divisible by num_workers {self.num_workers}"
+            )
+
+
+@dataclass
+class EvalConfig:
+    n_samples: int = 2000
+    seeds: int = 3
+    cold_nfe: int = 100
+    nfe_grid: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    method: Literal["euler", "midpoint", "heun", "rk4"] = "euler"
+    n_projections: int = 256
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1 or self.n_samples < 2 or self.cold_nfe < 1:
+            raise ValueError("seeds, n_samples and cold_nfe must be positive")
+        if any(n < 1 for n in self.nfe_grid):
+            raise ValueError(f"nfe_grid entries must be >= 1, got {self.nfe_grid}")
+
+
+@dataclass
+class GateConfig:
+    """When ``register`` may set the ``champion`` alias."""
+
+    rel_tolerance: float = 0.10  # warm may be this much worse than cold at full NFE...
+    min_speedup: float = 5.0  # ...and must save at least this factor of NFE
+
+
+@dataclass
+class ResourceConfig:
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    max_retries: int = 2
+
+
+STAGE_NAMES = (
+    "pretrain_draft",
+    "generate_drafts",
+    "train_refiner",
+    "train_baseline",
+    "evaluate",
+    "register",
+)
+
+
+@dataclass
+class PipelineConfig:
+    name: str
+    task: Literal["toy2d"] = "toy2d"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    draft: DraftConfig = field(default_factory=DraftConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvalConfig = field(default_factory=EvalConfig)
+    gates: GateConfig = field(default_factory=GateConfig)
+    resources: dict[str, ResourceConfig] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.resources) - set(STAGE_NAMES))
+        if unknown:
+            raise ValueError(f"resources: unknown stage {unknown[0]!r} (stages: {list(STAGE_NAMES)})")
+
+    def resources_for(self, stage: str) -> ResourceConfig:
+        return self.resources.get(stage, ResourceConfig())
+
+
+def to_dict(obj: Any) -> Any:
+    """A config (or part of one) as plain JSON-able data."""
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def load_pipeline(path: str | Path, profile: str | None = None) -> PipelineConfig:
+    """Read, merge the profile into, and validate a pipeline YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"pipeline file not found: {path}")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    profiles = doc.pop("profiles", None) or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{path}: 'profiles' must be a mapping of name -> overrides")
+    if profile is not None:
+        if profile not in profiles:
+            raise ConfigError(f"{path}: unknown profile {profile!r} (profiles: {sorted(profiles)})")
+        # Validate the overlay on its own first, so that its errors name 'profiles.<name>.key'.
+        _check_keys(PipelineConfig, profiles[profile], f"profiles.{profile}.", path)
+        doc = _deep_merge(doc, profiles[profile])
+    return _build(PipelineConfig, doc, "", path)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _check_keys(cls: type, data: Any, prefix: str, path: Path) -> None:
+    """Unknown-key check only (used for profile overlays, which are partial)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: {prefix.rstrip('.') or 'document'} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if key not in hints:
+            raise ConfigError(
+                f"{path}: unknown key '{prefix}{key}' (known keys: {', '.join(sorted(hints))})"
+            )
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            _check_keys(hints[key], value, f"{prefix}{key}.", path)
+
+
+def _build(cls: type, data: Any, prefix: str, path: Path) -> Any:
+    where = prefix.rstrip(".") or "document"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: '{where}' must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in hints:
+            raise ConfigError(
+                f"{path}: unknown key '{prefix}{key}' (known keys: {', '.join(sorted(hints))})"
+            )
+        kwargs[key] = _coerce(hints[key], value, f"{prefix}{key}", path)
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in kwargs
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{path}: missing required key '{prefix}{missing[0]}'")
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {where}: {exc}") from exc
+
+
+def _coerce(tp: Any, value: Any, key: str, path: Path) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".", path)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices or type(value) is bool:
+            raise ConfigError(f"{path}: '{key}' must be one of {list(choices)}, got {value!r}")
+        return value
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: '{key}' must be a list, got {type(value).__name__}")
+        return [_coerce(item, v, f"{key}[{i}]", path) for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: '{key}' must be a mapping, got {type(value).__name__}")
+        return {str(k): _coerce(item, v, f"{key}.{k}", path) for k, v in value.items()}
+    if tp is float and isinstance(value, str):
+        # PyYAML reads '1e-3' (no dot) as a string; accept it as the number it plainly is.
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if origin in (typing.Union, types.UnionType):
+        raise AssertionError(f"unions are not used in configs ({key})")
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+    }[tp](value)
+    if not ok:
+        raise ConfigError(
+            f"{path}: '{key}' must be {tp.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return float(value) if tp is float else value

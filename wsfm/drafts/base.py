@@ -1,0 +1,63 @@
+"""The draft interface: a cheap generator that is fitted, sampled, saved and loaded.
+
+A draft is saved as one ``.npz`` file of plain arrays (no pickle) holding a ``kind`` tag, so
+that ``wsfm.drafts.load_draft`` can pick the class that reads it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar, Self
+
+import numpy as np
+
+__all__ = ["Draft", "read_kind"]
+
+
+class Draft(ABC):
+    """A fitted draft generator over vectors of size ``dim``.
+
+    ``sample(n, seed)`` must be a pure function of the saved state and ``seed``: a loaded
+    draft samples exactly what the fitted one did.
+    """
+
+    kind: ClassVar[str]  # registry name, stored in the saved file
+
+    @abstractmethod
+    def fit(self, data: np.ndarray) -> Self:
+        """Fit to ``data`` (N, D); returns ``self``."""
+
+    @abstractmethod
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """(n, D) float32 samples, deterministic in ``seed``."""
+
+    @abstractmethod
+    def save(self, path: str | Path) -> None:
+        """Write the fitted state to ``path`` (an ``.npz`` file, written as named)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read a draft written by ``save``."""
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """D, the size of one sample."""
+
+    @property
+    @abstractmethod
+    def cost_per_sample(self) -> float:
+        """Estimated floating-point operations to draw one sample (see each class)."""
+
+
+def read_kind(path: str | Path) -> str:
+    """The ``kind`` tag stored in a saved draft file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no draft file at {path}")
+    with np.load(path, allow_pickle=False) as f:
+        if "kind" not in f.files:
+            raise ValueError(f"{path} is not a saved draft: no 'kind' entry")
+        return str(f["kind"])

@@ -1,0 +1,28 @@
+"""Draft registry: draft classes by name, and loading a saved draft by its kind tag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wsfm.drafts.base import Draft, read_kind
+from wsfm.drafts.gmm import GMMDraft
+
+__all__ = ["DRAFTS", "get_draft", "load_draft"]
+
+DRAFTS: dict[str, type[Draft]] = {"gmm": GMMDraft}
+
+
+def get_draft(name: str) -> type[Draft]:
+    """The draft class registered under ``name`` (call it with its parameters)."""
+    try:
+        return DRAFTS[name]
+    except KeyError:
+        raise ValueError(f"unknown draft {name!r}; known: {sorted(DRAFTS)}") from None
+
+
+def load_draft(path: str | Path) -> Draft:
+    """Load a draft saved by any registered class, chosen by the file's ``kind`` tag."""
+    kind = read_kind(path)
+    if kind not in DRAFTS:
+        raise ValueError(f"{path} holds a draft of unknown kind {kind!r}; known: {sorted(DRAFTS)}")
+    return DRAFTS[kind].load(path)

@@ -1,0 +1,92 @@
+"""The artifact store: ``<root>/<pipeline>/<stage>/<fingerprint>/``, committed atomically.
+
+A stage writes into a temporary sibling folder; :meth:`ArtifactStore.commit` renames it into
+place and then writes ``_SUCCESS.json`` (fingerprint, inputs, params, metrics, files with sizes
+and sha256) last. A folder without a verified ``_SUCCESS.json`` does not count as done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from wsfm.config import PipelineConfig, to_dict
+from wsfm.shards import sha256_file
+from wsfm.stages.base import StageSpec
+
+__all__ = ["SUCCESS", "ArtifactStore", "fingerprint"]
+
+SUCCESS = "_SUCCESS.json"
+
+
+def fingerprint(spec: StageSpec, config: PipelineConfig, upstream: dict[str, str]) -> str:
+    """Hash of stage name, version, the config sections it reads and upstream fingerprints."""
+    payload = {
+        "stage": spec.name,
+        "version": spec.version,
+        "params": {name: to_dict(getattr(config, name)) for name in spec.sections},
+        "upstream": dict(sorted(upstream.items())),
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class ArtifactStore:
+    def __init__(self, root: str | Path, pipeline: str):
+        self.root = Path(root).resolve()
+        self.pipeline = pipeline
+
+    def path(self, stage: str, fp: str) -> Path:
+        return self.root / self.pipeline / stage / fp
+
+    def begin(self, stage: str, fp: str) -> Path:
+        """A fresh temporary folder to build the stage's output in."""
+        tmp = self.root / self.pipeline / stage / f".{fp}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        return tmp
+
+    def commit(self, tmp: Path, stage: str, fp: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Move ``tmp`` into place, replacing an older output, then write ``_SUCCESS.json``."""
+        files = {
+            str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(tmp.rglob("*"))
+            if p.is_file()
+        }
+        final = self.path(stage, fp)
+        if final.exists():
+            old = final.with_name(f".{fp}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, final)
+        record = {**record, "stage": stage, "fingerprint": fp, "files": files,
+                  "finished_at": time.time()}
+        tmp_success = final / f".{SUCCESS}.tmp"
+        tmp_success.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+        os.replace(tmp_success, final / SUCCESS)
+        return record
+
+    def load(self, stage: str, fp: str, *, deep: bool = False) -> dict[str, Any] | None:
+        """The success record when the output is complete (sizes, and with ``deep`` sha256)."""
+        final = self.path(stage, fp)
+        try:
+            record = json.loads((final / SUCCESS).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        for rel, meta in record.get("files", {}).items():
+            path = final / rel
+            if not path.is_file() or path.stat().st_size != meta["bytes"]:
+                return None
+            if deep and sha256_file(path) != meta["sha256"]:
+                return None
+        return record
+
+    def discard(self, tmp: Path) -> None:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,126 @@
+"""Warm-start sampling: draw drafts, place them at ``t0``, integrate the refiner to 1.
+
+Three ways to start (``start`` and ``draft``):
+
+- ``start="draft"`` (WS-FM): ``x(t0) = xd + draft_noise * eps``, the widened draft with the
+  same ``draft_noise`` as in training. The refiner was trained on the warm path and is fed
+  the rescaled time ``s = (t - t0) / (1 - t0)``; its output (s-units) is divided by
+  ``1 - t0`` to give ``dx/dt`` (see ``wsfm.flow.paths``).
+- ``draft=None`` (cold baseline): needs ``t0 = 0``; ``x(0) ~ N(0, I)`` with D taken from
+  ``dim=`` or ``refiner.dim``. Here ``s = t`` and no rescaling happens.
+- ``start="noised_draft"`` (zero-shot): the refiner is a *cold* model; ``x(t0) = t0 xd +
+  (1 - t0) eps`` and the model is fed its own time ``t`` (``s = t``, no rescaling).
+
+Sampling integrates from ``t0`` to 1 with the solver's ``step_size`` rule, so NFE is
+``ceil((1 - t0) / h) * nfe_per_step(method)``. The draft's own cost is not counted in NFE.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from wsfm.drafts.base import Draft
+from wsfm.flow.paths import NoisedDraftStart, WarmPath
+from wsfm.flow.solvers import integrate, nfe_per_step, num_steps
+
+__all__ = ["START_MODES", "WarmStartSampler"]
+
+START_MODES = ("draft", "noised_draft")
+
+
+class WarmStartSampler:
+    """Draft + refiner + ``t0`` + solver: everything needed to draw samples.
+
+    Args:
+        draft: a fitted draft, or None for a cold sampler (``t0 = 0``, N(0, I) start).
+        refiner: ``net(x (B, D), s (B,)) -> (B, D)``.
+        t0: start time in ``[0, 1)``.
+        method: ODE method (``wsfm.flow.solvers.METHODS``).
+        step_size: solver step ``h`` in t-units (the cold run's ``1 / N``).
+        draft_noise: widening noise std for ``start="draft"``.
+        start: one of ``START_MODES`` (module docstring).
+        dim: D for a cold sampler whose refiner has no ``dim`` attribute.
+    """
+
+    def __init__(self, draft: Draft | None, refiner: nn.Module, t0: float,
+                 method: str = "euler", step_size: float = 0.01, draft_noise: float = 0.0,
+                 start: str = "draft", *, dim: int | None = None) -> None:
+        if start not in START_MODES:
+            raise ValueError(f"unknown start {start!r}; known: {list(START_MODES)}")
+        nfe_per_step(method)  # validates the name
+        if not step_size > 0:
+            raise ValueError(f"step_size must be > 0, got {step_size!r}")
+        self.path = WarmPath(t0, draft_noise=draft_noise)  # validates t0 and draft_noise
+        self.draft, self.refiner, self.method, self.start = draft, refiner, method, start
+        self.t0, self.step_size, self.draft_noise = float(t0), float(step_size), float(draft_noise)
+        self.dim = self._resolve_dim(dim)
+        self.noised_start = NoisedDraftStart(t0) if start == "noised_draft" else None
+        if draft_noise > 0 and (draft is None or start == "noised_draft"):
+            warnings.warn(f"draft_noise={draft_noise} is ignored with "
+                          f"{'no draft' if draft is None else 'start=noised_draft'}",
+                          stacklevel=2)
+
+    def _resolve_dim(self, dim: int | None) -> int:
+        net_dim = getattr(self.refiner, "dim", None)
+        if self.draft is None:
+            if self.t0 != 0.0 or self.start != "draft":
+                raise ValueError(f"a sampler without a draft is a cold sampler: needs t0=0 and "
+                                 f"start='draft', got t0={self.t0}, start={self.start!r}")
+            found = dim if dim is not None else net_dim
+            if found is None:
+                raise ValueError("cold sampler needs dim= or a refiner with a 'dim' attribute")
+        else:
+            found = self.draft.dim
+        for name, other in (("dim", dim), ("refiner.dim", net_dim)):
+            if isinstance(other, int) and other != found:
+                raise ValueError(f"{name}={other} does not match the sample size {found}")
+        return int(found)
+
+    def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
+        param = next(self.refiner.parameters(), None)
+        if param is None:
+            return torch.device("cpu"), torch.float32
+        return param.device, param.dtype
+
+    def velocity(self, x: Tensor, t: Tensor) -> Tensor:
+        """``dx/dt`` (B, D) at ``x`` (B, D) and absolute time ``t`` (B,)."""
+        if self.start == "noised_draft":
+            return self.refiner(x, t)
+        return self.path.to_velocity(self.refiner(x, self.path.to_s(t)))
+
+    def initial(self, n: int, seed: int) -> Tensor:
+        """(n, D) float32 starting points at ``t0`` on the CPU, deterministic in ``seed``."""
+        gen = torch.Generator().manual_seed(seed)
+        if self.draft is None:
+            return torch.randn((n, self.dim), generator=gen)
+        xd = torch.from_numpy(self.draft.sample(n, seed)).to(torch.float32)
+        if self.noised_start is not None:
+            return self.noised_start.start(xd, gen)
+        return self.path.widen(xd, gen)
+
+    def expected_nfe(self, steps: int | None = None) -> int:
+        """NFE that ``sample`` spends with ``steps`` (default: the ``step_size`` rule)."""
+        n = num_steps(self.t0, 1.0, steps=steps,
+                      step_size=None if steps is not None else self.step_size)
+        return n * nfe_per_step(self.method)
+
+    def sample(self, n: int, seed: int, steps: int | None = None) -> tuple[np.ndarray, int]:
+        """Draw ``n`` samples: ((n, D) float32 array, NFE spent). ``steps`` overrides ``h``."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n!r}")
+        device, dtype = self._device_dtype()
+        x = self.initial(n, seed).to(device=device, dtype=dtype)
+        was_training = self.refiner.training
+        self.refiner.eval()
+        try:
+            with torch.no_grad():
+                result = integrate(self.velocity, x, self.t0, 1.0, steps=steps,
+                                   step_size=None if steps is not None else self.step_size,
+                                   method=self.method)
+        finally:
+            self.refiner.train(was_training)
+        return result.x.detach().cpu().numpy().astype(np.float32), result.nfe

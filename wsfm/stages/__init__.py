@@ -1,0 +1,31 @@
+"""The pipeline's stages, as pure functions, and the DAG that links them."""
+
+from wsfm.stages.base import Runtime, StageContext, StageResult, StageSpec, TrainSpec
+from wsfm.stages.evaluate import evaluate
+from wsfm.stages.generate_drafts import generate_drafts
+from wsfm.stages.pretrain_draft import pretrain_draft
+from wsfm.stages.register import register
+from wsfm.stages.train import train_baseline, train_refiner
+
+__all__ = ["STAGES", "Runtime", "StageContext", "StageResult", "StageSpec", "TrainSpec",
+           "get_stage"]
+
+# Each stage's ``sections`` are the config parts that enter its fingerprint.
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec("pretrain_draft", pretrain_draft, (), ("seed", "data", "draft")),
+    StageSpec("generate_drafts", generate_drafts, ("pretrain_draft",), ("seed", "shards")),
+    StageSpec("train_refiner", train_refiner, ("generate_drafts",),
+              ("data", "flow", "model", "train")),
+    StageSpec("train_baseline", train_baseline, (), ("data", "model", "train")),
+    StageSpec("evaluate", evaluate, ("pretrain_draft", "train_refiner", "train_baseline"),
+              ("flow", "evaluate")),
+    StageSpec("register", register, ("pretrain_draft", "train_refiner", "evaluate"),
+              ("task", "flow", "evaluate", "gates", "model")),
+)
+
+
+def get_stage(name: str) -> StageSpec:
+    for spec in STAGES:
+        if spec.name == name:
+            return spec
+    raise ValueError(f"unknown stage {name!r} (stages: {[s.name for s in STAGES]})")

@@ -1,0 +1,74 @@
+"""The stage contract: a stage is a function of its config and its upstream artifacts.
+
+A stage reads ``ctx.inputs[upstream]`` (finished artifact folders), writes files into
+``ctx.out`` and returns a :class:`StageResult`. It never reads the environment, picks a path or
+talks to Ray or MLflow: work that fans out or trains across workers goes through
+``ctx.runtime``, which the orchestrator provides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from wsfm.config import FlowConfig, ModelConfig, PipelineConfig, TrainConfig, DataConfig
+
+__all__ = ["Runtime", "StageContext", "StageResult", "StageSpec", "TrainSpec"]
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything one distributed training run needs; picklable, paths absolute."""
+
+    mode: Literal["warm", "cold"]
+    data: DataConfig
+    flow: FlowConfig  # cold runs use t0 = 0 and ignore the rest
+    model: ModelConfig
+    train: TrainConfig
+    dim: int
+    out_dir: str  # rank 0 writes model.pt and train_summary.json here
+    shard_urls: tuple[str, ...] = ()
+
+
+class Runtime(Protocol):
+    """What the orchestrator lends a stage for work beyond one process."""
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """``[fn(item) for item in items]``, run in parallel; results in order."""
+        ...
+
+    def train(self, spec: TrainSpec) -> dict[str, float]:
+        """Run distributed training; returns the summary metrics."""
+        ...
+
+
+@dataclass
+class StageContext:
+    config: PipelineConfig
+    inputs: dict[str, Path]
+    out: Path
+    runtime: Runtime
+
+
+@dataclass
+class StageResult:
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A node of the DAG.
+
+    ``sections`` names the config sections whose values enter the fingerprint; bump
+    ``version`` when the stage's code changes what it produces.
+    """
+
+    name: str
+    fn: Callable[[StageContext], StageResult]
+    deps: tuple[str, ...] = ()
+    sections: tuple[str, ...] = ()
+    version: int = 1

@@ -1,0 +1,58 @@
+"""Stage ``register``: bundle draft + refiner + sampler settings and check the gates.
+
+The stage only builds the bundle and decides whether the gates pass; the orchestrator logs
+the bundle as an MLflow pyfunc model, registers it as ``wsfm-<task>`` and sets the
+``champion`` alias when ``tags["gates_passed"] == "true"``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from wsfm.bundle import SamplerSettings, write_bundle
+from wsfm.config import to_dict
+from wsfm.stages.base import StageContext, StageResult
+from wsfm.stages.evaluate import parity, warm_method_name
+
+__all__ = ["check_gates", "register"]
+
+
+def check_gates(report: dict, rel_tolerance: float, min_speedup: float) -> list[str]:
+    """Reasons the shipped configuration fails the gates (empty: it passes)."""
+    rows = report["rows"]
+    t0 = report["t0"]
+    cold = max((r for r in rows if r["method"] == "cold"), key=lambda r: r["nfe"])
+    warm_rows = [r for r in rows if r["method"].startswith("warm") and r["t0"] == t0]
+    warm = next(r for r in warm_rows if cold["nfe"] / r["nfe"] == report["speedup_nfe"])
+    failures = []
+    if not parity(warm, cold, rel_tolerance):
+        failures.append(f"quality: warm {warm['quality']:.4g} at NFE {warm['nfe']} is worse than "
+                        f"cold {cold['quality']:.4g} at NFE {cold['nfe']} beyond tolerance")
+    if report["speedup_nfe"] < min_speedup:
+        failures.append(f"speed-up {report['speedup_nfe']:.2f}x is below {min_speedup}x")
+    return failures
+
+
+def register(ctx: StageContext) -> StageResult:
+    cfg = ctx.config
+    report = json.loads((ctx.inputs["evaluate"] / "metrics.json").read_text())
+    failures = check_gates(report, cfg.gates.rel_tolerance, cfg.gates.min_speedup)
+    settings = SamplerSettings(t0=cfg.flow.t0, method=cfg.evaluate.method,
+                               step_size=1.0 / cfg.evaluate.cold_nfe,
+                               draft_noise=cfg.flow.draft_noise, dim=_dim(ctx),
+                               model=to_dict(cfg.model))
+    write_bundle(ctx.out / "bundle", ctx.inputs["pretrain_draft"] / "draft.npz",
+                 ctx.inputs["train_refiner"] / "model.pt", settings)
+    (ctx.out / "gates.json").write_text(json.dumps({"passed": not failures,
+                                                    "failures": failures}, indent=2))
+    return StageResult(
+        metrics={"gates_passed": float(not failures), "speedup_nfe": report["speedup_nfe"]},
+        tags={"model_name": f"wsfm-{cfg.task}", "gates_passed": str(not failures).lower(),
+              "method": warm_method_name(cfg.flow.coupling)},
+    )
+
+
+def _dim(ctx: StageContext) -> int:
+    from wsfm.drafts import load_draft
+
+    return load_draft(ctx.inputs["pretrain_draft"] / "draft.npz").dim
