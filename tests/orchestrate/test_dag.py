@@ -1,0 +1,76 @@
+import dataclasses
+
+import pytest
+
+from wsfm.orchestrate.dag import downstream, make_plan, topo_order
+from wsfm.orchestrate.store import ArtifactStore
+from wsfm.stages import STAGES
+
+NAMES = [s.name for s in STAGES]
+
+
+def finish_all(store, plan):
+    for item in plan:
+        store.commit(store.begin(item.stage, item.fingerprint), item.stage, item.fingerprint,
+                     {"mlflow_run_id": f"run-{item.stage}"})
+
+
+def actions(plan):
+    return {item.stage: item.action for item in plan}
+
+
+def test_topological_order_puts_dependencies_first():
+    order = [s.name for s in topo_order(STAGES)]
+    for spec in STAGES:
+        assert all(order.index(dep) < order.index(spec.name) for dep in spec.deps)
+
+
+def test_downstream_of_train_refiner():
+    assert downstream(STAGES, "train_refiner") == {"train_refiner", "evaluate", "register"}
+    assert downstream(STAGES, "train_baseline") == {"train_baseline", "evaluate", "register"}
+
+
+def test_fresh_store_runs_everything_then_everything_is_cached(tmp_path, tiny_config):
+    store = ArtifactStore(tmp_path, tiny_config.name)
+    plan = make_plan(STAGES, tiny_config, store)
+    assert set(actions(plan).values()) == {"run"}
+    finish_all(store, plan)
+    again = make_plan(STAGES, tiny_config, store)
+    assert set(actions(again).values()) == {"cached"}
+    assert again[0].producer_run_id == f"run-{again[0].stage}"
+
+
+def test_from_reruns_exactly_the_downstream_stages(tmp_path, tiny_config):
+    store = ArtifactStore(tmp_path, tiny_config.name)
+    finish_all(store, make_plan(STAGES, tiny_config, store))
+    plan = make_plan(STAGES, tiny_config, store, from_stage="train_refiner")
+    ran = {s for s, a in actions(plan).items() if a == "run"}
+    assert ran == {"train_refiner", "evaluate", "register"}
+    assert all(a == "cached" for s, a in actions(plan).items() if s not in ran)
+
+
+def test_only_and_force(tmp_path, tiny_config):
+    store = ArtifactStore(tmp_path, tiny_config.name)
+    blocked = actions(make_plan(STAGES, tiny_config, store, only="evaluate"))
+    assert blocked["evaluate"] == "blocked" and blocked["pretrain_draft"] == "skip"
+    finish_all(store, make_plan(STAGES, tiny_config, store))
+    only = actions(make_plan(STAGES, tiny_config, store, only="evaluate"))
+    assert only == {n: ("run" if n == "evaluate" else "cached") for n in NAMES}
+    assert set(actions(make_plan(STAGES, tiny_config, store, force=True)).values()) == {"run"}
+
+
+def test_a_config_change_reruns_only_the_stages_that_read_it(tmp_path, tiny_config):
+    store = ArtifactStore(tmp_path, tiny_config.name)
+    finish_all(store, make_plan(STAGES, tiny_config, store))
+    changed = dataclasses.replace(tiny_config,
+                                  flow=dataclasses.replace(tiny_config.flow, t0=0.8))
+    plan = actions(make_plan(STAGES, changed, store))
+    assert plan == {"pretrain_draft": "cached", "generate_drafts": "cached",
+                    "train_refiner": "run", "train_baseline": "cached",
+                    "evaluate": "run", "register": "run"}
+
+
+def test_unknown_stage_names_the_known_ones(tmp_path, tiny_config):
+    store = ArtifactStore(tmp_path, tiny_config.name)
+    with pytest.raises(ValueError, match="unknown stage 'train'.*pretrain_draft"):
+        make_plan(STAGES, tiny_config, store, from_stage="train")

@@ -1,0 +1,57 @@
+import hashlib
+import json
+
+from wsfm.orchestrate.store import SUCCESS, ArtifactStore
+
+
+def test_commit_moves_the_folder_into_place_and_records_files(tmp_path):
+    store = ArtifactStore(tmp_path, "pipe")
+    tmp = store.begin("stage", "abc")
+    (tmp / "a.bin").write_bytes(b"hello")
+    (tmp / "sub").mkdir()
+    (tmp / "sub" / "b.txt").write_text("x" * 10)
+    record = store.commit(tmp, "stage", "abc", {"metrics": {"m": 1.0}})
+
+    final = tmp_path / "pipe" / "stage" / "abc"
+    assert not tmp.exists() and final.is_dir()
+    on_disk = json.loads((final / SUCCESS).read_text())
+    assert on_disk == json.loads(json.dumps(record))
+    assert on_disk["files"]["a.bin"] == {"bytes": 5,
+                                         "sha256": hashlib.sha256(b"hello").hexdigest()}
+    assert on_disk["files"]["sub/b.txt"]["bytes"] == 10
+    assert store.load("stage", "abc")["metrics"] == {"m": 1.0}
+
+
+def test_incomplete_or_damaged_outputs_do_not_count(tmp_path):
+    store = ArtifactStore(tmp_path, "pipe")
+    assert store.load("stage", "none") is None
+    tmp = store.begin("stage", "fp")
+    (tmp / "a.bin").write_bytes(b"0123456789")
+    store.commit(tmp, "stage", "fp", {})
+    path = store.path("stage", "fp") / "a.bin"
+
+    path.write_bytes(b"01234")  # truncated: the size check catches it
+    assert store.load("stage", "fp") is None
+    path.write_bytes(b"ABCDEFGHIJ")  # same size, other bytes: only the deep check catches it
+    assert store.load("stage", "fp") is not None
+    assert store.load("stage", "fp", deep=True) is None
+    (store.path("stage", "fp") / SUCCESS).unlink()
+    assert store.load("stage", "fp") is None
+
+
+def test_commit_replaces_an_older_output(tmp_path):
+    store = ArtifactStore(tmp_path, "pipe")
+    for text in ("old", "new"):
+        tmp = store.begin("s", "fp")
+        (tmp / "f").write_text(text)
+        store.commit(tmp, "s", "fp", {})
+    assert (store.path("s", "fp") / "f").read_text() == "new"
+    assert sorted(p.name for p in (tmp_path / "pipe" / "s").iterdir()) == ["fp"]
+
+
+def test_discard_removes_the_temporary_folder(tmp_path):
+    store = ArtifactStore(tmp_path, "pipe")
+    tmp = store.begin("s", "fp")
+    (tmp / "partial").write_text("half")
+    store.discard(tmp)
+    assert not tmp.exists() and store.load("s", "fp") is None

@@ -1,0 +1,35 @@
+import json
+import math
+
+from wsfm.stages.evaluate import evaluate, parity
+
+from tests.stages.conftest import context, save_untrained
+
+
+def test_metrics_follow_the_benchmark_schema(tmp_path, tiny_config, draft_dir):
+    refiner = save_untrained(tiny_config, tmp_path / "refiner", 1)
+    cold = save_untrained(tiny_config, tmp_path / "cold", 2)
+    out = tmp_path / "eval"
+    evaluate(context(tiny_config, out, pretrain_draft=draft_dir, train_refiner=refiner,
+                     train_baseline=cold))
+    report = json.loads((out / "metrics.json").read_text())
+    assert (out / "samples.png").stat().st_size > 0
+    assert {"task", "metric", "lower_is_better", "reference", "t0", "rows", "speedup_nfe",
+            "speedup_wall", "parity"} <= set(report)
+    ev, t0 = tiny_config.evaluate, tiny_config.flow.t0
+    by = {(r["method"], r["nfe"]) for r in report["rows"]}
+    warm_nfe = math.ceil(round((1 - t0) * ev.cold_nfe, 9))
+    assert ("draft", 0) in by and ("cold", ev.cold_nfe) in by and ("warm_ot", warm_nfe) in by
+    assert all(("cold", n) in by and ("warm_ot", n) in by for n in ev.nfe_grid)
+    assert any(r["method"] == "zero_shot" for r in report["rows"])
+    assert report["speedup_nfe"] == ev.cold_nfe / warm_nfe == 10.0
+    draft_row = next(r for r in report["rows"] if r["method"] == "draft")
+    assert report["reference"] < draft_row["quality"]  # held-out data beats the draft
+    assert all(r["spread"] >= 0 and r["sec_per_1k"] > 0 for r in report["rows"])
+
+
+def test_parity_allows_the_seed_spread_and_no_more():
+    cold = {"quality": 1.0, "spread": 0.05}
+    assert parity({"quality": 1.09, "spread": 0.05}, cold)
+    assert not parity({"quality": 1.11, "spread": 0.05}, cold)
+    assert parity({"quality": 1.15, "spread": 0.0}, cold, rel_tolerance=0.2)

@@ -1,0 +1,141 @@
+"""End to end: the toy2d smoke profile through the real CLI (Ray, DeepSpeed, MLflow, shards)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from wsfm.config import load_pipeline
+from wsfm.orchestrate.store import ArtifactStore
+from wsfm.shards import read_manifest
+from wsfm.stages import STAGES
+
+from tests.conftest import TOY2D
+
+pytestmark = pytest.mark.pipeline
+STAGE_NAMES = [s.name for s in STAGES]
+
+
+def wsfm(*args: str, home: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WSFM_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run([sys.executable, "-m", "wsfm.cli", *args], env=env, text=True,
+                          capture_output=True, timeout=timeout, cwd=home.parent)
+    print(proc.stdout[-4000:], proc.stderr[-4000:])
+    return proc
+
+
+def stage_lines(out: str) -> dict[str, str]:
+    """The last status that the progress lines give each stage."""
+    status = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "[wsfm]" and parts[1] in STAGE_NAMES:
+            status[parts[1]] = parts[2]
+    return status
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke run. Its gates are loosened so that the champion path is exercised: a
+    300-step smoke model is not meant to reach parity (the full profile is)."""
+    root = tmp_path_factory.mktemp("e2e")
+    doc = yaml.safe_load(TOY2D.read_text())
+    doc["profiles"]["smoke"]["gates"] = {"rel_tolerance": 100.0, "min_speedup": 5.0}
+    pipeline = root / "toy2d.yaml"
+    pipeline.write_text(yaml.safe_dump(doc))
+    home = root / "home"
+    first = wsfm("run", str(pipeline), "--profile", "smoke", home=home)
+    assert first.returncode == 0, first.stderr[-3000:]
+    return {"pipeline": pipeline, "home": home, "first": first,
+            "config": load_pipeline(pipeline, profile="smoke")}
+
+
+def test_every_stage_ran_and_left_verified_artifacts(smoke):
+    assert stage_lines(smoke["first"].stdout) == {n: "done" for n in STAGE_NAMES}
+    store = ArtifactStore(smoke["home"] / "artifacts", "toy2d")
+    for name in STAGE_NAMES:
+        (folder,) = [p for p in (store.root / "toy2d" / name).iterdir()
+                     if not p.name.startswith(".")]
+        assert store.load(name, folder.name, deep=True) is not None, name
+    (shards,) = (store.root / "toy2d" / "generate_drafts").iterdir()
+    records = read_manifest(shards)
+    cfg = smoke["config"]
+    assert len(records) == cfg.shards.num_shards
+    assert sum(r.count for r in records) == cfg.shards.num_shards * cfg.shards.per_shard
+    for rec in records:
+        assert hashlib.sha256((shards / rec.shard).read_bytes()).hexdigest() == rec.sha256
+    (evaluated,) = (store.root / "toy2d" / "evaluate").iterdir()
+    report = json.loads((evaluated / "metrics.json").read_text())
+    assert report["speedup_nfe"] == 10.0 and report["task"] == "toy2d"
+    assert (evaluated / "samples.png").stat().st_size > 10_000
+
+
+def test_mlflow_holds_the_run_tree_and_the_registered_model(smoke):
+    client = MlflowClient(f"sqlite:///{smoke['home'] / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("toy2d")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") ==
+                parents[0].info.run_id]
+    assert sorted(r.data.tags["wsfm.stage"] for r in children) == sorted(STAGE_NAMES)
+    assert all(r.info.status == "FINISHED" for r in children)
+    by_stage = {r.data.tags["wsfm.stage"]: r for r in children}
+    assert "draft_swd" in by_stage["pretrain_draft"].data.metrics
+    assert client.get_metric_history(by_stage["train_refiner"].info.run_id, "train/loss")
+    assert parents[0].data.params["flow.t0"] == "0.9"
+    version = client.get_model_version_by_alias("wsfm-toy2d", "champion")
+    assert str(version.version) == "1" and version.run_id == by_stage["register"].info.run_id
+
+
+def test_sample_cli_loads_the_champion_through_mlflow(smoke):
+    out = smoke["home"].parent / "samples.npy"
+    proc = wsfm("sample", "--model", "models:/wsfm-toy2d@champion", "-n", "300",
+                "--out", str(out), home=smoke["home"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    samples = np.load(out)
+    assert samples.shape == (300, 2) and np.isfinite(samples).all()
+
+
+def test_rerun_with_nothing_changed_skips_every_stage(smoke):
+    proc = wsfm("run", str(smoke["pipeline"]), "--profile", "smoke", home=smoke["home"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert stage_lines(proc.stdout) == {n: "cached" for n in STAGE_NAMES}
+    client = MlflowClient(f"sqlite:///{smoke['home'] / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("toy2d").experiment_id])
+    cached = [r for r in runs if r.data.tags.get("wsfm.status") == "cached"]
+    made = {r.info.run_id for r in runs if r.data.tags.get("wsfm.status") == "ran"}
+    assert len(cached) == len(STAGE_NAMES)
+    assert all(r.data.tags["wsfm.producer_run_id"] in made for r in cached)
+
+
+def test_from_reruns_exactly_the_downstream_stages(smoke):
+    store = ArtifactStore(smoke["home"] / "artifacts", "toy2d")
+    before = {p: p.stat().st_mtime_ns for p in store.root.rglob("_SUCCESS.json")}
+    plan = wsfm("run", str(smoke["pipeline"]), "--profile", "smoke", "--dry-run",
+                "--from", "train_refiner", home=smoke["home"])
+    planned = {line.split()[1]: line.split()[2] for line in plan.stdout.splitlines()
+               if line.startswith("[plan]")}
+    assert {s for s, a in planned.items() if a == "run"} == {"train_refiner", "evaluate",
+                                                            "register"}
+    proc = wsfm("run", str(smoke["pipeline"]), "--profile", "smoke", "--from", "evaluate",
+                home=smoke["home"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    status = stage_lines(proc.stdout)
+    assert {s for s, v in status.items() if v == "done"} == {"evaluate", "register"}
+    assert {s for s, v in status.items() if v == "cached"} == set(STAGE_NAMES) - {
+        "evaluate", "register"}
+    after = {p: p.stat().st_mtime_ns for p in store.root.rglob("_SUCCESS.json")}
+    untouched = [p for p in before if p.parts[-3] not in ("evaluate", "register")]
+    assert all(after[p] == before[p] for p in untouched)
