@@ -55,3 +55,11 @@ def test_discard_removes_the_temporary_folder(tmp_path):
     (tmp / "partial").write_text("half")
     store.discard(tmp)
     assert not tmp.exists() and store.load("s", "fp") is None
+
+
+def test_a_resumable_begin_keeps_what_a_failed_attempt_left(tmp_path):
+    store = ArtifactStore(tmp_path, "pipe")
+    first = store.begin("s", "fp")
+    (first / "done-part").write_text("kept")
+    assert (store.begin("s", "fp", resume=True) / "done-part").read_text() == "kept"
+    assert not (store.begin("s", "fp") / "done-part").exists()  # not resumable: afresh

@@ -56,7 +56,7 @@ def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], sto
     """Run one stage into a temporary folder, publish if it is ``register``, commit."""
     spec = get_stage(name)
     store = ArtifactStore(store_root, config.name)
-    tmp = store.begin(name, fp)
+    tmp = store.begin(name, fp, resume=spec.resumable)
     start = time.perf_counter()
     try:
         result = spec.fn(StageContext(config, {k: Path(v) for k, v in inputs.items()}, tmp,
@@ -72,7 +72,8 @@ def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], sto
                   "seconds": time.perf_counter() - start}
         return store.commit(tmp, name, fp, record)
     except BaseException:
-        store.discard(tmp)
+        if not spec.resumable:
+            store.discard(tmp)
         raise
 
 

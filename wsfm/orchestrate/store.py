@@ -1,8 +1,11 @@
 """The artifact store: ``<root>/<pipeline>/<stage>/<fingerprint>/``, committed atomically.
 
-A stage writes into a temporary sibling folder; :meth:`ArtifactStore.commit` renames it into
-place and then writes ``_SUCCESS.json`` (fingerprint, inputs, params, metrics, files with sizes
-and sha256) last. A folder without a verified ``_SUCCESS.json`` does not count as done.
+A stage writes into a partial sibling folder, ``.<fingerprint>.partial``;
+:meth:`ArtifactStore.commit` renames it into place and then writes ``_SUCCESS.json``
+(fingerprint, inputs, params, metrics, files with sizes and sha256) last. A folder without a
+verified ``_SUCCESS.json`` does not count as done. A failed attempt's partial folder is kept:
+a *resumable* stage (draft shards, training checkpoints) picks up what it finished, every
+other stage starts it afresh.
 """
 
 from __future__ import annotations
@@ -45,10 +48,15 @@ class ArtifactStore:
     def path(self, stage: str, fp: str) -> Path:
         return self.root / self.pipeline / stage / fp
 
-    def begin(self, stage: str, fp: str) -> Path:
-        """A fresh temporary folder to build the stage's output in."""
-        tmp = self.root / self.pipeline / stage / f".{fp}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(parents=True)
+    def partial(self, stage: str, fp: str) -> Path:
+        return self.root / self.pipeline / stage / f".{fp}.partial"
+
+    def begin(self, stage: str, fp: str, *, resume: bool = False) -> Path:
+        """The folder to build the stage's output in: emptied unless ``resume``."""
+        tmp = self.partial(stage, fp)
+        if tmp.exists() and not resume:
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True, exist_ok=True)
         return tmp
 
     def commit(self, tmp: Path, stage: str, fp: str, record: dict[str, Any]) -> dict[str, Any]:

@@ -64,7 +64,9 @@ class StageSpec:
     """A node of the DAG.
 
     ``sections`` names the config sections whose values enter the fingerprint; bump
-    ``version`` when the stage's code changes what it produces.
+    ``version`` when the stage's code changes what it produces. A ``resumable`` stage finds
+    in ``ctx.out`` whatever a failed attempt at the same fingerprint left there, and must
+    reuse only what it can verify.
     """
 
     name: str
@@ -72,3 +74,4 @@ class StageSpec:
     deps: tuple[str, ...] = ()
     sections: tuple[str, ...] = ()
     version: int = 1
+    resumable: bool = False
