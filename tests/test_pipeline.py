@@ -92,7 +92,7 @@ def test_mlflow_holds_the_run_tree_and_the_registered_model(smoke):
     assert sorted(r.data.tags["wsfm.stage"] for r in children) == sorted(STAGE_NAMES)
     assert all(r.info.status == "FINISHED" for r in children)
     by_stage = {r.data.tags["wsfm.stage"]: r for r in children}
-    assert "draft_swd" in by_stage["pretrain_draft"].data.metrics
+    assert "reference_swd" in by_stage["fit_evaluator"].data.metrics
     assert client.get_metric_history(by_stage["train_refiner"].info.run_id, "train/loss")
     assert parents[0].data.params["flow.t0"] == "0.9"
     version = client.get_model_version_by_alias("wsfm-toy2d", "champion")

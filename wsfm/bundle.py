@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from wsfm.config import ModelConfig
 from wsfm.drafts import load_draft
 from wsfm.models import build_model
 from wsfm.sampler import WarmStartSampler
@@ -32,12 +31,13 @@ class SamplerSettings:
     step_size: float
     draft_noise: float
     dim: int
-    model: dict  # ModelConfig as a dict
+    model: dict  # the network spec: wsfm.components.net_spec
 
 
-def load_net(model: ModelConfig | dict, dim: int, weights: str | Path) -> nn.Module:
-    """Build the configured network and load fp32 weights (plain PyTorch, no DeepSpeed)."""
-    cfg = asdict(model) if isinstance(model, ModelConfig) else dict(model)
+def load_net(spec: dict, dim: int, weights: str | Path) -> nn.Module:
+    """Build the network of ``spec`` (``wsfm.components.net_spec``) and load fp32 weights
+    (plain PyTorch: no DeepSpeed needed)."""
+    cfg = dict(spec)
     kind = cfg.pop("kind")
     net = build_model(kind, dim=dim, **cfg)
     net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))

@@ -38,27 +38,59 @@ class ConfigError(ValueError):
     """A pipeline file is missing, malformed, or holds a bad key or value."""
 
 
+DATA_KINDS = ("toy2d", "digits", "words", "npy", "image_folder", "text_lines")
+USER_KINDS = ("npy", "image_folder", "text_lines")
+
+
 @dataclass
 class DataConfig:
-    kind: Literal["toy2d"] = "toy2d"
+    """Where the samples come from: a built-in task, or users' own data (``path``)."""
+
+    kind: Literal["toy2d", "digits", "words", "npy", "image_folder", "text_lines"] = "toy2d"
     name: str = "checkerboard"  # toy2d dataset: checkerboard, moons, 8gaussians, rings
-    n_train: int = 20000
-    n_test: int = 5000
+    n_train: int = 20000  # toy2d: samples drawn for training
+    n_test: int = 5000  # toy2d: held-out samples drawn
     seed: int = 0
+    test_fraction: float = 0.2  # real data: share held out for evaluation, fixed by seed
+    top_n: int = 5000  # words: the N most frequent words
+    max_len: int = 12  # words / text_lines: characters per sequence (padded)
+    path: str = ""  # user data: .npy file, image folder, or text file
+    image_size: list[int] = field(default_factory=lambda: [8, 8])  # image_folder: H, W
+    channels: int = 1  # image_folder: 1 (grayscale) or 3 (RGB)
 
     def __post_init__(self) -> None:
         if self.n_train < 1 or self.n_test < 1:
             raise ValueError(f"n_train and n_test must be >= 1, got {self.n_train}, {self.n_test}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.kind in USER_KINDS and not self.path:
+            raise ValueError(f"data kind {self.kind!r} needs 'path'")
+        if len(self.image_size) != 2 or min(self.image_size) < 1:
+            raise ValueError(f"image_size must be [height, width], got {self.image_size}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.top_n < 10 or self.max_len < 1:
+            raise ValueError("top_n must be >= 10 and max_len >= 1")
 
 
 @dataclass
 class DraftConfig:
-    kind: Literal["gmm"] = "gmm"
-    n_components: int = 4
+    """The draft generator. Each kind reads only its own fields (see ``wsfm.components``)."""
+
+    kind: Literal["gmm", "pca_gmm", "vae", "ngram", "gru"] = "gmm"
+    n_components: int = 4  # gmm, pca_gmm
+    covariance_type: Literal["full", "diag", "tied", "spherical"] = "full"  # gmm, pca_gmm
+    n_pca: int = 8  # pca_gmm
+    latent: int = 8  # vae
+    hidden: int = 256  # vae, gru
+    steps: int = 2000  # vae, gru: training steps
+    order: int = 2  # ngram: 2 = bigram
 
     def __post_init__(self) -> None:
-        if self.n_components < 1:
-            raise ValueError(f"n_components must be >= 1, got {self.n_components}")
+        if min(self.n_components, self.n_pca, self.latent, self.hidden, self.steps) < 1:
+            raise ValueError("draft sizes and steps must be >= 1")
+        if self.order < 1:
+            raise ValueError(f"order must be >= 1, got {self.order}")
 
 
 @dataclass
@@ -77,20 +109,41 @@ class FlowConfig:
 
 @dataclass
 class ModelConfig:
-    kind: Literal["mlp"] = "mlp"
-    hidden: int = 256
-    depth: int = 3
-    time_dim: int = 32
+    """The velocity network, shared by the refiner and the cold baseline."""
+
+    kind: Literal["mlp", "unet", "transformer"] = "mlp"
+    hidden: int = 256  # mlp
+    depth: int = 3  # mlp: hidden layers
+    time_dim: int = 32  # all: size of the time embedding
+    channels: int = 64  # unet
+    d_model: int = 128  # transformer
+    n_layers: int = 3  # transformer
+    n_heads: int = 4  # transformer
+
+    def __post_init__(self) -> None:
+        if min(self.hidden, self.depth, self.time_dim, self.channels, self.d_model,
+               self.n_layers, self.n_heads) < 1:
+            raise ValueError("model sizes must be >= 1")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
 
 
 @dataclass
 class ShardsConfig:
+    """Draft shards: ``num_shards`` tars of ``per_shard`` drafts, one Ray task each."""
+
     num_shards: int = 8
     per_shard: int = 10000
+    # Precomputed coupling: store with each draft the index of its training-data partner
+    # (``idx.npy``): the nearest training row, or an exact OT assignment within each block.
+    pair: Literal["none", "nearest", "minibatch_ot"] = "none"
+    block: int = 256  # drafts per tar record, and the minibatch of ``pair: minibatch_ot``
 
     def __post_init__(self) -> None:
         if self.num_shards < 1 or self.per_shard < 1:
             raise ValueError("num_shards and per_shard must be >= 1")
+        if self.block < 1:
+            raise ValueError(f"block must be >= 1, got {self.block}")
 
 
 @dataclass
@@ -121,7 +174,8 @@ class EvalConfig:
     n_samples: int = 2000
     seeds: int = 3
     cold_nfe: int = 100
-    nfe_grid: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    nfe_grid: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    warm_t0s: list[float] = field(default_factory=lambda: [0.8, 0.9, 0.96])
     method: Literal["euler", "midpoint", "heun", "rk4"] = "euler"
     n_projections: int = 256
 
@@ -130,6 +184,8 @@ class EvalConfig:
             raise ValueError("seeds, n_samples and cold_nfe must be positive")
         if any(n < 1 for n in self.nfe_grid):
             raise ValueError(f"nfe_grid entries must be >= 1, got {self.nfe_grid}")
+        if any(not 0.0 <= t < 1.0 for t in self.warm_t0s):
+            raise ValueError(f"warm_t0s must lie in [0, 1), got {self.warm_t0s}")
 
 
 @dataclass
@@ -152,6 +208,7 @@ STAGE_NAMES = (
     "generate_drafts",
     "train_refiner",
     "train_baseline",
+    "fit_evaluator",
     "evaluate",
     "register",
 )
@@ -160,7 +217,7 @@ STAGE_NAMES = (
 @dataclass
 class PipelineConfig:
     name: str
-    task: Literal["toy2d"] = "toy2d"
+    task: str = "toy2d"  # names the registered model: wsfm-<task>
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     draft: DraftConfig = field(default_factory=DraftConfig)

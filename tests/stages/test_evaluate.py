@@ -2,6 +2,7 @@ import json
 import math
 
 from wsfm.stages.evaluate import evaluate, parity
+from wsfm.stages.fit_evaluator import fit_evaluator
 
 from tests.stages.conftest import context, save_untrained
 
@@ -9,9 +10,11 @@ from tests.stages.conftest import context, save_untrained
 def test_metrics_follow_the_benchmark_schema(tmp_path, tiny_config, draft_dir):
     refiner = save_untrained(tiny_config, tmp_path / "refiner", 1)
     cold = save_untrained(tiny_config, tmp_path / "cold", 2)
+    evaluator = tmp_path / "fit_evaluator"
+    fit_evaluator(context(tiny_config, evaluator))
     out = tmp_path / "eval"
     evaluate(context(tiny_config, out, pretrain_draft=draft_dir, train_refiner=refiner,
-                     train_baseline=cold))
+                     train_baseline=cold, fit_evaluator=evaluator))
     report = json.loads((out / "metrics.json").read_text())
     assert (out / "samples.png").stat().st_size > 0
     assert {"task", "metric", "lower_is_better", "reference", "t0", "rows", "speedup_nfe",
@@ -22,6 +25,9 @@ def test_metrics_follow_the_benchmark_schema(tmp_path, tiny_config, draft_dir):
     assert ("draft", 0) in by and ("cold", ev.cold_nfe) in by and ("warm_ot", warm_nfe) in by
     assert all(("cold", n) in by and ("warm_ot", n) in by for n in ev.nfe_grid)
     assert any(r["method"] == "zero_shot" for r in report["rows"])
+    # Late starts: NFE n from t0' = 1 - n h with the cold step h.
+    warm_t0 = {r["nfe"]: r["t0"] for r in report["rows"] if r["method"] == "warm_ot"}
+    assert warm_t0[1] == 0.99 and warm_t0[2] == 0.98 and warm_t0[warm_nfe] == t0
     assert report["speedup_nfe"] == ev.cold_nfe / warm_nfe == 10.0
     draft_row = next(r for r in report["rows"] if r["method"] == "draft")
     assert report["reference"] < draft_row["quality"]  # held-out data beats the draft
@@ -33,3 +39,6 @@ def test_parity_allows_the_seed_spread_and_no_more():
     assert parity({"quality": 1.09, "spread": 0.05}, cold)
     assert not parity({"quality": 1.11, "spread": 0.05}, cold)
     assert parity({"quality": 1.15, "spread": 0.0}, cold, rel_tolerance=0.2)
+    # Higher is better (valid-word rates): the slack points the other way.
+    assert parity({"quality": 0.91, "spread": 0.05}, cold, lower_is_better=False)
+    assert not parity({"quality": 0.89, "spread": 0.05}, cold, lower_is_better=False)

@@ -9,7 +9,7 @@ from tests.stages.conftest import context
 def test_draft_is_fitted_saved_and_visibly_imperfect(tmp_path, tiny_config):
     result = pretrain_draft(context(tiny_config, tmp_path))
     draft = load_draft(tmp_path / "draft.npz")
-    assert draft.dim == 2 and result.metrics["draft_swd"] > 0
+    assert draft.dim == 2 and result.metrics["cost_per_sample"] > 0
     held_out = make_toy2d("checkerboard", 5000, seed=101)
     floor = sliced_wasserstein(make_toy2d("checkerboard", 5000, seed=102), held_out, seed=0)
     # A 4-component GMM cannot draw a checkerboard: far above data against data.

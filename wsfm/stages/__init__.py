@@ -2,6 +2,7 @@
 
 from wsfm.stages.base import Runtime, StageContext, StageResult, StageSpec, TrainSpec
 from wsfm.stages.evaluate import evaluate
+from wsfm.stages.fit_evaluator import fit_evaluator
 from wsfm.stages.generate_drafts import generate_drafts
 from wsfm.stages.pretrain_draft import pretrain_draft
 from wsfm.stages.register import register
@@ -13,12 +14,15 @@ __all__ = ["STAGES", "Runtime", "StageContext", "StageResult", "StageSpec", "Tra
 # Each stage's ``sections`` are the config parts that enter its fingerprint.
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("pretrain_draft", pretrain_draft, (), ("seed", "data", "draft")),
-    StageSpec("generate_drafts", generate_drafts, ("pretrain_draft",), ("seed", "shards")),
+    StageSpec("generate_drafts", generate_drafts, ("pretrain_draft",), ("seed", "data", "shards"),
+              version=2, resumable=True),
     StageSpec("train_refiner", train_refiner, ("generate_drafts",),
               ("data", "flow", "model", "train")),
     StageSpec("train_baseline", train_baseline, (), ("data", "model", "train")),
-    StageSpec("evaluate", evaluate, ("pretrain_draft", "train_refiner", "train_baseline"),
-              ("flow", "evaluate")),
+    StageSpec("fit_evaluator", fit_evaluator, (), ("seed", "data", "evaluate")),
+    StageSpec("evaluate", evaluate,
+              ("pretrain_draft", "train_refiner", "train_baseline", "fit_evaluator"),
+              ("flow", "model", "evaluate")),
     StageSpec("register", register, ("pretrain_draft", "train_refiner", "evaluate"),
               ("task", "flow", "evaluate", "gates", "model")),
 )

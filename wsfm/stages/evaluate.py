@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from wsfm.bundle import load_net
-from wsfm.data.datasets import load_dataset
+from wsfm.components import net_spec
+from wsfm.data.datasets import Dataset, load_dataset
 from wsfm.drafts import load_draft
-from wsfm.metrics import sliced_wasserstein
+from wsfm.metrics.evaluators import load_evaluator
 from wsfm.sampler import WarmStartSampler
 from wsfm.stages.base import StageContext, StageResult
 
@@ -32,36 +33,52 @@ def warm_method_name(coupling: str) -> str:
     return "warm" if coupling == "independent" else "warm_ot"
 
 
-def parity(warm: dict, cold: dict, rel_tolerance: float = 0.0) -> bool:
+def parity(warm: dict, cold: dict, rel_tolerance: float = 0.0,
+           lower_is_better: bool = True) -> bool:
     """Warm no worse than cold, within the seed spread (and a relative tolerance)."""
     slack = max(rel_tolerance * abs(cold["quality"]), cold["spread"] + warm["spread"])
-    return warm["quality"] <= cold["quality"] + slack
+    if lower_is_better:
+        return warm["quality"] <= cold["quality"] + slack
+    return warm["quality"] >= cold["quality"] - slack
+
+
+def warm_starts(t0: float, t0s: list[float], nfe_grid: list[int], h: float) -> list[float]:
+    """The start times to evaluate warm sampling at: the configured ``t0``, the benchmark's
+    ``t0s``, and ``1 - n h`` for each small NFE ``n`` of the grid (late starts)."""
+    late = [round(1.0 - n * h, 9) for n in nfe_grid if 1.0 - n * h >= min([t0, *t0s]) - 1e-9]
+    return sorted({t0, *t0s, *late})
 
 
 def _measure(method: str, t0: float, n: int, seeds: int,
              draw: Callable[[int], tuple[np.ndarray, int]],
-             score: Callable[[np.ndarray], float]) -> tuple[dict, np.ndarray]:
-    qualities, seconds, nfe, x = [], [], 0, None
+             score: Callable[[np.ndarray], dict[str, float]],
+             primary: str) -> tuple[dict, np.ndarray]:
+    scores, seconds, nfe, x = [], [], 0, None
     for k in range(seeds):
         start = time.perf_counter()
         x, nfe = draw(SEED_BASE + k)
         seconds.append(time.perf_counter() - start)
-        qualities.append(score(x))
+        scores.append(score(x))
+    qualities = [s[primary] for s in scores]
     row = {"method": method, "t0": t0, "nfe": nfe,
            "quality": float(statistics.fmean(qualities)),
            "spread": float(statistics.pstdev(qualities)) if seeds > 1 else 0.0,
-           "sec_per_1k": float(statistics.median(seconds)) / n * 1000}
+           "sec_per_1k": float(statistics.median(seconds)) / n * 1000,
+           "metrics": {k: float(statistics.fmean(s[k] for s in scores)) for k in scores[0]}}
     return row, x
 
 
 def evaluate(ctx: StageContext) -> StageResult:
     cfg, ev = ctx.config, ctx.config.evaluate
     data = load_dataset(cfg.data)
+    evaluator = load_evaluator(ctx.inputs["fit_evaluator"])
+    spec = net_spec(cfg.model, data)
     draft = load_draft(ctx.inputs["pretrain_draft"] / "draft.npz")
-    refiner = load_net(cfg.model, data.dim, ctx.inputs["train_refiner"] / "model.pt")
-    cold_net = load_net(cfg.model, data.dim, ctx.inputs["train_baseline"] / "model.pt")
+    refiner = load_net(spec, data.dim, ctx.inputs["train_refiner"] / "model.pt")
+    cold_net = load_net(spec, data.dim, ctx.inputs["train_baseline"] / "model.pt")
     n, t0, h = ev.n_samples, cfg.flow.t0, 1.0 / ev.cold_nfe
-    score = lambda x: sliced_wasserstein(x, data.test, ev.n_projections, seed=0)  # noqa: E731
+    score = lambda x: evaluator.score(x, data.test)  # noqa: E731
+    primary = evaluator.primary
     warm_name = warm_method_name(cfg.flow.coupling)
 
     def sampler(net, t0_, start="draft", draft_=draft, noise=cfg.flow.draft_noise):
@@ -69,47 +86,52 @@ def evaluate(ctx: StageContext) -> StageResult:
                                 draft_noise=noise if start == "draft" else 0.0, start=start)
 
     cold = sampler(cold_net, 0.0, draft_=None, noise=0.0)
-    warm = sampler(refiner, t0)
-    zero_shot = sampler(cold_net, t0, start="noised_draft")
     rows, shown = [], {}
     row, shown["drafts"] = _measure("draft", t0, n, ev.seeds, lambda s: (draft.sample(n, s), 0),
-                                    score)
+                                    score, primary)
     rows.append(row)
     for steps in sorted({ev.cold_nfe, *ev.nfe_grid}, reverse=True):
         row, x = _measure("cold", 0.0, n, ev.seeds, lambda s: cold.sample(n, s, steps=steps),
-                          score)
+                          score, primary)
         rows.append(row)
         shown.setdefault("cold", x)
-    warm_nfe = warm.expected_nfe()
-    for steps in [None, *sorted({s for s in ev.nfe_grid if s != warm_nfe}, reverse=True)]:
-        row, x = _measure(warm_name, t0, n, ev.seeds, lambda s: warm.sample(n, s, steps=steps),
-                          score)
+    # Warm rows start a fresh draft at t0' and take the cold run's step h. The refiner sees the
+    # rescaled time s, so one refiner serves every t0': only the NFE changes.
+    for t0_ in warm_starts(t0, ev.warm_t0s, ev.nfe_grid, h):
+        warm = sampler(refiner, t0_)
+        row, x = _measure(warm_name, t0_, n, ev.seeds, lambda s: warm.sample(n, s), score,
+                          primary)
         rows.append(row)
-        shown.setdefault("warm", x)
-    rows.append(_measure("zero_shot", t0, n, ev.seeds, lambda s: zero_shot.sample(n, s),
-                         score)[0])
+        if t0_ == t0:
+            shown["warm"] = x
+    for t0_ in sorted({t0, *ev.warm_t0s}):
+        zero_shot = sampler(cold_net, t0_, start="noised_draft")
+        rows.append(_measure("zero_shot", t0_, n, ev.seeds, lambda s: zero_shot.sample(n, s),
+                             score, primary)[0])
 
+    warm_nfe = sampler(refiner, t0).expected_nfe()
     cold_full = next(r for r in rows if r["method"] == "cold" and r["nfe"] == cold.expected_nfe())
-    warm_main = next(r for r in rows if r["method"] == warm_name and r["nfe"] == warm_nfe)
+    warm_main = next(r for r in rows if r["method"] == warm_name and r["t0"] == t0)
     report = {
-        "task": cfg.task, "metric": "swd", "lower_is_better": True,
-        "reference": score(data.reference[:n]), "t0": t0, "rows": rows,
+        "task": cfg.task, "metric": primary, "lower_is_better": evaluator.lower_is_better,
+        "reference": score(data.reference[:n])[primary], "t0": t0, "rows": rows,
         "speedup_nfe": cold_full["nfe"] / warm_main["nfe"],
         "speedup_wall": cold_full["sec_per_1k"] / warm_main["sec_per_1k"],
-        "parity": parity(warm_main, cold_full),
+        "parity": parity(warm_main, cold_full, lower_is_better=evaluator.lower_is_better),
     }
     (ctx.out / "metrics.json").write_text(json.dumps(report, indent=2))
-    _plot(ctx.out / "samples.png", data.test[:n], shown, warm_main, cold_full)
+    _show(ctx.out, data, data.test[:n], shown, warm_main, cold_full)
     assert math.isclose(report["speedup_nfe"], ev.cold_nfe / warm_nfe)
-    return StageResult(metrics={
+    return StageResult(params={"metric": primary}, metrics={
         "cold_quality": cold_full["quality"], "warm_quality": warm_main["quality"],
         "draft_quality": rows[0]["quality"], "reference": report["reference"],
         "speedup_nfe": report["speedup_nfe"], "speedup_wall": report["speedup_wall"],
         "parity": float(report["parity"])})
 
 
-def _plot(path: Path, data: np.ndarray, shown: dict[str, np.ndarray], warm: dict,
-          cold: dict) -> None:
+def _show(out: Path, data: Dataset, held_out: np.ndarray, shown: dict[str, np.ndarray],
+          warm: dict, cold: dict) -> None:
+    """``samples.png`` (scatter or image grids); for text, ``samples.txt`` as well."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,15 +140,40 @@ def _plot(path: Path, data: np.ndarray, shown: dict[str, np.ndarray], warm: dict
     titles = {"data": "held-out data", "drafts": "drafts (NFE 0)",
               "warm": f"warm t0={warm['t0']} (NFE {warm['nfe']})",
               "cold": f"cold (NFE {cold['nfe']})"}
-    clouds = {"data": data, **shown}
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4), sharex=True, sharey=True)
-    for ax, key in zip(axes, ("data", "drafts", "warm", "cold")):
+    clouds = {"data": held_out, **shown}
+    keys = ("data", "drafts", "warm", "cold")
+    if data.kind == "text":
+        decode = data.extra["decode"]
+        lines = [f"## {titles[k]}\n" + "\n".join(decode(clouds[k][:40])) for k in keys]
+        (out / "samples.txt").write_text("\n\n".join(lines) + "\n")
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4), sharex=data.kind == "vector",
+                             sharey=data.kind == "vector")
+    for ax, key in zip(axes, keys):
         x = clouds[key]
-        if x.shape[1] >= 2:
+        if data.kind == "image":
+            ax.imshow(_grid(x[:64], data.shape), cmap="gray" if data.shape[0] == 1 else None)
+            ax.axis("off")
+        elif data.kind == "text":
+            ax.text(0, 1, "\n".join(data.extra["decode"](x[:24])), va="top", family="monospace")
+            ax.axis("off")
+        elif x.shape[1] >= 2:
             ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.5)
         else:
             ax.hist(x[:, 0], bins=60)
         ax.set_title(titles[key])
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(out / "samples.png", dpi=80)
     plt.close(fig)
+
+
+def _grid(x: np.ndarray, shape: tuple[int, ...], cols: int = 8) -> np.ndarray:
+    """(n, C*H*W) in [-1, 1] -> one (rows*H, cols*W[, C]) image in [0, 1]."""
+    c, h, w = shape
+    n = len(x)
+    rows = -(-n // cols)
+    imgs = np.clip((x.reshape(n, c, h, w) + 1) / 2, 0, 1)
+    canvas = np.ones((rows * h, cols * w, c))
+    for i, img in enumerate(imgs):
+        r, k = divmod(i, cols)
+        canvas[r * h:(r + 1) * h, k * w:(k + 1) * w] = img.transpose(1, 2, 0)
+    return canvas[..., 0] if c == 1 else canvas

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 
 from wsfm.bundle import SamplerSettings, write_bundle
-from wsfm.config import to_dict
+from wsfm.components import net_spec
+from wsfm.data.datasets import load_dataset
 from wsfm.stages.base import StageContext, StageResult
 from wsfm.stages.evaluate import parity, warm_method_name
 
@@ -25,7 +26,7 @@ def check_gates(report: dict, rel_tolerance: float, min_speedup: float) -> list[
     warm_rows = [r for r in rows if r["method"].startswith("warm") and r["t0"] == t0]
     warm = next(r for r in warm_rows if cold["nfe"] / r["nfe"] == report["speedup_nfe"])
     failures = []
-    if not parity(warm, cold, rel_tolerance):
+    if not parity(warm, cold, rel_tolerance, report.get("lower_is_better", True)):
         failures.append(f"quality: warm {warm['quality']:.4g} at NFE {warm['nfe']} is worse than "
                         f"cold {cold['quality']:.4g} at NFE {cold['nfe']} beyond tolerance")
     if report["speedup_nfe"] < min_speedup:
@@ -37,10 +38,11 @@ def register(ctx: StageContext) -> StageResult:
     cfg = ctx.config
     report = json.loads((ctx.inputs["evaluate"] / "metrics.json").read_text())
     failures = check_gates(report, cfg.gates.rel_tolerance, cfg.gates.min_speedup)
+    data = load_dataset(cfg.data)
     settings = SamplerSettings(t0=cfg.flow.t0, method=cfg.evaluate.method,
                                step_size=1.0 / cfg.evaluate.cold_nfe,
-                               draft_noise=cfg.flow.draft_noise, dim=_dim(ctx),
-                               model=to_dict(cfg.model))
+                               draft_noise=cfg.flow.draft_noise, dim=data.dim,
+                               model=net_spec(cfg.model, data))
     write_bundle(ctx.out / "bundle", ctx.inputs["pretrain_draft"] / "draft.npz",
                  ctx.inputs["train_refiner"] / "model.pt", settings)
     (ctx.out / "gates.json").write_text(json.dumps({"passed": not failures,
@@ -51,8 +53,3 @@ def register(ctx: StageContext) -> StageResult:
               "method": warm_method_name(cfg.flow.coupling)},
     )
 
-
-def _dim(ctx: StageContext) -> int:
-    from wsfm.drafts import load_draft
-
-    return load_draft(ctx.inputs["pretrain_draft"] / "draft.npz").dim

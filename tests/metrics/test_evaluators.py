@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+
+from wsfm.config import DataConfig
+from wsfm.data.datasets import load_dataset
+from wsfm.metrics.evaluators import ImageEvaluator, VectorEvaluator, load_evaluator
+
+
+def test_vector_evaluator_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    test, samples = rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 0.5
+    ev = VectorEvaluator(n_projections=64)
+    ev.fit(test, None, {})
+    ev.save(tmp_path)
+    assert load_evaluator(tmp_path).score(samples, test) == ev.score(samples, test)
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_image_evaluator_ranks_noise_below_data_and_round_trips(tmp_path, labelled):
+    data = load_dataset(DataConfig(kind="digits"))
+    ev = ImageEvaluator(seed=0)
+    ev.fit(data.train, data.labels if labelled else None, {})
+    ev.save(tmp_path)
+    loaded = load_evaluator(tmp_path)
+    noise = np.random.default_rng(0).uniform(-1, 1, size=data.reference.shape)
+    real, fake = loaded.score(data.reference, data.test), loaded.score(noise, data.test)
+    assert real["fd"] < fake["fd"] / 5
+    assert real == ev.score(data.reference, data.test)
+    if labelled:
+        assert real["confidence"] > fake["confidence"]

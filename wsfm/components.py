@@ -1,0 +1,57 @@
+"""Config -> components: the one place that turns config sections into drafts, networks and
+evaluators, so that training, evaluation and the registered model build them identically."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wsfm.config import DraftConfig, EvalConfig, ModelConfig
+from wsfm.data.datasets import Dataset
+from wsfm.drafts import Draft, get_draft
+from wsfm.metrics.evaluators import Evaluator, ImageEvaluator, VectorEvaluator
+
+__all__ = ["build_draft", "make_evaluator", "net_spec"]
+
+# The config fields that each kind reads; the others are ignored for that kind.
+DRAFT_FIELDS: dict[str, tuple[str, ...]] = {
+    "gmm": ("n_components", "covariance_type"),
+    "pca_gmm": ("n_pca", "n_components", "covariance_type"),
+    "vae": ("latent", "hidden", "steps"),
+    "ngram": ("order",),
+    "gru": ("hidden", "steps"),
+}
+MODEL_FIELDS: dict[str, tuple[str, ...]] = {
+    "mlp": ("hidden", "depth", "time_dim"),
+    "unet": ("channels", "time_dim"),
+    "transformer": ("d_model", "n_layers", "n_heads", "time_dim"),
+}
+
+
+def build_draft(cfg: DraftConfig, seed: int) -> Draft:
+    kwargs = {name: getattr(cfg, name) for name in DRAFT_FIELDS[cfg.kind]}
+    return get_draft(cfg.kind)(**kwargs, seed=seed)
+
+
+def net_spec(cfg: ModelConfig, data: Dataset) -> dict[str, Any]:
+    """``{"kind", **kwargs}`` for ``wsfm.models.build_model(kind, dim=D, **kwargs)``."""
+    spec: dict[str, Any] = {"kind": cfg.kind,
+                            **{name: getattr(cfg, name) for name in MODEL_FIELDS[cfg.kind]}}
+    if cfg.kind == "unet":
+        if data.kind != "image":
+            raise ValueError(f"model kind 'unet' needs image data, got {data.kind!r} data")
+        spec["image_shape"] = list(data.shape)
+    if cfg.kind == "transformer":
+        if data.kind != "text":
+            raise ValueError(f"model kind 'transformer' needs text data, got {data.kind!r} data")
+        spec.update(data.extra["net"])  # sequence length, vocabulary, form
+    return spec
+
+
+def make_evaluator(data: Dataset, cfg: EvalConfig, seed: int) -> Evaluator:
+    if data.kind == "vector":
+        return VectorEvaluator(n_projections=cfg.n_projections, seed=seed)
+    if data.kind == "image":
+        return ImageEvaluator(seed=seed)
+    from wsfm.metrics.evaluators import TextEvaluator
+
+    return TextEvaluator(**data.extra["evaluator"])

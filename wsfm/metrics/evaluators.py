@@ -1,0 +1,142 @@
+"""Evaluators: one quality metric suite per kind of data, fitted once and saved.
+
+An evaluator is fitted on the training split (an image classifier, say), saved as an artifact
+and loaded by the evaluation stage. ``score(samples, test)`` returns a dict of metrics whose
+``primary`` entry ranks methods; ``lower_is_better`` says which way.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from wsfm.metrics.distances import energy_distance, sliced_wasserstein
+from wsfm.metrics.features import (FeatureClassifier, frechet_distance, knn_precision_recall,
+                                   train_classifier)
+
+__all__ = ["EVALUATORS", "Evaluator", "ImageEvaluator", "VectorEvaluator", "load_evaluator"]
+
+META = "evaluator.json"
+
+
+class Evaluator(ABC):
+    kind: ClassVar[str]
+    primary: ClassVar[str]
+    lower_is_better: ClassVar[bool]
+
+    @abstractmethod
+    def fit(self, train: np.ndarray, labels: np.ndarray | None, extra: dict[str, Any]) -> None:
+        """Fit on the training split (N, D) (and its labels (N,) where there are any)."""
+
+    @abstractmethod
+    def score(self, samples: np.ndarray, test: np.ndarray) -> dict[str, float]:
+        """Metrics of ``samples`` (n, D) against held-out ``test`` (M, D)."""
+
+    def save(self, folder: Path) -> None:
+        (Path(folder) / META).write_text(json.dumps({"kind": self.kind, **self.params()}))
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def load(cls, folder: Path, params: dict[str, Any]) -> Evaluator:
+        return cls(**params)
+
+
+class VectorEvaluator(Evaluator):
+    """Sliced Wasserstein-2 (primary) and energy distance, straight on the vectors."""
+
+    kind, primary, lower_is_better = "vector", "swd", True
+
+    def __init__(self, n_projections: int = 256, seed: int = 0):
+        self.n_projections, self.seed = n_projections, seed
+
+    def params(self) -> dict[str, Any]:
+        return {"n_projections": self.n_projections, "seed": self.seed}
+
+    def fit(self, train, labels, extra) -> None:
+        pass  # nothing to learn
+
+    def score(self, samples: np.ndarray, test: np.ndarray) -> dict[str, float]:
+        return {"swd": sliced_wasserstein(samples, test, self.n_projections, seed=self.seed),
+                "energy": energy_distance(samples[:2000], test[:2000])}
+
+
+class ImageEvaluator(Evaluator):
+    """Frechet distance (primary), precision, recall and classifier confidence in the
+    penultimate features of a classifier (labelled data) or in PCA space (unlabelled)."""
+
+    kind, primary, lower_is_better = "image", "fd", True
+
+    def __init__(self, seed: int = 0, classes: int = 0, dim: int = 0):
+        self.seed, self.classes, self.dim = seed, classes, dim
+        self.net: FeatureClassifier | None = None
+        self.pca: tuple[np.ndarray, np.ndarray] | None = None  # mean (D,), components (F, D)
+
+    def params(self) -> dict[str, Any]:
+        return {"seed": self.seed, "classes": self.classes, "dim": self.dim}
+
+    def fit(self, train, labels, extra) -> None:
+        self.dim = train.shape[1]
+        if labels is not None:
+            self.net = train_classifier(train, labels, seed=self.seed)
+            self.classes = int(labels.max()) + 1
+        else:
+            mean = train.mean(0)
+            _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
+            self.pca = (mean, vt[: min(32, len(vt))])
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        if self.net is not None:
+            with torch.no_grad():
+                return self.net.features(torch.from_numpy(np.asarray(x, np.float32))).numpy()
+        mean, comps = self.pca
+        return (x - mean) @ comps.T
+
+    def score(self, samples: np.ndarray, test: np.ndarray) -> dict[str, float]:
+        fs, ft = self.features(samples), self.features(test)
+        precision, recall = knn_precision_recall(ft, fs[: max(len(ft), 1000)])
+        out = {"fd": frechet_distance(fs, ft), "precision": precision, "recall": recall}
+        if self.net is not None:
+            with torch.no_grad():
+                probs = torch.softmax(self.net(torch.from_numpy(np.asarray(samples, np.float32))),
+                                      dim=1)
+            out["confidence"] = float(probs.max(dim=1).values.mean())
+        return out
+
+    def save(self, folder: Path) -> None:
+        super().save(folder)
+        if self.net is not None:
+            torch.save(self.net.state_dict(), Path(folder) / "classifier.pt")
+        else:
+            np.savez(Path(folder) / "pca.npz", mean=self.pca[0], components=self.pca[1])
+
+    @classmethod
+    def load(cls, folder: Path, params: dict[str, Any]) -> Evaluator:
+        self = cls(**params)
+        folder = Path(folder)
+        if (folder / "classifier.pt").is_file():
+            self.net = FeatureClassifier(self.dim, self.classes)
+            self.net.load_state_dict(torch.load(folder / "classifier.pt", weights_only=True))
+            self.net.eval()
+        else:
+            with np.load(folder / "pca.npz") as f:
+                self.pca = (f["mean"], f["components"])
+        return self
+
+
+EVALUATORS: dict[str, type[Evaluator]] = {"vector": VectorEvaluator, "image": ImageEvaluator}
+
+
+def load_evaluator(folder: str | Path) -> Evaluator:
+    folder = Path(folder)
+    meta = json.loads((folder / META).read_text())
+    kind = meta.pop("kind")
+    if kind not in EVALUATORS:
+        raise ValueError(f"{folder}: unknown evaluator kind {kind!r}; known: {sorted(EVALUATORS)}")
+    return EVALUATORS[kind].load(folder, meta)
