@@ -69,3 +69,16 @@ def test_cli_refuses_a_bad_file_before_anything_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "model.widht" in err and str(path) in err
     assert not home.exists()
+
+
+def test_cli_refuses_bad_user_data_before_anything_runs(tmp_path, capsys):
+    import numpy as np
+
+    data = tmp_path / "x.npy"
+    np.save(data, np.array([[0.0, np.inf]] * 50))
+    path = write(tmp_path, f"name: x\ndata: {{kind: npy, path: {data}}}\n")
+    home = tmp_path / "home"
+    assert main(["run", str(path), "--home", str(home)]) == 2
+    err = capsys.readouterr().err
+    assert "x.npy" in err and "NaN or infinite" in err
+    assert not home.exists()

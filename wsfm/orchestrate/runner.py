@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wsfm.config import PipelineConfig, to_dict
+from wsfm.config import USER_KINDS, PipelineConfig, to_dict
+from wsfm.data.datasets import load_dataset
 from wsfm.orchestrate.dag import PlanItem, make_plan
 from wsfm.orchestrate.runtime import RayRuntime
 from wsfm.orchestrate.store import ArtifactStore
@@ -81,6 +82,8 @@ def run_pipeline(config: PipelineConfig, *, home: Path, pipeline_file: str = "",
                  profile: str | None = None, force: bool = False, from_stage: str | None = None,
                  only: str | None = None, dry_run: bool = False, address: str | None = None,
                  echo=print) -> RunSummary:
+    if config.data.kind in USER_KINDS:
+        load_dataset(config.data)  # users' data is validated before anything runs or is made
     home = Path(home).resolve()
     store = ArtifactStore(home / "artifacts", config.name)
     plan = make_plan(STAGES, config, store, force=force, from_stage=from_stage, only=only)

@@ -1,0 +1,36 @@
+"""The digits and words pipelines' smoke profiles, end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wsfm.orchestrate.store import ArtifactStore
+from wsfm.stages import STAGES
+
+from tests.conftest import ROOT
+from tests.test_pipeline import stage_lines, wsfm
+
+pytestmark = pytest.mark.pipeline
+
+
+@pytest.mark.parametrize("task,metric,lower", [("digits", "fd", True)])
+def test_task_smoke_pipeline(tmp_path, task, metric, lower):
+    home = tmp_path / "home"
+    proc = wsfm("run", str(ROOT / "pipelines" / f"{task}.yaml"), "--profile", "smoke",
+                home=home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert stage_lines(proc.stdout) == {s.name: "done" for s in STAGES}
+    store = ArtifactStore(home / "artifacts", task)
+    (evaluated,) = (store.root / task / "evaluate").iterdir()
+    report = json.loads((evaluated / "metrics.json").read_text())
+    assert report["task"] == task and report["metric"] == metric
+    assert report["lower_is_better"] is lower
+    methods = {r["method"] for r in report["rows"]}
+    assert {"draft", "cold", "warm_ot", "zero_shot"} <= methods
+    assert report["speedup_nfe"] == 10.0
+    # The reference (real held-out data) beats the draft on the task's own metric.
+    draft = next(r for r in report["rows"] if r["method"] == "draft")
+    assert (report["reference"] < draft["quality"]) if lower else (
+        report["reference"] > draft["quality"])
