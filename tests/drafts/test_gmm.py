@@ -91,9 +91,9 @@ def test_errors(tmp_path):
         GMMDraft(5).fit(np.zeros((3, 2)))
     with pytest.raises(FileNotFoundError):
         load_draft(tmp_path / "missing.npz")
-    np.savez(tmp_path / "other.npz", kind=np.array("vae"))
+    np.savez(tmp_path / "other.npz", kind=np.array("diffusion"))
     with pytest.raises(ValueError, match="gmm"):
         load_draft(tmp_path / "other.npz")
     with pytest.raises(ValueError, match="gmm"):
-        get_draft("vae")
+        get_draft("diffusion")
     assert get_draft("gmm") is GMMDraft and DRAFTS["gmm"] is GMMDraft

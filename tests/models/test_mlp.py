@@ -67,4 +67,13 @@ def test_registry():
     net = build_model("mlp", dim=3, hidden=8, depth=1)
     assert isinstance(net, MLPVelocity) and MODELS["mlp"] is MLPVelocity
     with pytest.raises(ValueError, match="mlp"):
-        build_model("unet", dim=3)
+        build_model("resnet", dim=3)
+
+
+def test_out_scale_multiplies_the_output_of_the_same_weights():
+    torch.manual_seed(0)
+    plain = MLPVelocity(3, hidden=16, depth=2, time_dim=8)
+    scaled = MLPVelocity(3, hidden=16, depth=2, time_dim=8, out_scale=0.1)
+    scaled.load_state_dict(plain.state_dict())
+    x, s = torch.randn(5, 3), torch.rand(5)
+    torch.testing.assert_close(scaled(x, s), 0.1 * plain(x, s))

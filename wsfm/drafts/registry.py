@@ -6,10 +6,20 @@ from pathlib import Path
 
 from wsfm.drafts.base import Draft, read_kind
 from wsfm.drafts.gmm import GMMDraft
+from wsfm.drafts.gru import GRUDraft
+from wsfm.drafts.ngram import CharNgramDraft
+from wsfm.drafts.pca_gmm import PCAGMMDraft
+from wsfm.drafts.vae import VAEDraft
 
 __all__ = ["DRAFTS", "get_draft", "load_draft"]
 
-DRAFTS: dict[str, type[Draft]] = {"gmm": GMMDraft}
+DRAFTS: dict[str, type[Draft]] = {
+    GMMDraft.kind: GMMDraft,
+    PCAGMMDraft.kind: PCAGMMDraft,
+    VAEDraft.kind: VAEDraft,
+    CharNgramDraft.kind: CharNgramDraft,
+    GRUDraft.kind: GRUDraft,
+}
 
 
 def get_draft(name: str) -> type[Draft]:

@@ -10,6 +10,15 @@ data row ``i``, the usual class-conditional batch), or a pair ``(labels0 (B0,),
 labels1 (B1,))``. ``minibatch_ot`` needs, for every class, as many ``x0`` rows as ``x1``
 rows (a ValueError names the first class whose counts differ); ``nearest`` needs each class
 of ``x0`` to occur in ``x1``.
+
+**Left out, and why.** TorchCFM's ``OTPlanSampler`` also offers entropic (Sinkhorn),
+unbalanced and partial OT through the POT library, and draws pairs *from* the plan, with
+replacement; its Schrodinger-bridge matcher pairs by entropic OT and adds noise along the
+path. Here the exact assignment is cheap (a 256 x 256 ``linear_sum_assignment`` takes a few
+milliseconds on a CPU core) and gives the straightest pairs, which is what few-step warm
+sampling needs; entropic blurring re-curves the flow, and would add a dependency (POT) and a
+regularisation strength to tune. Pairs are a permutation, so every draft and every data row
+of the batch is used exactly once.
 """
 
 from __future__ import annotations

@@ -9,6 +9,15 @@ with the cold run's ``h = 1/N_cold`` costs ``ceil((1 - t0) N_cold)`` steps.
 NFE (velocity calls) per step: euler 1, midpoint 2, heun 2, rk4 4; ``ODEResult.nfe`` is
 counted by wrapping the velocity, not computed from the table. Gradients are the caller's
 business (wrap in ``torch.no_grad()`` for sampling); the dtype of ``x`` is kept.
+
+**Left out, and why.** facebookresearch/flow_matching's ``ODESolver`` (torchdiffeq) and
+TorchCFM (torchdyn) also integrate with adaptive-step solvers such as dopri5, on arbitrary
+time grids, and flow_matching computes log-likelihoods through the divergence. WS-FM's claim
+is a guaranteed cost: ``ceil((1 - t0) N)`` evaluations, fixed before sampling. An adaptive
+solver spends a data- and tolerance-dependent NFE (at least 6 per accepted dopri5 step), so
+it cannot make that guarantee, and likelihoods are not one of this project's metrics.
+Non-uniform grids would keep a fixed NFE but break the rule "the warm run uses the cold run's
+step ``h``" that the speed-up is defined by.
 """
 
 from __future__ import annotations

@@ -1,7 +1,19 @@
-"""Velocity networks ``net(x, s)``."""
+"""Velocity networks ``net(x (B, D), s (B,)) -> (B, D)``, by name in ``MODELS``.
+
+- ``mlp`` (``MLPVelocity``): vectors (toy2d; digits as flat 64-vectors).
+- ``unet`` (``UNetLite``): small images stored flat; one down/up level with a skip.
+
+Left out, and why: TorchCFM and facebookresearch/flow_matching ship the guided-diffusion
+U-Net (several resolutions, self-attention, dropout) and, in flow_matching's examples, a DiT
+and discrete-flow Transformers. At 8x8 pixels one down-sampling step leaves 4x4 maps, where
+attention and more levels buy little and cost CPU time; the text task brings its own small
+Transformer. Neither an EMA of the weights nor classifier-free guidance is here yet: the
+tasks are unconditional and the training budgets short.
+"""
 
 from wsfm.models.embedding import sinusoidal_embedding
 from wsfm.models.mlp import MLPVelocity
 from wsfm.models.registry import MODELS, build_model
+from wsfm.models.unet import UNetLite
 
-__all__ = ["MLPVelocity", "MODELS", "build_model", "sinusoidal_embedding"]
+__all__ = ["MLPVelocity", "MODELS", "UNetLite", "build_model", "sinusoidal_embedding"]

@@ -5,10 +5,13 @@ from __future__ import annotations
 from torch import nn
 
 from wsfm.models.mlp import MLPVelocity
+from wsfm.models.transformer import SeqTransformer
+from wsfm.models.unet import UNetLite
 
 __all__ = ["MODELS", "build_model"]
 
-MODELS: dict[str, type[nn.Module]] = {"mlp": MLPVelocity}
+MODELS: dict[str, type[nn.Module]] = {"mlp": MLPVelocity, "unet": UNetLite,
+                                      "transformer": SeqTransformer}
 
 
 def build_model(name: str, **kwargs: object) -> nn.Module:

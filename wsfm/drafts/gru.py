@@ -1,0 +1,201 @@
+"""Tiny GRU character language model used as a draft, trained on the CPU in seconds.
+
+Tokens as in ``wsfm.drafts.ngram``: ``0`` = end (= pad code), ``1..26`` = ``a..z``, and an
+input-only start token ``27``. The model reads ``[start, c_1, ..., c_L]`` and is trained by
+teacher forcing to predict ``[c_1, ..., c_L, end]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar, Self
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from wsfm.data.words import VOCAB, encode
+from wsfm.drafts.base import Draft
+from wsfm.drafts.ngram import fit_lengths, words_from_data
+
+__all__ = ["CharGRU", "GRUDraft"]
+
+_START = VOCAB
+_MAX_ROUNDS = 1000
+_PARAM = "param/"  # prefix of the network's arrays in the saved file
+
+
+class CharGRU(nn.Module):
+    """Embedding (28 tokens) -> one GRU layer -> logits over 27 symbols."""
+
+    def __init__(self, hidden: int = 64, embed: int = 32) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB + 1, embed)
+        self.gru = nn.GRU(embed, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, VOCAB)
+
+    def forward(self, tokens: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """tokens (B, T) long, h (1, B, hidden) or None -> logits (B, T, 27), h (1, B, hidden)."""
+        out, h = self.gru(self.embed(tokens), h)
+        return self.head(out), h
+
+
+class GRUDraft(Draft):
+    """A character GRU language model as a draft.
+
+    Training: ``steps`` AdamW steps on batches of ``batch_size`` training words drawn with
+    replacement, cross-entropy on the letters and the end symbol (pads after the end are
+    ignored). Initialisation and batches are seeded with ``seed``. **Length**: as in
+    ``CharNgramDraft``, a word outside the training length range is drawn again.
+
+    Args:
+        hidden: GRU width.
+        embed: token embedding size.
+        steps: training steps.
+        batch_size: words per step.
+        lr: AdamW learning rate (cosine-decayed to 0).
+        temperature: sampling temperature (> 0) applied to the logits.
+        seed: seeds initialisation and batch order.
+    """
+
+    kind: ClassVar[str] = "gru"
+
+    def __init__(self, hidden: int = 64, embed: int = 32, steps: int = 1500,
+                 batch_size: int = 128, lr: float = 3e-3, temperature: float = 1.0,
+                 seed: int = 0) -> None:
+        if min(hidden, embed, steps, batch_size) < 1:
+            raise ValueError(f"hidden, embed, steps and batch_size must be >= 1, got "
+                             f"{hidden}, {embed}, {steps}, {batch_size}")
+        if not lr > 0 or not temperature > 0:
+            raise ValueError(f"lr and temperature must be > 0, got {lr!r}, {temperature!r}")
+        self.hidden, self.embed, self.steps, self.batch_size = hidden, embed, steps, batch_size
+        self.lr, self.temperature, self.seed = float(lr), float(temperature), int(seed)
+        self.net: CharGRU | None = None
+        self.width = 0  # D: the padded length of a sample
+        self.min_len = self.max_len = 0  # the training length range
+        self.mean_len = 0.0
+        self.final_loss = float("nan")
+
+    def __repr__(self) -> str:
+        return (f"GRUDraft(hidden={self.hidden}, embed={self.embed}, steps={self.steps}, "
+                f"temperature={self.temperature}, seed={self.seed})")
+
+    def fit(self, data: np.ndarray | Sequence[str]) -> Self:
+        """Train on ``data``: (N, L) codes (``wsfm.data.words.encode``) or words."""
+        words, self.width = words_from_data(data)
+        self.min_len, self.max_len = fit_lengths(words, self.width)
+        self.mean_len = float(np.mean([len(w) for w in words]))
+        codes = torch.from_numpy(encode(words, self.max_len + 1))  # (N, max_len + 1): ends in pad
+        inputs = torch.cat([torch.full((len(words), 1), _START), codes[:, :-1]], dim=1)
+        lengths = torch.tensor([len(w) for w in words])
+        keep = torch.arange(self.max_len + 1)[None, :] <= lengths[:, None]  # letters + end
+        gen = torch.Generator().manual_seed(self.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            net = CharGRU(self.hidden, self.embed)
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=0.0)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.steps)
+        loss_fn = nn.CrossEntropyLoss()
+        for _ in range(self.steps):
+            idx = torch.randint(len(words), (self.batch_size,), generator=gen)
+            logits, _ = net(inputs[idx])
+            loss = loss_fn(logits[keep[idx]], codes[idx][keep[idx]])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        self.net, self.final_loss = net.eval(), float(loss.detach())
+        return self
+
+    def _fitted(self) -> CharGRU:
+        if self.net is None:
+            raise ValueError("GRUDraft is not fitted: call fit() or GRUDraft.load()")
+        return self.net
+
+    @property
+    def dim(self) -> int:
+        self._fitted()
+        return self.width
+
+    @property
+    def cost_per_sample(self) -> float:
+        """FLOPs per word: per symbol a GRU step (2 x 3 gates x (embed + hidden) x hidden),
+        the output layer (2 x hidden x 27) and a 27-way draw, at the training mean length."""
+        self._fitted()
+        per_symbol = 6 * (self.embed + self.hidden) * self.hidden + 2 * self.hidden * VOCAB
+        return float((per_symbol + 2 * VOCAB) * (self.mean_len + 1))
+
+    @torch.no_grad()
+    def _draw(self, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """n words: ((n, max_len) long codes, (n,) lengths or -1 when no end came)."""
+        net = self._fitted()
+        codes = torch.zeros((n, self.max_len + 1), dtype=torch.long)
+        lengths = torch.full((n,), -1, dtype=torch.long)
+        alive = torch.ones(n, dtype=torch.bool)
+        tok, h = torch.full((n, 1), _START, dtype=torch.long), None
+        for i in range(self.max_len + 1):
+            logits, h = net(tok, h)
+            probs = torch.softmax(logits[:, -1].double() / self.temperature, dim=-1)
+            sym = torch.multinomial(probs, 1, generator=gen).squeeze(1)
+            sym = torch.where(alive, sym, torch.zeros_like(sym))
+            lengths[alive & (sym == 0)] = i
+            alive &= sym != 0
+            codes[:, i] = sym
+            tok = sym[:, None]
+            if not alive.any():
+                break
+        return codes[:, :self.max_len], lengths
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """(n, width) float32 codes (pad after the word) of words of length in
+        ``[min_len, max_len]``, the training range."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n!r}")
+        gen = torch.Generator().manual_seed(seed)
+        out = torch.zeros((n, self.width), dtype=torch.long)
+        todo = torch.arange(n)
+        for _ in range(_MAX_ROUNDS):
+            if len(todo) == 0:
+                return out.numpy().astype(np.float32)
+            codes, lengths = self._draw(len(todo), gen)
+            ok = (lengths >= self.min_len) & (lengths <= self.max_len)
+            out[todo[ok], :self.max_len] = codes[ok]
+            todo = todo[~ok]
+        raise RuntimeError(f"the GRU rarely ends within [{self.min_len}, {self.max_len}] "
+                           f"letters: {len(todo)} drafts left after {_MAX_ROUNDS} rounds")
+
+    def save(self, path: str | Path) -> None:
+        net = self._fitted()
+        params = {_PARAM + k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+        with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
+            np.savez(f, kind=np.array(self.kind), hidden=np.array(self.hidden),
+                     embed=np.array(self.embed), steps=np.array(self.steps),
+                     batch_size=np.array(self.batch_size), lr=np.array(self.lr),
+                     temperature=np.array(self.temperature), seed=np.array(self.seed),
+                     width=np.array(self.width), max_len=np.array(self.max_len),
+                     min_len=np.array(self.min_len),
+                     mean_len=np.array(self.mean_len), final_loss=np.array(self.final_loss),
+                     **params)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no draft file at {path}")
+        with np.load(path, allow_pickle=False) as f:
+            kind = str(f["kind"]) if "kind" in f.files else None
+            if kind != cls.kind:
+                raise ValueError(f"{path} holds a draft of kind {kind!r}, not {cls.kind!r}")
+            draft = cls(int(f["hidden"]), int(f["embed"]), int(f["steps"]),
+                        int(f["batch_size"]), float(f["lr"]), float(f["temperature"]),
+                        int(f["seed"]))
+            draft.width, draft.max_len = int(f["width"]), int(f["max_len"])
+            draft.min_len = int(f["min_len"])
+            draft.mean_len, draft.final_loss = float(f["mean_len"]), float(f["final_loss"])
+            state = {k[len(_PARAM):]: torch.from_numpy(f[k].copy())
+                     for k in f.files if k.startswith(_PARAM)}
+        net = CharGRU(draft.hidden, draft.embed)
+        net.load_state_dict(state)
+        draft.net = net.eval()
+        return draft

@@ -1,0 +1,196 @@
+"""Character n-gram draft: a Markov chain over letters that writes whole words.
+
+Symbols: ``0`` = end (it doubles as the pad code of ``wsfm.data.words``), ``1..26`` =
+``a..z``; contexts are the ``order - 1`` previous symbols, with ``27`` (start) before the
+first letter. The table of next-symbol counts is dense, ``(28 ** (order - 1), 27)``, so
+``order`` is limited to ``MAX_ORDER``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar, Self
+
+import numpy as np
+
+from wsfm.data.words import VOCAB, decode, encode
+from wsfm.drafts.base import Draft
+
+__all__ = ["CharNgramDraft", "MAX_ORDER", "fit_lengths", "words_from_data"]
+
+MAX_ORDER = 4
+_START = VOCAB  # 27: the start symbol, only ever a context
+_CTX = VOCAB + 1  # context alphabet: end/pad, 26 letters, start
+_MAX_ROUNDS = 1000
+
+
+def words_from_data(data: np.ndarray | Sequence[str]) -> tuple[list[str], int]:
+    """Training words and their padded length from ``data``: (N, L) codes or a word list
+    (then the padded length is the longest word's)."""
+    if isinstance(data, np.ndarray):
+        if data.ndim != 2:
+            raise ValueError(f"data must be (N, L) codes, got shape {data.shape}")
+        return decode(data), int(data.shape[1])
+    words = list(data)
+    return words, max((len(w) for w in words), default=0)
+
+
+def fit_lengths(words: Sequence[str], max_len: int) -> tuple[int, int]:
+    """(shortest, longest) training word, checked against ``max_len``; drafts are kept to
+    this range by resampling."""
+    if not words:
+        raise ValueError("need at least one training word")
+    lengths = [len(w) for w in words]
+    if min(lengths) < 1 or max(lengths) > max_len:
+        raise ValueError(f"word lengths must lie in [1, {max_len}], got "
+                         f"[{min(lengths)}, {max(lengths)}]")
+    return min(lengths), max(lengths)
+
+
+class CharNgramDraft(Draft):
+    """Character n-gram language model (bigram by default) used as a draft.
+
+    ``P(c | h) = (n(h, c) + alpha) / (n(h) + 27 alpha)``, maximum likelihood for
+    ``alpha = 0`` (every context the chain can reach was seen in training, so no row is
+    empty). A word ends when the chain emits the end symbol. **Length**: a word shorter than
+    the shortest or longer than the longest training word (at most ``max_len``) is thrown
+    away and drawn again, so drafts follow the chain conditioned on the training length
+    range; nothing is truncated.
+
+    Args:
+        order: n (1 = letter frequencies only, 2 = bigram, ...), at most ``MAX_ORDER``.
+        alpha: add-alpha smoothing (>= 0).
+        seed: unused by the fit (it is deterministic); kept for the common draft signature.
+    """
+
+    kind: ClassVar[str] = "ngram"
+
+    def __init__(self, order: int = 2, alpha: float = 0.0, seed: int = 0) -> None:
+        if not 1 <= order <= MAX_ORDER:
+            raise ValueError(f"order must be in [1, {MAX_ORDER}], got {order!r}")
+        if alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha!r}")
+        self.order, self.alpha, self.seed = int(order), float(alpha), int(seed)
+        self.counts: np.ndarray | None = None  # (28 ** (order - 1), 27) int64
+        self.width = 0  # D: the padded length of a sample
+        self.min_len = self.max_len = 0  # the training length range
+        self.mean_len = 0.0
+
+    def __repr__(self) -> str:
+        return f"CharNgramDraft(order={self.order}, alpha={self.alpha})"
+
+    def _context_ids(self, codes: np.ndarray) -> np.ndarray:
+        """(N, L) codes -> (N, L + 1) context id before each symbol (letters + end)."""
+        n, length = codes.shape
+        k = self.order - 1
+        seq = np.concatenate([np.full((n, k), _START, dtype=np.int64), codes], axis=1)
+        ids = np.zeros((n, length + 1), dtype=np.int64)
+        for j in range(k):  # oldest symbol first: id = sum_j seq[i + j] * 28 ** (k - 1 - j)
+            ids = ids * _CTX + seq[:, j:j + length + 1]
+        return ids
+
+    def fit(self, data: np.ndarray | Sequence[str]) -> Self:
+        """Count n-grams in ``data``: (N, L) codes (``wsfm.data.words.encode``) or words."""
+        words, self.width = words_from_data(data)
+        self.min_len, self.max_len = fit_lengths(words, self.width)
+        codes = encode(words, self.max_len + 1)  # at least one pad column: every word has an end
+        lengths = np.array([len(w) for w in words])
+        ctx = self._context_ids(codes)[:, :self.max_len + 1]
+        nxt = codes[:, :self.max_len + 1]
+        used = np.arange(self.max_len + 1)[None, :] <= lengths[:, None]  # letters and the end
+        counts = np.zeros((_CTX ** (self.order - 1), VOCAB), dtype=np.int64)
+        np.add.at(counts, (ctx[used], nxt[used]), 1)
+        self.counts, self.mean_len = counts, float(lengths.mean())
+        return self
+
+    def _fitted(self) -> np.ndarray:
+        if self.counts is None:
+            raise ValueError("CharNgramDraft is not fitted: call fit() or CharNgramDraft.load()")
+        return self.counts
+
+    @property
+    def dim(self) -> int:
+        self._fitted()
+        return self.width
+
+    @property
+    def cost_per_sample(self) -> float:
+        """About 2 x 27 operations (cumulative sum, compare) per symbol drawn, letters and
+        end, at the training mean length; resampling of out-of-range lengths is ignored."""
+        self._fitted()
+        return float(2 * VOCAB * (self.mean_len + 1))
+
+    def probabilities(self) -> np.ndarray:
+        """(28 ** (order - 1), 27) float64 next-symbol distributions (rows that no training
+        context reached are uniform)."""
+        counts = self._fitted().astype(np.float64) + self.alpha
+        totals = counts.sum(axis=1, keepdims=True)
+        return np.divide(counts, totals, out=np.full_like(counts, 1.0 / VOCAB),
+                         where=totals > 0)
+
+    def _draw(self, n: int, rng: np.random.Generator, cum: np.ndarray) -> tuple[np.ndarray,
+                                                                                 np.ndarray]:
+        """n chains of up to ``max_len + 1`` symbols: ((n, max_len) codes, (n,) lengths, -1
+        where no end came)."""
+        codes = np.zeros((n, self.max_len + 1), dtype=np.int64)
+        ctx = np.full(n, 0, dtype=np.int64)
+        for _ in range(self.order - 1):
+            ctx = ctx * _CTX + _START
+        alive = np.ones(n, dtype=bool)
+        lengths = np.full(n, -1, dtype=np.int64)
+        keep = _CTX ** max(self.order - 2, 0)  # ids of the newest order - 2 symbols
+        u = rng.random((n, self.max_len + 1))
+        for i in range(self.max_len + 1):
+            sym = (cum[ctx] < u[:, i:i + 1]).sum(axis=1).clip(max=VOCAB - 1)
+            sym = np.where(alive, sym, 0)
+            lengths[alive & (sym == 0)] = i
+            alive &= sym != 0
+            codes[:, i] = sym
+            if self.order > 1:
+                ctx = (ctx % keep) * _CTX + sym
+        return codes[:, :self.max_len], lengths
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """(n, width) float32 codes (pad after the word) of words of length in
+        ``[min_len, max_len]``, the training range."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n!r}")
+        cum = np.cumsum(self.probabilities(), axis=1)
+        rng = np.random.default_rng(seed)
+        out = np.zeros((n, self.width), dtype=np.int64)
+        todo = np.arange(n)
+        for _ in range(_MAX_ROUNDS):
+            if len(todo) == 0:
+                return out.astype(np.float32)
+            codes, lengths = self._draw(len(todo), rng, cum)
+            ok = (lengths >= self.min_len) & (lengths <= self.max_len)
+            out[todo[ok], :self.max_len] = codes[ok]
+            todo = todo[~ok]
+        raise RuntimeError(f"the chain rarely ends within [{self.min_len}, {self.max_len}] "
+                           f"letters: {len(todo)} drafts left after {_MAX_ROUNDS} rounds")
+
+    def save(self, path: str | Path) -> None:
+        counts = self._fitted()
+        with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
+            np.savez(f, kind=np.array(self.kind), order=np.array(self.order),
+                     alpha=np.array(self.alpha), seed=np.array(self.seed), counts=counts,
+                     width=np.array(self.width), max_len=np.array(self.max_len),
+                     min_len=np.array(self.min_len),
+                     mean_len=np.array(self.mean_len))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no draft file at {path}")
+        with np.load(path, allow_pickle=False) as f:
+            kind = str(f["kind"]) if "kind" in f.files else None
+            if kind != cls.kind:
+                raise ValueError(f"{path} holds a draft of kind {kind!r}, not {cls.kind!r}")
+            draft = cls(int(f["order"]), float(f["alpha"]), int(f["seed"]))
+            draft.counts = f["counts"].copy()
+            draft.width, draft.max_len = int(f["width"]), int(f["max_len"])
+            draft.min_len = int(f["min_len"])
+            draft.mean_len = float(f["mean_len"])
+        return draft
