@@ -1,26 +1,202 @@
+import dataclasses
+import hashlib
+import json
+import os
+import signal
+from pathlib import Path
+
 import numpy as np
+import pyarrow.parquet as pq
+import pytest
 import webdataset as wds
 
+from wsfm.data.datasets import load_dataset
 from wsfm.drafts import load_draft
-from wsfm.orchestrate.runtime import RayRuntime
-from wsfm.shards import read_manifest, verify_shards
-from wsfm.stages.generate_drafts import generate_drafts
+from wsfm.orchestrate.runtime import MapError, RayRuntime
+from wsfm.shards import MANIFEST, ShardWriter, read_manifest, shard_batches, verify_shards
+from wsfm.stages.generate_drafts import CHUNK_BLOCKS, generate_drafts
 
 from tests.stages.conftest import context
 
+DETERMINISTIC = ["shard", "count", "bytes", "sha256", "seed", "draft_sha256", "pair"]
 
-def test_shards_hold_the_drafts_of_each_seed(tmp_path, tiny_config, draft_dir, ray_local):
+
+class SerialRuntime:
+    """``map`` in this process: for tests that need no Ray."""
+
+    def map(self, fn, items, **progress):
+        return [fn(item) for item in items]
+
+
+class WrappingRuntime:
+    """A real RayRuntime whose map runs ``wrap(fn)``: fault injection from outside the stage."""
+
+    def __init__(self, runtime, wrap):
+        self.runtime, self.wrap = runtime, wrap
+
+    def map(self, fn, items, **progress):
+        return self.runtime.map(self.wrap(fn), items, **progress)
+
+
+def with_shards(config, **changes):
+    return dataclasses.replace(config, shards=dataclasses.replace(config.shards, **changes))
+
+
+def manifest_rows(folder, columns=DETERMINISTIC):
+    return pq.read_table(folder / MANIFEST).select(columns).to_pylist()
+
+
+def blocks_of(path, name="x.npy"):
+    samples = list(wds.WebDataset(str(path), shardshuffle=False).decode())
+    return [s["__key__"] for s in samples], [s[name] for s in samples]
+
+
+def test_shards_hold_the_drafts_of_their_seeds(tmp_path, tiny_config, draft_dir, ray_local):
+    cfg = with_shards(tiny_config, num_shards=3, per_shard=300, block=16)
     out = tmp_path / "shards"
     runtime = RayRuntime(storage_path=str(tmp_path / "ray"), run_name="t")
-    result = generate_drafts(context(tiny_config, out, runtime, pretrain_draft=draft_dir))
+    result = generate_drafts(context(cfg, out, runtime, pretrain_draft=draft_dir))
 
     records = read_manifest(out)
-    n, per = tiny_config.shards.num_shards, tiny_config.shards.per_shard
-    assert len(records) == n and result.metrics["drafts"] == n * per
-    assert len({r.seed for r in records}) == n
+    assert len(records) == 3 and result.metrics["drafts"] == 900
+    assert result.metrics["shards_written"] == 3 and result.metrics["shards_reused"] == 0
+    assert len({r.seed for r in records}) == 3
     assert verify_shards(out) == []
+    draft_sha = hashlib.sha256((draft_dir / "draft.npz").read_bytes()).hexdigest()
     draft = load_draft(draft_dir / "draft.npz")
-    for rec in records:  # each shard is exactly its seed's draws, in order
-        blocks = [s["x.npy"] for s in wds.WebDataset(str(out / rec.shard),
-                                                      shardshuffle=False).decode()]
-        np.testing.assert_array_equal(np.concatenate(blocks), draft.sample(per, rec.seed))
+    keys = []
+    for i, rec in enumerate(records):
+        assert rec.draft_sha256 == draft_sha and rec.pair == "none" and rec.seconds > 0
+        assert json.loads((out / f"shard-{i:06d}.json").read_text()) == dataclasses.asdict(rec)
+        # Sampled a chunk of 16 blocks at a time, each chunk with a seed derived from the
+        # shard's: 256 + 44 rows.
+        seeds = [int(np.random.SeedSequence([rec.seed, c]).generate_state(1)[0]) for c in (0, 1)]
+        chunk = 16 * CHUNK_BLOCKS
+        expected = np.concatenate([draft.sample(chunk, seeds[0]),
+                                   draft.sample(300 - chunk, seeds[1])])
+        shard_keys, blocks = blocks_of(out / rec.shard)
+        keys += shard_keys
+        assert [len(b) for b in blocks] == [16] * 18 + [12]
+        np.testing.assert_array_equal(np.concatenate(blocks), expected)
+    assert len(set(keys)) == len(keys) and not any("." in k for k in keys)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def _kill_first_attempt(marker: Path, index: int):
+    def wrap(fn):
+        def shard_or_die(job):
+            if job.index == index and not marker.exists():
+                marker.write_text(str(os.getpid()))
+                # Die in the middle of writing: a real half-written temporary tar is left.
+                writer = ShardWriter(Path(job.out_dir), job.index)
+                writer.write(np.zeros((7, 2), np.float32))
+                writer._fh.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return fn(job)
+
+        return shard_or_die
+
+    return wrap
+
+
+def test_a_sigkilled_worker_is_retried_and_the_manifest_is_right(tmp_path, tiny_config,
+                                                                 draft_dir, ray_local):
+    cfg = with_shards(tiny_config, num_shards=5, per_shard=400)
+    reference = tmp_path / "reference"
+    generate_drafts(context(cfg, reference, SerialRuntime(), pretrain_draft=draft_dir))
+
+    out, marker = tmp_path / "shards", tmp_path / "killed"
+    ray_runtime = RayRuntime(storage_path=str(tmp_path / "ray"), run_name="t", max_retries=2)
+    runtime = WrappingRuntime(ray_runtime, _kill_first_attempt(marker, index=3))
+    result = generate_drafts(context(cfg, out, runtime, pretrain_draft=draft_dir))
+
+    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker really died
+    assert result.metrics["shards_written"] == 5 and result.metrics["drafts"] == 2000
+    assert verify_shards(out) == []
+    assert manifest_rows(out) == manifest_rows(reference)  # same bytes, same sha256
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the torn tar is gone
+
+
+def test_a_shard_that_keeps_failing_fails_the_stage_and_the_rerun_resumes(
+        tmp_path, tiny_config, draft_dir, ray_local):
+    cfg = with_shards(tiny_config, num_shards=4, per_shard=300)
+    reference = tmp_path / "reference"
+    generate_drafts(context(cfg, reference, SerialRuntime(), pretrain_draft=draft_dir))
+
+    def always_fails_on_2(fn):
+        def shard(job):
+            if job.index == 2:
+                raise OSError("disk on fire")
+            return fn(job)
+        return shard
+
+    out = tmp_path / "shards"
+    ray_runtime = RayRuntime(storage_path=str(tmp_path / "ray"), run_name="t", max_retries=1)
+    with pytest.raises(MapError, match=r"shard-000002\.tar \(seed 1002\): OSError: disk on fire"):
+        generate_drafts(context(cfg, out, WrappingRuntime(ray_runtime, always_fails_on_2),
+                                pretrain_draft=draft_dir))
+    assert sorted(p.name for p in out.glob("shard-*.tar")) == [
+        "shard-000000.tar", "shard-000001.tar", "shard-000003.tar"]  # the others finished
+
+    result = generate_drafts(context(cfg, out, ray_runtime, pretrain_draft=draft_dir))
+    assert result.metrics["shards_reused"] == 3 and result.metrics["shards_written"] == 1
+    assert manifest_rows(out) == manifest_rows(reference)
+
+
+def test_rerun_redoes_only_missing_and_invalid_shards(tmp_path, tiny_config, draft_dir, capsys):
+    cfg = with_shards(tiny_config, num_shards=5, per_shard=300)
+    out = tmp_path / "shards"
+    generate_drafts(context(cfg, out, SerialRuntime(), pretrain_draft=draft_dir))
+    before = manifest_rows(out, DETERMINISTIC + ["seconds"])
+    truncated = out / "shard-000001.tar"
+    truncated.write_bytes(truncated.read_bytes()[:-700])
+    (out / "shard-000002.json").unlink()  # a crash between the rename and the stats record
+    (out / "shard-000004.tar").unlink()
+    (out / ".shard-000004.tar.tmp-999").write_bytes(b"torn")
+
+    result = generate_drafts(context(cfg, out, SerialRuntime(), pretrain_draft=draft_dir))
+    assert result.metrics["shards_written"] == 3 and result.metrics["shards_reused"] == 2
+    assert result.tags["shards_repaired"] == (
+        "shard-000001.tar, shard-000002.tar, shard-000004.tar")
+    printed = capsys.readouterr().out
+    assert "made again: shard-000001.tar:" in printed and "bytes, expected" in printed
+    after = manifest_rows(out, DETERMINISTIC + ["seconds"])
+    assert [r.pop("seconds") for r in after][0] == before[0]["seconds"]  # shard 0 was kept
+    assert after == [{k: v for k, v in r.items() if k != "seconds"} for r in before]
+    assert verify_shards(out) == []
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_nearest_pairing_stores_each_drafts_nearest_training_row(tmp_path, tiny_config,
+                                                               draft_dir):
+    cfg = with_shards(tiny_config, num_shards=2, per_shard=150, block=32, pair="nearest")
+    out = tmp_path / "shards"
+    generate_drafts(context(cfg, out, SerialRuntime(), pretrain_draft=draft_dir))
+    train = load_dataset(cfg.data).train.astype(np.float64)
+    for rec in read_manifest(out):
+        assert rec.pair == "nearest"
+        _, xs = blocks_of(out / rec.shard)
+        _, idx = blocks_of(out / rec.shard, "idx.npy")
+        x, idx = np.concatenate(xs).astype(np.float64), np.concatenate(idx)
+        d = ((x[:, None, :] - train[None, :, :]) ** 2).sum(-1)  # brute force, in numpy
+        np.testing.assert_allclose(d[np.arange(len(x)), idx], d.min(axis=1), rtol=1e-9)
+
+
+def test_minibatch_ot_pairing_is_a_optimal_matching_per_block(tmp_path, tiny_config, draft_dir):
+    cfg = with_shards(tiny_config, num_shards=2, per_shard=100, block=25, pair="minibatch_ot")
+    out = tmp_path / "shards"
+    generate_drafts(context(cfg, out, SerialRuntime(), pretrain_draft=draft_dir))
+    train = load_dataset(cfg.data).train.astype(np.float64)
+    urls = []
+    for rec in read_manifest(out):
+        urls.append(str(out / rec.shard))
+        _, xs = blocks_of(out / rec.shard)
+        _, idxs = blocks_of(out / rec.shard, "idx.npy")
+        for x, idx in zip(xs, idxs):
+            assert len(set(idx.tolist())) == len(idx)  # a matching: distinct training rows
+            c = ((x.astype(np.float64)[:, None] - train[idx][None]) ** 2).sum(-1)  # c[i, j]
+            # Optimal => no two drafts gain by swapping partners (2-opt).
+            gain = np.diag(c)[:, None] + np.diag(c)[None, :] - c - c.T
+            assert gain.max() <= 1e-9
+    for x, idx in shard_batches(urls, 20, epoch_batches=3, with_index=True):
+        assert x.shape == (20, 2) and idx.shape == (20,)

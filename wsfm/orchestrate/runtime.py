@@ -8,9 +8,14 @@ from typing import Any
 
 import ray
 
+from wsfm.progress import Progress
 from wsfm.stages.base import TrainSpec
 
-__all__ = ["RayRuntime"]
+__all__ = ["MapError", "RayRuntime"]
+
+
+class MapError(RuntimeError):
+    """Items of a parallel map failed after all their retries; the message names each one."""
 
 
 @dataclass(frozen=True)
@@ -21,7 +26,7 @@ class RayRuntime:
         storage_path: Ray Train's storage folder (absolute).
         run_name: a name unique to this stage output (Ray Train run name).
         tracking: ``{"uri", "run_id"}`` of the stage's MLflow run, for rank-0 logging.
-        max_retries: retries of a map task whose worker dies.
+        max_retries: retries of a map task whose worker dies or that raises.
         num_cpus: CPUs per map task.
     """
 
@@ -31,12 +36,56 @@ class RayRuntime:
     max_retries: int = 3
     num_cpus: float = 1.0
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        task = ray.remote(fn).options(num_cpus=self.num_cpus, max_retries=self.max_retries)
-        return ray.get([task.remote(item) for item in items])
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, desc: str = "",
+            unit: str = "items", work: Callable[[Any], float] | None = None,
+            work_unit: str = "") -> list[Any]:
+        """``[fn(item) for item in items]``, one Ray task per item; results in order.
+
+        A task whose worker dies or that raises is retried ``max_retries`` times
+        (``retry_exceptions``: Ray retries only dead workers by default). Progress is shown
+        as tasks finish. Tasks that still fail do not stop the others (a resumable stage keeps
+        their output); at the end a :class:`MapError` names every failed item (``str(item)``)
+        with its last error.
+        """
+        task = ray.remote(fn).options(num_cpus=self.num_cpus, max_retries=self.max_retries,
+                                      retry_exceptions=True)
+        index = {task.remote(item): i for i, item in enumerate(items)}
+        results: list[Any] = [None] * len(items)
+        failures: list[str] = []
+        progress = Progress(len(items), desc=desc or getattr(fn, "__name__", "map"), unit=unit,
+                            work_total=None if work is None else sum(work(x) for x in items),
+                            work_unit=work_unit)
+        pending = list(index)
+        with progress:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1, timeout=progress.interval)
+                if ready and pending:  # collect whatever else finished meanwhile
+                    more, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
+                    ready += more
+                for ref in ready:
+                    i = index[ref]
+                    try:
+                        results[i] = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        failures.append(f"{items[i]}: {_describe(exc)}")
+                    progress.update(1, 0.0 if work is None else work(items[i]))
+                progress.refresh()
+        if failures:
+            raise MapError(f"{len(failures)} of {len(items)} tasks failed after "
+                           f"{self.max_retries} retries: " + "; ".join(failures))
+        return results
 
     def train(self, spec: TrainSpec) -> dict[str, float]:
         from wsfm.train.ray_train import fit
 
         return fit(spec, storage_path=self.storage_path, run_name=self.run_name,
                    tracking=self.tracking)
+
+
+def _describe(exc: ray.exceptions.RayError) -> str:
+    """The task's own exception (``RayTaskError`` wraps it), or Ray's (a dead worker)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        return f"{type(cause).__name__}: {cause}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}"

@@ -35,8 +35,16 @@ class TrainSpec:
 class Runtime(Protocol):
     """What the orchestrator lends a stage for work beyond one process."""
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-        """``[fn(item) for item in items]``, run in parallel; results in order."""
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, desc: str = "",
+            unit: str = "items", work: Callable[[Any], float] | None = None,
+            work_unit: str = "") -> list[Any]:
+        """``[fn(item) for item in items]``, run in parallel with retries; results in order.
+
+        Shows progress as items finish (``desc``, done/total ``unit``; ``work(item)`` drafts
+        or samples per item give the rate in ``work_unit``/s). An item that still fails after
+        its retries does not stop the others; then the map raises an error that names every
+        failed item (``str(item)``) and its error.
+        """
         ...
 
     def train(self, spec: TrainSpec) -> dict[str, float]:

@@ -1,46 +1,176 @@
-"""Stage ``generate_drafts``: sample drafts in parallel into WebDataset shards."""
+"""Stage ``generate_drafts``: sample drafts in parallel into WebDataset shards.
+
+One parallel task per shard, each with its own seed. A task samples its drafts a chunk at a
+time (its memory does not grow with the shard, let alone with the total), optionally pairs
+each draft with a row of the training split (``shards.pair``: the coupling, precomputed, so
+that training does not redo it), writes the tar atomically and then its stats record. The
+stage is resumable: a shard whose stats record matches its job and whose tar matches the
+record (size, sha256) is kept, every other one is made again; the manifest is assembled from
+the stats records, so a resumed run's manifest equals an uninterrupted run's (all columns but
+the wall-clock ``seconds``).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from wsfm.config import DataConfig
+from wsfm.data.datasets import load_dataset
 from wsfm.drafts import load_draft
-from wsfm.shards import ShardRecord, write_manifest, write_shard
+from wsfm.flow.couplings import nearest_indices, ot_permutation
+from wsfm.shards import (BLOCK, ShardRecord, ShardWriter, check_shard, read_stats, sha256_file,
+                         shard_name, stats_name, write_manifest, write_stats)
 from wsfm.stages.base import StageContext, StageResult
 
-__all__ = ["ShardJob", "generate_drafts", "make_shard"]
+__all__ = ["ShardJob", "ShardResult", "chunk_seed", "generate_drafts", "make_shard"]
+
+CHUNK_BLOCKS = 16  # blocks sampled at once: bounds a task's memory whatever the shard size
+NEAREST_ROWS = 128  # drafts per distance matrix in nearest pairing: (128, N_train) float64
 
 
 @dataclass(frozen=True)
 class ShardJob:
+    """One shard's task; picklable. ``data`` is the training split's config (for ``pair``)."""
+
     draft_path: str
     out_dir: str
     index: int
     count: int
     seed: int
+    draft_sha256: str = ""
+    block: int = BLOCK
+    pair: str = "none"
+    data: DataConfig | None = None
+
+    def __str__(self) -> str:  # how a failed task is named in errors
+        return f"{shard_name(self.index)} (seed {self.seed})"
 
 
-def make_shard(job: ShardJob) -> ShardRecord:
-    """Sample one shard's drafts and write it (one parallel task per shard)."""
+@dataclass(frozen=True)
+class ShardResult:
+    record: ShardRecord
+    reused: bool  # found complete from an earlier attempt
+    repaired: str = ""  # why an earlier attempt's shard was made again ("" if none was there)
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The draft seed of rows ``[chunk * block * CHUNK_BLOCKS, ...)`` of the shard ``seed``."""
+    return int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0])
+
+
+def make_shard(job: ShardJob) -> ShardResult:
+    """Make (or find complete) one shard and its stats record (one parallel task per shard)."""
+    out = Path(job.out_dir)
+    old, problem = _earlier_attempt(out, job)
+    if problem is None:
+        return ShardResult(old, reused=True)
+    (out / stats_name(job.index)).unlink(missing_ok=True)  # the record must come after the tar
+    start = time.perf_counter()
+    with ShardWriter(out, job.index) as writer:
+        for x, idx in _chunks(job):
+            for s in range(0, len(x), job.block):
+                writer.write(x[s:s + job.block], None if idx is None else idx[s:s + job.block])
+        size, sha = writer.commit()
+    record = ShardRecord(shard_name(job.index), writer.count, size, sha, job.seed,
+                         seconds=time.perf_counter() - start, draft_sha256=job.draft_sha256,
+                         pair=job.pair)
+    write_stats(out, job.index, record)
+    return ShardResult(record, reused=False, repaired=problem)
+
+
+def _earlier_attempt(out: Path, job: ShardJob) -> tuple[ShardRecord | None, str | None]:
+    """The stats record an earlier attempt left, and what is wrong with its shard: None if
+    it is complete, ``""`` if nothing is there."""
+    old = read_stats(out, job.index)
+    tar = out / shard_name(job.index)
+    if old is None:
+        return None, f"{tar.name}: no valid stats record" if tar.exists() else ""
+    if (old.shard, old.count, old.seed, old.draft_sha256, old.pair) != (
+            tar.name, job.count, job.seed, job.draft_sha256, job.pair):
+        return old, f"{tar.name}: its stats record is for another job"
+    problem = check_shard(out, old)
+    return old, None if problem is None else problem.replace(str(tar), tar.name)
+
+
+def _chunks(job: ShardJob) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """The shard's drafts (rows, D) float32 and their partners (rows,) int64, chunk by chunk."""
     draft = load_draft(job.draft_path)
-    return write_shard(Path(job.out_dir), job.index, draft.sample(job.count, job.seed), job.seed)
+    data = None
+    if job.pair != "none":
+        assert job.data is not None, "pairing needs the data config"
+        data = torch.from_numpy(load_dataset(job.data).train)  # (N, D)
+        if data.shape[1] != draft.dim:
+            raise ValueError(f"draft dim {draft.dim} != data dim {data.shape[1]}")
+    rows = job.block * CHUNK_BLOCKS
+    for c, start in enumerate(range(0, job.count, rows)):
+        x = draft.sample(min(rows, job.count - start), chunk_seed(job.seed, c))  # (n, D)
+        yield x, None if data is None else _partners(x, data, job, c)
+
+
+def _partners(x: np.ndarray, data: torch.Tensor, job: ShardJob, chunk: int) -> np.ndarray:
+    """(n,) rows of ``data`` (N, D) paired with the drafts ``x`` (n, D)."""
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if job.pair == "nearest":
+        return np.concatenate([nearest_indices(xt[s:s + NEAREST_ROWS], data).numpy()
+                               for s in range(0, len(xt), NEAREST_ROWS)])
+    assert job.pair == "minibatch_ot", job.pair
+    # Exact OT between each block of drafts and as many training rows drawn for it: the
+    # coupling the training loop would compute, done once.
+    rng = np.random.default_rng([job.seed, chunk, 1])
+    idx = []
+    for s in range(0, len(xt), job.block):
+        xb = xt[s:s + job.block]
+        rows = rng.choice(len(data), size=len(xb), replace=len(xb) > len(data))
+        idx.append(rows[ot_permutation(xb, data[rows]).numpy()])
+    return np.concatenate(idx).astype(np.int64)
+
+
+def _drafts(job: ShardJob) -> int:
+    return job.count
 
 
 def generate_drafts(ctx: StageContext) -> StageResult:
     cfg = ctx.config
+    sh = cfg.shards
     draft_path = ctx.inputs["pretrain_draft"] / "draft.npz"
+    draft_sha = sha256_file(draft_path)
     # Shard seeds are disjoint from the seeds that evaluation samples with.
-    jobs = [ShardJob(str(draft_path), str(ctx.out), i, cfg.shards.per_shard,
-                     seed=cfg.seed * 1_000_003 + 1_000 + i)
-            for i in range(cfg.shards.num_shards)]
+    jobs = [ShardJob(str(draft_path), str(ctx.out), i, sh.per_shard,
+                     seed=cfg.seed * 1_000_003 + 1_000 + i, draft_sha256=draft_sha,
+                     block=sh.block, pair=sh.pair, data=cfg.data if sh.pair != "none" else None)
+            for i in range(sh.num_shards)]
+    _remove_temporaries(ctx.out)
     start = time.perf_counter()
-    records = ctx.runtime.map(make_shard, jobs)
+    try:
+        results = ctx.runtime.map(make_shard, jobs, desc="generate_drafts", unit="shards",
+                                  work=_drafts, work_unit="drafts")
+    finally:
+        _remove_temporaries(ctx.out)  # left by tasks whose worker died mid-write
     seconds = time.perf_counter() - start
+    records = [read_stats(ctx.out, job.index) for job in jobs]
+    assert records == [r.record for r in results], "stats records differ from the tasks' results"
     write_manifest(ctx.out, records)
-    drafts = sum(r.count for r in records)
-    size = sum(r.bytes for r in records)
-    return StageResult(metrics={"drafts": drafts, "bytes": size, "seconds": seconds,
-                                "drafts_per_s": drafts / seconds,
-                                "mb_per_s": size / 1e6 / seconds})
+    repaired = [r.repaired for r in results if r.repaired]
+    for line in repaired:
+        print(f"generate_drafts: made again: {line}", flush=True)
+    made = [r.record for r in results if not r.reused]
+    written = sum(r.count for r in made)
+    size = sum(r.bytes for r in made)
+    metrics = {"drafts": sum(r.count for r in records), "bytes": sum(r.bytes for r in records),
+               "shards_written": len(made), "shards_reused": len(results) - len(made),
+               "shards_repaired": len(repaired), "seconds": seconds,
+               "drafts_per_s": written / seconds, "mb_per_s": size / 1e6 / seconds}
+    names = [line.split(":", 1)[0] for line in repaired]
+    tags = {"shards_repaired": ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")}
+    return StageResult(metrics=metrics, tags=tags if names else {})
+
+
+def _remove_temporaries(folder: Path) -> None:
+    for tmp in Path(folder).glob(".shard-*.tmp-*"):
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,70 @@
+import io
+
+import pytest
+
+from wsfm.progress import Progress, format_duration, format_rate
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_formats():
+    assert format_duration(0) == "0:00:00"
+    assert format_duration(3725.4) == "1:02:05"
+    assert format_duration(float("inf")) == "?"
+    assert format_rate(85_234) == "85.2k"
+    assert format_rate(2_500_000) == "2.5M"
+    assert format_rate(12.0) == "12"
+
+
+def test_log_lines_are_periodic_and_complete():
+    clock, out = Clock(), io.StringIO()
+    p = Progress(4, desc="gen", unit="shards", work_total=400, work_unit="drafts",
+                 stream=out, live=False, interval=10, clock=clock)
+    with p:
+        clock.now += 2
+        p.update(1, 100)  # 2 s after the first line: too soon for another
+        clock.now += 9
+        p.update(1, 100)  # 11 s: a line
+        clock.now += 1
+        p.update(1, 100)
+        clock.now += 1
+        p.update(1, 100)  # done: always shown
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("gen  0/4 shards") and "ETA ?" in lines[0]
+    # 200 drafts in 11 s, 200 left at that rate: 11 s to go.
+    assert "2/4 shards" in lines[1] and "200 drafts" in lines[1]
+    assert "18.2 drafts/s" in lines[1] and "ETA 0:00:11" in lines[1]
+    assert "4/4 shards" in lines[2] and "100.0%" in lines[2] and "in 0:00:13" in lines[2]
+
+
+def test_rate_counts_items_without_work():
+    clock, out = Clock(), io.StringIO()
+    p = Progress(10, unit="steps", stream=out, live=False, interval=0, clock=clock)
+    clock.now += 4
+    p.update(2)
+    assert p.rate() == pytest.approx(0.5) and p.eta() == pytest.approx(16.0)
+    assert "0.5 steps/s" in out.getvalue()
+
+
+def test_live_bar_redraws_one_line():
+    clock, out = Clock(), io.StringIO()
+    with Progress(2, stream=out, live=True, interval=0, clock=clock) as p:
+        clock.now += 1
+        p.update()
+        clock.now += 1
+        p.update()
+    text = out.getvalue()
+    assert text.count("\r") == 3 and text.count("\n") == 1 and text.endswith("\n")
+    assert "[############............] 1/2 items" in text
+    assert "[########################] 2/2 items" in text
+
+
+def test_not_a_terminal_means_lines():
+    assert Progress(1, stream=io.StringIO()).live is False

@@ -1,0 +1,158 @@
+"""Progress of a long loop: done/total, rate and ETA, as a live bar or as periodic log lines.
+
+On a terminal the bar redraws in place (``\\r``); anywhere else (CI logs, a Ray worker whose
+output is forwarded line by line) it prints one full line every ``interval`` seconds and a
+last one when the work is done, so logs stay short and every line stands on its own::
+
+    generate_drafts  12/40 shards  30.0%  300,000 drafts  85.2k drafts/s  ETA 0:00:08
+
+An optional second quantity (``work``: drafts per shard, samples per step) gives the rate
+its unit; without it the rate counts items.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+__all__ = ["Progress", "format_duration", "format_rate"]
+
+
+def format_duration(seconds: float) -> str:
+    """``H:MM:SS`` (``?`` when unknown)."""
+    if seconds != seconds or seconds == float("inf") or seconds < 0:  # NaN, inf
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def format_rate(value: float) -> str:
+    """A rate with three significant digits and a k/M/G suffix: ``85.2k``."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+class Progress:
+    """Counts finished items and shows done/total, items (or work) per second and ETA.
+
+    Args:
+        total: items expected (shards, steps).
+        desc: a label that starts every line.
+        unit: what an item is called ("shards", "steps").
+        work_total: optional total of a second quantity (drafts, samples) that the rate and
+            the ETA are measured in; each :meth:`update` then says how much work it finished.
+        work_unit: that quantity's name.
+        stream: where to write (default ``sys.stdout``).
+        live: redraw one line in place; default: whether ``stream`` is a terminal.
+        interval: seconds between lines (live: between redraws).
+        clock: seconds, monotonic (tests pass a fake).
+    """
+
+    def __init__(self, total: int, *, desc: str = "", unit: str = "items",
+                 work_total: float | None = None, work_unit: str = "",
+                 stream: TextIO | None = None, live: bool | None = None,
+                 interval: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        if total < 0:
+            raise ValueError(f"total must be >= 0, got {total}")
+        self.total, self.desc, self.unit = total, desc, unit
+        self.work_total, self.work_unit = work_total, work_unit
+        self.stream = stream if stream is not None else sys.stdout
+        self.live = _isatty(self.stream) if live is None else live
+        self.interval = interval if interval is not None else (0.2 if self.live else 10.0)
+        self.clock = clock
+        self.done = 0
+        self.work = 0.0
+        self.start = clock()
+        self._last_shown = -float("inf")
+        self._shown: tuple[int, float] | None = None  # (done, work) on screen
+        self._closed = False
+
+    @property
+    def elapsed(self) -> float:
+        return self.clock() - self.start
+
+    def rate(self) -> float:
+        """Work (or items) per second so far."""
+        elapsed = self.elapsed
+        amount = self.work if self.work_total is not None else self.done
+        return amount / elapsed if elapsed > 0 else 0.0
+
+    def eta(self) -> float:
+        """Seconds left at the rate so far (``inf`` before anything is done)."""
+        if self.work_total is not None:
+            left, amount = self.work_total - self.work, self.work
+        else:
+            left, amount = self.total - self.done, self.done
+        if left <= 0:
+            return 0.0
+        return left * self.elapsed / amount if amount > 0 else float("inf")
+
+    def line(self) -> str:
+        """The status as one line of text."""
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        parts = [self.desc] if self.desc else []
+        parts += [f"{self.done}/{self.total} {self.unit}", f"{pct:5.1f}%"]
+        if self.work_total is not None:
+            parts.append(f"{self.work:,.0f} {self.work_unit}")
+        rate_unit = self.work_unit if self.work_total is not None else self.unit
+        parts.append(f"{format_rate(self.rate())} {rate_unit}/s")
+        if self.done >= self.total:
+            parts.append(f"in {format_duration(self.elapsed)}")
+        else:
+            parts.append(f"ETA {format_duration(self.eta())}")
+        return "  ".join(parts)
+
+    def update(self, n: int = 1, work: float = 0.0) -> None:
+        """Record ``n`` more finished items holding ``work`` more units of work."""
+        self.done += n
+        self.work += work
+        self.refresh(force=self.done >= self.total)
+
+    def refresh(self, force: bool = False) -> None:
+        """Show the status if ``interval`` has passed since the last time (or ``force``)."""
+        now = self.clock()
+        if self._closed or (not force and now - self._last_shown < self.interval):
+            return
+        self._last_shown = now
+        self._shown = (self.done, self.work)
+        if self.live:
+            bar = _bar(self.done, self.total)
+            self.stream.write(f"\r{bar} {self.line()}\x1b[K")
+        else:
+            self.stream.write(self.line() + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Show the final status (once) and end the live line."""
+        if self._closed:
+            return
+        if self._shown != (self.done, self.work):
+            self.refresh(force=True)
+        if self.live:
+            self.stream.write("\n")
+            self.stream.flush()
+        self._closed = True
+
+    def __enter__(self) -> Progress:
+        self.refresh(force=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _bar(done: int, total: int, width: int = 24) -> str:
+    filled = width if not total else min(width, int(width * done / total))
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
