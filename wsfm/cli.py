@@ -19,10 +19,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from wsfm.orchestrate.runner import run_pipeline
 
     config = load_pipeline(args.pipeline, profile=args.profile)
+    config = _train_overrides(config, workers=args.workers, gpu=args.gpu)
     summary = run_pipeline(config, home=_home(args.home), pipeline_file=str(args.pipeline),
                            profile=args.profile, force=args.force, from_stage=args.from_stage,
                            only=args.only, dry_run=args.dry_run, address=args.address)
     return 0 if summary.ok else 1
+
+
+def _train_overrides(config, *, workers: int | None, gpu: bool | None):
+    """``--workers`` / ``--gpu`` replace ``train.num_workers`` / ``train.use_gpu``: the
+    changed config is validated again and enters the training stages' fingerprints."""
+    import dataclasses
+
+    changes = {k: v for k, v in (("num_workers", workers), ("use_gpu", gpu)) if v is not None}
+    if not changes:
+        return config
+    try:
+        train = dataclasses.replace(config.train, **changes)
+    except ValueError as exc:
+        given = ", ".join(f"train.{k}={v}" for k, v in changes.items())
+        raise ValueError(f"{given} (from the command line): {exc}") from exc
+    return dataclasses.replace(config, train=train)
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -37,6 +54,44 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     np.save(args.out, np.asarray(samples))
     print(f"wrote {len(samples)} samples of shape {tuple(np.asarray(samples).shape[1:])} "
           f"to {args.out}")
+    return 0
+
+
+def _cmd_shards_verify(args: argparse.Namespace) -> int:
+    from wsfm.shards import read_manifest, verify_shards
+
+    records = read_manifest(args.dir)
+    problems = verify_shards(args.dir)
+    for problem in problems:
+        print(f"BAD {problem}")
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.dir} ({len(records)} shards in the manifest)")
+        return 1
+    print(f"ok: {len(records)} shards, {sum(r.count for r in records):,} drafts match the manifest")
+    return 0
+
+
+def _cmd_shards_stats(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from wsfm.shards import read_manifest
+
+    records = read_manifest(args.dir)
+    counts = np.array([r.count for r in records])
+    sizes = np.array([r.bytes for r in records])
+    print(f"{args.dir}: {len(records)} shards, {counts.sum():,} drafts, "
+          f"{sizes.sum() / 1e6:.2f} MB, pair={','.join(sorted({r.pair for r in records}))}")
+    print(f"  drafts per shard: min {counts.min():,}  median {int(np.median(counts)):,}  "
+          f"max {counts.max():,}")
+    print(f"  MB per shard:     min {sizes.min() / 1e6:.3f}  median {np.median(sizes) / 1e6:.3f}"
+          f"  max {sizes.max() / 1e6:.3f}")
+    seconds = sum(r.seconds for r in records)
+    if seconds > 0:
+        print(f"  generation: {seconds:.1f} task-seconds, {counts.sum() / seconds:,.0f} drafts/s "
+              "per task")
+    if args.per_shard:
+        for r in records:
+            print(f"  {r.shard}  {r.count:>9,} drafts  {r.bytes:>12,} bytes  seed {r.seed}")
     return 0
 
 
@@ -58,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--force", action="store_true", help="rerun every stage")
     run.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     run.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else local)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="Ray Train workers per training stage (overrides train.num_workers)")
+    run.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None,
+                     help="train on GPUs (bf16 needs train.precision: bf16); overrides "
+                     "train.use_gpu")
     run.set_defaults(func=_cmd_run)
 
     sample = sub.add_parser("sample", parents=[common], help="draw samples from a registered model")
@@ -67,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--steps", type=int, help="solver steps (default: the model's t0 and h)")
     sample.add_argument("--out", required=True, help="output .npy file")
     sample.set_defaults(func=_cmd_sample)
+
+    shards = sub.add_parser("shards", help="check or summarise a folder of draft shards")
+    shards_sub = shards.add_subparsers(dest="shards_command", required=True, metavar="ACTION")
+    verify = shards_sub.add_parser("verify", help="check every shard's size and sha256 "
+                                   "against the manifest; exit 1 naming any bad shard")
+    verify.add_argument("dir", type=Path, help="a generate_drafts output folder")
+    verify.set_defaults(func=_cmd_shards_verify)
+    stats = shards_sub.add_parser("stats", help="print shard counts and sizes")
+    stats.add_argument("dir", type=Path, help="a generate_drafts output folder")
+    stats.add_argument("--per-shard", action="store_true", help="one line per shard too")
+    stats.set_defaults(func=_cmd_shards_stats)
     return parser
 
 

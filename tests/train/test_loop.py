@@ -1,9 +1,18 @@
+"""The loop's parts without Ray: schedule, DeepSpeed config, EMA, loss, data position."""
+
 import math
 
+import numpy as np
 import pytest
+import torch
 
-from wsfm.config import TrainConfig
-from wsfm.train.loop import deepspeed_config, lr_lambda
+from wsfm.config import FlowConfig, TrainConfig
+from wsfm.flow.paths import WarmPath
+from wsfm.shards import write_shard
+from wsfm.train.data import BatchStream, step_generator
+from wsfm.train.ema import EMA
+from wsfm.train.engine import build_optimizer, deepspeed_config, lr_lambda
+from wsfm.train.objective import Batch, FlowObjective, flow_matching_loss
 
 
 def test_learning_rate_warms_up_linearly_then_decays_on_a_cosine():
@@ -19,10 +28,118 @@ def test_learning_rate_warms_up_linearly_then_decays_on_a_cosine():
     assert f(700) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 0.6)))
 
 
-def test_deepspeed_batch_arithmetic():
-    cfg = TrainConfig(batch_size=512, num_workers=4, zero_stage=1)
+def test_deepspeed_batch_arithmetic_and_settings():
+    cfg = TrainConfig(batch_size=512, num_workers=4, grad_accum=2, zero_stage=3,
+                      precision="bf16", grad_clip=0.5)
     ds = deepspeed_config(cfg, world_size=4)
-    assert ds["train_batch_size"] == 512
-    assert ds["train_micro_batch_size_per_gpu"] * 4 * ds["gradient_accumulation_steps"] == 512
-    assert ds["zero_optimization"]["stage"] == 1
-    assert not ds["fp16"]["enabled"] and not ds["bf16"]["enabled"]
+    assert (ds["train_batch_size"], ds["train_micro_batch_size_per_gpu"],
+            ds["gradient_accumulation_steps"]) == (512, 64, 2)
+    assert ds["zero_optimization"]["stage"] == 3 and ds["gradient_clipping"] == 0.5
+    assert ds["bf16"]["enabled"] and not ds["fp16"]["enabled"]
+    fp32 = deepspeed_config(TrainConfig(batch_size=64, num_workers=2), world_size=2)
+    assert not fp32["bf16"]["enabled"] and fp32["train_micro_batch_size_per_gpu"] == 32
+    with pytest.raises(ValueError, match=r"3 workers.*batch_size 64 = micro_batch 32 x "
+                                         r"grad_accum 1 x num_workers 2"):
+        deepspeed_config(TrainConfig(batch_size=64, num_workers=2), world_size=3)
+
+
+def test_cpu_runs_use_a_torch_adamw():
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    opt = build_optimizer(TrainConfig(lr=0.01, weight_decay=0.1), params)
+    assert type(opt) is torch.optim.AdamW
+    assert opt.defaults["lr"] == 0.01 and opt.defaults["weight_decay"] == 0.1
+
+
+def test_ema_follows_the_closed_form_and_round_trips():
+    w = torch.nn.Parameter(torch.zeros(2, dtype=torch.bfloat16))
+    ema = EMA({"w": w}, decay=0.5)
+    expected = torch.zeros(2, dtype=torch.float64)
+    for n, value in enumerate([4.0, 2.0, 8.0, -2.0]):
+        with torch.no_grad():
+            w.fill_(value)
+        d = min(0.5, (1 + n) / (10 + n))  # warm-up of the decay
+        expected = d * expected + (1 - d) * value
+        ema.update({"w": w})
+    assert ema.shadow["w"].dtype == torch.float32
+    assert torch.allclose(ema.shadow["w"].double(), expected, atol=1e-6)
+    full = {"w": torch.ones(2), "buffer": torch.full((1,), 7.0)}
+    weights = ema.weights(full)
+    assert torch.equal(weights["w"], ema.shadow["w"]) and weights["buffer"].item() == 7.0
+    restored = EMA({"w": torch.zeros(2)}, decay=0.9)
+    restored.load_state_dict(ema.state_dict())
+    assert restored.updates == 4 and torch.equal(restored.shadow["w"], ema.shadow["w"])
+    with pytest.raises(ValueError, match="decay"):
+        EMA({"w": w}, decay=1.0)
+
+
+def test_flow_matching_loss_is_the_mse_to_x1_minus_x0():
+    x0, x1 = torch.randn(16, 2), torch.randn(16, 2)
+    t0 = 0.5
+    net = _Const(torch.tensor([1.0, -1.0]))
+    gen = torch.Generator().manual_seed(3)
+    loss = flow_matching_loss(net, WarmPath(t0), Batch(x0, x1), gen)
+    # Independent: a constant prediction c has loss mean((c - (x1 - x0))^2), whatever t is.
+    assert loss.item() == pytest.approx(((net.c - (x1 - x0)) ** 2).mean().item(), rel=1e-6)
+    assert net.seen_s.min() >= 0 and net.seen_s.max() <= 1
+    cold = FlowObjective("cold", FlowConfig(t0=0.9, draft_noise=0.5, coupling="minibatch_ot"))
+    assert cold.path.t0 == 0.0 and cold.widener.draft_noise == 0.0
+
+
+class _Const(torch.nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+
+    def forward(self, x, s):
+        self.seen_s = s
+        return self.c.expand_as(x)
+
+
+def test_step_generators_are_distinct_and_reproducible():
+    a = torch.rand(4, generator=step_generator(0, 0, 5))
+    assert torch.equal(a, torch.rand(4, generator=step_generator(0, 0, 5)))
+    for other in [(1, 0, 5), (0, 1, 5), (0, 0, 6)]:
+        assert not torch.equal(a, torch.rand(4, generator=step_generator(*other)))
+
+
+@pytest.mark.parametrize("mode", ["cold", "warm"])
+def test_a_restored_stream_continues_with_the_same_batches(tmp_path, mode):
+    urls = []
+    if mode == "warm":
+        rng = np.random.default_rng(0)
+        urls = [str(tmp_path / write_shard(tmp_path, i, rng.normal(size=(300, 2)), seed=i).shard)
+                for i in range(3)]
+    data = torch.randn(500, 2)
+
+    def stream():
+        return BatchStream(mode, data, 16, rank=1, world_size=2, seed=7, shard_urls=urls,
+                           shuffle_buffer=64)
+
+    whole = stream()
+    batches = [next(whole) for _ in range(12)]
+    first = stream()
+    for _ in range(5):
+        next(first)
+    resumed = stream()
+    resumed.load_state_dict(first.state_dict())
+    for expected in batches[5:]:
+        got = next(resumed)
+        assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+        assert torch.equal(torch.rand(3, generator=got[2]), torch.rand(3, generator=expected[2]))
+    assert not torch.equal(batches[0][1], batches[1][1])  # the data rows change per step
+    other_rank = BatchStream(mode, data, 16, rank=0, world_size=2, seed=7, shard_urls=urls,
+                             shuffle_buffer=64)
+    assert not torch.equal(next(other_rank)[0], batches[0][0])
+
+
+def test_a_restarted_worker_stops_at_once_after_a_divergence(tmp_path):
+    from wsfm.config import DataConfig, ModelConfig
+    from wsfm.stages.base import TrainSpec
+    from wsfm.train.loop import train_loop_per_worker
+    from wsfm.train.monitor import DIVERGED, Divergence
+
+    (tmp_path / DIVERGED).write_text('{"step": 7, "message": "cold training diverged at 7"}')
+    spec = TrainSpec(mode="cold", data=DataConfig(), flow=FlowConfig(), model=ModelConfig(),
+                     train=TrainConfig(), dim=2, out_dir=str(tmp_path))
+    with pytest.raises(Divergence, match="cold training diverged at 7"):
+        train_loop_per_worker({"spec": spec, "run_dir": str(tmp_path / "ray")})

@@ -1,40 +1,92 @@
-"""Launch :func:`wsfm.train.loop.train_loop_per_worker` as a Ray Train ``TorchTrainer`` run."""
+"""Launch :func:`wsfm.train.loop.train_loop_per_worker` as a Ray Train ``TorchTrainer`` run.
+
+Resuming. Ray Train (V2) restores a run's checkpoints in two cases, and the loop picks the
+latest up with ``ray.train.get_checkpoint()``:
+
+- a worker dies (or raises): the worker group restarts inside the same ``fit()``, up to
+  ``train.max_failures`` times (``FailureConfig``);
+- the driver dies: a new ``fit()`` with the same ``RunConfig(name, storage_path)`` finds the
+  run's checkpoint-manager snapshot in storage.
+
+The Ray run name lives in the stage folder (``ray_run.json``): the orchestrator keeps a
+resumable stage's partial folder after a failure, so a rerun continues the same Ray run,
+while a fresh folder (a first run, ``--force`` after success) starts a new one instead of
+silently restoring a finished run.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ray.train import RunConfig, ScalingConfig
+from ray.train import (CheckpointConfig, FailureConfig, RunConfig, ScalingConfig,
+                       TrainingFailedError)
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from wsfm.stages.base import TrainSpec
+from wsfm.train.checkpoint import POINTER
 from wsfm.train.loop import train_loop_per_worker
+from wsfm.train.monitor import DIVERGED, Divergence
 
-__all__ = ["fit"]
+__all__ = ["RAY_RUN", "fit", "ray_run_name"]
+
+RAY_RUN = "ray_run.json"
+
+
+def ray_run_name(out_dir: Path, run_name: str, storage_path: str) -> str:
+    """The Ray run this stage folder continues, or a new one (recorded in ``ray_run.json``)."""
+    record = Path(out_dir) / RAY_RUN
+    if record.is_file():
+        saved = json.loads(record.read_text())
+        if saved["storage_path"] == storage_path:
+            return saved["name"]
+    name = f"{run_name}-{uuid.uuid4().hex[:8]}"
+    (Path(out_dir) / POINTER).unlink(missing_ok=True)  # it would point into another run
+    record.write_text(json.dumps({"name": name, "storage_path": storage_path}, indent=2))
+    return name
 
 
 def fit(spec: TrainSpec, *, storage_path: str, run_name: str,
-        tracking: dict[str, str] | None = None) -> dict[str, float]:
+        tracking: dict[str, str] | None = None,
+        hooks: Sequence[Callable[[int, int], None]] = ()) -> dict[str, float]:
     """Train on ``spec.train.num_workers`` Ray workers and return rank 0's summary.
 
     Args:
-        spec: the run; rank 0 writes ``model.pt`` into ``spec.out_dir``.
+        spec: the run; rank 0 writes ``model.pt`` and the rest into ``spec.out_dir``.
         storage_path: Ray Train's storage folder (absolute; shared on a cluster).
-        run_name: Ray Train run name (unique per stage output).
+        run_name: the stem of the Ray Train run name (unique per stage output).
         tracking: ``{"uri", "run_id"}`` of the MLflow run that rank 0 logs to.
+        hooks: ``hook(rank, step)`` called on every worker after each step
+            (``wsfm.train.faults``).
+
+    Raises:
+        Divergence: the loss became NaN or inf (the message names the step and the
+            checkpoint kept).
     """
-    backend = "nccl" if spec.train.use_gpu else "gloo"
+    tc, out = spec.train, Path(spec.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = ray_run_name(out, run_name, storage_path)
+    (out / DIVERGED).unlink(missing_ok=True)  # a new attempt may try again
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"spec": spec, "tracking": tracking},
-        torch_config=TorchConfig(backend=backend),
-        scaling_config=ScalingConfig(num_workers=spec.train.num_workers,
-                                     use_gpu=spec.train.use_gpu),
-        run_config=RunConfig(name=run_name, storage_path=storage_path),
+        train_loop_config={"spec": spec, "tracking": tracking, "hooks": tuple(hooks),
+                           "run_dir": f"{storage_path.rstrip('/')}/{name}"},
+        torch_config=TorchConfig(backend="nccl" if tc.use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu),
+        run_config=RunConfig(name=name, storage_path=storage_path,
+                             checkpoint_config=CheckpointConfig(num_to_keep=2),
+                             failure_config=FailureConfig(max_failures=tc.max_failures)),
     )
-    trainer.fit()
-    summary = Path(spec.out_dir) / "train_summary.json"
+    try:
+        trainer.fit()
+    except TrainingFailedError as exc:
+        diverged = out / DIVERGED
+        if diverged.is_file():
+            raise Divergence(json.loads(diverged.read_text())["message"]) from exc
+        raise
+    summary = out / "train_summary.json"
     if not summary.is_file():
         raise RuntimeError(f"training finished without writing {summary}")
     return json.loads(summary.read_text())

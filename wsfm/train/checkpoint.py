@@ -1,0 +1,116 @@
+"""Checkpoints through Ray Train: every rank's DeepSpeed shard plus rank 0's run state.
+
+One checkpoint, ``<storage>/<ray run>/step-000500/``, merged by Ray from what each rank
+reports::
+
+    deepspeed/latest, deepspeed/state/   DeepSpeed: weights, every rank's optimizer partition,
+                                         the LR scheduler
+    trainer.json                         rank 0: step, samples seen, data position
+    ema.pt                               rank 0: the EMA of the weights
+
+Resuming goes through ``ray.train.get_checkpoint()`` (Ray Train restores it after a worker
+restart, and for a new ``fit()`` with the same run name and storage). Once every rank has
+uploaded and Ray Train has committed the checkpoint, rank 0 records it in the stage folder's
+``checkpoints.json``: the last complete checkpoint, for people and for error messages; a
+restart resumes from it or from a later one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from wsfm.train.data import BatchStream
+from wsfm.train.ema import EMA
+from wsfm.train.engine import TAG
+
+__all__ = ["DEEPSPEED", "POINTER", "TrainState", "checkpoint_name", "read_pointer", "restore",
+           "save"]
+
+POINTER = "checkpoints.json"
+DEEPSPEED = "deepspeed"  # DeepSpeed's folder inside a checkpoint
+_STATE, _EMA = "trainer.json", "ema.pt"
+
+
+@dataclass
+class TrainState:
+    """Where the run is: optimizer steps done, global samples consumed, the recent loss."""
+
+    step: int = 0
+    samples: int = 0
+    loss: float = float("nan")
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.samples = int(state["step"]), int(state["samples"])
+        self.loss = float(state["loss"])
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def save(engine, state: TrainState, stream: BatchStream, ema: EMA | None, *, rank: int,
+         world_size: int, metrics: dict[str, float], run_dir: str, out_dir: Path) -> None:
+    """Save and report a checkpoint from every rank (a collective), then point to it."""
+    import ray.train
+    import torch.distributed as dist
+
+    name = checkpoint_name(state.step)
+    with tempfile.TemporaryDirectory(prefix="wsfm-ckpt-", ignore_cleanup_errors=True) as tmp:
+        engine.save_checkpoint(os.path.join(tmp, DEEPSPEED), tag=TAG)
+        if rank == 0:
+            trainer = {**state.state_dict(), "data": stream.state_dict()}
+            Path(tmp, _STATE).write_text(json.dumps(trainer, indent=2))
+            if ema is not None:
+                torch.save(ema.state_dict(), os.path.join(tmp, _EMA))
+        ray.train.report({**metrics, "step": state.step},
+                         checkpoint=ray.train.Checkpoint.from_directory(tmp),
+                         checkpoint_dir_name=name)
+    if world_size > 1:
+        dist.barrier()  # report returns once this rank's files are up: now everyone's are
+    if rank == 0:
+        # Wait until Ray Train has committed it (it is then what a restart resumes from), so
+        # that the pointer is never ahead of Ray's own record.
+        ray.train.get_all_reported_checkpoints(
+            consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
+        _write_pointer(out_dir, {"step": state.step, "path": f"{run_dir}/{name}"})
+
+
+def restore(checkpoint, engine, state: TrainState, stream: BatchStream, ema: EMA | None) -> None:
+    """Load a checkpoint into the engine, the run state, the data stream and the EMA."""
+    with checkpoint.as_directory() as folder:
+        trainer = json.loads(Path(folder, _STATE).read_text())
+        path, _ = engine.load_checkpoint(os.path.join(folder, DEEPSPEED), tag=TAG,
+                                         load_optimizer_states=True,
+                                         load_lr_scheduler_states=True)
+        if path is None:
+            raise FileNotFoundError(f"no DeepSpeed checkpoint in {folder}/{DEEPSPEED}")
+        if ema is not None:
+            ema.load_state_dict(torch.load(os.path.join(folder, _EMA), map_location="cpu",
+                                           weights_only=True))
+    state.load_state_dict(trainer)
+    stream.load_state_dict(trainer["data"])
+
+
+def read_pointer(out_dir: Path) -> dict[str, Any] | None:
+    """The last complete checkpoint recorded in a stage folder, or None."""
+    try:
+        return json.loads((Path(out_dir) / POINTER).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _write_pointer(out_dir: Path, entry: dict[str, Any]) -> None:
+    path = Path(out_dir) / POINTER
+    tmp = path.with_name(f".{POINTER}.tmp")
+    tmp.write_text(json.dumps(entry, indent=2))
+    os.replace(tmp, path)

@@ -1,0 +1,95 @@
+"""Per-rank micro-batches whose position survives a restart.
+
+Every random draw of micro-batch ``i`` on rank ``r`` (data rows, noise sources, and whatever
+the objective draws: times, widening noise) comes from a generator seeded by
+``(seed, r, i)``. Draft sources come from the shard reader, a deterministic stream for
+``(seed, r)``: a restored stream is rebuilt and fast-forwarded past the batches already
+consumed. So a run resumed at step ``k`` sees exactly the batches an uninterrupted run sees
+from step ``k`` on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["BatchStream", "as_tensor", "step_generator"]
+
+
+def step_generator(seed: int, rank: int, index: int) -> torch.Generator:
+    """A CPU generator seeded by ``(seed, rank, index)``, independent of any other triple."""
+    digest = hashlib.blake2b(f"wsfm:{seed}:{rank}:{index}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+
+
+class BatchStream:
+    """``(source (B, D), data (B, D), generator)`` micro-batches for one rank.
+
+    Args:
+        mode: ``cold`` (sources are N(0, I) noise) or ``warm`` (drafts from ``shard_urls``).
+        data: (N, D) training data; rows are drawn uniformly with replacement.
+        batch: B, the micro-batch per rank.
+        rank, world_size: this worker's place; ranks draw disjoint random streams.
+        seed: the run's seed.
+        shard_urls, shuffle_buffer: the draft shards and the reader's shuffle buffer.
+    """
+
+    def __init__(self, mode: Literal["warm", "cold"], data: Tensor, batch: int, *, rank: int,
+                 world_size: int, seed: int, shard_urls: Sequence[str] = (),
+                 shuffle_buffer: int = 2000):
+        if mode == "warm" and not shard_urls:
+            raise ValueError("warm training needs draft shards")
+        self.mode, self.data, self.batch = mode, data, batch
+        self.rank, self.world_size, self.seed = rank, world_size, seed
+        self.shard_urls, self.shuffle_buffer = list(shard_urls), shuffle_buffer
+        self.consumed = 0  # micro-batches drawn so far: the data position
+        self._drafts: Iterator[Tensor] | None = None
+
+    def __iter__(self) -> BatchStream:
+        return self
+
+    def __next__(self) -> tuple[Tensor, Tensor, torch.Generator]:
+        gen = step_generator(self.seed, self.rank, self.consumed)
+        if self.mode == "cold":
+            source = torch.randn(self.batch, self.data.shape[1], generator=gen)
+        else:
+            source = next(self._reader()).float()
+        rows = torch.randint(len(self.data), (self.batch,), generator=gen)
+        self.consumed += 1
+        return source, self.data[rows], gen
+
+    def _reader(self) -> Iterator[Tensor]:
+        if self._drafts is None:
+            from wsfm.shards import shard_batches
+
+            self._drafts = shard_batches(self.shard_urls, self.batch, rank=self.rank,
+                                         world_size=self.world_size, seed=self.seed,
+                                         shuffle_buffer=self.shuffle_buffer)
+        return self._drafts
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"consumed": self.consumed, "rank": self.rank, "seed": self.seed,
+                "batch": self.batch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go to ``state["consumed"]``: rebuild the draft reader and skip what was read."""
+        for key in ("seed", "batch"):
+            if state[key] != getattr(self, key):
+                raise ValueError(f"checkpoint's data stream has {key} {state[key]}, this run "
+                                 f"{getattr(self, key)}")
+        self._drafts = None
+        if self.mode == "warm":
+            reader = self._reader()
+            for _ in range(state["consumed"]):
+                next(reader)
+        self.consumed = int(state["consumed"])
+
+
+def as_tensor(x: np.ndarray) -> Tensor:
+    """(N, D) float32 training data as a tensor (shared memory, no copy)."""
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))

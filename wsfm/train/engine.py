@@ -1,0 +1,119 @@
+"""DeepSpeed wiring, in one place: the config, the optimizer, the engine, the fp32 export.
+
+CPU (``use_gpu: false``): ``DS_ACCELERATOR=cpu``, gloo, fp32 (or bf16) and a torch AdamW, so
+that DeepSpeed builds no C++ op. GPU: NCCL, and DeepSpeed's fused Adam where its op builds
+(else torch's fused AdamW, with a warning).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from wsfm.config import TrainConfig
+
+__all__ = ["TAG", "build_engine", "build_optimizer", "consolidated_state_dict",
+           "deepspeed_config", "full_parameters", "lr_lambda"]
+
+TAG = "state"  # DeepSpeed checkpoint tag inside each checkpoint's ``deepspeed/`` folder
+
+
+def deepspeed_config(train: TrainConfig, world_size: int) -> dict[str, Any]:
+    """The resolved DeepSpeed config; ``world_size`` must be ``train.num_workers``."""
+    if world_size != train.num_workers:
+        raise ValueError(f"{world_size} workers, but the config's batch arithmetic is for "
+                         f"num_workers {train.num_workers}: batch_size {train.batch_size} = "
+                         f"micro_batch {train.micro_batch_size} x grad_accum "
+                         f"{train.grad_accum} x num_workers {train.num_workers}")
+    return {
+        "train_batch_size": train.batch_size,
+        "train_micro_batch_size_per_gpu": train.micro_batch_size,
+        "gradient_accumulation_steps": train.grad_accum,
+        "gradient_clipping": train.grad_clip,
+        "zero_optimization": {"stage": train.zero_stage},
+        "bf16": {"enabled": train.precision == "bf16"},
+        "fp16": {"enabled": False},
+        # A client (torch) optimizer keeps DeepSpeed from building C++ ops on CPU.
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+
+
+def lr_lambda(train: TrainConfig) -> Callable[[int], float]:
+    """Linear warm-up to the peak rate, then cosine decay to 10% of it."""
+
+    def factor(step: int) -> float:
+        if step < train.warmup_steps:
+            return (step + 1) / train.warmup_steps
+        progress = (step - train.warmup_steps) / max(1, train.steps - train.warmup_steps)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def build_optimizer(train: TrainConfig, params) -> torch.optim.Optimizer:
+    """AdamW: torch's on CPU; on GPU DeepSpeed's fused Adam when its op builds."""
+    kwargs = {"lr": train.lr, "weight_decay": train.weight_decay}
+    if not train.use_gpu:
+        return torch.optim.AdamW(params, **kwargs)
+    params = list(params)
+    try:
+        from deepspeed.ops.adam import FusedAdam
+
+        return FusedAdam(params, adam_w_mode=True, **kwargs)
+    except Exception as exc:  # the op needs a CUDA toolchain to JIT-build
+        warnings.warn(f"DeepSpeed FusedAdam is not available ({type(exc).__name__}: {exc}); "
+                      "using torch.optim.AdamW(fused=True)", stacklevel=2)
+        return torch.optim.AdamW(params, fused=True, **kwargs)
+
+
+def build_engine(model: nn.Module, train: TrainConfig, world_size: int):
+    """``(engine, scheduler)``: a DeepSpeed engine with AdamW and the warm-up-cosine schedule."""
+    import deepspeed
+
+    optimizer = build_optimizer(train, model.parameters())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(train))
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
+                                           lr_scheduler=scheduler,
+                                           config=deepspeed_config(train, world_size))
+    return engine, scheduler
+
+
+@contextlib.contextmanager
+def full_parameters(engine, train: TrainConfig) -> Iterator[dict[str, torch.Tensor]]:
+    """The module's full parameters by name. Under ZeRO-3 they are gathered for the duration
+    (a collective: every rank must enter); below it every rank holds them whole."""
+    named = dict(engine.module.named_parameters())
+    if train.zero_stage < 3:
+        yield named
+        return
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(named.values()), modifier_rank=None):
+        yield named
+
+
+def consolidated_state_dict(engine, train: TrainConfig,
+                            checkpoint_dir: str | None) -> dict[str, torch.Tensor]:
+    """The trained weights as one fp32 state dict for the plain network.
+
+    ZeRO stages 1-3 keep the fp32 master weights in the optimizer's partitions (the only fp32
+    copy under bf16): they are merged from the checkpoint with ``zero_to_fp32``. Stage 0 runs
+    fp32 only (the config enforces it), so the module's own weights are the master weights.
+    """
+    if train.zero_stage == 0:
+        return {k: v.detach().to("cpu", torch.float32).clone()
+                for k, v in engine.module.state_dict().items()}
+    if checkpoint_dir is None:
+        raise ValueError("ZeRO weights are consolidated from a checkpoint; none was given")
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    state = get_fp32_state_dict_from_zero_checkpoint(checkpoint_dir, tag=TAG)
+    return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}

@@ -1,0 +1,140 @@
+"""What a training run tells the world: rank-0 metrics and progress, and divergence.
+
+Only rank 0 logs, every ``log_every`` steps: loss, learning rate, samples/s and step time to
+the stage's MLflow run; a progress line (step, loss, samples/s, ETA) that Ray forwards to
+the driver's log (the periodic lines CI shows); and ``progress.json`` in the stage folder,
+the same numbers for anything that draws a live bar. Divergence (a NaN or inf loss on any rank) is decided
+collectively, so that every rank stops at the same step and none hangs in a collective.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from wsfm.progress import format_duration, format_rate
+
+__all__ = ["DIVERGED", "PROGRESS", "Divergence", "RankZeroMonitor", "check_divergence",
+           "global_loss"]
+
+DIVERGED = "diverged.json"  # written by rank 0 into the stage folder when the loss blows up
+PROGRESS = "progress.json"  # rank 0's latest progress, in the stage folder
+
+
+class Divergence(FloatingPointError):
+    """The loss became NaN or inf; the message names the step and the checkpoint kept."""
+
+
+def global_loss(loss: torch.Tensor, world_size: int) -> float:
+    """The mean of the ranks' losses (an all-reduce when distributed): NaN or inf on any rank
+    makes it non-finite on every rank."""
+    value = loss.detach().float().reshape(1).clone()
+    if world_size > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(value)
+    return value.item() / world_size
+
+
+def check_divergence(value: float, *, step: int, mode: str, lr: float, rank: int,
+                     world_size: int, out_dir: Path) -> None:
+    """Raise :class:`Divergence` on every rank if the global loss is not finite.
+
+    Rank 0 first writes ``diverged.json`` into the stage folder (so that a restarted worker
+    group stops at once instead of training into the same NaN again), then all ranks meet at a
+    barrier, so that the file exists before any rank fails.
+    """
+    if math.isfinite(value):
+        return
+    from wsfm.train.checkpoint import read_pointer
+
+    last_checkpoint = read_pointer(out_dir)
+    kept = (f"the last good checkpoint (step {last_checkpoint['step']}, "
+            f"{last_checkpoint['path']}) is kept" if last_checkpoint else "no checkpoint was "
+            "written before it")
+    message = (f"{mode} training diverged: the loss is {value} at step {step} "
+               f"(learning rate {lr:.3g}); {kept}. Lower train.lr or check the data.")
+    if rank == 0:
+        (Path(out_dir) / DIVERGED).write_text(json.dumps({"step": step, "message": message}))
+    if world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    raise Divergence(message)
+
+
+class RankZeroMonitor:
+    """Step timing on every rank; MLflow metrics and progress lines from rank 0 only.
+
+    Args:
+        tracking: ``{"uri", "run_id"}`` of the MLflow run, or None.
+        rank: this worker's rank (only rank 0 logs).
+        every: log every this many steps.
+        total, start: the run's last step and the step it (re)starts from.
+        batch: the global batch, for samples/s.
+        desc: the label of progress lines ("train_refiner").
+        out_dir: the stage folder, for ``progress.json``.
+    """
+
+    def __init__(self, tracking: dict[str, str] | None, *, rank: int, every: int, total: int,
+                 start: int, batch: int, desc: str, out_dir: Path):
+        self.enabled = rank == 0
+        self.tracking = tracking if self.enabled else None
+        self.every, self.batch, self.total = max(1, every), batch, total
+        self.losses: list[float] = []
+        self.step_times: list[float] = []
+        self.desc, self.out_dir = desc, Path(out_dir)
+        self._eta_start = (time.perf_counter(), start)
+
+    def step(self, step: int, loss: float, lr: float, seconds: float) -> None:
+        """Record one optimizer step; log on rank 0 every ``every`` steps."""
+        self.losses.append(loss)
+        self.step_times.append(seconds)
+        if not self.enabled or step % self.every:
+            return
+        now = time.perf_counter()
+        window = self.step_times[-self.every:]  # compute only: checkpoints are left out
+        step_time = sum(window) / len(window)
+        metrics = {"train/loss": self.recent_loss(), "train/lr": lr,
+                   "train/step_time_s": step_time, "train/samples_per_s": self.batch / step_time}
+        if self.tracking:
+            from wsfm.tracking import log_step_metrics
+
+            log_step_metrics(self.tracking["uri"], self.tracking["run_id"], metrics, step)
+        self._print(step, metrics, now)
+
+    def _print(self, step: int, metrics: dict[str, float], now: float) -> None:
+        began, first = self._eta_start
+        eta = (self.total - step) * (now - began) / max(1, step - first)
+        record = {"step": step, "total": self.total, "eta_s": eta, **metrics}
+        tmp = self.out_dir / f".{PROGRESS}.tmp"
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, self.out_dir / PROGRESS)
+        print(f"[train] {self.desc}  step {step}/{self.total}  "
+              f"loss {metrics['train/loss']:.4f}  lr {metrics['train/lr']:.2e}  "
+              f"{format_rate(metrics['train/samples_per_s'])} samples/s  "
+              f"{1000 * metrics['train/step_time_s']:.1f} ms/step  ETA {format_duration(eta)}",
+              file=sys.__stdout__, flush=True)  # Ray Train's print patch would log it twice
+
+    def recent_loss(self) -> float:
+        tail = self.losses[-self.every:]
+        return float(sum(tail) / len(tail)) if tail else float("nan")
+
+    def median_step_time(self) -> float:
+        """Median seconds per step, leaving out the first tenth (at most 20) as warm-up."""
+        skip = min(20, len(self.step_times) // 10)
+        times = self.step_times[skip:]
+        return float(statistics.median(times)) if times else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        median = self.median_step_time()
+        return {"final_loss": self.recent_loss(), "step_time_median_s": median,
+                "samples_per_s": self.batch / median if median == median else float("nan")}
