@@ -15,7 +15,8 @@ from tests.test_pipeline import stage_lines, wsfm
 pytestmark = pytest.mark.pipeline
 
 
-@pytest.mark.parametrize("task,metric,lower", [("digits", "fd", True)])
+@pytest.mark.parametrize("task,metric,lower", [("digits", "fd", True),
+                                               ("words", "valid_rate_std", False)])
 def test_task_smoke_pipeline(tmp_path, task, metric, lower):
     home = tmp_path / "home"
     proc = wsfm("run", str(ROOT / "pipelines" / f"{task}.yaml"), "--profile", "smoke",

@@ -19,7 +19,7 @@ from torch import nn
 
 from wsfm.drafts import load_draft
 from wsfm.models import build_model
-from wsfm.sampler import WarmStartSampler
+from wsfm.sampler import DiscreteWarmStartSampler, WarmStartSampler
 
 __all__ = ["SamplerSettings", "load_bundle", "load_net", "write_bundle"]
 
@@ -32,6 +32,9 @@ class SamplerSettings:
     draft_noise: float
     dim: int
     model: dict  # the network spec: wsfm.components.net_spec
+    form: str = "continuous"  # or "discrete": character codes, CTMC jump sampler
+    exponent: float = 1.0  # discrete: kappa(s) = s ** exponent
+    temperature: float = 1.0  # discrete: softmax temperature of the jumps
 
 
 def load_net(spec: dict, dim: int, weights: str | Path) -> nn.Module:
@@ -59,5 +62,10 @@ def load_bundle(folder: str | Path) -> WarmStartSampler:
             raise FileNotFoundError(f"model bundle {folder} lacks {name}")
     s = SamplerSettings(**json.loads((folder / "sampler.json").read_text()))
     net = load_net(s.model, s.dim, folder / "refiner.pt")
-    return WarmStartSampler(load_draft(folder / "draft.npz"), net, s.t0, method=s.method,
-                            step_size=s.step_size, draft_noise=s.draft_noise)
+    draft = load_draft(folder / "draft.npz")
+    if s.form == "discrete":
+        return DiscreteWarmStartSampler(draft, net, s.t0, s.step_size, seq_len=s.model["seq_len"],
+                                        mask_id=s.model["vocab"], exponent=s.exponent,
+                                        temperature=s.temperature)
+    return WarmStartSampler(draft, net, s.t0, method=s.method, step_size=s.step_size,
+                            draft_noise=s.draft_noise)

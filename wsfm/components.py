@@ -8,9 +8,9 @@ from typing import Any
 from wsfm.config import DraftConfig, EvalConfig, ModelConfig
 from wsfm.data.datasets import Dataset
 from wsfm.drafts import Draft, get_draft
-from wsfm.metrics.evaluators import Evaluator, ImageEvaluator, VectorEvaluator
+from wsfm.metrics.evaluators import Evaluator, ImageEvaluator, TextEvaluator, VectorEvaluator
 
-__all__ = ["build_draft", "make_evaluator", "net_spec"]
+__all__ = ["build_draft", "make_evaluator", "make_sampler", "net_spec"]
 
 # The config fields that each kind reads; the others are ignored for that kind.
 DRAFT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -21,7 +21,7 @@ DRAFT_FIELDS: dict[str, tuple[str, ...]] = {
     "gru": ("hidden", "steps"),
 }
 MODEL_FIELDS: dict[str, tuple[str, ...]] = {
-    "mlp": ("hidden", "depth", "time_dim"),
+    "mlp": ("hidden", "depth", "time_dim", "out_scale"),
     "unet": ("channels", "time_dim"),
     "transformer": ("d_model", "n_layers", "n_heads", "time_dim"),
 }
@@ -52,6 +52,21 @@ def make_evaluator(data: Dataset, cfg: EvalConfig, seed: int) -> Evaluator:
         return VectorEvaluator(n_projections=cfg.n_projections, seed=seed)
     if data.kind == "image":
         return ImageEvaluator(seed=seed)
-    from wsfm.metrics.evaluators import TextEvaluator
+    return TextEvaluator()
 
-    return TextEvaluator(**data.extra["evaluator"])
+
+def make_sampler(data: Dataset, draft: Draft | None, net, t0: float, *, step_size: float,
+                 method: str = "euler", draft_noise: float = 0.0, start: str = "draft",
+                 exponent: float = 1.0, temperature: float = 1.0):
+    """The sampler for this kind of data: ODE integration for vectors and images, CTMC jumps
+    for text codes. ``draft=None`` makes the cold sampler (noise / all-mask start at 0)."""
+    from wsfm.sampler import DiscreteWarmStartSampler, WarmStartSampler
+
+    if data.kind == "text":
+        info = data.extra["net"]
+        return DiscreteWarmStartSampler(draft, net, t0, step_size, start,
+                                        seq_len=info["seq_len"], mask_id=info["vocab"],
+                                        exponent=exponent, temperature=temperature)
+    noise = draft_noise if (start == "draft" and draft is not None) else 0.0
+    return WarmStartSampler(draft, net, t0, method=method, step_size=step_size,
+                            draft_noise=noise, start=start, dim=data.dim)

@@ -99,12 +99,18 @@ class FlowConfig:
     draft_noise: float = 0.0
     sigma_min: float = 0.0
     coupling: Literal["independent", "minibatch_ot", "nearest"] = "minibatch_ot"
+    # Text (discrete form): kappa(s) = s ** kappa_exponent on the mixture path; the softmax
+    # temperature of the sampler's jumps. Couplings use Hamming distance there.
+    kappa_exponent: float = 1.0
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.t0 < 1.0:
             raise ValueError(f"t0 must be in [0, 1), got {self.t0}")
         if self.draft_noise < 0 or self.sigma_min < 0:
             raise ValueError("draft_noise and sigma_min must be >= 0")
+        if self.kappa_exponent <= 0 or self.temperature <= 0:
+            raise ValueError("kappa_exponent and temperature must be > 0")
 
 
 @dataclass
@@ -114,6 +120,7 @@ class ModelConfig:
     kind: Literal["mlp", "unet", "transformer"] = "mlp"
     hidden: int = 256  # mlp
     depth: int = 3  # mlp: hidden layers
+    out_scale: float = 1.0  # mlp: fixed output factor (0.1 measured best: BENCHMARKS.md)
     time_dim: int = 32  # all: size of the time embedding
     channels: int = 64  # unet
     d_model: int = 128  # transformer
@@ -148,25 +155,72 @@ class ShardsConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 3000
-    batch_size: int = 256  # global batch: split evenly over the workers
-    lr: float = 1e-3
+    """Distributed training (DeepSpeed on Ray Train), shared by the refiner and the baseline.
+
+    ``batch_size`` is the global batch of one optimizer step: ``micro_batch`` samples per
+    worker per micro step, ``grad_accum`` micro steps, ``num_workers`` workers
+    (``micro_batch: 0`` derives it). On CPU: fp32 with a torch AdamW over gloo; with
+    ``use_gpu``: NCCL, ``precision: bf16`` and DeepSpeed's fused Adam where it builds.
+    """
+
+    steps: int = 3000  # optimizer steps
+    batch_size: int = 256  # global: micro_batch * grad_accum * num_workers
+    micro_batch: int = 0  # per worker and micro step; 0: batch_size / (grad_accum * workers)
+    grad_accum: int = 1
+    lr: float = 1e-3  # peak, after a linear warm-up; then cosine decay to 10% of it
     warmup_steps: int = 100
     weight_decay: float = 0.0
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
     num_workers: int = 2
     use_gpu: bool = False
-    zero_stage: Literal[0, 1, 2] = 2
+    precision: Literal["fp32", "bf16"] = "fp32"
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    ema_decay: float = 0.999  # model.pt holds the EMA weights; 0 keeps the raw weights
+    checkpoint_every: int = 500  # steps between checkpoints (and one at the end); 0: end only
+    max_failures: int = 2  # worker-group restarts (from the last checkpoint) per run
     log_every: int = 50
     shuffle_buffer: int = 2000
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.num_workers < 1:
-            raise ValueError("steps and num_workers must be >= 1")
-        if self.batch_size % self.num_workers:
+        if self.steps < 1 or self.num_workers < 1 or self.grad_accum < 1:
+            raise ValueError(f"steps, num_workers and grad_accum must be >= 1, got steps="
+                             f"{self.steps}, num_workers={self.num_workers}, "
+                             f"grad_accum={self.grad_accum}")
+        if self.micro_batch < 0 or self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 and micro_batch >= 0 (0: derived), got "
+                             f"{self.batch_size}, {self.micro_batch}")
+        split = self.grad_accum * self.num_workers
+        if self.micro_batch and self.micro_batch * split != self.batch_size:
             raise ValueError(
-                f"batch_size {self.batch_size} is not divisible by num_workers {self.num_workers}"
-            )
+                f"batch_size {self.batch_size} != micro_batch {self.micro_batch} x grad_accum "
+                f"{self.grad_accum} x num_workers {self.num_workers} = "
+                f"{self.micro_batch * split}")
+        if self.batch_size % split:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be micro_batch x grad_accum "
+                f"{self.grad_accum} x num_workers {self.num_workers}, but {self.batch_size} is "
+                f"not divisible by {split}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError(f"lr must be > 0 and weight_decay, grad_clip >= 0, got lr={self.lr},"
+                             f" weight_decay={self.weight_decay}, grad_clip={self.grad_clip}")
+        if not 0 <= self.warmup_steps <= self.steps:
+            raise ValueError(f"warmup_steps must be in [0, steps={self.steps}], "
+                             f"got {self.warmup_steps}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.checkpoint_every < 0 or self.max_failures < 0 or self.log_every < 1:
+            raise ValueError(f"checkpoint_every and max_failures must be >= 0 and log_every "
+                             f">= 1, got {self.checkpoint_every}, {self.max_failures}, "
+                             f"{self.log_every}")
+        if self.precision == "bf16" and self.zero_stage == 0:
+            raise ValueError("precision bf16 needs zero_stage >= 1: the fp32 master weights "
+                             "that model.pt is made from live in DeepSpeed's ZeRO optimizer")
+
+    @property
+    def micro_batch_size(self) -> int:
+        """Samples per worker per micro step."""
+        return self.batch_size // (self.grad_accum * self.num_workers)
 
 
 @dataclass

@@ -28,3 +28,19 @@ def test_image_evaluator_ranks_noise_below_data_and_round_trips(tmp_path, labell
     assert real == ev.score(data.reference, data.test)
     if labelled:
         assert real["confidence"] > fake["confidence"]
+
+
+def test_text_evaluator_scores_real_words_perfectly_and_round_trips(tmp_path):
+    from wsfm.data.words import encode
+    from wsfm.metrics.evaluators import TextEvaluator
+
+    data = load_dataset(DataConfig(kind="words", top_n=500))
+    ev = TextEvaluator()
+    ev.fit(data.train, None, data.extra)
+    ev.save(tmp_path)
+    loaded = load_evaluator(tmp_path)
+    real = loaded.score(data.reference, data.test)
+    assert real["valid_rate"] == 1.0 and real["novel_valid_rate"] == 0.0
+    junk = encode(["qqqq", "zzxz", "xkcd"] * 10, 12).astype(np.float32)
+    assert loaded.score(junk, data.test)["valid_rate"] == 0.0
+    assert real == ev.score(data.reference, data.test)

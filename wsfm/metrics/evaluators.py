@@ -19,7 +19,8 @@ from wsfm.metrics.distances import energy_distance, sliced_wasserstein
 from wsfm.metrics.features import (FeatureClassifier, frechet_distance, knn_precision_recall,
                                    train_classifier)
 
-__all__ = ["EVALUATORS", "Evaluator", "ImageEvaluator", "VectorEvaluator", "load_evaluator"]
+__all__ = ["EVALUATORS", "Evaluator", "ImageEvaluator", "TextEvaluator", "VectorEvaluator",
+           "load_evaluator"]
 
 META = "evaluator.json"
 
@@ -130,7 +131,49 @@ class ImageEvaluator(Evaluator):
         return self
 
 
-EVALUATORS: dict[str, type[Evaluator]] = {"vector": VectorEvaluator, "image": ImageEvaluator}
+class TextEvaluator(Evaluator):
+    """Length-standardised valid-word rate (primary), raw and novel valid rates, NLL per
+    character under a character 5-gram LM fitted on the held-out words, and the distance
+    between length histograms (``wsfm.metrics.text``). Samples are (n, L) character codes."""
+
+    kind, primary, lower_is_better = "text", "valid_rate_std", False
+
+    def __init__(self, order: int = 5):
+        self.order = order
+        self.words: dict[str, list[str]] = {}
+
+    def params(self) -> dict[str, Any]:
+        return {"order": self.order}
+
+    def fit(self, train, labels, extra) -> None:
+        from wsfm.metrics.text import CharNgramLM
+
+        self.words = {k: list(v) for k, v in extra["words"].items()}
+        self.train_set, self.valid = set(self.words["train"]), set(self.words["valid"])
+        self.lengths = [len(w) for w in self.words["test"]]
+        self.lm = CharNgramLM(order=self.order).fit(self.words["test"])
+
+    def score(self, samples: np.ndarray, test: np.ndarray) -> dict[str, float]:
+        from wsfm.data.words import VOCAB, decode
+        from wsfm.metrics.text import text_metrics
+
+        codes = np.clip(np.rint(samples), 0, VOCAB - 1)
+        return text_metrics(decode(codes), self.train_set, self.valid, self.lengths, self.lm)
+
+    def save(self, folder: Path) -> None:
+        super().save(folder)
+        (Path(folder) / "words.json").write_text(json.dumps(self.words))
+
+    @classmethod
+    def load(cls, folder: Path, params: dict[str, Any]) -> Evaluator:
+        self = cls(**params)
+        words = json.loads((Path(folder) / "words.json").read_text())
+        self.fit(None, None, {"words": words})  # the LM refits in a fraction of a second
+        return self
+
+
+EVALUATORS: dict[str, type[Evaluator]] = {"vector": VectorEvaluator, "image": ImageEvaluator,
+                                          "text": TextEvaluator}
 
 
 def load_evaluator(folder: str | Path) -> Evaluator:

@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from wsfm.bundle import load_net
-from wsfm.components import net_spec
+from wsfm.components import make_sampler, net_spec
 from wsfm.data.datasets import Dataset, load_dataset
 from wsfm.drafts import load_draft
 from wsfm.metrics.evaluators import load_evaluator
-from wsfm.sampler import WarmStartSampler
 from wsfm.stages.base import StageContext, StageResult
 
 __all__ = ["evaluate", "parity", "warm_method_name"]
@@ -81,11 +80,12 @@ def evaluate(ctx: StageContext) -> StageResult:
     primary = evaluator.primary
     warm_name = warm_method_name(cfg.flow.coupling)
 
-    def sampler(net, t0_, start="draft", draft_=draft, noise=cfg.flow.draft_noise):
-        return WarmStartSampler(draft_, net, t0_, method=ev.method, step_size=h,
-                                draft_noise=noise if start == "draft" else 0.0, start=start)
+    def sampler(net, t0_, start="draft", draft_=draft):
+        return make_sampler(data, draft_, net, t0_, step_size=h, method=ev.method,
+                            draft_noise=cfg.flow.draft_noise, start=start,
+                            exponent=cfg.flow.kappa_exponent, temperature=cfg.flow.temperature)
 
-    cold = sampler(cold_net, 0.0, draft_=None, noise=0.0)
+    cold = sampler(cold_net, 0.0, draft_=None)
     rows, shown = [], {}
     row, shown["drafts"] = _measure("draft", t0, n, ev.seeds, lambda s: (draft.sample(n, s), 0),
                                     score, primary)

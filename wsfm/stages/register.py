@@ -42,7 +42,10 @@ def register(ctx: StageContext) -> StageResult:
     settings = SamplerSettings(t0=cfg.flow.t0, method=cfg.evaluate.method,
                                step_size=1.0 / cfg.evaluate.cold_nfe,
                                draft_noise=cfg.flow.draft_noise, dim=data.dim,
-                               model=net_spec(cfg.model, data))
+                               model=net_spec(cfg.model, data),
+                               form="discrete" if data.kind == "text" else "continuous",
+                               exponent=cfg.flow.kappa_exponent,
+                               temperature=cfg.flow.temperature)
     write_bundle(ctx.out / "bundle", ctx.inputs["pretrain_draft"] / "draft.npz",
                  ctx.inputs["train_refiner"] / "model.pt", settings)
     (ctx.out / "gates.json").write_text(json.dumps({"passed": not failures,

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from wsfm.config import DataConfig
+from wsfm.data.datasets import load_dataset
+from wsfm.data.words import decode
+
+
+def test_words_dataset_is_codes_split_by_word():
+    data = load_dataset(DataConfig(kind="words", top_n=1000))
+    assert data.kind == "text" and data.dim == 12 and data.train.dtype == np.float32
+    train, test = set(decode(data.train)), set(decode(data.test))
+    assert len(train) + len(test) == 1000 and not train & test
+    assert set(decode(data.reference)) <= train
+
+
+def write(tmp_path, content: bytes):
+    path = tmp_path / "lines.txt"
+    path.write_bytes(content)
+    return DataConfig(kind="text_lines", path=str(path))
+
+
+def test_text_lines_become_words(tmp_path):
+    words = [f"{a}{b}{c}" for a in "abc" for b in "xyz" for c in "mn"]  # 18 distinct
+    cfg = write(tmp_path, ("\n".join(words + ["Hello", "", "world", "abxm"]) + "\n").encode())
+    data = load_dataset(cfg)
+    got = decode(np.concatenate([data.train, data.test]))
+    assert sorted(got) == sorted(set(words) | {"hello", "world", "abxm"})
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"good\n\xff\xfe bad\n", r"not UTF-8 text \(line 2"),
+    ("ok\nnaïve\n".encode(), r"lines.txt:2: 'ï' is not a letter"),
+    (b"abc\n" * 30, "1 distinct non-empty lines"),
+    (b"x" * 13 + b"\n", "13 characters; max_len is 12"),
+])
+def test_text_lines_validation_names_file_and_line(tmp_path, content, message):
+    with pytest.raises(ValueError, match=message):
+        load_dataset(write(tmp_path, content))
