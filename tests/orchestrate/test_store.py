@@ -63,3 +63,16 @@ def test_a_resumable_begin_keeps_what_a_failed_attempt_left(tmp_path):
     (first / "done-part").write_text("kept")
     assert (store.begin("s", "fp", resume=True) / "done-part").read_text() == "kept"
     assert not (store.begin("s", "fp") / "done-part").exists()  # not resumable: afresh
+
+
+def test_a_damaged_finished_output_goes_back_to_partial_for_a_resumable_stage(tmp_path):
+    store = ArtifactStore(tmp_path, "pipe")
+    tmp = store.begin("s", "fp")
+    (tmp / "good").write_text("keep me")
+    (tmp / "bad").write_text("0123456789")
+    store.commit(tmp, "s", "fp", {})
+    (store.path("s", "fp") / "bad").write_text("012")  # truncated after the commit
+    assert store.load("s", "fp") is None
+    again = store.begin("s", "fp", resume=True)
+    assert (again / "good").read_text() == "keep me" and not (again / SUCCESS).exists()
+    assert not store.path("s", "fp").exists()

@@ -15,6 +15,11 @@ cross-entropy against ``x1`` (on every position, or only where ``x_t`` still hol
 source: ``corrupted_only``). The network never sees ``t0``: one trained refiner serves every
 ``t0``, which only sets the step count.
 
+**Pairing.** ``hamming_ot`` is minibatch OT on Hamming cost; ``hamming_nearest`` pairs each
+draft with its nearest training word (the paper's image recipe, computed once for a pool of
+drafts). On the words task only the latter makes the refiner beat its draft (BENCHMARKS.md,
+section ``words_form``): a batch rarely holds a word near a given draft.
+
 **Sampling** (Euler step of the CTMC of Gat et al. 2024, "Discrete Flow Matching"). The
 velocity of the mixture path is ``u_s(y | x) = kappa'(s) / (1 - kappa(s)) (p(x1 = y | x) -
 delta_x(y))``; one step of size ``h`` (in s) lets each position jump with probability

@@ -52,8 +52,16 @@ class ArtifactStore:
         return self.root / self.pipeline / stage / f".{fp}.partial"
 
     def begin(self, stage: str, fp: str, *, resume: bool = False) -> Path:
-        """The folder to build the stage's output in: emptied unless ``resume``."""
+        """The folder to build the stage's output in: emptied unless ``resume``.
+
+        With ``resume``, a finished output that no longer verifies (a truncated shard, say) is
+        moved back to the partial folder, so that the stage repairs it instead of starting over.
+        """
         tmp = self.partial(stage, fp)
+        final = self.path(stage, fp)
+        if resume and not tmp.exists() and final.exists() and self.load(stage, fp) is None:
+            os.rename(final, tmp)
+            (tmp / SUCCESS).unlink(missing_ok=True)
         if tmp.exists() and not resume:
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True, exist_ok=True)

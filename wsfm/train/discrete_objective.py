@@ -2,7 +2,10 @@
 
 Same two methods as :class:`wsfm.train.objective.FlowObjective`, so the training loop runs it
 unchanged. Batches hold long character codes; the cold baseline starts from the all-mask
-sequence, the warm refiner from drafts paired with data by Hamming distance.
+sequence, the warm refiner from drafts paired with data by Hamming distance: ``nearest``
+pairs each draft with its nearest word in the whole training set (measured: the only pairing
+with which the refiner beats its draft, BENCHMARKS.md "words_form"), ``minibatch_ot`` solves
+the assignment within the batch.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from wsfm.config import FlowConfig
+from wsfm.config import DataConfig, FlowConfig
 from wsfm.flow.discrete import (MixturePath, discrete_fm_loss, hamming_nearest, hamming_ot,
                                 mask_source)
 from wsfm.train.objective import Batch, FlowObjective
@@ -25,13 +28,21 @@ def _independent(x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class DiscreteObjective:
-    def __init__(self, mode: Literal["warm", "cold"], flow: FlowConfig, mask_id: int):
+    """Args: ``pool`` (N, L) the training words' codes, the partners of ``nearest``."""
+
+    def __init__(self, mode: Literal["warm", "cold"], flow: FlowConfig, mask_id: int,
+                 pool: Tensor | None = None):
         self.warm = mode == "warm"
         self.mask_id = mask_id
         self.path = MixturePath(flow.t0 if self.warm else 0.0, flow.kappa_exponent)
-        pairs = {"independent": _independent, "minibatch_ot": hamming_ot,
-                 "nearest": hamming_nearest}
-        self.pair = pairs[flow.coupling] if self.warm else _independent
+        self.pool = None if pool is None else pool.round().long()
+        if flow.coupling == "nearest" and self.warm:
+            if self.pool is None:
+                raise ValueError("nearest pairing needs the training words (pool)")
+            self.pair = lambda x0, x1: hamming_nearest(x0, self.pool)
+        else:
+            pairs = {"independent": _independent, "minibatch_ot": hamming_ot}
+            self.pair = pairs[flow.coupling] if self.warm else _independent
 
     def make_batch(self, source: Tensor, data: Tensor, generator: torch.Generator) -> Batch:
         """source, data: (B, L) float codes -> long codes; cold sources are all-mask."""
@@ -43,13 +54,17 @@ class DiscreteObjective:
 
     def loss(self, net: nn.Module, batch: Batch, generator: torch.Generator, *,
              device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
+        # The all-mask cold source learns only where positions are still masked (as measured).
         return discrete_fm_loss(net, self.path, batch.x0.to(device), batch.x1.to(device),
-                                generator)
+                                generator, corrupted_only=not self.warm)
 
 
-def make_objective(mode: Literal["warm", "cold"], flow: FlowConfig, data_kind: str,
+def make_objective(mode: Literal["warm", "cold"], flow: FlowConfig, data: DataConfig,
                    mask_id: int = 27):
     """Text data trains the discrete objective; everything else flow matching."""
-    if data_kind in ("words", "text_lines"):
-        return DiscreteObjective(mode, flow, mask_id)
+    if data.kind in ("words", "text_lines"):
+        from wsfm.data.datasets import load_dataset
+
+        pool = torch.from_numpy(load_dataset(data).train)
+        return DiscreteObjective(mode, flow, mask_id, pool)
     return FlowObjective(mode, flow)

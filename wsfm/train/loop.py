@@ -65,7 +65,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                   file=sys.__stdout__, flush=True)
     start = state.step
 
-    objective = make_objective(spec.mode, spec.flow, spec.data.kind)
+    objective = make_objective(spec.mode, spec.flow, spec.data)
     dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float32
     hooks: Sequence[StepHook] = config.get("hooks") or ()
     monitor = RankZeroMonitor(config.get("tracking"), rank=rank, every=tc.log_every,
