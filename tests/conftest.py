@@ -6,8 +6,13 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
 from wsfm.config import load_pipeline
+
+# Small models on 2 shared cores: one intra-op thread avoids oversubscription stalls next to
+# the Ray workers that the pipeline tests start.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY2D = ROOT / "pipelines" / "toy2d.yaml"
