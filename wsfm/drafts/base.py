@@ -52,6 +52,18 @@ class Draft(ABC):
         """Estimated floating-point operations to draw one sample (see each class)."""
 
 
+def read_arrays(path: str | Path, kind: str) -> dict[str, np.ndarray]:
+    """Every array of a saved draft file, after checking that it holds a draft of ``kind``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no draft file at {path}")
+    with np.load(path, allow_pickle=False) as f:
+        found = str(f["kind"]) if "kind" in f.files else None
+        if found != kind:
+            raise ValueError(f"{path} holds a draft of kind {found!r}, not {kind!r}")
+        return {name: f[name] for name in f.files}
+
+
 def read_kind(path: str | Path) -> str:
     """The ``kind`` tag stored in a saved draft file."""
     path = Path(path)

@@ -8,7 +8,7 @@ from typing import ClassVar, Self
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
-from wsfm.drafts.base import Draft
+from wsfm.drafts.base import Draft, read_arrays
 
 __all__ = ["GMMDraft", "COVARIANCE_TYPES"]
 
@@ -115,15 +115,9 @@ class GMMDraft(Draft):
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no draft file at {path}")
-        with np.load(path, allow_pickle=False) as f:
-            kind = str(f["kind"]) if "kind" in f.files else None
-            if kind != cls.kind:
-                raise ValueError(f"{path} holds a draft of kind {kind!r}, not {cls.kind!r}")
-            draft = cls(int(f["n_components"]), str(f["covariance_type"]), int(f["seed"]))
-            draft.weights = f["weights"].copy()
-            draft.means = f["means"].copy()
-            draft.covariances = f["covariances"].copy()
+        f = read_arrays(path, cls.kind)
+        draft = cls(int(f["n_components"]), str(f["covariance_type"]), int(f["seed"]))
+        draft.weights = f["weights"].copy()
+        draft.means = f["means"].copy()
+        draft.covariances = f["covariances"].copy()
         return draft

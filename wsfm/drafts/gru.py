@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from wsfm.data.words import VOCAB, encode
-from wsfm.drafts.base import Draft
+from wsfm.drafts.base import Draft, read_arrays
 from wsfm.drafts.ngram import fit_lengths, words_from_data
 
 __all__ = ["CharGRU", "GRUDraft"]
@@ -180,21 +180,15 @@ class GRUDraft(Draft):
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no draft file at {path}")
-        with np.load(path, allow_pickle=False) as f:
-            kind = str(f["kind"]) if "kind" in f.files else None
-            if kind != cls.kind:
-                raise ValueError(f"{path} holds a draft of kind {kind!r}, not {cls.kind!r}")
-            draft = cls(int(f["hidden"]), int(f["embed"]), int(f["steps"]),
-                        int(f["batch_size"]), float(f["lr"]), float(f["temperature"]),
-                        int(f["seed"]))
-            draft.width, draft.max_len = int(f["width"]), int(f["max_len"])
-            draft.min_len = int(f["min_len"])
-            draft.mean_len, draft.final_loss = float(f["mean_len"]), float(f["final_loss"])
-            state = {k[len(_PARAM):]: torch.from_numpy(f[k].copy())
-                     for k in f.files if k.startswith(_PARAM)}
+        f = read_arrays(path, cls.kind)
+        draft = cls(int(f["hidden"]), int(f["embed"]), int(f["steps"]),
+                    int(f["batch_size"]), float(f["lr"]), float(f["temperature"]),
+                    int(f["seed"]))
+        draft.width, draft.max_len = int(f["width"]), int(f["max_len"])
+        draft.min_len = int(f["min_len"])
+        draft.mean_len, draft.final_loss = float(f["mean_len"]), float(f["final_loss"])
+        state = {k[len(_PARAM):]: torch.from_numpy(f[k].copy())
+                 for k in f if k.startswith(_PARAM)}
         net = CharGRU(draft.hidden, draft.embed)
         net.load_state_dict(state)
         draft.net = net.eval()

@@ -15,7 +15,7 @@ from typing import ClassVar, Self
 import numpy as np
 
 from wsfm.data.words import VOCAB, decode, encode
-from wsfm.drafts.base import Draft
+from wsfm.drafts.base import Draft, read_arrays
 
 __all__ = ["CharNgramDraft", "MAX_ORDER", "fit_lengths", "words_from_data"]
 
@@ -181,16 +181,10 @@ class CharNgramDraft(Draft):
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no draft file at {path}")
-        with np.load(path, allow_pickle=False) as f:
-            kind = str(f["kind"]) if "kind" in f.files else None
-            if kind != cls.kind:
-                raise ValueError(f"{path} holds a draft of kind {kind!r}, not {cls.kind!r}")
-            draft = cls(int(f["order"]), float(f["alpha"]), int(f["seed"]))
-            draft.counts = f["counts"].copy()
-            draft.width, draft.max_len = int(f["width"]), int(f["max_len"])
-            draft.min_len = int(f["min_len"])
-            draft.mean_len = float(f["mean_len"])
+        f = read_arrays(path, cls.kind)
+        draft = cls(int(f["order"]), float(f["alpha"]), int(f["seed"]))
+        draft.counts = f["counts"].copy()
+        draft.width, draft.max_len = int(f["width"]), int(f["max_len"])
+        draft.min_len = int(f["min_len"])
+        draft.mean_len = float(f["mean_len"])
         return draft

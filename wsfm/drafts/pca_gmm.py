@@ -13,7 +13,7 @@ from typing import ClassVar, Self
 
 import numpy as np
 
-from wsfm.drafts.base import Draft
+from wsfm.drafts.base import Draft, read_arrays
 from wsfm.drafts.gmm import GMMDraft
 
 __all__ = ["PCAGMMDraft"]
@@ -117,18 +117,12 @@ class PCAGMMDraft(Draft):
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no draft file at {path}")
-        with np.load(path, allow_pickle=False) as f:
-            kind = str(f["kind"]) if "kind" in f.files else None
-            if kind != cls.kind:
-                raise ValueError(f"{path} holds a draft of kind {kind!r}, not {cls.kind!r}")
-            clip = tuple(float(v) for v in f["clip"]) or None
-            draft = cls(int(f["n_pca"]), int(f["n_components"]), str(f["covariance_type"]),
-                        int(f["seed"]), clip=clip)  # type: ignore[arg-type]
-            draft.mean, draft.components = f["mean"].copy(), f["components"].copy()
-            draft.gmm.weights = f["weights"].copy()
-            draft.gmm.means = f["means"].copy()
-            draft.gmm.covariances = f["covariances"].copy()
+        f = read_arrays(path, cls.kind)
+        clip = tuple(float(v) for v in f["clip"]) or None
+        draft = cls(int(f["n_pca"]), int(f["n_components"]), str(f["covariance_type"]),
+                    int(f["seed"]), clip=clip)  # type: ignore[arg-type]
+        draft.mean, draft.components = f["mean"].copy(), f["components"].copy()
+        draft.gmm.weights = f["weights"].copy()
+        draft.gmm.means = f["means"].copy()
+        draft.gmm.covariances = f["covariances"].copy()
         return draft

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from wsfm.drafts.base import Draft
+from wsfm.drafts.base import Draft, read_arrays
 
 __all__ = ["VAE", "VAEDraft"]
 
@@ -151,17 +151,11 @@ class VAEDraft(Draft):
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no draft file at {path}")
-        with np.load(path, allow_pickle=False) as f:
-            kind = str(f["kind"]) if "kind" in f.files else None
-            if kind != cls.kind:
-                raise ValueError(f"{path} holds a draft of kind {kind!r}, not {cls.kind!r}")
-            draft = cls(int(f["latent"]), int(f["hidden"]), int(f["steps"]),
-                        int(f["batch_size"]), float(f["lr"]), int(f["seed"]))
-            draft.shift, draft.scale = f["shift"].copy(), float(f["scale"])
-            state = {k[2:]: torch.from_numpy(f[k].copy()) for k in f.files if k.startswith("w.")}
+        f = read_arrays(path, cls.kind)
+        draft = cls(int(f["latent"]), int(f["hidden"]), int(f["steps"]),
+                    int(f["batch_size"]), float(f["lr"]), int(f["seed"]))
+        draft.shift, draft.scale = f["shift"].copy(), float(f["scale"])
+        state = {k[2:]: torch.from_numpy(f[k].copy()) for k in f if k.startswith("w.")}
         net = VAE(len(draft.shift), draft.latent, draft.hidden)
         net.load_state_dict(state)
         draft.net = net.eval()
