@@ -8,15 +8,6 @@ from wsfm.drafts import DRAFTS, GRUDraft, load_draft, read_kind
 WORDS = ["cab", "dogs", "emu", "fish", "gnat"]  # the first letter decides the word
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine extra threads
-    slow them down many times over."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _fit(seed=0, steps=150):
     return GRUDraft(hidden=16, embed=8, steps=steps, batch_size=16, lr=3e-2,

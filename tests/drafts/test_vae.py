@@ -5,14 +5,6 @@ import torch
 from wsfm.drafts import DRAFTS, VAEDraft, get_draft, load_draft
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small nets on shared, busy cores: one torch thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _data(n=1000, d=16, seed=0):
     """A noisy circle of radius 2 in a fixed plane of R^d (a curved 1-dim set), offset by 3;

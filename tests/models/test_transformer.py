@@ -7,15 +7,6 @@ from wsfm.models.transformer import SeqTransformer
 L, V = 12, 27
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine extra threads
-    slow them down many times over."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _tiny(mode, **kw):
     dim = L * V if mode == "continuous" else L

@@ -4,14 +4,6 @@ import torch
 from wsfm.models import MODELS, UNetLite, build_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small nets on shared, busy cores: one torch thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _net(**kw):
     torch.manual_seed(0)
