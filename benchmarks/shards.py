@@ -32,7 +32,8 @@ from wsfm.flow.couplings import get_coupling
 from wsfm.flow.paths import WarmPath
 from wsfm.models import build_model
 from wsfm.orchestrate.runtime import RayRuntime
-from wsfm.shards import ShardReader, read_manifest
+from wsfm.shard_reader import ShardReader
+from wsfm.shards import read_manifest
 from wsfm.stages.base import StageContext
 from wsfm.stages.generate_drafts import generate_drafts
 from wsfm.stages.pretrain_draft import pretrain_draft

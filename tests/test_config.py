@@ -43,6 +43,13 @@ def test_bad_value_and_bad_choice(tmp_path):
         load_pipeline(write(tmp_path, "name: x\nflow: {coupling: magic}\n"))
     with pytest.raises(ConfigError, match="not divisible"):
         load_pipeline(write(tmp_path, "name: x\ntrain: {batch_size: 7, num_workers: 2}\n"))
+    # A stored pairing is the coupling training uses: the two settings must agree.
+    doc = "name: x\nflow: {coupling: minibatch_ot}\nshards: {pair: nearest}\n"
+    with pytest.raises(ConfigError, match=r"p.yaml.*shards.pair 'nearest'.*flow.coupling is "
+                                          r"'minibatch_ot'"):
+        load_pipeline(write(tmp_path, doc))
+    assert load_pipeline(write(tmp_path, doc.replace("minibatch_ot", "nearest"))).shards.pair \
+        == "nearest"
 
 
 def test_profile_errors_name_the_profile_key(tmp_path):

@@ -40,6 +40,7 @@ class ConfigError(ValueError):
 
 DATA_KINDS = ("toy2d", "digits", "words", "npy", "image_folder", "text_lines")
 USER_KINDS = ("npy", "image_folder", "text_lines")
+TEXT_KINDS = ("words", "text_lines")  # character codes: the discrete path, Hamming couplings
 
 
 @dataclass
@@ -71,6 +72,10 @@ class DataConfig:
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         if self.top_n < 10 or self.max_len < 1:
             raise ValueError("top_n must be >= 10 and max_len >= 1")
+
+    @property
+    def is_text(self) -> bool:
+        return self.kind in TEXT_KINDS
 
 
 @dataclass
@@ -287,6 +292,10 @@ class PipelineConfig:
         unknown = sorted(set(self.resources) - set(STAGE_NAMES))
         if unknown:
             raise ValueError(f"resources: unknown stage {unknown[0]!r} (stages: {list(STAGE_NAMES)})")
+        if self.shards.pair not in ("none", self.flow.coupling):
+            raise ValueError(f"shards.pair {self.shards.pair!r} stores the pairs that training "
+                             f"then uses, but flow.coupling is {self.flow.coupling!r}: set them "
+                             "equal, or shards.pair: none to pair in the training loop")
 
     def resources_for(self, stage: str) -> ResourceConfig:
         return self.resources.get(stage, ResourceConfig())

@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 import webdataset as wds
 
 from wsfm.data.datasets import load_dataset
 from wsfm.drafts import load_draft
 from wsfm.orchestrate.runtime import MapError, RayRuntime
-from wsfm.shards import MANIFEST, ShardWriter, read_manifest, shard_batches, verify_shards
+from wsfm.shard_reader import shard_batches
+from wsfm.shards import MANIFEST, ShardWriter, read_manifest, verify_shards
 from wsfm.stages.generate_drafts import CHUNK_BLOCKS, generate_drafts
 
 from tests.stages.conftest import context
@@ -39,7 +41,12 @@ class WrappingRuntime:
 
 
 def with_shards(config, **changes):
-    return dataclasses.replace(config, shards=dataclasses.replace(config.shards, **changes))
+    """``config`` with new shard settings (and, for a stored pairing, the same coupling)."""
+    flow = config.flow
+    if changes.get("pair", "none") != "none":
+        flow = dataclasses.replace(flow, coupling=changes["pair"])
+    return dataclasses.replace(config, flow=flow,
+                               shards=dataclasses.replace(config.shards, **changes))
 
 
 def manifest_rows(folder, columns=DETERMINISTIC):
@@ -200,3 +207,25 @@ def test_minibatch_ot_pairing_is_a_optimal_matching_per_block(tmp_path, tiny_con
             assert gain.max() <= 1e-9
     for x, idx in shard_batches(urls, 20, epoch_batches=3, with_index=True):
         assert x.shape == (20, 2) and idx.shape == (20,)
+
+
+@pytest.mark.parametrize("pair", ["nearest", "minibatch_ot"])
+def test_text_drafts_are_paired_by_hamming_distance(pair):
+    from wsfm.config import DataConfig
+    from wsfm.stages.generate_drafts import ShardJob, _partners
+
+    rng = np.random.default_rng(0)
+    words = rng.integers(0, 5, size=(60, 6))  # (N, L) character codes, many near ties
+    drafts = rng.integers(0, 5, size=(40, 6)).astype(np.float32)
+    job = ShardJob("", "", 0, 40, seed=1, block=20, pair=pair, data=DataConfig(kind="words"))
+    idx = _partners(drafts, torch.from_numpy(words.astype(np.float32)), job, chunk=0)
+    hamming = (drafts[:, None, :].astype(int) != words[None, :, :]).sum(-1)  # (40, 60)
+    if pair == "nearest":
+        np.testing.assert_array_equal(hamming[np.arange(40), idx], hamming.min(axis=1))
+    else:
+        for b in range(2):  # per block: a matching no swap of two partners improves
+            rows = slice(20 * b, 20 * b + 20)
+            c = hamming[rows][:, idx[rows]]
+            assert len(set(idx[rows].tolist())) == 20
+            gain = np.diag(c)[:, None] + np.diag(c)[None, :] - c - c.T
+            assert gain.max() <= 0

@@ -24,6 +24,9 @@ def test_training_stages_are_resumable():
 
 def test_refiner_trains_on_two_workers_and_loads_into_plain_torch(tmp_path, tiny_config,
                                                                   draft_dir, ray_local):
+    # Paired shards: the refiner reads each draft's stored OT partner (shards.pair).
+    tiny_config = dataclasses.replace(tiny_config, shards=dataclasses.replace(
+        tiny_config.shards, pair="minibatch_ot"))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = Tracker(uri, "t", tmp_path / "mlartifacts")
     run_id = tracker.start_run("train_refiner")
@@ -35,6 +38,7 @@ def test_refiner_trains_on_two_workers_and_loads_into_plain_torch(tmp_path, tiny
     out = tmp_path / "refiner"
     result = train_refiner(context(tiny_config, out, runtime, generate_drafts=shards))
 
+    assert result.metrics["paired"] == 1.0
     assert result.metrics["steps"] == tiny_config.train.steps
     assert result.metrics["world_size"] == 2
     assert all(isinstance(v, float) for v in result.metrics.values())

@@ -1,5 +1,6 @@
 """The loop's parts without Ray: schedule, DeepSpeed config, EMA, loss, data position."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -102,18 +103,33 @@ def test_step_generators_are_distinct_and_reproducible():
         assert not torch.equal(a, torch.rand(4, generator=step_generator(*other)))
 
 
-@pytest.mark.parametrize("mode", ["cold", "warm"])
+def paired_shards(folder, n_rows, sizes=(300, 300, 300)):
+    """Shards whose drafts carry their partner row in column 1 (and in ``idx.npy``)."""
+    rng = np.random.default_rng(0)
+    urls = []
+    for i, n in enumerate(sizes):
+        idx = rng.integers(0, n_rows, size=n)
+        x = np.stack([rng.normal(size=n), idx], axis=1).astype(np.float32)
+        urls.append(str(folder / write_shard(folder, i, x, seed=i, block=16, idx=idx,
+                                             pair="nearest").shard))
+    return urls
+
+
+@pytest.mark.parametrize("mode", ["cold", "warm", "paired"])
 def test_a_restored_stream_continues_with_the_same_batches(tmp_path, mode):
     urls = []
     if mode == "warm":
         rng = np.random.default_rng(0)
         urls = [str(tmp_path / write_shard(tmp_path, i, rng.normal(size=(300, 2)), seed=i).shard)
                 for i in range(3)]
+    if mode == "paired":
+        urls = paired_shards(tmp_path, 500)
     data = torch.randn(500, 2)
 
     def stream():
-        return BatchStream(mode, data, 16, rank=1, world_size=2, seed=7, shard_urls=urls,
-                           shuffle_buffer=64)
+        return BatchStream("cold" if mode == "cold" else "warm", data, 16, rank=1,
+                           world_size=2, seed=7, shard_urls=urls, shuffle_buffer=64,
+                           paired=mode == "paired")
 
     whole = stream()
     batches = [next(whole) for _ in range(12)]
@@ -127,9 +143,46 @@ def test_a_restored_stream_continues_with_the_same_batches(tmp_path, mode):
         assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
         assert torch.equal(torch.rand(3, generator=got[2]), torch.rand(3, generator=expected[2]))
     assert not torch.equal(batches[0][1], batches[1][1])  # the data rows change per step
-    other_rank = BatchStream(mode, data, 16, rank=0, world_size=2, seed=7, shard_urls=urls,
-                             shuffle_buffer=64)
+    other_rank = BatchStream("cold" if mode == "cold" else "warm", data, 16, rank=0,
+                             world_size=2, seed=7, shard_urls=urls, shuffle_buffer=64,
+                             paired=mode == "paired")
     assert not torch.equal(next(other_rank)[0], batches[0][0])
+
+
+def test_a_paired_stream_returns_each_drafts_stored_partner(tmp_path):
+    urls = paired_shards(tmp_path, 40, sizes=(100, 70, 130))
+    data = torch.arange(40, dtype=torch.float32)[:, None].repeat(1, 2)  # row i is (i, i)
+    stream = BatchStream("warm", data, 32, rank=0, world_size=1, seed=3, shard_urls=urls,
+                         shuffle_buffer=50, paired=True)
+    for _ in range(20):  # more than an epoch: shuffled and reread, still aligned
+        source, x1, _ = next(stream)
+        assert torch.equal(x1[:, 0], source[:, 1])  # the partner named inside the draft
+
+    short = BatchStream("warm", data[:10], 32, rank=0, world_size=1, seed=3, shard_urls=urls,
+                        paired=True)
+    with pytest.raises(ValueError, match="training split has 10 rows"):
+        for _ in range(5):
+            next(short)
+    with pytest.raises(ValueError, match="only warm"):
+        BatchStream("cold", data, 8, rank=0, world_size=1, seed=0, paired=True)
+
+
+def test_paired_objectives_keep_the_stored_pairs():
+    from wsfm.train.discrete_objective import DiscreteObjective
+
+    flow = FlowConfig(t0=0.9, coupling="minibatch_ot", draft_noise=0.0, sigma_min=0.0)
+    x0 = torch.randn(64, 2)
+    x1 = -x0  # far from OT: minibatch OT would reorder these
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(FlowObjective("warm", flow, paired=True).make_batch(x0, x1, gen).x1, x1)
+    assert not torch.equal(FlowObjective("warm", flow).make_batch(x0, x1, gen).x1, x1)
+
+    codes = torch.randint(0, 27, (16, 5)).float()
+    partners = torch.randint(0, 27, (16, 5)).float()
+    text = DiscreteObjective("warm", dataclasses.replace(flow, coupling="nearest"), 27,
+                             paired=True)
+    batch = text.make_batch(codes, partners, gen)
+    assert torch.equal(batch.x0, codes.long()) and torch.equal(batch.x1, partners.long())
 
 
 def test_a_restarted_worker_stops_at_once_after_a_divergence(tmp_path):

@@ -44,8 +44,8 @@ from torch.nn import functional as F
 from wsfm.flow.solvers import num_steps
 
 __all__ = ["DiscretePathSample", "JumpResult", "MixturePath", "cross_entropy_loss",
-           "discrete_fm_loss", "hamming_distances", "hamming_nearest", "hamming_ot",
-           "hamming_ot_permutation", "jump_sample", "jump_step", "mask_source"]
+           "discrete_fm_loss", "hamming_distances", "hamming_nearest",
+           "hamming_nearest_indices", "hamming_ot", "hamming_ot_permutation", "jump_sample", "jump_step", "mask_source"]
 
 Net = Callable[[Tensor, Tensor], Tensor]  # (codes (B, L) float32, s (B,)) -> (B, L * V)
 _CHUNK = 1024  # x0 rows per block in hamming_nearest
@@ -163,21 +163,26 @@ def hamming_ot(x0: Tensor, x1: Tensor, labels: None = None) -> tuple[Tensor, Ten
     return x0, x1[hamming_ot_permutation(x0, x1)]
 
 
-def hamming_nearest(x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
-    """Pair each x0 row (B0, L) with its nearest x1 row (B1, L) in Hamming distance (ties
-    to the first); returns ``(x0, x1_gathered (B0, L))``."""
+def hamming_nearest_indices(x0: Tensor, x1: Tensor) -> Tensor:
+    """(B0,) long index of the nearest x1 row (B1, L) in Hamming distance for each x0 row
+    (B0, L) (ties to the first)."""
     if x1.shape[0] == 0:
         raise ValueError("hamming_nearest needs at least one x1 row")
     if x0.dim() != 2 or x1.dim() != 2 or x0.shape[1] != x1.shape[1]:
         raise ValueError(f"need (B0, L) and (B1, L), got {tuple(x0.shape)}, {tuple(x1.shape)}")
     if x0.shape[0] == 0:
-        return x0, x1[:0]
+        return torch.zeros(0, dtype=torch.long, device=x1.device)
     # matching positions = one-hot(x0) . one-hot(x1): exact small integers in float32
     v = int(max(x0.max(), x1.max())) + 1
     b1 = F.one_hot(x1, v).reshape(x1.shape[0], -1).float()  # (B1, L * v)
-    idx = torch.cat([(F.one_hot(chunk, v).reshape(chunk.shape[0], -1).float() @ b1.T)
-                     .argmax(dim=1) for chunk in x0.split(_CHUNK)])  # first of the ties
-    return x0, x1[idx]
+    return torch.cat([(F.one_hot(chunk, v).reshape(chunk.shape[0], -1).float() @ b1.T)
+                      .argmax(dim=1) for chunk in x0.split(_CHUNK)])  # first of the ties
+
+
+def hamming_nearest(x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
+    """Pair each x0 row (B0, L) with its nearest x1 row (B1, L) in Hamming distance (ties
+    to the first); returns ``(x0, x1_gathered (B0, L))``."""
+    return x0, x1[hamming_nearest_indices(x0, x1)]
 
 
 def cross_entropy_loss(logits: Tensor, x1: Tensor, mask: Tensor | None = None,

@@ -30,6 +30,7 @@ class TrainSpec:
     dim: int
     out_dir: str  # rank 0 writes model.pt and train_summary.json here
     shard_urls: tuple[str, ...] = ()
+    paired: bool = False  # the shards hold each draft's training partner (shards.pair)
 
 
 class Runtime(Protocol):

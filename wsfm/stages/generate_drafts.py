@@ -24,6 +24,7 @@ from wsfm.config import DataConfig
 from wsfm.data.datasets import load_dataset
 from wsfm.drafts import load_draft
 from wsfm.flow.couplings import nearest_indices, ot_permutation
+from wsfm.flow.discrete import hamming_nearest_indices, hamming_ot_permutation
 from wsfm.shards import (BLOCK, ShardRecord, ShardWriter, check_shard, read_stats, sha256_file,
                          shard_name, stats_name, write_manifest, write_stats)
 from wsfm.stages.base import StageContext, StageResult
@@ -114,10 +115,16 @@ def _chunks(job: ShardJob) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
 
 
 def _partners(x: np.ndarray, data: torch.Tensor, job: ShardJob, chunk: int) -> np.ndarray:
-    """(n,) rows of ``data`` (N, D) paired with the drafts ``x`` (n, D)."""
+    """(n,) rows of ``data`` (N, D) paired with the drafts ``x`` (n, D): by squared
+    Euclidean distance, or for text (character codes) by Hamming distance, as training
+    would pair them."""
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    text = job.data is not None and job.data.is_text
+    if text:
+        xt, data = xt.round().long(), data.round().long()
     if job.pair == "nearest":
-        return np.concatenate([nearest_indices(xt[s:s + NEAREST_ROWS], data).numpy()
+        nearest = hamming_nearest_indices if text else nearest_indices
+        return np.concatenate([nearest(xt[s:s + NEAREST_ROWS], data).numpy()
                                for s in range(0, len(xt), NEAREST_ROWS)])
     assert job.pair == "minibatch_ot", job.pair
     # Exact OT between each block of drafts and as many training rows drawn for it: the
@@ -127,7 +134,8 @@ def _partners(x: np.ndarray, data: torch.Tensor, job: ShardJob, chunk: int) -> n
     for s in range(0, len(xt), job.block):
         xb = xt[s:s + job.block]
         rows = rng.choice(len(data), size=len(xb), replace=len(xb) > len(data))
-        idx.append(rows[ot_permutation(xb, data[rows]).numpy()])
+        permutation = hamming_ot_permutation if text else ot_permutation
+        idx.append(rows[permutation(xb, data[rows]).numpy()])
     return np.concatenate(idx).astype(np.int64)
 
 

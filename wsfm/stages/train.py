@@ -18,11 +18,12 @@ from wsfm.stages.base import StageContext, StageResult, TrainSpec
 __all__ = ["train_baseline", "train_refiner"]
 
 
-def _spec(ctx: StageContext, mode: str, shard_urls: tuple[str, ...] = ()) -> TrainSpec:
+def _spec(ctx: StageContext, mode: str, shard_urls: tuple[str, ...] = (),
+          paired: bool = False) -> TrainSpec:
     cfg = ctx.config
     return TrainSpec(mode=mode, data=cfg.data, flow=cfg.flow, model=cfg.model, train=cfg.train,
                      dim=load_dataset(cfg.data).dim, out_dir=str(ctx.out),
-                     shard_urls=shard_urls)
+                     shard_urls=shard_urls, paired=paired)
 
 
 def _result(summary: dict) -> StageResult:
@@ -31,9 +32,17 @@ def _result(summary: dict) -> StageResult:
 
 
 def train_refiner(ctx: StageContext) -> StageResult:
+    """Drafts from the shards; with partners stored in them (``shards.pair``, the manifest's
+    ``pair`` column) the refiner trains on those pairs and skips the in-loop coupling."""
     shards = ctx.inputs["generate_drafts"]
-    urls = tuple(str(shards / rec.shard) for rec in read_manifest(shards))
-    return _result(ctx.runtime.train(_spec(ctx, "warm", urls)))
+    records = read_manifest(shards)
+    pairs = {rec.pair for rec in records}
+    if len(pairs) > 1:
+        raise ValueError(f"{shards}: the manifest mixes pairings {sorted(pairs)}; rerun "
+                         "generate_drafts with --force")
+    urls = tuple(str(shards / rec.shard) for rec in records)
+    paired = pairs != {"none"}
+    return _result(ctx.runtime.train(_spec(ctx, "warm", urls, paired)))
 
 
 def train_baseline(ctx: StageContext) -> StageResult:

@@ -6,6 +6,10 @@ the objective draws: times, widening noise) comes from a generator seeded by
 ``(seed, r)``: a restored stream is rebuilt and fast-forwarded past the batches already
 consumed. So a run resumed at step ``k`` sees exactly the batches an uninterrupted run sees
 from step ``k`` on.
+
+Shards written with ``shards.pair`` carry each draft's partner (a row index into the training
+split): a ``paired`` stream then returns ``data[idx]`` beside the drafts, the coupling already
+applied, instead of rows drawn at random.
 """
 
 from __future__ import annotations
@@ -37,18 +41,22 @@ class BatchStream:
         rank, world_size: this worker's place; ranks draw disjoint random streams.
         seed: the run's seed.
         shard_urls, shuffle_buffer: the draft shards and the reader's shuffle buffer.
+        paired: the shards hold each draft's partner row (``shards.pair``); ``data[idx]``
+            is returned with it.
     """
 
     def __init__(self, mode: Literal["warm", "cold"], data: Tensor, batch: int, *, rank: int,
                  world_size: int, seed: int, shard_urls: Sequence[str] = (),
-                 shuffle_buffer: int = 2000):
+                 shuffle_buffer: int = 2000, paired: bool = False):
         if mode == "warm" and not shard_urls:
             raise ValueError("warm training needs draft shards")
-        self.mode, self.data, self.batch = mode, data, batch
+        if paired and mode != "warm":
+            raise ValueError("only warm training reads paired drafts")
+        self.mode, self.data, self.batch, self.paired = mode, data, batch, paired
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.shard_urls, self.shuffle_buffer = list(shard_urls), shuffle_buffer
         self.consumed = 0  # micro-batches drawn so far: the data position
-        self._drafts: Iterator[Tensor] | None = None
+        self._drafts: Iterator[Any] | None = None
 
     def __iter__(self) -> BatchStream:
         return self
@@ -57,19 +65,28 @@ class BatchStream:
         gen = step_generator(self.seed, self.rank, self.consumed)
         if self.mode == "cold":
             source = torch.randn(self.batch, self.data.shape[1], generator=gen)
+        elif self.paired:
+            source, rows = next(self._reader())
+            if int(rows.max()) >= len(self.data):
+                raise ValueError(f"a paired draft names training row {int(rows.max())}, but "
+                                 f"the training split has {len(self.data)} rows: the shards "
+                                 "were paired with other data")
+            self.consumed += 1
+            return source.float(), self.data[rows], gen
         else:
             source = next(self._reader()).float()
         rows = torch.randint(len(self.data), (self.batch,), generator=gen)
         self.consumed += 1
         return source, self.data[rows], gen
 
-    def _reader(self) -> Iterator[Tensor]:
+    def _reader(self) -> Iterator[Any]:
         if self._drafts is None:
-            from wsfm.shards import shard_batches
+            from wsfm.shard_reader import shard_batches
 
             self._drafts = shard_batches(self.shard_urls, self.batch, rank=self.rank,
                                          world_size=self.world_size, seed=self.seed,
-                                         shuffle_buffer=self.shuffle_buffer)
+                                         shuffle_buffer=self.shuffle_buffer,
+                                         with_index=self.paired)
         return self._drafts
 
     def state_dict(self) -> dict[str, Any]:

@@ -28,15 +28,18 @@ def _independent(x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class DiscreteObjective:
-    """Args: ``pool`` (N, L) the training words' codes, the partners of ``nearest``."""
+    """Args: ``pool`` (N, L) the training words' codes, the partners of ``nearest``;
+    ``paired``: the drafts arrive with their partners (``shards.pair``), no coupling here."""
 
     def __init__(self, mode: Literal["warm", "cold"], flow: FlowConfig, mask_id: int,
-                 pool: Tensor | None = None):
+                 pool: Tensor | None = None, paired: bool = False):
         self.warm = mode == "warm"
         self.mask_id = mask_id
         self.path = MixturePath(flow.t0 if self.warm else 0.0, flow.kappa_exponent)
         self.pool = None if pool is None else pool.round().long()
-        if flow.coupling == "nearest" and self.warm:
+        if paired:
+            self.pair = _independent
+        elif flow.coupling == "nearest" and self.warm:
             if self.pool is None:
                 raise ValueError("nearest pairing needs the training words (pool)")
             self.pair = lambda x0, x1: hamming_nearest(x0, self.pool)
@@ -60,11 +63,14 @@ class DiscreteObjective:
 
 
 def make_objective(mode: Literal["warm", "cold"], flow: FlowConfig, data: DataConfig,
-                   mask_id: int = 27):
-    """Text data trains the discrete objective; everything else flow matching."""
-    if data.kind in ("words", "text_lines"):
-        from wsfm.data.datasets import load_dataset
+                   mask_id: int = 27, paired: bool = False):
+    """Text data trains the discrete objective; everything else flow matching. ``paired``:
+    the drafts come with precomputed partners (``shards.pair``)."""
+    if data.is_text:
+        pool = None
+        if mode == "warm" and flow.coupling == "nearest" and not paired:
+            from wsfm.data.datasets import load_dataset
 
-        pool = torch.from_numpy(load_dataset(data).train)
-        return DiscreteObjective(mode, flow, mask_id, pool)
-    return FlowObjective(mode, flow)
+            pool = torch.from_numpy(load_dataset(data).train)
+        return DiscreteObjective(mode, flow, mask_id, pool, paired=paired)
+    return FlowObjective(mode, flow, paired=paired)

@@ -65,7 +65,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                   file=sys.__stdout__, flush=True)
     start = state.step
 
-    objective = make_objective(spec.mode, spec.flow, spec.data)
+    objective = make_objective(spec.mode, spec.flow, spec.data, paired=spec.paired)
     dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float32
     hooks: Sequence[StepHook] = config.get("hooks") or ()
     monitor = RankZeroMonitor(config.get("tracking"), rank=rank, every=tc.log_every,
@@ -120,7 +120,7 @@ def _build(spec: TrainSpec, rank: int, world: int):
     engine, scheduler = build_engine(net, tc, world)
     stream = BatchStream(spec.mode, as_tensor(data.train), tc.micro_batch_size, rank=rank,
                          world_size=world, seed=tc.seed, shard_urls=spec.shard_urls,
-                         shuffle_buffer=tc.shuffle_buffer)
+                         shuffle_buffer=tc.shuffle_buffer, paired=spec.paired)
     return engine, scheduler, ema, stream
 
 
@@ -142,6 +142,7 @@ def _finish(spec: TrainSpec, run_dir: str, engine, ema: EMA | None, state: Train
     (out / "deepspeed_config.json").write_text(json.dumps(deepspeed_config(tc, world), indent=2))
     ran = tc.steps - start
     summary = {"steps": tc.steps, "world_size": world, "resumed_from_step": start,
+               "paired": float(spec.paired),  # trained on the shards' stored partners
                "seconds": seconds, **monitor.summary(),
                "samples_per_s_wall": ran * tc.batch_size / seconds if ran else float("nan"),
                "torch_threads": torch.get_num_threads(), "peak_rss_mb_max": max(rss),

@@ -49,16 +49,18 @@ class FlowObjective:
     """Cold (noise -> data) or warm (widened draft at ``t0`` -> data) flow matching.
 
     The cold baseline ignores every flow setting (t0 = 0, no widening, independent pairs), so
-    "same network, same budget" holds with one loop for both.
+    "same network, same budget" holds with one loop for both. ``paired``: the sources arrive
+    with their partners (precomputed by ``generate_drafts``, ``shards.pair``), so no coupling
+    runs here; the stored pairing matched the drafts before widening.
     """
 
-    def __init__(self, mode: Literal["warm", "cold"], flow: FlowConfig):
+    def __init__(self, mode: Literal["warm", "cold"], flow: FlowConfig, paired: bool = False):
         warm = mode == "warm"
         t0 = flow.t0 if warm else 0.0
         self.widener = WarmPath(t0, draft_noise=flow.draft_noise if warm else 0.0)
         # Sources arrive widened, so the path itself adds only sigma_min noise.
         self.path = WarmPath(t0, sigma_min=flow.sigma_min if warm else 0.0)
-        self.pair = get_coupling(flow.coupling if warm else "independent")
+        self.pair = get_coupling(flow.coupling if warm and not paired else "independent")
 
     def make_batch(self, source: Tensor, data: Tensor, generator: torch.Generator) -> Batch:
         """Widen the sources (B, D), then pair them with data (B, D): the coupling sees what
