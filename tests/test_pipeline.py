@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import pty
+import re
+import select
+import struct
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +40,39 @@ def wsfm(*args: str, home: Path, timeout: int = 900) -> subprocess.CompletedProc
                           capture_output=True, timeout=timeout, cwd=home.parent)
     print(proc.stdout[-4000:], proc.stderr[-4000:])
     return proc
+
+
+def wsfm_in_terminal(*args: str, home: Path, timeout: int = 900) -> tuple[int, str]:
+    """``wsfm`` with a pseudo-terminal (200 columns) as stdout and stderr: what a user sees."""
+    env = {**os.environ, "WSFM_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("RAY_ADDRESS", None)
+    env.pop("COLUMNS", None)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "wsfm.cli", *args], env=env, cwd=home.parent,
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks, deadline = [], time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 1.0)[0]:
+                try:
+                    data = os.read(master, 1 << 16)
+                except OSError:  # EIO: every writer closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    text = b"".join(chunks).decode(errors="replace")
+    print(text[-4000:])
+    return proc.wait(timeout=60), text
 
 
 def stage_lines(out: str) -> dict[str, str]:
@@ -139,3 +179,44 @@ def test_from_reruns_exactly_the_downstream_stages(smoke):
     after = {p: p.stat().st_mtime_ns for p in store.root.rglob("_SUCCESS.json")}
     untouched = [p for p in before if p.parts[-3] not in ("evaluate", "register")]
     assert all(after[p] == before[p] for p in untouched)
+
+
+def test_a_damaged_shard_is_named_and_repaired_by_a_rerun_under_a_live_bar(smoke):
+    """Runs last: it rewrites the generate_drafts output in place."""
+    store = ArtifactStore(smoke["home"] / "artifacts", "toy2d")
+    [success] = (store.root / "toy2d" / "generate_drafts").glob("*/_SUCCESS.json")
+    shards = success.parent
+    bad = shards / "shard-000001.tar"
+    good_sha = hashlib.sha256(bad.read_bytes()).hexdigest()
+    bad.write_bytes(bad.read_bytes()[:3000])
+
+    verify = wsfm("shards", "verify", str(shards), home=smoke["home"])
+    assert verify.returncode == 1 and "shard-000001.tar" in verify.stdout
+    assert "shard-000000.tar" not in verify.stdout
+
+    code, text = wsfm_in_terminal("run", str(smoke["pipeline"]), "--profile", "smoke",
+                                  home=smoke["home"])
+    assert code == 0, text[-3000:]
+    plain = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)  # no colours or erase-line codes
+    lines = plain.replace("\r", "\n").splitlines()
+    status = stage_lines("\n".join(lines))
+    assert status["generate_drafts"] == "done"
+    assert {s for s, v in status.items() if v == "cached"} == set(STAGE_NAMES) - {
+        "generate_drafts"}
+    started = next(line for line in lines if "generate_drafts  started" in line)
+    assert "shard-000001.tar has 3000 bytes" in started  # the rerun names the shard
+    client = MlflowClient(f"sqlite:///{smoke['home'] / 'mlflow.db'}")
+    [latest] = client.search_runs(
+        [client.get_experiment_by_name("toy2d").experiment_id],
+        "tags.`wsfm.stage` = 'generate_drafts' and tags.`wsfm.status` = 'ran'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    assert latest.data.tags["shards_repaired"] == "shard-000001.tar"
+    assert latest.data.metrics["shards_written"] == 1  # shard 0 was kept
+    # The live bar: redrawn in place ("\r"), from the stage's snapshot, with rate and ETA.
+    bars = [line for line in lines if line.startswith("[") and "generate_drafts" in line
+            and "shards" in line]
+    assert bars and "/2 shards" in bars[-1] and "drafts/s" in bars[-1], lines[-40:]
+    # ... and the stage task printed no progress lines of its own (Ray would forward them).
+    assert all(line.startswith("[") for line in lines if "/2 shards" in line)
+    assert hashlib.sha256(bad.read_bytes()).hexdigest() == good_sha
+    assert wsfm("shards", "verify", str(shards), home=smoke["home"]).returncode == 0

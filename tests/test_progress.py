@@ -2,7 +2,7 @@ import io
 
 import pytest
 
-from wsfm.progress import Progress, format_duration, format_rate
+from wsfm.progress import Progress, format_duration, format_line, format_rate, read_snapshot
 
 
 class Clock:
@@ -68,3 +68,29 @@ def test_live_bar_redraws_one_line():
 
 def test_not_a_terminal_means_lines():
     assert Progress(1, stream=io.StringIO()).live is False
+
+
+def test_a_snapshot_file_carries_the_same_line_and_quiet_prints_nothing(tmp_path):
+    clock, out = Clock(), io.StringIO()
+    path = tmp_path / "progress.json"
+    p = Progress(4, desc="gen", unit="shards", work_total=400, work_unit="drafts", stream=out,
+                 live=False, interval=10, clock=clock, path=path, quiet=True)
+    with p:
+        clock.now += 0.5
+        p.update(1, 100)  # under a second since the first snapshot: not saved yet
+        assert read_snapshot(path)["done"] == 0
+        clock.now += 1.5
+        p.update(1, 100)
+        snap = read_snapshot(path)
+        assert snap["done"] == 2 and format_line(snap) == p.line()
+        assert "2/4 shards" in format_line(snap) and "100 drafts/s" in format_line(snap)
+    assert read_snapshot(path)["done"] == 2 and out.getvalue() == ""
+    assert read_snapshot(path, newer_than=path.stat().st_mtime + 5) is None  # stale
+    assert read_snapshot(tmp_path / "missing.json") is None
+
+
+def test_workers_stay_quiet_only_when_the_driver_draws(monkeypatch):
+    monkeypatch.delenv("WSFM_PROGRESS", raising=False)
+    assert not Progress(1, stream=io.StringIO()).quiet
+    monkeypatch.setenv("WSFM_PROGRESS", "driver")
+    assert Progress(1, stream=io.StringIO()).quiet

@@ -8,16 +8,78 @@ last one when the work is done, so logs stay short and every line stands on its 
 
 An optional second quantity (``work``: drafts per shard, samples per step) gives the rate
 its unit; without it the rate counts items.
+
+Work inside a Ray task cannot reach the driver's terminal except through Ray's line-by-line
+log forwarding. So a :class:`Progress` with a ``path`` also keeps a *snapshot* there (JSON,
+replaced atomically, at most once a second), and the driver draws the live bar from it
+(``wsfm.orchestrate.board``). When the driver draws, it sets ``WSFM_PROGRESS=driver`` for its
+Ray jobs and the workers stop printing their own lines; otherwise (CI logs) they print them.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
-__all__ = ["Progress", "format_duration", "format_rate"]
+__all__ = ["ENV", "SNAPSHOT", "Progress", "bar", "driver_draws", "format_duration",
+           "format_line", "format_rate", "is_terminal", "read_snapshot", "write_snapshot"]
+
+ENV = "WSFM_PROGRESS"  # "driver": the driver draws the bar; workers only write snapshots
+SNAPSHOT = "progress.json"  # a stage's snapshot, in its (partial) output folder
+
+
+def driver_draws() -> bool:
+    """True when the driver draws progress from snapshots (workers then print no lines)."""
+    return os.environ.get(ENV) == "driver"
+
+
+def write_snapshot(path: str | Path, snapshot: dict[str, Any]) -> None:
+    """Replace the snapshot at ``path`` atomically (a reader never sees half a file)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(snapshot))
+    os.replace(tmp, path)
+
+
+def read_snapshot(path: str | Path, newer_than: float = 0.0) -> dict[str, Any] | None:
+    """The snapshot at ``path`` if it exists and was written after ``newer_than`` (a
+    ``time.time()``), else None."""
+    try:
+        if os.stat(path).st_mtime < newer_than:
+            return None
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def format_line(snap: dict[str, Any]) -> str:
+    """One status line from a snapshot: ``desc``, ``done``/``total`` ``unit``, optional
+    ``work`` ``work_unit``, ``rate`` ``rate_unit``/s, ``eta_s`` (or ``elapsed_s`` once done)
+    and an optional ``note`` (a loss, say)."""
+    done, total = snap["done"], snap["total"]
+    pct = 100.0 * done / total if total else 100.0
+    parts = [snap["desc"]] if snap.get("desc") else []
+    parts += [f"{done}/{total} {snap['unit']}", f"{pct:5.1f}%"]
+    if snap.get("work") is not None:
+        parts.append(f"{snap['work']:,.0f} {snap['work_unit']}")
+    if snap.get("note"):
+        parts.append(snap["note"])
+    parts.append(f"{format_rate(snap['rate'])} {snap['rate_unit']}/s")
+    if done >= total:
+        parts.append(f"in {format_duration(snap['elapsed_s'])}")
+    else:
+        parts.append(f"ETA {format_duration(snap['eta_s'])}")
+    return "  ".join(parts)
+
+
+def bar(done: int, total: int, width: int = 24) -> str:
+    filled = width if not total else min(width, int(width * done / total))
+    return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
 def format_duration(seconds: float) -> str:
@@ -50,19 +112,22 @@ class Progress:
         live: redraw one line in place; default: whether ``stream`` is a terminal.
         interval: seconds between lines (live: between redraws).
         clock: seconds, monotonic (tests pass a fake).
+        path: keep a snapshot here for the driver's bar (see the module docstring).
+        quiet: write no lines (default: :func:`driver_draws`); snapshots are still kept.
     """
 
     def __init__(self, total: int, *, desc: str = "", unit: str = "items",
                  work_total: float | None = None, work_unit: str = "",
                  stream: TextIO | None = None, live: bool | None = None,
                  interval: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 path: str | Path | None = None, quiet: bool | None = None):
         if total < 0:
             raise ValueError(f"total must be >= 0, got {total}")
         self.total, self.desc, self.unit = total, desc, unit
         self.work_total, self.work_unit = work_total, work_unit
         self.stream = stream if stream is not None else sys.stdout
-        self.live = _isatty(self.stream) if live is None else live
+        self.live = is_terminal(self.stream) if live is None else live
         self.interval = interval if interval is not None else (0.2 if self.live else 10.0)
         self.clock = clock
         self.done = 0
@@ -71,6 +136,9 @@ class Progress:
         self._last_shown = -float("inf")
         self._shown: tuple[int, float] | None = None  # (done, work) on screen
         self._closed = False
+        self.path = None if path is None else Path(path)
+        self.quiet = driver_draws() if quiet is None else quiet
+        self._last_saved = -float("inf")
 
     @property
     def elapsed(self) -> float:
@@ -92,20 +160,17 @@ class Progress:
             return 0.0
         return left * self.elapsed / amount if amount > 0 else float("inf")
 
+    def snapshot(self) -> dict[str, Any]:
+        """The status as data (what :func:`format_line` and the driver's bar read)."""
+        has_work = self.work_total is not None
+        return {"desc": self.desc, "done": self.done, "total": self.total, "unit": self.unit,
+                "work": self.work if has_work else None, "work_unit": self.work_unit,
+                "rate": self.rate(), "rate_unit": self.work_unit if has_work else self.unit,
+                "eta_s": self.eta(), "elapsed_s": self.elapsed}
+
     def line(self) -> str:
         """The status as one line of text."""
-        pct = 100.0 * self.done / self.total if self.total else 100.0
-        parts = [self.desc] if self.desc else []
-        parts += [f"{self.done}/{self.total} {self.unit}", f"{pct:5.1f}%"]
-        if self.work_total is not None:
-            parts.append(f"{self.work:,.0f} {self.work_unit}")
-        rate_unit = self.work_unit if self.work_total is not None else self.unit
-        parts.append(f"{format_rate(self.rate())} {rate_unit}/s")
-        if self.done >= self.total:
-            parts.append(f"in {format_duration(self.elapsed)}")
-        else:
-            parts.append(f"ETA {format_duration(self.eta())}")
-        return "  ".join(parts)
+        return format_line(self.snapshot())
 
     def update(self, n: int = 1, work: float = 0.0) -> None:
         """Record ``n`` more finished items holding ``work`` more units of work."""
@@ -114,15 +179,20 @@ class Progress:
         self.refresh(force=self.done >= self.total)
 
     def refresh(self, force: bool = False) -> None:
-        """Show the status if ``interval`` has passed since the last time (or ``force``)."""
+        """Show the status if ``interval`` has passed since the last time (or ``force``);
+        keep the snapshot if a second has passed."""
         now = self.clock()
-        if self._closed or (not force and now - self._last_shown < self.interval):
+        if self._closed:
+            return
+        if self.path is not None and (force or now - self._last_saved >= 1.0):
+            self._last_saved = now
+            write_snapshot(self.path, self.snapshot())
+        if self.quiet or (not force and now - self._last_shown < self.interval):
             return
         self._last_shown = now
         self._shown = (self.done, self.work)
         if self.live:
-            bar = _bar(self.done, self.total)
-            self.stream.write(f"\r{bar} {self.line()}\x1b[K")
+            self.stream.write(f"\r{bar(self.done, self.total)} {self.line()}\x1b[K")
         else:
             self.stream.write(self.line() + "\n")
         self.stream.flush()
@@ -131,9 +201,11 @@ class Progress:
         """Show the final status (once) and end the live line."""
         if self._closed:
             return
+        if self.path is not None:
+            write_snapshot(self.path, self.snapshot())
         if self._shown != (self.done, self.work):
             self.refresh(force=True)
-        if self.live:
+        if self.live and not self.quiet:
             self.stream.write("\n")
             self.stream.flush()
         self._closed = True
@@ -146,12 +218,7 @@ class Progress:
         self.close()
 
 
-def _bar(done: int, total: int, width: int = 24) -> str:
-    filled = width if not total else min(width, int(width * done / total))
-    return "[" + "#" * filled + "." * (width - filled) + "]"
-
-
-def _isatty(stream: TextIO) -> bool:
+def is_terminal(stream: TextIO) -> bool:
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # no isatty, or a closed stream

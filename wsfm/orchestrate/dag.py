@@ -80,7 +80,7 @@ def make_plan(
     plan: dict[str, PlanItem] = {}
     for spec in topo_order(specs):
         fp = fingerprint(spec, config, {d: plan[d].fingerprint for d in spec.deps})
-        record = store.load(spec.name, fp)
+        record, problem = store.inspect(spec.name, fp)
         blocked = [d for d in spec.deps if plan[d].action in ("blocked", "skip")]
         if blocked:
             item = PlanItem(spec.name, fp, "blocked", f"needs {blocked[0]}, which is not available")
@@ -88,7 +88,7 @@ def make_plan(
             item = (PlanItem(spec.name, fp, "cached", producer_run_id=record.get("mlflow_run_id"))
                     if record else PlanItem(spec.name, fp, "skip", "not selected by --only"))
         elif force or spec.name in forced or spec.name == only or record is None:
-            why = "no finished output" if record is None else "forced"
+            why = problem if record is None else "forced"
             item = PlanItem(spec.name, fp, "run", why)
         else:
             item = PlanItem(spec.name, fp, "cached", producer_run_id=record.get("mlflow_run_id"))

@@ -18,9 +18,11 @@ from typing import Any
 
 from wsfm.config import USER_KINDS, PipelineConfig, to_dict
 from wsfm.data.datasets import load_dataset
+from wsfm.orchestrate.board import StageBoard
 from wsfm.orchestrate.dag import PlanItem, make_plan
 from wsfm.orchestrate.runtime import RayRuntime
 from wsfm.orchestrate.store import ArtifactStore
+from wsfm.progress import SNAPSHOT
 from wsfm.stages import STAGES, StageContext, get_stage
 
 __all__ = ["RunSummary", "StageOutcome", "execute_stage", "run_pipeline"]
@@ -81,7 +83,9 @@ def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], sto
 def run_pipeline(config: PipelineConfig, *, home: Path, pipeline_file: str = "",
                  profile: str | None = None, force: bool = False, from_stage: str | None = None,
                  only: str | None = None, dry_run: bool = False, address: str | None = None,
-                 echo=print) -> RunSummary:
+                 echo=print, board: StageBoard | None = None) -> RunSummary:
+    """Plan, then run what is not cached. ``board`` draws the running stages' live progress
+    (default: a bar when stdout is a terminal, nothing otherwise)."""
     if config.data.kind in USER_KINDS:
         load_dataset(config.data)  # users' data is validated before anything runs or is made
     home = Path(home).resolve()
@@ -101,7 +105,9 @@ def run_pipeline(config: PipelineConfig, *, home: Path, pipeline_file: str = "",
     outcomes = _record_cached(tracker, parent, store, plan, echo)
     todo = [item for item in plan if item.action == "run"]
     if todo:
-        outcomes += _execute(config, store, tracker, parent, plan, home, address, echo)
+        board = board or StageBoard()
+        outcomes += _execute(config, store, tracker, parent, plan, home, address,
+                             board.echo(echo), board)
     order = [s.name for s in STAGES]
     outcomes.sort(key=lambda o: order.index(o.stage))
     summary = RunSummary(config.name, parent, outcomes, plan)
@@ -133,22 +139,26 @@ def _record_cached(tracker, parent: str, store: ArtifactStore, plan: list[PlanIt
     return outcomes
 
 
-def _init_ray(config: PipelineConfig, address: str | None) -> bool:
-    """Join ``address`` / ``RAY_ADDRESS``, or start a local runtime. True if we started it."""
+def _init_ray(config: PipelineConfig, address: str | None, board: StageBoard) -> bool:
+    """Join ``address`` / ``RAY_ADDRESS``, or start a local runtime. True if we started it.
+    (Ray that is already up keeps its own environment: its workers print progress lines.)"""
     import ray
 
     if ray.is_initialized():
         return False
-    env = {} if config.train.use_gpu else {"DS_ACCELERATOR": "cpu"}
+    env = {**({} if config.train.use_gpu else {"DS_ACCELERATOR": "cpu"}), **board.env}
     ray.init(address=address or os.environ.get("RAY_ADDRESS"), runtime_env={"env_vars": env},
              include_dashboard=False, log_to_driver=True)
     return True
 
 
-def _execute(config, store, tracker, parent, plan, home, address, echo) -> list[StageOutcome]:
+def _execute(config, store, tracker, parent, plan, home, address, echo,
+             board: StageBoard) -> list[StageOutcome]:
     import ray
 
-    started = _init_ray(config, address)
+    started = _init_ray(config, address, board)
+    if not started:
+        board.live = False  # workers were not told to leave the progress to the driver
     items = {item.stage: item for item in plan}
     done = {i.stage for i in plan if i.action == "cached"}
     bad = {i.stage for i in plan if i.action in ("blocked", "skip")}
@@ -169,11 +179,20 @@ def _execute(config, store, tracker, parent, plan, home, address, echo) -> list[
                     waiting.remove(name)
                     ref, run_id = _submit(config, store, tracker, parent, items, name, home)
                     running[ref] = (name, run_id, time.perf_counter())
-                    echo(f"[wsfm] {name:<16} started")
+                    why = items[name].reason
+                    echo(f"[wsfm] {name:<16} started"
+                         + (f"  ({why})" if why not in ("", "no finished output") else ""))
+                    board.watch(name, store.partial(name, items[name].fingerprint))
             if not running:
                 continue
-            [ref], _ = ray.wait(list(running), num_returns=1)
+            ready, _ = ray.wait(list(running), num_returns=1,
+                                timeout=board.interval if board.live else None)
+            if not ready:
+                board.refresh()
+                continue
+            ref = ready[0]
             name, run_id, start = running.pop(ref)
+            board.unwatch(name)
             seconds = time.perf_counter() - start
             try:
                 record = ray.get(ref)
@@ -195,6 +214,7 @@ def _execute(config, store, tracker, parent, plan, home, address, echo) -> list[
                                          metrics=record["metrics"]))
             echo(f"[wsfm] {name:<16} done     {seconds:7.1f}s")
     finally:
+        board.clear()
         if started:
             ray.shutdown()
     return outcomes
@@ -213,7 +233,8 @@ def _submit(config, store, tracker, parent, items, name, home):
     runtime = RayRuntime(storage_path=str(home / "ray"),
                          run_name=f"{config.name}-{name}-{item.fingerprint}",
                          tracking={"uri": tracker.uri, "run_id": run_id},
-                         max_retries=res.max_retries)
+                         max_retries=res.max_retries,
+                         progress_path=str(store.partial(name, item.fingerprint) / SNAPSHOT))
     inputs = {d: str(store.path(d, items[d].fingerprint)) for d in spec.deps}
     record = {"mlflow_run_id": run_id, "version": spec.version,
               "inputs": {d: items[d].fingerprint for d in spec.deps}}

@@ -28,6 +28,7 @@ class RayRuntime:
         tracking: ``{"uri", "run_id"}`` of the stage's MLflow run, for rank-0 logging.
         max_retries: retries of a map task whose worker dies or that raises.
         num_cpus: CPUs per map task.
+        progress_path: where a map keeps its progress snapshot for the driver's bar ("" none).
     """
 
     storage_path: str
@@ -35,6 +36,7 @@ class RayRuntime:
     tracking: dict[str, str] | None = None
     max_retries: int = 3
     num_cpus: float = 1.0
+    progress_path: str = ""
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, desc: str = "",
             unit: str = "items", work: Callable[[Any], float] | None = None,
@@ -54,7 +56,7 @@ class RayRuntime:
         failures: list[str] = []
         progress = Progress(len(items), desc=desc or getattr(fn, "__name__", "map"), unit=unit,
                             work_total=None if work is None else sum(work(x) for x in items),
-                            work_unit=work_unit)
+                            work_unit=work_unit, path=self.progress_path or None)
         pending = list(index)
         with progress:
             while pending:

@@ -91,18 +91,30 @@ class ArtifactStore:
 
     def load(self, stage: str, fp: str, *, deep: bool = False) -> dict[str, Any] | None:
         """The success record when the output is complete (sizes, and with ``deep`` sha256)."""
+        record, _ = self.inspect(stage, fp, deep=deep)
+        return record
+
+    def inspect(self, stage: str, fp: str, *,
+                deep: bool = False) -> tuple[dict[str, Any] | None, str]:
+        """``(record, "")`` for a complete output, else ``(None, why)``: no output, or the
+        first file that is missing or differs from its record."""
         final = self.path(stage, fp)
         try:
             record = json.loads((final / SUCCESS).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
+        except FileNotFoundError:
+            return None, "no finished output"
+        except json.JSONDecodeError:
+            return None, f"{SUCCESS} is unreadable"
         for rel, meta in record.get("files", {}).items():
             path = final / rel
-            if not path.is_file() or path.stat().st_size != meta["bytes"]:
-                return None
+            if not path.is_file():
+                return None, f"finished output damaged: {rel} is missing"
+            if path.stat().st_size != meta["bytes"]:
+                return None, (f"finished output damaged: {rel} has {path.stat().st_size} "
+                              f"bytes, expected {meta['bytes']}")
             if deep and sha256_file(path) != meta["sha256"]:
-                return None
-        return record
+                return None, f"finished output damaged: {rel} fails its sha256"
+        return record, ""
 
     def discard(self, tmp: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,9 +1,10 @@
 """What a training run tells the world: rank-0 metrics and progress, and divergence.
 
 Only rank 0 logs, every ``log_every`` steps: loss, learning rate, samples/s and step time to
-the stage's MLflow run; a progress line (step, loss, samples/s, ETA) that Ray forwards to
-the driver's log (the periodic lines CI shows); and ``progress.json`` in the stage folder,
-the same numbers for anything that draws a live bar. Divergence (a NaN or inf loss on any rank) is decided
+the stage's MLflow run, and a progress line (step, loss, samples/s, ETA) that Ray forwards to
+the driver's log (the periodic lines CI shows; left out while the driver draws a live bar).
+About once a second it also replaces ``progress.json`` in the stage folder, the snapshot the
+driver's bar reads (``wsfm.progress``). Divergence (a NaN or inf loss on any rank) is decided
 collectively, so that every rank stops at the same step and none hangs in a collective.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -20,13 +20,12 @@ from typing import Any
 
 import torch
 
-from wsfm.progress import format_duration, format_rate
+from wsfm.progress import SNAPSHOT, driver_draws, format_duration, format_rate, write_snapshot
 
-__all__ = ["DIVERGED", "PROGRESS", "Divergence", "RankZeroMonitor", "check_divergence",
+__all__ = ["DIVERGED", "Divergence", "RankZeroMonitor", "check_divergence",
            "global_loss"]
 
 DIVERGED = "diverged.json"  # written by rank 0 into the stage folder when the loss blows up
-PROGRESS = "progress.json"  # rank 0's latest progress, in the stage folder
 
 
 class Divergence(FloatingPointError):
@@ -93,14 +92,20 @@ class RankZeroMonitor:
         self.step_times: list[float] = []
         self.desc, self.out_dir = desc, Path(out_dir)
         self._eta_start = (time.perf_counter(), start)
+        self._saved = -float("inf")
 
     def step(self, step: int, loss: float, lr: float, seconds: float) -> None:
         """Record one optimizer step; log on rank 0 every ``every`` steps."""
         self.losses.append(loss)
         self.step_times.append(seconds)
-        if not self.enabled or step % self.every:
+        if not self.enabled:
             return
         now = time.perf_counter()
+        if now - self._saved >= 1.0 or step == self.total:
+            self._saved = now
+            self._snapshot(step, lr, now)
+        if step % self.every:
+            return
         window = self.step_times[-self.every:]  # compute only: checkpoints are left out
         step_time = sum(window) / len(window)
         metrics = {"train/loss": self.recent_loss(), "train/lr": lr,
@@ -111,13 +116,25 @@ class RankZeroMonitor:
             log_step_metrics(self.tracking["uri"], self.tracking["run_id"], metrics, step)
         self._print(step, metrics, now)
 
-    def _print(self, step: int, metrics: dict[str, float], now: float) -> None:
+    def _eta(self, step: int, now: float) -> tuple[float, float]:
+        """(seconds since this attempt began, seconds left at its pace so far)."""
         began, first = self._eta_start
-        eta = (self.total - step) * (now - began) / max(1, step - first)
-        record = {"step": step, "total": self.total, "eta_s": eta, **metrics}
-        tmp = self.out_dir / f".{PROGRESS}.tmp"
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, self.out_dir / PROGRESS)
+        elapsed = now - began
+        return elapsed, (self.total - step) * elapsed / max(1, step - first)
+
+    def _snapshot(self, step: int, lr: float, now: float) -> None:
+        elapsed, eta = self._eta(step, now)
+        window = self.step_times[-self.every:]
+        write_snapshot(self.out_dir / SNAPSHOT, {
+            "desc": self.desc, "done": step, "total": self.total, "unit": "steps",
+            "rate": self.batch * len(window) / sum(window) if sum(window) > 0 else 0.0,
+            "rate_unit": "samples", "eta_s": eta, "elapsed_s": elapsed,
+            "note": f"loss {self.recent_loss():.4f}  lr {lr:.2e}"})
+
+    def _print(self, step: int, metrics: dict[str, float], now: float) -> None:
+        if driver_draws():
+            return
+        eta = self._eta(step, now)[1]
         print(f"[train] {self.desc}  step {step}/{self.total}  "
               f"loss {metrics['train/loss']:.4f}  lr {metrics['train/lr']:.2e}  "
               f"{format_rate(metrics['train/samples_per_s'])} samples/s  "
