@@ -38,7 +38,8 @@ def deepspeed_config(train: TrainConfig, world_size: int) -> dict[str, Any]:
         "gradient_clipping": train.grad_clip,
         # On CPU, gradients are not copied into one contiguous buffer as they are produced:
         # that guards against GPU memory fragmentation, and on CPU it only costs a copy
-        # (measured, BENCHMARKS.md "train": ZeRO-2 step 1.40x -> 1.26x a plain loop).
+        # (BENCHMARKS.md "train": the toy MLP's ZeRO-2 step went from 1.35x to 1.27x a
+        # plain loop's, interleaved in one process).
         "zero_optimization": {"stage": train.zero_stage,
                               "contiguous_gradients": train.use_gpu,
                               "overlap_comm": train.use_gpu},
