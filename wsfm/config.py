@@ -237,10 +237,11 @@ class EvalConfig:
     warm_t0s: list[float] = field(default_factory=lambda: [0.8, 0.9, 0.96])
     method: Literal["euler", "midpoint", "heun", "rk4"] = "euler"
     n_projections: int = 256
+    timing_repeats: int = 5  # interleaved cold/warm pairs behind speedup_wall
 
     def __post_init__(self) -> None:
-        if self.seeds < 1 or self.n_samples < 2 or self.cold_nfe < 1:
-            raise ValueError("seeds, n_samples and cold_nfe must be positive")
+        if self.seeds < 1 or self.n_samples < 2 or self.cold_nfe < 1 or self.timing_repeats < 1:
+            raise ValueError("seeds, n_samples, cold_nfe and timing_repeats must be positive")
         if any(n < 1 for n in self.nfe_grid):
             raise ValueError(f"nfe_grid entries must be >= 1, got {self.nfe_grid}")
         if any(not 0.0 <= t < 1.0 for t in self.warm_t0s):

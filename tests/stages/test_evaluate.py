@@ -1,7 +1,7 @@
 import json
 import math
 
-from wsfm.stages.evaluate import evaluate, parity
+from wsfm.stages.evaluate import evaluate, parity, wall_speedup
 from wsfm.stages.fit_evaluator import fit_evaluator
 
 from tests.stages.conftest import context, save_untrained
@@ -42,3 +42,21 @@ def test_parity_allows_the_seed_spread_and_no_more():
     # Higher is better (valid-word rates): the slack points the other way.
     assert parity({"quality": 0.91, "spread": 0.05}, cold, lower_is_better=False)
     assert not parity({"quality": 0.89, "spread": 0.05}, cold, lower_is_better=False)
+
+
+def test_wall_speedup_pairs_cold_and_warm_runs_and_takes_the_median():
+    now = [0.0]
+    cold_costs = iter([10.0, 10.0, 60.0, 10.0, 10.0])  # a load spike in the third pair
+    seeds = []
+
+    def cold(seed):
+        seeds.append(("cold", seed))
+        now[0] += next(cold_costs)
+
+    def warm(seed):
+        seeds.append(("warm", seed))
+        now[0] += 1.0
+
+    assert wall_speedup(cold, warm, 5, clock=lambda: now[0]) == 10.0
+    assert [m for m, _ in seeds] == ["cold", "warm"] * 5  # interleaved
+    assert seeds[0][1] == seeds[1][1] != seeds[2][1]  # a pair shares its seed

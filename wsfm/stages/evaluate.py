@@ -2,7 +2,7 @@
 
 Writes ``metrics.json`` in the schema of the benchmark protocol (one row per method and NFE:
 mean quality and spread over sampling seeds, wall seconds per 1,000 samples including the
-draft) and ``samples.png``, a scatter plot of data, drafts, warm and cold samples.
+draft; ``speedup_wall`` from interleaved cold/warm pairs) and ``samples.png``, a scatter plot of data, drafts, warm and cold samples.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from wsfm.drafts import load_draft
 from wsfm.metrics.evaluators import load_evaluator
 from wsfm.stages.base import StageContext, StageResult
 
-__all__ = ["evaluate", "parity", "warm_method_name"]
+__all__ = ["evaluate", "parity", "wall_speedup", "warm_method_name"]
 
 SEED_BASE = 10_000  # sampling seeds, disjoint from training and shard seeds
 
@@ -46,6 +46,21 @@ def warm_starts(t0: float, t0s: list[float], nfe_grid: list[int], h: float) -> l
     ``t0s``, and ``1 - n h`` for each small NFE ``n`` of the grid (late starts)."""
     late = [round(1.0 - n * h, 9) for n in nfe_grid if 1.0 - n * h >= min([t0, *t0s]) - 1e-9]
     return sorted({t0, *t0s, *late})
+
+
+def wall_speedup(cold: Callable[[int], object], warm: Callable[[int], object], repeats: int,
+                 clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median over ``repeats`` of cold seconds / warm seconds (draft included), the two runs
+    interleaved so that a load spike on a shared machine hits one pair, not one method."""
+    ratios = []
+    for k in range(repeats):
+        seconds = []
+        for draw in (cold, warm):
+            start = clock()
+            draw(SEED_BASE + k)
+            seconds.append(clock() - start)
+        ratios.append(seconds[0] / max(seconds[1], 1e-12))
+    return float(statistics.median(ratios))
 
 
 def _measure(method: str, t0: float, n: int, seeds: int,
@@ -109,14 +124,18 @@ def evaluate(ctx: StageContext) -> StageResult:
         rows.append(_measure("zero_shot", t0_, n, ev.seeds, lambda s: zero_shot.sample(n, s),
                              score, primary)[0])
 
-    warm_nfe = sampler(refiner, t0).expected_nfe()
+    warm_sampler = sampler(refiner, t0)
+    warm_nfe = warm_sampler.expected_nfe()
     cold_full = next(r for r in rows if r["method"] == "cold" and r["nfe"] == cold.expected_nfe())
     warm_main = next(r for r in rows if r["method"] == warm_name and r["t0"] == t0)
     report = {
         "task": cfg.task, "metric": primary, "lower_is_better": evaluator.lower_is_better,
         "reference": score(data.reference[:n])[primary], "t0": t0, "rows": rows,
         "speedup_nfe": cold_full["nfe"] / warm_main["nfe"],
-        "speedup_wall": cold_full["sec_per_1k"] / warm_main["sec_per_1k"],
+        # Interleaved pairs: the rows' own timings ran minutes apart, under whatever load.
+        "speedup_wall": wall_speedup(lambda s: cold.sample(n, s, steps=ev.cold_nfe),
+                                     lambda s: warm_sampler.sample(n, s),
+                                     ev.timing_repeats),
         "parity": parity(warm_main, cold_full, lower_is_better=evaluator.lower_is_better),
     }
     (ctx.out / "metrics.json").write_text(json.dumps(report, indent=2))
