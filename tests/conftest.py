@@ -40,7 +40,7 @@ def tiny_config():
         cfg,
         name="toy2d-tiny",
         data=dataclasses.replace(cfg.data, n_train=2000, n_test=500),
-        shards=dataclasses.replace(cfg.shards, num_shards=3, per_shard=300),
+        shards=dataclasses.replace(cfg.shards, num_shards=3, per_shard=300, pair="none"),
         train=dataclasses.replace(cfg.train, steps=20, batch_size=64, warmup_steps=5,
                                   log_every=10),
         evaluate=dataclasses.replace(cfg.evaluate, n_samples=300, seeds=2, nfe_grid=[1, 2]),
