@@ -7,7 +7,7 @@ teacher forcing to predict ``[c_1, ..., c_L, end]``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar, Self
 
@@ -16,13 +16,12 @@ import torch
 from torch import Tensor, nn
 
 from wsfm.data.words import VOCAB, encode
-from wsfm.drafts.base import Draft, read_arrays
-from wsfm.drafts.ngram import fit_lengths, words_from_data
+from wsfm.drafts.base import read_arrays
+from wsfm.drafts.ngram import WordDraft, fit_lengths, words_from_data
 
 __all__ = ["CharGRU", "GRUDraft"]
 
 _START = VOCAB
-_MAX_ROUNDS = 1000
 _PARAM = "param/"  # prefix of the network's arrays in the saved file
 
 
@@ -41,7 +40,7 @@ class CharGRU(nn.Module):
         return self.head(out), h
 
 
-class GRUDraft(Draft):
+class GRUDraft(WordDraft):
     """A character GRU language model as a draft.
 
     Training: ``steps`` AdamW steps on batches of ``batch_size`` training words drawn with
@@ -60,6 +59,7 @@ class GRUDraft(Draft):
     """
 
     kind: ClassVar[str] = "gru"
+    what: ClassVar[str] = "the GRU"
 
     def __init__(self, hidden: int = 64, embed: int = 32, steps: int = 1500,
                  batch_size: int = 128, lr: float = 3e-3, temperature: float = 1.0,
@@ -69,13 +69,19 @@ class GRUDraft(Draft):
                              f"{hidden}, {embed}, {steps}, {batch_size}")
         if not lr > 0 or not temperature > 0:
             raise ValueError(f"lr and temperature must be > 0, got {lr!r}, {temperature!r}")
+        super().__init__()
         self.hidden, self.embed, self.steps, self.batch_size = hidden, embed, steps, batch_size
         self.lr, self.temperature, self.seed = float(lr), float(temperature), int(seed)
-        self.net: CharGRU | None = None
-        self.width = 0  # D: the padded length of a sample
-        self.min_len = self.max_len = 0  # the training length range
-        self.mean_len = 0.0
         self.final_loss = float("nan")
+
+    @property
+    def net(self) -> CharGRU | None:
+        """The trained network (None before ``fit``)."""
+        return self.model
+
+    @net.setter
+    def net(self, value: CharGRU | None) -> None:
+        self.model = value
 
     def __repr__(self) -> str:
         return (f"GRUDraft(hidden={self.hidden}, embed={self.embed}, steps={self.steps}, "
@@ -108,16 +114,6 @@ class GRUDraft(Draft):
         self.net, self.final_loss = net.eval(), float(loss.detach())
         return self
 
-    def _fitted(self) -> CharGRU:
-        if self.net is None:
-            raise ValueError("GRUDraft is not fitted: call fit() or GRUDraft.load()")
-        return self.net
-
-    @property
-    def dim(self) -> int:
-        self._fitted()
-        return self.width
-
     @property
     def cost_per_sample(self) -> float:
         """FLOPs per word: per symbol a GRU step (2 x 3 gates x (embed + hidden) x hidden),
@@ -147,23 +143,9 @@ class GRUDraft(Draft):
                 break
         return codes[:, :self.max_len], lengths
 
-    def sample(self, n: int, seed: int) -> np.ndarray:
-        """(n, width) float32 codes (pad after the word) of words of length in
-        ``[min_len, max_len]``, the training range."""
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n!r}")
+    def _drawer(self, seed: int) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
         gen = torch.Generator().manual_seed(seed)
-        out = torch.zeros((n, self.width), dtype=torch.long)
-        todo = torch.arange(n)
-        for _ in range(_MAX_ROUNDS):
-            if len(todo) == 0:
-                return out.numpy().astype(np.float32)
-            codes, lengths = self._draw(len(todo), gen)
-            ok = (lengths >= self.min_len) & (lengths <= self.max_len)
-            out[todo[ok], :self.max_len] = codes[ok]
-            todo = todo[~ok]
-        raise RuntimeError(f"the GRU rarely ends within [{self.min_len}, {self.max_len}] "
-                           f"letters: {len(todo)} drafts left after {_MAX_ROUNDS} rounds")
+        return lambda m: tuple(t.numpy() for t in self._draw(m, gen))
 
     def save(self, path: str | Path) -> None:
         net = self._fitted()

@@ -8,7 +8,8 @@ first letter. The table of next-symbol counts is dense, ``(28 ** (order - 1), 27
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar, Self
 
@@ -17,7 +18,7 @@ import numpy as np
 from wsfm.data.words import VOCAB, decode, encode
 from wsfm.drafts.base import Draft, read_arrays
 
-__all__ = ["CharNgramDraft", "MAX_ORDER", "fit_lengths", "words_from_data"]
+__all__ = ["CharNgramDraft", "MAX_ORDER", "WordDraft", "fit_lengths", "words_from_data"]
 
 MAX_ORDER = 4
 _START = VOCAB  # 27: the start symbol, only ever a context
@@ -48,7 +49,58 @@ def fit_lengths(words: Sequence[str], max_len: int) -> tuple[int, int]:
     return min(lengths), max(lengths)
 
 
-class CharNgramDraft(Draft):
+class WordDraft(Draft):
+    """What the word drafts share: the padded width, the training length range, and sampling
+    that throws away a word outside that range and draws it again.
+
+    A subclass sets ``model`` (its fitted state, None before ``fit``), ``what`` (how errors
+    name its generator) and ``_drawer(seed)``: a function ``m -> ((m, max_len) codes,
+    (m,) lengths, -1 where no end came)`` whose draws continue one stream per ``seed``.
+    """
+
+    what: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.model = None
+        self.width = 0  # D: the padded length of a sample
+        self.min_len = self.max_len = 0  # the training length range
+        self.mean_len = 0.0
+
+    def _fitted(self):
+        if self.model is None:
+            name = type(self).__name__
+            raise ValueError(f"{name} is not fitted: call fit() or {name}.load()")
+        return self.model
+
+    @property
+    def dim(self) -> int:
+        self._fitted()
+        return self.width
+
+    @abstractmethod
+    def _drawer(self, seed: int) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
+        """The draw function for ``seed`` (see the class docstring)."""
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """(n, width) float32 codes (pad after the word) of words of length in
+        ``[min_len, max_len]``, the training range."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n!r}")
+        draw = self._drawer(seed)
+        out = np.zeros((n, self.width), dtype=np.int64)
+        todo = np.arange(n)
+        for _ in range(_MAX_ROUNDS):
+            if len(todo) == 0:
+                return out.astype(np.float32)
+            codes, lengths = draw(len(todo))
+            ok = (lengths >= self.min_len) & (lengths <= self.max_len)
+            out[todo[ok], :self.max_len] = codes[ok]
+            todo = todo[~ok]
+        raise RuntimeError(f"{self.what} rarely ends within [{self.min_len}, {self.max_len}] "
+                           f"letters: {len(todo)} drafts left after {_MAX_ROUNDS} rounds")
+
+
+class CharNgramDraft(WordDraft):
     """Character n-gram language model (bigram by default) used as a draft.
 
     ``P(c | h) = (n(h, c) + alpha) / (n(h) + 27 alpha)``, maximum likelihood for
@@ -65,17 +117,24 @@ class CharNgramDraft(Draft):
     """
 
     kind: ClassVar[str] = "ngram"
+    what: ClassVar[str] = "the chain"
 
     def __init__(self, order: int = 2, alpha: float = 0.0, seed: int = 0) -> None:
         if not 1 <= order <= MAX_ORDER:
             raise ValueError(f"order must be in [1, {MAX_ORDER}], got {order!r}")
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha!r}")
+        super().__init__()
         self.order, self.alpha, self.seed = int(order), float(alpha), int(seed)
-        self.counts: np.ndarray | None = None  # (28 ** (order - 1), 27) int64
-        self.width = 0  # D: the padded length of a sample
-        self.min_len = self.max_len = 0  # the training length range
-        self.mean_len = 0.0
+
+    @property
+    def counts(self) -> np.ndarray | None:
+        """(28 ** (order - 1), 27) int64 next-symbol counts (None before ``fit``)."""
+        return self.model
+
+    @counts.setter
+    def counts(self, value: np.ndarray | None) -> None:
+        self.model = value
 
     def __repr__(self) -> str:
         return f"CharNgramDraft(order={self.order}, alpha={self.alpha})"
@@ -103,16 +162,6 @@ class CharNgramDraft(Draft):
         np.add.at(counts, (ctx[used], nxt[used]), 1)
         self.counts, self.mean_len = counts, float(lengths.mean())
         return self
-
-    def _fitted(self) -> np.ndarray:
-        if self.counts is None:
-            raise ValueError("CharNgramDraft is not fitted: call fit() or CharNgramDraft.load()")
-        return self.counts
-
-    @property
-    def dim(self) -> int:
-        self._fitted()
-        return self.width
 
     @property
     def cost_per_sample(self) -> float:
@@ -151,24 +200,10 @@ class CharNgramDraft(Draft):
                 ctx = (ctx % keep) * _CTX + sym
         return codes[:, :self.max_len], lengths
 
-    def sample(self, n: int, seed: int) -> np.ndarray:
-        """(n, width) float32 codes (pad after the word) of words of length in
-        ``[min_len, max_len]``, the training range."""
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n!r}")
+    def _drawer(self, seed: int) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
         cum = np.cumsum(self.probabilities(), axis=1)
         rng = np.random.default_rng(seed)
-        out = np.zeros((n, self.width), dtype=np.int64)
-        todo = np.arange(n)
-        for _ in range(_MAX_ROUNDS):
-            if len(todo) == 0:
-                return out.astype(np.float32)
-            codes, lengths = self._draw(len(todo), rng, cum)
-            ok = (lengths >= self.min_len) & (lengths <= self.max_len)
-            out[todo[ok], :self.max_len] = codes[ok]
-            todo = todo[~ok]
-        raise RuntimeError(f"the chain rarely ends within [{self.min_len}, {self.max_len}] "
-                           f"letters: {len(todo)} drafts left after {_MAX_ROUNDS} rounds")
+        return lambda m: self._draw(m, rng, cum)
 
     def save(self, path: str | Path) -> None:
         counts = self._fitted()
