@@ -218,7 +218,7 @@ def test_text_drafts_are_paired_by_hamming_distance(pair):
     words = rng.integers(0, 5, size=(60, 6))  # (N, L) character codes, many near ties
     drafts = rng.integers(0, 5, size=(40, 6)).astype(np.float32)
     job = ShardJob("", "", 0, 40, seed=1, block=20, pair=pair, data=DataConfig(kind="words"))
-    idx = _partners(drafts, torch.from_numpy(words.astype(np.float32)), job, chunk=0)
+    idx = _partners(drafts, torch.from_numpy(words), job, chunk=0)  # codes, as _chunks gives
     hamming = (drafts[:, None, :].astype(int) != words[None, :, :]).sum(-1)  # (40, 60)
     if pair == "nearest":
         np.testing.assert_array_equal(hamming[np.arange(40), idx], hamming.min(axis=1))
