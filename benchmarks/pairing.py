@@ -31,6 +31,7 @@ from wsfm.components import net_spec
 from wsfm.config import load_pipeline
 from wsfm.data.datasets import load_dataset
 from wsfm.models import build_model
+from wsfm.orchestrate.local import LocalRuntime
 from wsfm.shards import read_manifest
 from wsfm.stages.base import StageContext
 from wsfm.stages.generate_drafts import generate_drafts
@@ -43,20 +44,13 @@ TASKS = {"toy2d": "minibatch_ot", "words": "nearest"}
 SHARDS, PER_SHARD = 2, 10_000
 
 
-class _Serial:
-    """Runs a stage's map in this process, one item after another (no Ray: one core)."""
-
-    def map(self, fn, items, **_):
-        return [fn(item) for item in items]
-
-
 def _shards(cfg, draft: Path, out: Path, pair: str) -> tuple[list[str], float]:
     """Generate ``SHARDS`` x ``PER_SHARD`` drafts with ``pair``: shard urls and drafts/s."""
     cfg = dataclasses.replace(cfg, shards=dataclasses.replace(
         cfg.shards, num_shards=SHARDS, per_shard=PER_SHARD, pair=pair))
     out.mkdir(parents=True)
     start = time.perf_counter()
-    generate_drafts(StageContext(cfg, {"pretrain_draft": draft}, out, _Serial()))
+    generate_drafts(StageContext(cfg, {"pretrain_draft": draft}, out, LocalRuntime()))
     rate = SHARDS * PER_SHARD / (time.perf_counter() - start)
     return [str(out / r.shard) for r in read_manifest(out)], rate
 
@@ -67,7 +61,7 @@ def measure(task: str, steps: int, work: Path) -> list[list]:
     cfg = dataclasses.replace(cfg, flow=dataclasses.replace(cfg.flow, coupling=coupling))
     draft = work / task / "draft"
     draft.mkdir(parents=True)
-    pretrain_draft(StageContext(cfg, {}, draft, _Serial()))
+    pretrain_draft(StageContext(cfg, {}, draft, LocalRuntime()))
     loose, rate_loose = _shards(cfg, draft, work / task / "none", "none")
     stored, rate_stored = _shards(cfg, draft, work / task / coupling, coupling)
 
@@ -76,10 +70,10 @@ def measure(task: str, steps: int, work: Path) -> list[list]:
     micro = cfg.train.batch_size // cfg.train.num_workers
     common = dict(rank=0, world_size=1, seed=0, shuffle_buffer=cfg.train.shuffle_buffer)
     ways = {"in the loop": (BatchStream("warm", train, micro, shard_urls=loose, **common),
-                            make_objective("warm", cfg.flow, cfg.data)),
+                            make_objective("warm", cfg.flow, data)),
             "stored (shards.pair)": (BatchStream("warm", train, micro, shard_urls=stored,
                                                  paired=True, **common),
-                                     make_objective("warm", cfg.flow, cfg.data, paired=True))}
+                                     make_objective("warm", cfg.flow, data, paired=True))}
     kwargs = net_spec(cfg.model, data)
     net = build_model(kwargs.pop("kind"), dim=data.dim, **kwargs)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.train.lr)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from benchmarks.report import markdown_table, write_section
 from wsfm.config import DataConfig, FlowConfig, ModelConfig, TrainConfig
-from wsfm.stages.base import TrainSpec
+from wsfm.train.spec import TrainSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"toy2d MLP 256x3": ModelConfig(hidden=256, depth=3, time_dim=32),

@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from wsfm.cli import main
+from wsfm.orchestrate.local import LocalRuntime
 from wsfm.stages.generate_drafts import generate_drafts
 
 from tests.stages.conftest import context, draft_dir  # noqa: F401  (fixture)
-from tests.stages.test_generate_drafts import SerialRuntime
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def shards(tmp_path, tiny_config, draft_dir):  # noqa: F811
     cfg = dataclasses.replace(tiny_config, shards=dataclasses.replace(
         tiny_config.shards, num_shards=3, per_shard=500))
     out = tmp_path / "shards"
-    generate_drafts(context(cfg, out, SerialRuntime(), pretrain_draft=draft_dir))
+    generate_drafts(context(cfg, out, LocalRuntime(), pretrain_draft=draft_dir))
     return cfg, out, draft_dir
 
 
@@ -36,7 +36,7 @@ def test_verify_names_a_truncated_shard_and_a_rerun_repairs_it(shards, capsys):
     assert "BAD" in printed and "shard-000001.tar" in printed
     assert "shard-000000.tar" not in printed and "shard-000002.tar" not in printed
 
-    result = generate_drafts(context(cfg, out, SerialRuntime(), pretrain_draft=draft))
+    result = generate_drafts(context(cfg, out, LocalRuntime(), pretrain_draft=draft))
     assert result.tags["shards_repaired"] == "shard-000001.tar"
     assert "made again: shard-000001.tar" in capsys.readouterr().out
     assert hashlib.sha256(bad.read_bytes()).hexdigest() == good_sha

@@ -28,7 +28,7 @@ def test_warm_and_cold_reach_the_oracle_target_with_exact_nfe():
                                            mask_id=27, **kwargs)
         x, spent = sampler.sample(16, seed=0)
         assert spent == nfe == sampler.expected_nfe()
-        assert x.dtype == np.float32 and x.shape == (16, 12)
+        assert x.dtype == np.int64 and x.shape == (16, 12)
         assert (x == TARGET.numpy()).all()
 
 

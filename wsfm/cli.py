@@ -37,8 +37,10 @@ def _train_overrides(config, *, workers: int | None, gpu: bool | None):
     try:
         train = dataclasses.replace(config.train, **changes)
     except ValueError as exc:
+        from wsfm.config import ConfigError
+
         given = ", ".join(f"train.{k}={v}" for k, v in changes.items())
-        raise ValueError(f"{given} (from the command line): {exc}") from exc
+        raise ConfigError(f"{given} (from the command line): {exc}") from exc
     return dataclasses.replace(config, train=train)
 
 
@@ -48,8 +50,18 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     from wsfm.tracking import tracking_uri
 
+    from mlflow.exceptions import MlflowException
+
+    from wsfm.errors import InputNotFound
+
     mlflow.set_tracking_uri(tracking_uri(_home(args.home)))
-    model = mlflow.pyfunc.load_model(args.model)
+    try:
+        model = mlflow.pyfunc.load_model(args.model)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise InputNotFound(f"no model {args.model} in {mlflow.get_tracking_uri()}: "
+                            f"{exc.message}") from exc
     samples = model.predict({"n": args.n, "seed": args.seed, "steps": args.steps})
     np.save(args.out, np.asarray(samples))
     print(f"wrote {len(samples)} samples of shape {tuple(np.asarray(samples).shape[1:])} "
@@ -142,10 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. The project's own user-facing errors (``wsfm.errors.UserError``: the
+    pipeline file, its data, an input path, a flag) print as one line and exit 2; anything
+    else is a bug or a failure of the machinery and keeps its traceback."""
+    from wsfm.errors import UserError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except UserError as exc:
         print(f"wsfm: error: {exc}", file=sys.stderr)
         return 2
 

@@ -43,7 +43,8 @@ def net_spec(cfg: ModelConfig, data: Dataset) -> dict[str, Any]:
     if cfg.kind == "transformer":
         if data.kind != "text":
             raise ValueError(f"model kind 'transformer' needs text data, got {data.kind!r} data")
-        spec.update(data.extra["net"])  # sequence length, vocabulary, form
+        assert data.text is not None
+        spec.update(data.text.net_spec())  # sequence length, vocabulary, form
     return spec
 
 
@@ -62,10 +63,9 @@ def make_sampler(data: Dataset, draft: Draft | None, net, t0: float, *, step_siz
     for text codes. ``draft=None`` makes the cold sampler (noise / all-mask start at 0)."""
     from wsfm.sampler import DiscreteWarmStartSampler, WarmStartSampler
 
-    if data.kind == "text":
-        info = data.extra["net"]
+    if data.text is not None:
         return DiscreteWarmStartSampler(draft, net, t0, step_size, start,
-                                        seq_len=info["seq_len"], mask_id=info["vocab"],
+                                        seq_len=data.text.seq_len, mask_id=data.text.mask_id,
                                         exponent=exponent, temperature=temperature)
     noise = draft_noise if (start == "draft" and draft is not None) else 0.0
     return WarmStartSampler(draft, net, t0, method=method, step_size=step_size,

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import yaml
 
+from wsfm.errors import UserError
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A pipeline file is missing, malformed, or holds a bad key or value."""
 
 

@@ -134,7 +134,7 @@ class DiscreteWarmStartSampler:
     the cold model starts from the all-mask sequence at 0. ``start="noised_draft"``
     (zero-shot): the *cold* model starts at ``t0`` from a draft whose positions are masked
     with probability ``1 - kappa(t0)``, a point of its own path, and runs on its own time.
-    Samples are (n, L) codes as float32; NFE is one per step, ``ceil((1 - t0) / h)`` steps.
+    Samples are (n, L) int64 codes; NFE is one per step, ``ceil((1 - t0) / h)`` steps.
     """
 
     def __init__(self, draft: Draft | None, refiner: nn.Module, t0: float, step_size: float = 0.01,
@@ -163,7 +163,7 @@ class DiscreteWarmStartSampler:
         gen = torch.Generator().manual_seed(seed)
         if self.draft is None:
             return mask_source(n, self.seq_len, self.mask_id)
-        x = torch.from_numpy(self.draft.sample(n, seed)).round().long()
+        x = torch.from_numpy(self.draft.sample(n, seed))
         if self.start == "noised_draft":
             keep = torch.rand(x.shape, generator=gen) < self.cold_path.kappa(self.t0)
             x = torch.where(keep, x, torch.full_like(x, self.mask_id))
@@ -190,10 +190,10 @@ class DiscreteWarmStartSampler:
                     h = (1.0 - self.t0) / n_steps
                     for k in range(n_steps):
                         t = self.t0 + k * h
-                        logits = self.refiner(x.float(), torch.full((n,), t))
+                        logits = self.refiner(x, torch.full((n,), t))
                         x = jump_step(x, logits, self.cold_path.jump_prob(t, h), gen,
                                       self.mask_id, self.temperature)
                     nfe = n_steps
         finally:
             self.refiner.train(was_training)
-        return x.float().numpy(), nfe
+        return x.numpy(), nfe

@@ -3,8 +3,7 @@
 :class:`ShardReader` yields shuffled batches of drafts in epochs of exactly ``epoch_batches``
 batches on every rank: the shards are split by rank and then by DataLoader worker, resampled
 with replacement, and their rows pass through a shuffle buffer; with ``with_index`` each batch
-comes with its drafts' precomputed partner indices. :func:`shard_batches` iterates one, and
-:func:`batches_per_epoch` gives the usual epoch length.
+comes with its drafts' precomputed partner indices. :func:`shard_batches` iterates one.
 """
 
 from __future__ import annotations
@@ -13,21 +12,12 @@ import io
 import itertools
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import webdataset as wds
 
-if TYPE_CHECKING:
-    from wsfm.shards import ShardRecord
-
-__all__ = ["ShardReader", "batches_per_epoch", "shard_batches"]
-
-
-def batches_per_epoch(records: Sequence[ShardRecord], batch_size: int, world_size: int) -> int:
-    """Batches per rank in one pass over the drafts (at least 1): the usual ``epoch_batches``."""
-    return max(1, sum(r.count for r in records) // (batch_size * world_size))
+__all__ = ["ShardReader", "shard_batches"]
 
 
 class ShardReader(torch.utils.data.IterableDataset):

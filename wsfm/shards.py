@@ -3,7 +3,8 @@
 Layout of a shard folder::
 
     shard-000000.tar     records keyed ``s000000x000000042`` (unique across shards, dot-free);
-                         each holds ``x.npy``, a block of drafts, float32 (rows, D), and with a
+                         each holds ``x.npy``, a block of drafts, (rows, D) float32 (int64
+                         character codes for text), and with a
                          precomputed coupling ``idx.npy``, their partners' rows in the training
                          split, int64 (rows,)
     shard-000000.json    the shard's stats record (a :class:`ShardRecord`), written last
@@ -48,7 +49,6 @@ __all__ = [
     "stats_name",
     "verify_shards",
     "write_manifest",
-    "write_shard",
     "write_stats",
 ]
 
@@ -118,7 +118,8 @@ class ShardWriter:
         if idx is not None:
             assert idx.shape == (len(x),), (idx.shape, x.shape)
             self._member(f"{key}.idx.npy", _npy(np.ascontiguousarray(idx, dtype=np.int64)))
-        self._member(f"{key}.x.npy", _npy(np.ascontiguousarray(x, dtype=np.float32)))
+        dtype = np.int64 if x.dtype.kind in "iu" else np.float32
+        self._member(f"{key}.x.npy", _npy(np.ascontiguousarray(x, dtype=dtype)))
         self._blocks += 1
         self.count += len(x)
 
@@ -175,18 +176,6 @@ def _npy(a: np.ndarray) -> bytes:
     return header + a.tobytes()
 
 
-def write_shard(folder: Path, index: int, x: np.ndarray, seed: int, block: int = BLOCK, *,
-                idx: np.ndarray | None = None, pair: str = "none") -> ShardRecord:
-    """Write drafts ``x`` (N, D), paired by ``pair`` with rows ``idx`` (N,), as shard ``index``."""
-    if (idx is None) != (pair == "none"):
-        raise ValueError(f"pair {pair!r} and idx {'absent' if idx is None else 'given'} disagree")
-    with ShardWriter(folder, index) as writer:
-        for start in range(0, len(x), block):
-            writer.write(x[start:start + block], None if idx is None else idx[start:start + block])
-        size, sha = writer.commit()
-    return ShardRecord(writer.final.name, writer.count, size, sha, seed, pair=pair)
-
-
 def write_stats(folder: Path, index: int, record: ShardRecord) -> Path:
     """Write ``shard-%06d.json`` atomically (after the tar is in place)."""
     path = Path(folder) / stats_name(index)
@@ -230,7 +219,9 @@ def write_manifest(folder: Path, records: Sequence[ShardRecord]) -> Path:
 def read_manifest(folder: Path) -> list[ShardRecord]:
     path = Path(folder) / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"no shard manifest at {path}")
+        from wsfm.errors import InputNotFound
+
+        raise InputNotFound(f"no shard manifest at {path}")
     known = {f.name for f in fields(ShardRecord)}
     return [ShardRecord(**{k: v for k, v in row.items() if k in known})
             for row in pq.read_table(path).to_pylist()]

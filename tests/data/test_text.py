@@ -8,10 +8,17 @@ from wsfm.data.words import decode
 
 def test_words_dataset_is_codes_split_by_word():
     data = load_dataset(DataConfig(kind="words", top_n=1000))
-    assert data.kind == "text" and data.dim == 12 and data.train.dtype == np.float32
+    assert data.kind == "text" and data.dim == 12 and data.train.dtype == np.int64
     train, test = set(decode(data.train)), set(decode(data.test))
     assert len(train) + len(test) == 1000 and not train & test
     assert set(decode(data.reference)) <= train
+    # What downstream code knows about the codes comes from the data, not from constants.
+    info = data.text
+    assert (info.vocab, info.mask_id, info.seq_len) == (27, 27, 12)
+    assert set(info.train_words) == train and set(info.test_words) == test
+    assert info.decode(data.test) == decode(data.test)
+    with pytest.raises(ValueError, match="must be integers"):
+        info.decode(data.test.astype(np.float32))
 
 
 def write(tmp_path, content: bytes):

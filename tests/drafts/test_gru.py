@@ -27,7 +27,7 @@ def test_fit_and_sample_deterministic():
         assert torch.equal(v, w), k
     assert not torch.equal(a.net.head.weight, c.net.head.weight)
     x = a.sample(100, seed=3)
-    assert x.shape == (100, 6) and x.dtype == np.float32
+    assert x.shape == (100, 6) and x.dtype == np.int64
     assert np.array_equal(x, b.sample(100, seed=3))
     assert not np.array_equal(x, a.sample(100, seed=4))
 

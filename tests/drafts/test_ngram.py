@@ -51,7 +51,7 @@ def test_samples_are_typed_in_range_and_deterministic():
     words = ["the", "then", "there", "other", "hat", "cathedral"]
     draft = CharNgramDraft(order=3).fit(encode(words, 12))
     x = draft.sample(500, seed=1)
-    assert x.shape == (500, 12) and x.dtype == np.float32
+    assert x.shape == (500, 12) and x.dtype == np.int64
     lengths = [len(w) for w in decode(x)]
     assert min(lengths) >= 3 and max(lengths) <= 9  # the training range: "hat" to "cathedral"
     assert max(lengths) == 9

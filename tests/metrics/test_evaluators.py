@@ -1,7 +1,10 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
 from wsfm.config import DataConfig
+from wsfm.data.base import Dataset
 from wsfm.data.datasets import load_dataset
 from wsfm.metrics.evaluators import ImageEvaluator, VectorEvaluator, load_evaluator
 
@@ -10,7 +13,7 @@ def test_vector_evaluator_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     test, samples = rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 0.5
     ev = VectorEvaluator(n_projections=64)
-    ev.fit(test, None, {})
+    ev.fit(Dataset("vector", train=test, test=test, reference=test))
     ev.save(tmp_path)
     assert load_evaluator(tmp_path).score(samples, test) == ev.score(samples, test)
 
@@ -19,7 +22,7 @@ def test_vector_evaluator_round_trip(tmp_path):
 def test_image_evaluator_ranks_noise_below_data_and_round_trips(tmp_path, labelled):
     data = load_dataset(DataConfig(kind="digits"))
     ev = ImageEvaluator(seed=0)
-    ev.fit(data.train, data.labels if labelled else None, {})
+    ev.fit(data if labelled else dataclasses.replace(data, labels=None))
     ev.save(tmp_path)
     loaded = load_evaluator(tmp_path)
     noise = np.random.default_rng(0).uniform(-1, 1, size=data.reference.shape)
@@ -36,11 +39,11 @@ def test_text_evaluator_scores_real_words_perfectly_and_round_trips(tmp_path):
 
     data = load_dataset(DataConfig(kind="words", top_n=500))
     ev = TextEvaluator()
-    ev.fit(data.train, None, data.extra)
+    ev.fit(data)
     ev.save(tmp_path)
     loaded = load_evaluator(tmp_path)
     real = loaded.score(data.reference, data.test)
     assert real["valid_rate"] == 1.0 and real["novel_valid_rate"] == 0.0
-    junk = encode(["qqqq", "zzxz", "xkcd"] * 10, 12).astype(np.float32)
+    junk = encode(["qqqq", "zzxz", "xkcd"] * 10, 12)
     assert loaded.score(junk, data.test)["valid_rate"] == 0.0
     assert real == ev.score(data.reference, data.test)

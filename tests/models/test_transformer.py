@@ -21,7 +21,7 @@ def test_registered_and_shapes():
     assert out.shape == (5, L * V) and net.dim == L * V
     disc = build_model("transformer", dim=L, mode="discrete", d_model=32, n_layers=1,
                        n_heads=4, time_dim=16)
-    codes = torch.randint(0, V + 1, (5, L)).float()  # V itself is the mask token
+    codes = torch.randint(0, V + 1, (5, L))  # V itself is the mask token
     assert disc(codes, torch.rand(5)).shape == (5, L * V)
     assert disc(codes, torch.tensor(0.3)).shape == (5, L * V)  # scalar time broadcasts
 
@@ -37,15 +37,17 @@ def test_bad_arguments(kwargs):
 def test_discrete_rejects_codes_out_of_range():
     net = _tiny("discrete")
     with pytest.raises(ValueError):
-        net(torch.full((2, L), float(V + 1)), torch.rand(2))
+        net(torch.full((2, L), V + 1), torch.rand(2))
     with pytest.raises(ValueError):
         net(torch.zeros(2, L * V), torch.rand(2))
+    with pytest.raises(ValueError, match="long codes"):  # codes travel as integers
+        net(torch.zeros(2, L), torch.rand(2))
 
 
 def test_time_and_context_matter():
     torch.manual_seed(0)
     net = _tiny("discrete").eval()
-    x = torch.randint(1, V, (1, L)).float()
+    x = torch.randint(1, V, (1, L))
     a, b = net(x, torch.tensor([0.1])), net(x, torch.tensor([0.9]))
     assert not torch.allclose(a, b)
     y = x.clone()
@@ -61,7 +63,7 @@ def test_learns_to_spread_the_first_code():
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     for _ in range(100):
         x = torch.randint(0, V, (32, L))
-        logits = net(x.float(), torch.rand(32)).reshape(32, L, V)
+        logits = net(x, torch.rand(32)).reshape(32, L, V)
         target = x[:, :1].expand(32, L)
         loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target)
         opt.zero_grad()

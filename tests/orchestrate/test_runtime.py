@@ -71,3 +71,26 @@ def test_a_killed_worker_that_keeps_dying_is_named(tmp_path, ray_local):
 
     with pytest.raises(MapError, match=r"job-0: .*(Worker|Crashed|died)"):
         _runtime(tmp_path, retries=1).map(lambda j: die(j.i), [Job(0), Job(1)])
+
+
+def test_local_runtime_maps_in_order_and_names_every_failed_item():
+    from wsfm.orchestrate.local import LocalRuntime
+
+    assert LocalRuntime().map(lambda x: x * x, list(range(5))) == [0, 1, 4, 9, 16]
+    seen = []
+
+    def flaky(x):
+        seen.append(x)
+        if x in (1, 3) and seen.count(x) < 3:  # 1 and 3 need two retries
+            raise OSError(f"transient {x}")
+        return x
+
+    assert LocalRuntime(max_retries=2).map(flaky, [0, 1, 2, 3]) == [0, 1, 2, 3]
+
+    def odd_fails(x):
+        if x % 2:
+            raise OSError(f"odd {x}")
+        return x
+
+    with pytest.raises(MapError, match=r"2 of 4 tasks failed.*1: OSError: odd 1.*3: OSError"):
+        LocalRuntime().map(odd_fails, [0, 1, 2, 3])

@@ -13,6 +13,7 @@ import webdataset as wds
 
 from wsfm.data.datasets import load_dataset
 from wsfm.drafts import load_draft
+from wsfm.orchestrate.local import LocalRuntime
 from wsfm.orchestrate.runtime import MapError, RayRuntime
 from wsfm.shard_reader import shard_batches
 from wsfm.shards import MANIFEST, ShardWriter, read_manifest, verify_shards
@@ -21,13 +22,6 @@ from wsfm.stages.generate_drafts import CHUNK_BLOCKS, generate_drafts
 from tests.stages.conftest import context
 
 DETERMINISTIC = ["shard", "count", "bytes", "sha256", "seed", "draft_sha256", "pair"]
-
-
-class SerialRuntime:
-    """``map`` in this process: for tests that need no Ray."""
-
-    def map(self, fn, items, **progress):
-        return [fn(item) for item in items]
 
 
 class WrappingRuntime:
@@ -110,7 +104,7 @@ def test_a_sigkilled_worker_is_retried_and_the_manifest_is_right(tmp_path, tiny_
                                                                  draft_dir, ray_local):
     cfg = with_shards(tiny_config, num_shards=5, per_shard=400)
     reference = tmp_path / "reference"
-    generate_drafts(context(cfg, reference, SerialRuntime(), pretrain_draft=draft_dir))
+    generate_drafts(context(cfg, reference, LocalRuntime(), pretrain_draft=draft_dir))
 
     out, marker = tmp_path / "shards", tmp_path / "killed"
     ray_runtime = RayRuntime(storage_path=str(tmp_path / "ray"), run_name="t", max_retries=2)
@@ -128,7 +122,7 @@ def test_a_shard_that_keeps_failing_fails_the_stage_and_the_rerun_resumes(
         tmp_path, tiny_config, draft_dir, ray_local):
     cfg = with_shards(tiny_config, num_shards=4, per_shard=300)
     reference = tmp_path / "reference"
-    generate_drafts(context(cfg, reference, SerialRuntime(), pretrain_draft=draft_dir))
+    generate_drafts(context(cfg, reference, LocalRuntime(), pretrain_draft=draft_dir))
 
     def always_fails_on_2(fn):
         def shard(job):
@@ -153,7 +147,7 @@ def test_a_shard_that_keeps_failing_fails_the_stage_and_the_rerun_resumes(
 def test_rerun_redoes_only_missing_and_invalid_shards(tmp_path, tiny_config, draft_dir, capsys):
     cfg = with_shards(tiny_config, num_shards=5, per_shard=300)
     out = tmp_path / "shards"
-    generate_drafts(context(cfg, out, SerialRuntime(), pretrain_draft=draft_dir))
+    generate_drafts(context(cfg, out, LocalRuntime(), pretrain_draft=draft_dir))
     before = manifest_rows(out, DETERMINISTIC + ["seconds"])
     truncated = out / "shard-000001.tar"
     truncated.write_bytes(truncated.read_bytes()[:-700])
@@ -161,7 +155,7 @@ def test_rerun_redoes_only_missing_and_invalid_shards(tmp_path, tiny_config, dra
     (out / "shard-000004.tar").unlink()
     (out / ".shard-000004.tar.tmp-999").write_bytes(b"torn")
 
-    result = generate_drafts(context(cfg, out, SerialRuntime(), pretrain_draft=draft_dir))
+    result = generate_drafts(context(cfg, out, LocalRuntime(), pretrain_draft=draft_dir))
     assert result.metrics["shards_written"] == 3 and result.metrics["shards_reused"] == 2
     assert result.tags["shards_repaired"] == (
         "shard-000001.tar, shard-000002.tar, shard-000004.tar")
@@ -178,7 +172,7 @@ def test_nearest_pairing_stores_each_drafts_nearest_training_row(tmp_path, tiny_
                                                                draft_dir):
     cfg = with_shards(tiny_config, num_shards=2, per_shard=150, block=32, pair="nearest")
     out = tmp_path / "shards"
-    generate_drafts(context(cfg, out, SerialRuntime(), pretrain_draft=draft_dir))
+    generate_drafts(context(cfg, out, LocalRuntime(), pretrain_draft=draft_dir))
     train = load_dataset(cfg.data).train.astype(np.float64)
     for rec in read_manifest(out):
         assert rec.pair == "nearest"
@@ -192,7 +186,7 @@ def test_nearest_pairing_stores_each_drafts_nearest_training_row(tmp_path, tiny_
 def test_minibatch_ot_pairing_is_a_optimal_matching_per_block(tmp_path, tiny_config, draft_dir):
     cfg = with_shards(tiny_config, num_shards=2, per_shard=100, block=25, pair="minibatch_ot")
     out = tmp_path / "shards"
-    generate_drafts(context(cfg, out, SerialRuntime(), pretrain_draft=draft_dir))
+    generate_drafts(context(cfg, out, LocalRuntime(), pretrain_draft=draft_dir))
     train = load_dataset(cfg.data).train.astype(np.float64)
     urls = []
     for rec in read_manifest(out):
@@ -216,7 +210,7 @@ def test_text_drafts_are_paired_by_hamming_distance(pair):
 
     rng = np.random.default_rng(0)
     words = rng.integers(0, 5, size=(60, 6))  # (N, L) character codes, many near ties
-    drafts = rng.integers(0, 5, size=(40, 6)).astype(np.float32)
+    drafts = rng.integers(0, 5, size=(40, 6))  # int64 codes, as text drafts are
     job = ShardJob("", "", 0, 40, seed=1, block=20, pair=pair, data=DataConfig(kind="words"))
     idx = _partners(drafts, torch.from_numpy(words), job, chunk=0)  # codes, as _chunks gives
     hamming = (drafts[:, None, :].astype(int) != words[None, :, :]).sum(-1)  # (40, 60)

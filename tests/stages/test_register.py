@@ -3,8 +3,12 @@ import json
 import numpy as np
 import pytest
 
+from mlflow.tracking import MlflowClient
+
 from wsfm.bundle import load_bundle
+from wsfm.orchestrate.local import LocalRuntime
 from wsfm.stages.register import check_gates, register
+from wsfm.tracking import Tracker
 
 from tests.stages.conftest import context, save_untrained
 
@@ -30,9 +34,17 @@ def test_bundle_loads_into_a_sampler_that_matches_the_settings(tmp_path, tiny_co
     evaluated.mkdir()
     (evaluated / "metrics.json").write_text(json.dumps(report(1.5)))
     out = tmp_path / "register"
-    result = register(context(tiny_config, out, pretrain_draft=draft_dir,
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = Tracker(uri, "register-test", tmp_path / "mlartifacts").start_run("register")
+    runtime = LocalRuntime(tracking={"uri": uri, "run_id": run_id})
+    result = register(context(tiny_config, out, runtime, pretrain_draft=draft_dir,
                               train_refiner=refiner, evaluate=evaluated))
     assert result.tags["gates_passed"] == "false"
+    # Released through the runtime: registered, but not made the champion (the gates failed).
+    version = MlflowClient(uri).get_model_version(result.tags["model_name"],
+                                                  result.tags["model_version"])
+    assert version.run_id == run_id and not version.aliases
+    assert result.tags["model_alias"] == ""
     assert json.loads((out / "gates.json").read_text())["failures"]
     sampler = load_bundle(out / "bundle")
     samples, nfe = sampler.sample(50, seed=3)

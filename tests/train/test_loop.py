@@ -9,7 +9,7 @@ import torch
 
 from wsfm.config import FlowConfig, TrainConfig
 from wsfm.flow.paths import WarmPath
-from wsfm.shards import write_shard
+from tests.helpers import write_shard
 from wsfm.train.data import BatchStream, step_generator
 from wsfm.train.ema import EMA
 from wsfm.train.engine import build_optimizer, deepspeed_config, lr_lambda
@@ -187,7 +187,7 @@ def test_paired_objectives_keep_the_stored_pairs():
 
 def test_a_restarted_worker_stops_at_once_after_a_divergence(tmp_path):
     from wsfm.config import DataConfig, ModelConfig
-    from wsfm.stages.base import TrainSpec
+    from wsfm.train.spec import TrainSpec
     from wsfm.train.loop import train_loop_per_worker
     from wsfm.train.monitor import DIVERGED, Divergence
 

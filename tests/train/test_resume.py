@@ -26,8 +26,8 @@ from mlflow.tracking import MlflowClient
 from wsfm.components import net_spec
 from wsfm.config import DataConfig, FlowConfig, ModelConfig, TrainConfig
 from wsfm.data.datasets import load_dataset
-from wsfm.shards import write_shard
-from wsfm.stages.base import TrainSpec
+from tests.helpers import write_shard
+from wsfm.train.spec import TrainSpec
 from wsfm.tracking import Tracker
 from wsfm.train.checkpoint import read_pointer
 from wsfm.train.faults import KillAt

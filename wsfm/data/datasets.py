@@ -1,10 +1,10 @@
 """Task datasets: a train split, a held-out split and a reference split, fixed by seed.
 
-Every sample is a flat float32 vector, whatever its kind:
+Every sample is a flat row, whatever its kind (``wsfm.data.base``):
 
 - ``vector`` (toy2d, ``npy``): (D,) as is;
 - ``image`` (digits, ``image_folder``): (C*H*W,) in [-1, 1], ``shape`` = (C, H, W);
-- ``text`` (words, ``text_lines``): see ``wsfm.data.text``.
+- ``text`` (words, ``text_lines``): int64 character codes, see ``wsfm.data.text``.
 
 Users' own data is validated when loaded (:func:`load_dataset` raises ``ValueError`` or
 ``FileNotFoundError`` naming the file): the orchestrator loads it before any stage runs.
@@ -12,13 +12,14 @@ Users' own data is validated when loaded (:func:`load_dataset` raises ``ValueErr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 
 from wsfm.config import DataConfig
+from wsfm.errors import DataError, InputNotFound
+from wsfm.data.base import Dataset, held_out, split
+from wsfm.data.text import load_text_dataset
 from wsfm.data.toy2d import make_toy2d
 
 __all__ = ["Dataset", "load_dataset", "split"]
@@ -26,37 +27,9 @@ __all__ = ["Dataset", "load_dataset", "split"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """``train`` (N, D) for fitting; ``test`` (M, D) held out for evaluation; ``reference``
-    (R, D) real data not in ``test``, so that data-against-data gives the metric's floor.
-    ``labels`` (N,) are the train labels where the data has classes."""
-
-    kind: Literal["vector", "image", "text"]
-    train: np.ndarray
-    test: np.ndarray
-    reference: np.ndarray
-    shape: tuple[int, ...] = ()  # one sample's natural shape, e.g. (1, 8, 8)
-    labels: np.ndarray | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # kind-specific (text vocabularies)
-
-    @property
-    def dim(self) -> int:
-        return int(self.train.shape[1])
-
-
-def split(x: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A random (train, test) index split of ``len(x)`` rows, fixed by ``seed``."""
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_test = max(1, int(round(test_fraction * len(x))))
-    if n_test >= len(x):
-        raise ValueError(f"{len(x)} samples are too few to hold out {test_fraction:.0%}")
-    return np.sort(order[n_test:]), np.sort(order[:n_test])
-
-
 def load_dataset(cfg: DataConfig) -> Dataset:
     loaders = {"toy2d": _toy2d, "digits": _digits, "npy": _npy, "image_folder": _image_folder,
-               "words": _text, "text_lines": _text}
+               "words": load_text_dataset, "text_lines": load_text_dataset}
     return loaders[cfg.kind](cfg)
 
 
@@ -71,10 +44,7 @@ def _toy2d(cfg: DataConfig) -> Dataset:
 
 def _held_out(x: np.ndarray, cfg: DataConfig, kind, shape, labels=None) -> Dataset:
     train, test = split(x, cfg.test_fraction, cfg.seed)
-    # The reference is training data of the test split's size: real samples the metric has
-    # not been computed against, i.e. what a perfect model would score.
-    ref = np.random.default_rng(cfg.seed + 1).choice(train, size=min(len(test), len(train)),
-                                                     replace=False)
+    ref = train[held_out(len(train), len(test), cfg.seed)]
     return Dataset(kind, x[train], x[test], x[ref], shape=shape,
                    labels=None if labels is None else labels[train])
 
@@ -90,21 +60,21 @@ def _digits(cfg: DataConfig) -> Dataset:
 def _npy(cfg: DataConfig) -> Dataset:
     path = Path(cfg.path)
     if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
+        raise InputNotFound(f"data file not found: {path}")
     try:
         x = np.load(path, allow_pickle=False)
     except ValueError as exc:
-        raise ValueError(f"{path}: not a numeric .npy array ({exc})") from exc
+        raise DataError(f"{path}: not a numeric .npy array ({exc})") from exc
     if x.ndim != 2:
-        raise ValueError(f"{path}: expected an array of shape (N, D), got shape {x.shape}")
+        raise DataError(f"{path}: expected an array of shape (N, D), got shape {x.shape}")
     if len(x) < 10:
-        raise ValueError(f"{path}: {len(x)} rows; need at least 10 samples")
+        raise DataError(f"{path}: {len(x)} rows; need at least 10 samples")
     if not np.issubdtype(x.dtype, np.number):
-        raise ValueError(f"{path}: dtype {x.dtype} is not numeric")
+        raise DataError(f"{path}: dtype {x.dtype} is not numeric")
     x = x.astype(np.float32)
     bad = np.argwhere(~np.isfinite(x))
     if len(bad):
-        raise ValueError(f"{path}: {len(bad)} NaN or infinite values, first at row {bad[0][0]}")
+        raise DataError(f"{path}: {len(bad)} NaN or infinite values, first at row {bad[0][0]}")
     return _held_out(x, cfg, "vector", (x.shape[1],))
 
 
@@ -113,10 +83,10 @@ def _image_folder(cfg: DataConfig) -> Dataset:
 
     folder = Path(cfg.path)
     if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
+        raise InputNotFound(f"image folder not found: {folder}")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if len(files) < 10:
-        raise ValueError(f"{folder}: {len(files)} images ({', '.join(IMAGE_SUFFIXES)}); "
+        raise DataError(f"{folder}: {len(files)} images ({', '.join(IMAGE_SUFFIXES)}); "
                          f"need at least 10")
     height, width = cfg.image_size
     mode = "L" if cfg.channels == 1 else "RGB"
@@ -128,18 +98,12 @@ def _image_folder(cfg: DataConfig) -> Dataset:
                 if first_mode is None:
                     first_mode = (img.mode, path)
                 elif img.mode != first_mode[0]:
-                    raise ValueError(f"{folder}: images of mixed modes: {first_mode[1].name} is "
+                    raise DataError(f"{folder}: images of mixed modes: {first_mode[1].name} is "
                                      f"{first_mode[0]}, {path.name} is {img.mode}")
                 arr = np.asarray(img.convert(mode).resize((width, height), Image.BILINEAR))
         except (UnidentifiedImageError, OSError) as exc:
-            raise ValueError(f"{path}: not a readable image ({exc})") from exc
+            raise DataError(f"{path}: not a readable image ({exc})") from exc
         arr = arr.reshape(height, width, cfg.channels).transpose(2, 0, 1)  # (C, H, W)
         rows.append(arr.astype(np.float32).reshape(-1) / 127.5 - 1.0)
     x = np.stack(rows)
     return _held_out(x, cfg, "image", (cfg.channels, height, width))
-
-
-def _text(cfg: DataConfig) -> Dataset:
-    from wsfm.data.text import load_text_dataset
-
-    return load_text_dataset(cfg)

@@ -73,7 +73,9 @@ def top_words(top_n: int, min_len: int = 3, max_len: int = 12) -> list[str]:
             break
         ask *= 2
     if len(kept) < top_n:
-        raise ValueError(f"wordfreq has only {len(kept)} English words of length "
+        from wsfm.errors import DataError
+
+        raise DataError(f"wordfreq has only {len(kept)} English words of length "
                          f"{min_len}-{max_len}, asked for top_n={top_n}")
     return kept[:top_n]
 

@@ -30,7 +30,8 @@ class Draft(ABC):
 
     @abstractmethod
     def sample(self, n: int, seed: int) -> np.ndarray:
-        """(n, D) float32 samples, deterministic in ``seed``."""
+        """(n, D) samples, deterministic in ``seed``: float32 vectors, or int64 character
+        codes for text drafts."""
 
     @abstractmethod
     def save(self, path: str | Path) -> None:

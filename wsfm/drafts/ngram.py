@@ -82,7 +82,7 @@ class WordDraft(Draft):
         """The draw function for ``seed`` (see the class docstring)."""
 
     def sample(self, n: int, seed: int) -> np.ndarray:
-        """(n, width) float32 codes (pad after the word) of words of length in
+        """(n, width) int64 codes (pad after the word) of words of length in
         ``[min_len, max_len]``, the training range."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n!r}")
@@ -91,7 +91,7 @@ class WordDraft(Draft):
         todo = np.arange(n)
         for _ in range(_MAX_ROUNDS):
             if len(todo) == 0:
-                return out.astype(np.float32)
+                return out
             codes, lengths = draw(len(todo))
             ok = (lengths >= self.min_len) & (lengths <= self.max_len)
             out[todo[ok], :self.max_len] = codes[ok]

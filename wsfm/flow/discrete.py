@@ -9,7 +9,7 @@ with probability ``kappa(s)`` and the source character ``x0`` otherwise:
 so the path is the source at ``s = 0`` and the data at ``s = 1``. The source is a draft
 (warm start) or the all-mask sequence (cold start, ``t0 = 0``).
 
-**Training.** The network reads ``x_t`` (as flat float32 codes) and ``s`` and returns
+**Training.** The network reads ``x_t`` (long codes, the mask token included) and ``s`` and returns
 logits ``(B, L * V)`` of the clean character at each position; the loss is their
 cross-entropy against ``x1`` (on every position, or only where ``x_t`` still holds the
 source: ``corrupted_only``). The network never sees ``t0``: one trained refiner serves every
@@ -47,7 +47,7 @@ __all__ = ["DiscretePathSample", "JumpResult", "MixturePath", "cross_entropy_los
            "discrete_fm_loss", "hamming_distances", "hamming_nearest",
            "hamming_nearest_indices", "hamming_ot", "hamming_ot_permutation", "jump_sample", "jump_step", "mask_source"]
 
-Net = Callable[[Tensor, Tensor], Tensor]  # (codes (B, L) float32, s (B,)) -> (B, L * V)
+Net = Callable[[Tensor, Tensor], Tensor]  # (codes (B, L) long, s (B,)) -> (B, L * V)
 _CHUNK = 1024  # x0 rows per block in hamming_nearest
 
 
@@ -204,14 +204,14 @@ def discrete_fm_loss(net: Net, path: MixturePath, x0: Tensor, x1: Tensor,
     """One training batch: draw ``t``, ``x_t`` on ``path`` and return the scalar loss.
 
     Args:
-        net: ``net(codes (B, L) float32, s (B,)) -> logits (B, L * V)``.
+        net: ``net(codes (B, L) long, s (B,)) -> logits (B, L * V)``.
         x0: (B, L) long source (drafts, or ``mask_source``), paired with x1 already.
         x1: (B, L) long data codes.
         corrupted_only: average the loss only over positions that still hold the source.
     """
     t = path.sample_t(x0.shape[0], generator, device=x0.device)
     ps = path.sample(x0, x1, t, generator)
-    logits = net(ps.x_t.to(torch.float32), ps.s)
+    logits = net(ps.x_t, ps.s)
     return cross_entropy_loss(logits, x1, ~ps.clean if corrupted_only else None,
                               label_smoothing)
 
@@ -254,7 +254,7 @@ def jump_sample(net: Net, x: Tensor, path: MixturePath, *, steps: int | None = N
     """Integrate the CTMC from ``path.t0`` to 1 starting at x (B, L) long.
 
     Args:
-        net: ``net(codes (B, L) float32, s (B,)) -> logits (B, L * V)``; called once per step
+        net: ``net(codes (B, L) long, s (B,)) -> logits (B, L * V)``; called once per step
             (put it in eval mode and under ``torch.no_grad()`` yourself).
         steps / step_size: exactly one (``wsfm.flow.solvers.num_steps``; ``step_size`` in
             t-units, the cold run's ``1 / N``).
@@ -270,7 +270,7 @@ def jump_sample(net: Net, x: Tensor, path: MixturePath, *, steps: int | None = N
     nfe = 0
     for k in range(n):
         s, h = k / n, 1.0 / n
-        logits = net(x.to(torch.float32), torch.full((x.shape[0],), s, device=x.device))
+        logits = net(x, torch.full((x.shape[0],), s, device=x.device))
         nfe += 1
         x = jump_step(x, logits, path.jump_prob(s, h), generator, mask_id, temperature,
                       argmax=final == "argmax" and k == n - 1)

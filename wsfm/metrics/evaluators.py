@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from wsfm.metrics.features import (FeatureClassifier, frechet_distance, knn_prec
 __all__ = ["EVALUATORS", "Evaluator", "ImageEvaluator", "TextEvaluator", "VectorEvaluator",
            "load_evaluator"]
 
+if TYPE_CHECKING:
+    from wsfm.data.base import Dataset
+
 META = "evaluator.json"
 
 
@@ -31,8 +34,8 @@ class Evaluator(ABC):
     lower_is_better: ClassVar[bool]
 
     @abstractmethod
-    def fit(self, train: np.ndarray, labels: np.ndarray | None, extra: dict[str, Any]) -> None:
-        """Fit on the training split (N, D) (and its labels (N,) where there are any)."""
+    def fit(self, data: Dataset) -> None:
+        """Fit on the dataset's training split (and its labels where there are any)."""
 
     @abstractmethod
     def score(self, samples: np.ndarray, test: np.ndarray) -> dict[str, float]:
@@ -60,7 +63,7 @@ class VectorEvaluator(Evaluator):
     def params(self) -> dict[str, Any]:
         return {"n_projections": self.n_projections, "seed": self.seed}
 
-    def fit(self, train, labels, extra) -> None:
+    def fit(self, data: Dataset) -> None:
         pass  # nothing to learn
 
     def score(self, samples: np.ndarray, test: np.ndarray) -> dict[str, float]:
@@ -82,7 +85,8 @@ class ImageEvaluator(Evaluator):
     def params(self) -> dict[str, Any]:
         return {"seed": self.seed, "classes": self.classes, "dim": self.dim}
 
-    def fit(self, train, labels, extra) -> None:
+    def fit(self, data: Dataset) -> None:
+        train, labels = data.train, data.labels
         self.dim = train.shape[1]
         if labels is not None:
             self.net = train_classifier(train, labels, seed=self.seed)
@@ -145,11 +149,17 @@ class TextEvaluator(Evaluator):
     def params(self) -> dict[str, Any]:
         return {"order": self.order}
 
-    def fit(self, train, labels, extra) -> None:
+    def fit(self, data: Dataset) -> None:
+        assert data.text is not None, "a text evaluator needs text data"
+        self._fit_words({"train": list(data.text.train_words),
+                         "test": list(data.text.test_words)})
+
+    def _fit_words(self, words: dict[str, list[str]]) -> None:
         from wsfm.metrics.text import CharNgramLM
 
-        self.words = {k: list(v) for k, v in extra["words"].items()}
-        self.train_set, self.valid = set(self.words["train"]), set(self.words["valid"])
+        self.words = words
+        self.train_set = set(words["train"])
+        self.valid = self.train_set | set(words["test"])
         self.lengths = [len(w) for w in self.words["test"]]
         self.lm = CharNgramLM(order=self.order).fit(self.words["test"])
 
@@ -157,7 +167,7 @@ class TextEvaluator(Evaluator):
         from wsfm.data.words import VOCAB, decode
         from wsfm.metrics.text import text_metrics
 
-        codes = np.clip(np.rint(samples), 0, VOCAB - 1)
+        codes = np.clip(np.asarray(samples, dtype=np.int64), 0, VOCAB - 1)  # (n, L)
         return text_metrics(decode(codes), self.train_set, self.valid, self.lengths, self.lm)
 
     def save(self, folder: Path) -> None:
@@ -168,7 +178,7 @@ class TextEvaluator(Evaluator):
     def load(cls, folder: Path, params: dict[str, Any]) -> Evaluator:
         self = cls(**params)
         words = json.loads((Path(folder) / "words.json").read_text())
-        self.fit(None, None, {"words": words})  # the LM refits in a fraction of a second
+        self._fit_words({"train": words["train"], "test": words["test"]})  # LM refits fast
         return self
 
 

@@ -83,7 +83,9 @@ class SeqTransformer(nn.Module):
         """Flat input (B, D) -> token embeddings (B, seq_len, d_model)."""
         if self.mode == "continuous":
             return self.inp(x.reshape(x.shape[0], self.seq_len, self.vocab))
-        codes = torch.round(x).long()
+        if x.dtype.is_floating_point:
+            raise ValueError(f"discrete input must be long codes, got {x.dtype}")
+        codes = x
         if codes.numel() and (codes.min() < 0 or codes.max() > self.vocab):
             raise ValueError(f"discrete input codes must lie in [0, {self.vocab}]")
         return self.inp(codes)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from wsfm.config import PipelineConfig
+from wsfm.errors import UserError
 from wsfm.orchestrate.store import ArtifactStore, fingerprint
 from wsfm.stages.base import StageSpec
 
@@ -72,9 +73,9 @@ def make_plan(
     names = [s.name for s in specs]
     for flag, value in (("--from", from_stage), ("--only", only)):
         if value is not None and value not in names:
-            raise ValueError(f"{flag}: unknown stage {value!r} (stages: {names})")
+            raise UserError(f"{flag}: unknown stage {value!r} (stages: {names})")
     if from_stage and only:
-        raise ValueError("--from and --only cannot be combined")
+        raise UserError("--from and --only cannot be combined")
     forced = downstream(specs, from_stage) if from_stage else set()
 
     plan: dict[str, PlanItem] = {}

@@ -56,7 +56,7 @@ class RunSummary:
 
 def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], store_root: str,
                   fp: str, runtime: RayRuntime, record: dict[str, Any]) -> dict[str, Any]:
-    """Run one stage into a temporary folder, publish if it is ``register``, commit."""
+    """Run one stage into a temporary folder, then commit it."""
     spec = get_stage(name)
     store = ArtifactStore(store_root, config.name)
     tmp = store.begin(name, fp, resume=spec.resumable)
@@ -64,14 +64,8 @@ def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], sto
     try:
         result = spec.fn(StageContext(config, {k: Path(v) for k, v in inputs.items()}, tmp,
                                       runtime))
-        tags = dict(result.tags)
-        if name == "register" and runtime.tracking:
-            from wsfm.tracking import publish_model
-
-            tags.update(publish_model(runtime.tracking["uri"], runtime.tracking["run_id"],
-                                      tmp / "bundle", tags["model_name"],
-                                      champion=tags["gates_passed"] == "true"))
-        record = {**record, "metrics": result.metrics, "params": result.params, "tags": tags,
+        record = {**record, "metrics": result.metrics, "params": result.params,
+                  "tags": dict(result.tags),
                   "seconds": time.perf_counter() - start}
         return store.commit(tmp, name, fp, record)
     except BaseException:

@@ -9,7 +9,8 @@ from typing import Any
 import ray
 
 from wsfm.progress import Progress
-from wsfm.stages.base import TrainSpec
+from wsfm.stages.base import ModelRelease
+from wsfm.train.spec import TrainSpec
 
 __all__ = ["MapError", "RayRuntime"]
 
@@ -82,6 +83,21 @@ class RayRuntime:
 
         return fit(spec, storage_path=self.storage_path, run_name=self.run_name,
                    tracking=self.tracking)
+
+    def publish(self, release: ModelRelease) -> dict[str, str]:
+        return publish(self.tracking, release)
+
+
+def publish(tracking: dict[str, str] | None, release: ModelRelease) -> dict[str, str]:
+    """Log ``release`` into the MLflow run ``tracking`` (``{"uri", "run_id"}``) and register
+    it (``wsfm.tracking.publish_model``)."""
+    if not tracking:
+        raise ValueError(f"cannot register {release.name}: this runtime has no MLflow run to "
+                         "log the model into (give it tracking={'uri', 'run_id'})")
+    from wsfm.tracking import publish_model
+
+    return publish_model(tracking["uri"], tracking["run_id"], release.bundle, release.name,
+                         champion=release.champion)
 
 
 def _describe(exc: ray.exceptions.RayError) -> str:

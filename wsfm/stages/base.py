@@ -11,26 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from wsfm.config import FlowConfig, ModelConfig, PipelineConfig, TrainConfig, DataConfig
+from wsfm.config import PipelineConfig
+from wsfm.train.spec import TrainSpec
 
-__all__ = ["Runtime", "StageContext", "StageResult", "StageSpec", "TrainSpec"]
+__all__ = ["ModelRelease", "Runtime", "StageContext", "StageResult", "StageSpec", "TrainSpec"]
 
 
 @dataclass(frozen=True)
-class TrainSpec:
-    """Everything one distributed training run needs; picklable, paths absolute."""
+class ModelRelease:
+    """A model bundle for the registry: ``bundle`` (a folder, ``wsfm.bundle``) registered as
+    ``name``, and made the ``champion`` or not."""
 
-    mode: Literal["warm", "cold"]
-    data: DataConfig
-    flow: FlowConfig  # cold runs use t0 = 0 and ignore the rest
-    model: ModelConfig
-    train: TrainConfig
-    dim: int
-    out_dir: str  # rank 0 writes model.pt and train_summary.json here
-    shard_urls: tuple[str, ...] = ()
-    paired: bool = False  # the shards hold each draft's training partner (shards.pair)
+    bundle: Path
+    name: str
+    champion: bool
 
 
 class Runtime(Protocol):
@@ -50,6 +46,11 @@ class Runtime(Protocol):
 
     def train(self, spec: TrainSpec) -> dict[str, float]:
         """Run distributed training; returns the summary metrics."""
+        ...
+
+    def publish(self, release: ModelRelease) -> dict[str, str]:
+        """Log the bundle as a model in the stage's tracking run and register it; returns
+        ``model_name``, ``model_version`` and ``model_alias`` (tags for the stage)."""
         ...
 
 

@@ -161,8 +161,8 @@ def _show(out: Path, data: Dataset, held_out: np.ndarray, shown: dict[str, np.nd
               "cold": f"cold (NFE {cold['nfe']})"}
     clouds = {"data": held_out, **shown}
     keys = ("data", "drafts", "warm", "cold")
-    if data.kind == "text":
-        decode = data.extra["decode"]
+    if data.text is not None:
+        decode = data.text.decode
         lines = [f"## {titles[k]}\n" + "\n".join(decode(clouds[k][:40])) for k in keys]
         (out / "samples.txt").write_text("\n\n".join(lines) + "\n")
     fig, axes = plt.subplots(1, 4, figsize=(16, 4), sharex=data.kind == "vector",
@@ -172,8 +172,8 @@ def _show(out: Path, data: Dataset, held_out: np.ndarray, shown: dict[str, np.nd
         if data.kind == "image":
             ax.imshow(_grid(x[:64], data.shape), cmap="gray" if data.shape[0] == 1 else None)
             ax.axis("off")
-        elif data.kind == "text":
-            ax.text(0, 1, "\n".join(data.extra["decode"](x[:24])), va="top", family="monospace")
+        elif data.text is not None:
+            ax.text(0, 1, "\n".join(data.text.decode(x[:24])), va="top", family="monospace")
             ax.axis("off")
         elif x.shape[1] >= 2:
             ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.5)

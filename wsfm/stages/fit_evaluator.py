@@ -13,7 +13,7 @@ def fit_evaluator(ctx: StageContext) -> StageResult:
     cfg = ctx.config
     data = load_dataset(cfg.data)
     evaluator = make_evaluator(data, cfg.evaluate, seed=cfg.seed)
-    evaluator.fit(data.train, data.labels, data.extra)
+    evaluator.fit(data)
     evaluator.save(ctx.out)
     floor = evaluator.score(data.reference, data.test)  # real data against real data
     return StageResult(metrics={f"reference_{k}": v for k, v in floor.items()},

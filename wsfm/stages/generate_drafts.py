@@ -100,7 +100,8 @@ def _earlier_attempt(out: Path, job: ShardJob) -> tuple[ShardRecord | None, str 
 
 
 def _chunks(job: ShardJob) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """The shard's drafts (rows, D) float32 and their partners (rows,) int64, chunk by chunk."""
+    """The shard's drafts (rows, D) (float32, or int64 codes for text) and their partners
+    (rows,) int64, chunk by chunk."""
     draft = load_draft(job.draft_path)
     data = None
     if job.pair != "none":
@@ -108,8 +109,6 @@ def _chunks(job: ShardJob) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         data = torch.from_numpy(load_dataset(job.data).train)  # (N, D)
         if data.shape[1] != draft.dim:
             raise ValueError(f"draft dim {draft.dim} != data dim {data.shape[1]}")
-        if job.data.is_text:
-            data = data.round().long()  # character codes, once per shard
     rows = job.block * CHUNK_BLOCKS
     for c, start in enumerate(range(0, job.count, rows)):
         x = draft.sample(min(rows, job.count - start), chunk_seed(job.seed, c))  # (n, D)
@@ -118,12 +117,10 @@ def _chunks(job: ShardJob) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
 
 def _partners(x: np.ndarray, data: torch.Tensor, job: ShardJob, chunk: int) -> np.ndarray:
     """(n,) rows of ``data`` (N, D) paired with the drafts ``x`` (n, D): by squared
-    Euclidean distance, or for text (``data`` long character codes) by Hamming distance, as
+    Euclidean distance, or for text (long character codes) by Hamming distance, as
     training would pair them."""
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    xt = torch.from_numpy(np.ascontiguousarray(x))
     text = job.data is not None and job.data.is_text
-    if text:
-        xt = xt.round().long()
     if job.pair == "nearest":
         nearest = hamming_nearest_indices if text else nearest_indices
         return np.concatenate([nearest(xt[s:s + NEAREST_ROWS], data).numpy()

@@ -1,8 +1,8 @@
-"""Stage ``register``: bundle draft + refiner + sampler settings and check the gates.
+"""Stage ``register``: bundle draft + refiner + sampler settings, check the gates, release.
 
-The stage only builds the bundle and decides whether the gates pass; the orchestrator logs
-the bundle as an MLflow pyfunc model, registers it as ``wsfm-<task>`` and sets the
-``champion`` alias when ``tags["gates_passed"] == "true"``.
+The stage builds the bundle, decides whether the gates pass and hands the bundle to its
+runtime (``ctx.runtime.publish``), which logs it as an MLflow pyfunc model in the stage's run,
+registers it as ``wsfm-<task>`` and sets the ``champion`` alias when the gates pass.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 from wsfm.bundle import SamplerSettings, write_bundle
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
-from wsfm.stages.base import StageContext, StageResult
+from wsfm.stages.base import ModelRelease, StageContext, StageResult
 from wsfm.stages.evaluate import parity, warm_method_name
 
 __all__ = ["check_gates", "register"]
@@ -50,9 +50,11 @@ def register(ctx: StageContext) -> StageResult:
                  ctx.inputs["train_refiner"] / "model.pt", settings)
     (ctx.out / "gates.json").write_text(json.dumps({"passed": not failures,
                                                     "failures": failures}, indent=2))
+    release = ctx.runtime.publish(ModelRelease(ctx.out / "bundle", f"wsfm-{cfg.task}",
+                                               champion=not failures))
     return StageResult(
         metrics={"gates_passed": float(not failures), "speedup_nfe": report["speedup_nfe"]},
-        tags={"model_name": f"wsfm-{cfg.task}", "gates_passed": str(not failures).lower(),
+        tags={**release, "gates_passed": str(not failures).lower(),
               "method": warm_method_name(cfg.flow.coupling)},
     )
 

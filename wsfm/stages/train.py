@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from wsfm.data.datasets import load_dataset
 from wsfm.shards import read_manifest
-from wsfm.stages.base import StageContext, StageResult, TrainSpec
+from wsfm.stages.base import StageContext, StageResult
+from wsfm.train.spec import TrainSpec
 
 __all__ = ["train_baseline", "train_refiner"]
 

@@ -72,9 +72,9 @@ class BatchStream:
                                  f"the training split has {len(self.data)} rows: the shards "
                                  "were paired with other data")
             self.consumed += 1
-            return source.float(), self.data[rows], gen
+            return source, self.data[rows], gen
         else:
-            source = next(self._reader()).float()
+            source = next(self._reader())
         rows = torch.randint(len(self.data), (self.batch,), generator=gen)
         self.consumed += 1
         return source, self.data[rows], gen
@@ -108,5 +108,7 @@ class BatchStream:
 
 
 def as_tensor(x: np.ndarray) -> Tensor:
-    """(N, D) float32 training data as a tensor (shared memory, no copy)."""
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    """(N, D) training data as a tensor (shared memory, no copy): float32 rows, or int64
+    character codes as they are."""
+    dtype = np.int64 if x.dtype.kind in "iu" else np.float32
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=dtype))

@@ -1,7 +1,7 @@
 """The discrete (cross-entropy) objective for text: the mixture path from drafts to words.
 
 Same two methods as :class:`wsfm.train.objective.FlowObjective`, so the training loop runs it
-unchanged. Batches hold long character codes; the cold baseline starts from the all-mask
+unchanged. Batches hold long character codes (the data's, as the dataset carries them); the cold baseline starts from the all-mask
 sequence, the warm refiner from drafts paired with data by Hamming distance: ``nearest``
 pairs each draft with its nearest word in the whole training set (measured: the only pairing
 with which the refiner beats its draft, BENCHMARKS.md "words_form"), ``minibatch_ot`` solves
@@ -15,7 +15,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from wsfm.config import DataConfig, FlowConfig
+from wsfm.config import FlowConfig
+from wsfm.data.base import Dataset
 from wsfm.flow.discrete import (MixturePath, discrete_fm_loss, hamming_nearest, hamming_ot,
                                 mask_source)
 from wsfm.train.objective import Batch, FlowObjective
@@ -36,7 +37,7 @@ class DiscreteObjective:
         self.warm = mode == "warm"
         self.mask_id = mask_id
         self.path = MixturePath(flow.t0 if self.warm else 0.0, flow.kappa_exponent)
-        self.pool = None if pool is None else pool.round().long()
+        self.pool = pool
         if paired:
             self.pair = _independent
         elif flow.coupling == "nearest" and self.warm:
@@ -48,11 +49,11 @@ class DiscreteObjective:
             self.pair = pairs[flow.coupling] if self.warm else _independent
 
     def make_batch(self, source: Tensor, data: Tensor, generator: torch.Generator) -> Batch:
-        """source, data: (B, L) float codes -> long codes; cold sources are all-mask."""
-        x1 = data.round().long()
+        """source, data: (B, L) long codes; cold sources are all-mask."""
+        x1 = data
         if not self.warm:
             return Batch(mask_source(len(x1), x1.shape[1], self.mask_id), x1)
-        x0, x1 = self.pair(source.round().long(), x1)
+        x0, x1 = self.pair(source, x1)
         return Batch(x0, x1)
 
     def loss(self, net: nn.Module, batch: Batch, generator: torch.Generator, *,
@@ -62,15 +63,14 @@ class DiscreteObjective:
                                 generator, corrupted_only=not self.warm)
 
 
-def make_objective(mode: Literal["warm", "cold"], flow: FlowConfig, data: DataConfig,
-                   mask_id: int = 27, paired: bool = False):
-    """Text data trains the discrete objective; everything else flow matching. ``paired``:
-    the drafts come with precomputed partners (``shards.pair``)."""
-    if data.is_text:
+def make_objective(mode: Literal["warm", "cold"], flow: FlowConfig, data: Dataset,
+                   paired: bool = False):
+    """Text data trains the discrete objective (its mask token from the data's vocabulary);
+    everything else flow matching. ``paired``: the drafts come with precomputed partners
+    (``shards.pair``)."""
+    if data.text is not None:
         pool = None
         if mode == "warm" and flow.coupling == "nearest" and not paired:
-            from wsfm.data.datasets import load_dataset
-
-            pool = torch.from_numpy(load_dataset(data).train)
-        return DiscreteObjective(mode, flow, mask_id, pool, paired=paired)
+            pool = torch.from_numpy(data.train)
+        return DiscreteObjective(mode, flow, data.text.mask_id, pool, paired=paired)
     return FlowObjective(mode, flow, paired=paired)

@@ -28,7 +28,7 @@ import torch
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
 from wsfm.models import build_model
-from wsfm.stages.base import TrainSpec
+from wsfm.train.spec import TrainSpec
 from wsfm.train.checkpoint import DEEPSPEED, TrainState, checkpoint_name, restore, save
 from wsfm.train.data import BatchStream, as_tensor
 from wsfm.train.ema import EMA
@@ -65,7 +65,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                   file=sys.__stdout__, flush=True)
     start = state.step
 
-    objective = make_objective(spec.mode, spec.flow, spec.data, paired=spec.paired)
+    objective = make_objective(spec.mode, spec.flow, load_dataset(spec.data), paired=spec.paired)
     dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float32
     hooks: Sequence[StepHook] = config.get("hooks") or ()
     monitor = RankZeroMonitor(config.get("tracking"), rank=rank, every=tc.log_every,

@@ -25,7 +25,7 @@ from ray.train import (CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
                        TrainingFailedError)
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from wsfm.stages.base import TrainSpec
+from wsfm.train.spec import TrainSpec
 from wsfm.train.checkpoint import POINTER
 from wsfm.train.loop import train_loop_per_worker
 from wsfm.train.monitor import DIVERGED, Divergence

@@ -1,0 +1,102 @@
+"""The dataset record every task produces, and the held-out split they share.
+
+Every sample is a flat row, whatever its kind:
+
+- ``vector`` (toy2d, ``npy``): (D,) float32 as is;
+- ``image`` (digits, ``image_folder``): (C*H*W,) float32 in [-1, 1], ``shape`` = (C, H, W);
+- ``text`` (words, ``text_lines``): (L,) int64 character codes, described by ``text``
+  (:class:`TextInfo`: the vocabulary, the mask token, the word lists, the decoder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["Dataset", "TextInfo", "held_out", "split"]
+
+
+@dataclass(frozen=True)
+class TextInfo:
+    """What the text pipeline needs to know about its codes.
+
+    Attributes:
+        seq_len: L, characters per sequence (padded).
+        vocab: codes ``0 .. vocab - 1`` (``0`` = pad, then the alphabet).
+        alphabet: the characters of codes ``1 .. vocab - 1``, in order.
+        train_words, test_words: the training and held-out sequences, decoded.
+    """
+
+    seq_len: int
+    vocab: int
+    alphabet: str
+    train_words: tuple[str, ...]
+    test_words: tuple[str, ...]
+
+    @property
+    def mask_id(self) -> int:
+        """The mask token of the discrete path: one past the vocabulary."""
+        return self.vocab
+
+    @property
+    def valid_words(self) -> frozenset[str]:
+        """Every sequence that counts as valid (train and held out)."""
+        return frozenset(self.train_words) | frozenset(self.test_words)
+
+    def decode(self, codes: np.ndarray) -> list[str]:
+        """(N, L) integer codes -> strings; each stops at its first pad."""
+        from wsfm.data.words import decode
+
+        if np.asarray(codes).dtype.kind not in "iu":
+            raise ValueError(f"codes must be integers, got dtype {np.asarray(codes).dtype}")
+        return decode(codes)
+
+    def net_spec(self) -> dict[str, int | str]:
+        """What a sequence network needs: positions, symbols and the (discrete) form."""
+        return {"seq_len": self.seq_len, "vocab": self.vocab, "mode": "discrete"}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """``train`` (N, D) for fitting; ``test`` (M, D) held out for evaluation; ``reference``
+    (R, D) real data not in ``test``, so that data-against-data gives the metric's floor.
+    ``labels`` (N,) are the train labels where the data has classes; ``text`` describes the
+    codes of text data (None otherwise)."""
+
+    kind: Literal["vector", "image", "text"]
+    train: np.ndarray
+    test: np.ndarray
+    reference: np.ndarray
+    shape: tuple[int, ...] = ()  # one sample's natural shape, e.g. (1, 8, 8)
+    labels: np.ndarray | None = None
+    text: TextInfo | None = None
+
+    def __post_init__(self) -> None:
+        if (self.kind == "text") != (self.text is not None):
+            raise ValueError(f"a {self.kind} dataset {'needs' if self.kind == 'text' else 'has no'}"
+                             " TextInfo")
+
+    @property
+    def dim(self) -> int:
+        return int(self.train.shape[1])
+
+
+def split(x: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random (train, test) index split of ``len(x)`` rows, fixed by ``seed``."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_test = max(1, int(round(test_fraction * len(x))))
+    if n_test >= len(x):
+        from wsfm.errors import DataError
+
+        raise DataError(f"{len(x)} samples are too few to hold out {test_fraction:.0%}")
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def held_out(n_train: int, n_test: int, seed: int) -> np.ndarray:
+    """Indices of the reference rows: ``min(n_test, n_train)`` training rows drawn with
+    ``seed + 1``, real samples the metric has not been computed against (what a perfect model
+    would score)."""
+    return np.random.default_rng(seed + 1).choice(n_train, size=min(n_test, n_train),
+                                                  replace=False)

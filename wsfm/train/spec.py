@@ -1,0 +1,29 @@
+"""What one distributed training run needs: the record a stage hands to its runtime.
+
+It lives here, not beside the stages, so that a Ray Train worker that unpickles it loads
+only the training code and the config, not every stage module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from wsfm.config import DataConfig, FlowConfig, ModelConfig, TrainConfig
+
+__all__ = ["TrainSpec"]
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything one distributed training run needs; picklable, paths absolute."""
+
+    mode: Literal["warm", "cold"]
+    data: DataConfig
+    flow: FlowConfig  # cold runs use t0 = 0 and ignore the rest
+    model: ModelConfig
+    train: TrainConfig
+    dim: int
+    out_dir: str  # rank 0 writes model.pt and train_summary.json here
+    shard_urls: tuple[str, ...] = ()
+    paired: bool = False  # the shards hold each draft's training partner (shards.pair)
