@@ -18,7 +18,7 @@ __all__ = ["BENCHMARKS", "machine", "markdown_table", "median", "write_section"]
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 HEADER = ("# Benchmarks\n\nMeasured by the commands named in each section (protocol: "
-          "`../shared/docs/BENCHMARK.md`). Compare numbers within a section only: each "
+          "`docs/benchmark-protocol.md`). Compare numbers within a section only: each "
           "section's methods ran in one run on the same machine.\n")
 
 

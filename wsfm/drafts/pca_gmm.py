@@ -3,7 +3,7 @@
 Samples are mapped back to data space, so every draft lies on the ``n_pca``-dimensional
 affine subspace ``mean + span(components)``. That is by design: the widening noise of the
 warm path (``WarmPath(draft_noise=...)``) gives the flow the missing dimensions
-(DESIGN.md section 1, lesson 1).
+(docs/method.md, lesson 1).
 """
 
 from __future__ import annotations
