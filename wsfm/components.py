@@ -29,7 +29,8 @@ MODEL_FIELDS: dict[str, tuple[str, ...]] = {
 
 def build_draft(cfg: DraftConfig, seed: int) -> Draft:
     kwargs = {name: getattr(cfg, name) for name in DRAFT_FIELDS[cfg.kind]}
-    return get_draft(cfg.kind)(**kwargs, seed=seed)
+    make: Any = get_draft(cfg.kind)  # each draft class takes its own fields and a seed
+    return make(**kwargs, seed=seed)
 
 
 def net_spec(cfg: ModelConfig, data: Dataset) -> dict[str, Any]:

@@ -100,7 +100,7 @@ def _image_folder(cfg: DataConfig) -> Dataset:
                 elif img.mode != first_mode[0]:
                     raise DataError(f"{folder}: images of mixed modes: {first_mode[1].name} is "
                                      f"{first_mode[0]}, {path.name} is {img.mode}")
-                arr = np.asarray(img.convert(mode).resize((width, height), Image.BILINEAR))
+                arr = np.asarray(img.convert(mode).resize((width, height), Image.Resampling.BILINEAR))
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"{path}: not a readable image ({exc})") from exc
         arr = arr.reshape(height, width, cfg.channels).transpose(2, 0, 1)  # (C, H, W)

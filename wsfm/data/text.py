@@ -33,8 +33,8 @@ def read_text_lines(path: Path, max_len: int) -> list[str]:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataError(f"{path}: not UTF-8 text (line {line}, byte {exc.start})") from exc
     words, seen = [], set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        word = line.strip().lower()
+    for number, raw_line in enumerate(text.splitlines(), start=1):
+        word = raw_line.strip().lower()
         if not word:
             continue
         bad = next((c for c in word if not "a" <= c <= "z"), None)

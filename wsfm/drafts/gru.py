@@ -145,7 +145,11 @@ class GRUDraft(WordDraft):
 
     def _drawer(self, seed: int) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
         gen = torch.Generator().manual_seed(seed)
-        return lambda m: tuple(t.numpy() for t in self._draw(m, gen))
+        def draw(m: int) -> tuple[np.ndarray, np.ndarray]:
+            codes, lengths = self._draw(m, gen)
+            return codes.numpy(), lengths.numpy()
+
+        return draw
 
     def save(self, path: str | Path) -> None:
         net = self._fitted()

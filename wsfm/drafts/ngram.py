@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class WordDraft(Draft):
     what: ClassVar[str]
 
     def __init__(self) -> None:
-        self.model = None
+        self.model: Any = None
         self.width = 0  # D: the padded length of a sample
         self.min_len = self.max_len = 0  # the training length range
         self.mean_len = 0.0

@@ -146,8 +146,9 @@ class VAEDraft(Draft):
         weights = {f"w.{k}": v.detach().cpu().numpy() for k, v in net.state_dict().items()}
         hparams = {k: np.array(getattr(self, k)) for k in _HPARAMS}
         with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
-            np.savez(f, kind=np.array(self.kind), shift=self.shift, scale=np.array(self.scale),
-                     **hparams, **weights)
+            arrays = {"kind": np.array(self.kind), "shift": np.asarray(self.shift),
+                      "scale": np.array(self.scale), **hparams, **weights}
+            np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:

@@ -56,11 +56,11 @@ def _split_labels(labels: Labels, n0: int, n1: int) -> tuple[np.ndarray, np.ndar
             raise ValueError(f"a single labels tensor needs len(x0) == len(x1), got {n0} vs "
                              f"{n1}; pass (labels0, labels1)")
         l0 = l1 = labels
-    l0, l1 = l0.detach().cpu().numpy(), l1.detach().cpu().numpy()
-    if l0.shape != (n0,) or l1.shape != (n1,):
-        raise ValueError(f"labels must have shapes ({n0},) and ({n1},), got {l0.shape} and "
-                         f"{l1.shape}")
-    return l0, l1
+    a0, a1 = l0.detach().cpu().numpy(), l1.detach().cpu().numpy()
+    if a0.shape != (n0,) or a1.shape != (n1,):
+        raise ValueError(f"labels must have shapes ({n0},) and ({n1},), got {a0.shape} and "
+                         f"{a1.shape}")
+    return a0, a1
 
 
 def _sq_dists(a: Tensor, b: Tensor) -> np.ndarray:

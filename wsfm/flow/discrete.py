@@ -33,7 +33,7 @@ evenly over ``s`` in [0, 1].
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -47,6 +47,7 @@ __all__ = ["DiscretePathSample", "JumpResult", "MixturePath", "cross_entropy_los
            "discrete_fm_loss", "hamming_distances", "hamming_nearest",
            "hamming_nearest_indices", "hamming_ot", "hamming_ot_permutation", "jump_sample", "jump_step", "mask_source"]
 
+TimeT = TypeVar("TimeT", Tensor, float)  # a time array, or one time
 Net = Callable[[Tensor, Tensor], Tensor]  # (codes (B, L) long, s (B,)) -> (B, L * V)
 _CHUNK = 1024  # x0 rows per block in hamming_nearest
 
@@ -90,11 +91,11 @@ class MixturePath:
     def __repr__(self) -> str:
         return f"MixturePath(t0={self.t0}, exponent={self.exponent})"
 
-    def kappa(self, s: Tensor | float) -> Tensor | float:
+    def kappa(self, s: TimeT) -> TimeT:
         """Probability that a position holds the clean character at rescaled time ``s``."""
         return s ** self.exponent
 
-    def dkappa(self, s: Tensor | float) -> Tensor | float:
+    def dkappa(self, s: TimeT) -> TimeT:
         """``d kappa / ds``."""
         return self.exponent * s ** (self.exponent - 1.0)
 
@@ -105,10 +106,10 @@ class MixturePath:
             return 1.0
         return float(min(max(h * self.dkappa(s) / (1.0 - self.kappa(s)), 0.0), 1.0))
 
-    def to_s(self, t: Tensor | float) -> Tensor | float:
+    def to_s(self, t: TimeT) -> TimeT:
         return (t - self.t0) / (1.0 - self.t0)
 
-    def to_time(self, s: Tensor | float) -> Tensor | float:
+    def to_time(self, s: TimeT) -> TimeT:
         return self.t0 + s * (1.0 - self.t0)
 
     def sample_t(self, n: int, generator: torch.Generator | None = None,

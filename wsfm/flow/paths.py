@@ -38,8 +38,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TypeVar
+
 import torch
 from torch import Tensor
+
+TimeT = TypeVar("TimeT", Tensor, float)  # a time array, or one time
 
 __all__ = ["PathSample", "WarmPath", "ColdPath", "NoisedDraftStart"]
 
@@ -106,11 +110,11 @@ class WarmPath:
             return xd
         return xd + self.draft_noise * _noise_like(xd, generator)
 
-    def to_s(self, t: Tensor | float) -> Tensor | float:
+    def to_s(self, t: TimeT) -> TimeT:
         """Absolute time -> rescaled time ``(t - t0) / (1 - t0)``."""
         return (t - self.t0) / (1.0 - self.t0)
 
-    def to_time(self, s: Tensor | float) -> Tensor | float:
+    def to_time(self, s: TimeT) -> TimeT:
         """Rescaled time -> absolute time ``t0 + s (1 - t0)``."""
         return self.t0 + s * (1.0 - self.t0)
 

@@ -114,6 +114,7 @@ def num_steps(t_start: float, t_end: float = 1.0, *, steps: int | None = None,
         if int(steps) != steps or steps < 1:
             raise ValueError(f"steps must be a positive integer, got {steps!r}")
         return int(steps)
+    assert step_size is not None  # exactly one of the two was given
     if not step_size > 0.0:
         raise ValueError(f"step_size must be > 0, got {step_size!r}")
     return max(0, math.ceil((t_end - t_start) / step_size - _CEIL_SLACK))

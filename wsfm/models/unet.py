@@ -87,8 +87,10 @@ class UNetLite(nn.Module):
         self.up = nn.ConvTranspose2d(2 * ch, ch, 2, stride=2)  # cheap: no 3x3 at full res
         self.dec = _ResBlock(2 * ch, ch, t_dim)  # input: up-sampled path + skip
         self.out = nn.Sequential(_norm(ch), nn.SiLU(), nn.Conv2d(ch, c, 3, padding=1))
-        nn.init.zeros_(self.out[-1].weight)  # start as the zero field
-        nn.init.zeros_(self.out[-1].bias)
+        last = self.out[-1]
+        assert isinstance(last, nn.Conv2d)
+        nn.init.zeros_(last.weight)  # start as the zero field
+        nn.init.zeros_(last.bias)  # type: ignore[arg-type]  # Conv2d(bias=True) has one
 
     def forward(self, x: Tensor, s: Tensor) -> Tensor:
         """x (B, D), s (B,) or a scalar tensor -> (B, D), in the units of the target."""

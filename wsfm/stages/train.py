@@ -11,6 +11,8 @@ checkpoint.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from wsfm.data.datasets import load_dataset
 from wsfm.shards import read_manifest
 from wsfm.stages.base import StageContext, StageResult
@@ -19,7 +21,7 @@ from wsfm.train.spec import TrainSpec
 __all__ = ["train_baseline", "train_refiner"]
 
 
-def _spec(ctx: StageContext, mode: str, shard_urls: tuple[str, ...] = (),
+def _spec(ctx: StageContext, mode: Literal["warm", "cold"], shard_urls: tuple[str, ...] = (),
           paired: bool = False) -> TrainSpec:
     cfg = ctx.config
     return TrainSpec(mode=mode, data=cfg.data, flow=cfg.flow, model=cfg.model, train=cfg.train,

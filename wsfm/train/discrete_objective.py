@@ -41,9 +41,9 @@ class DiscreteObjective:
         if paired:
             self.pair = _independent
         elif flow.coupling == "nearest" and self.warm:
-            if self.pool is None:
+            if pool is None:
                 raise ValueError("nearest pairing needs the training words (pool)")
-            self.pair = lambda x0, x1: hamming_nearest(x0, self.pool)
+            self.pair = lambda x0, x1: hamming_nearest(x0, pool)
         else:
             pairs = {"independent": _independent, "minibatch_ot": hamming_ot}
             self.pair = pairs[flow.coupling] if self.warm else _independent
