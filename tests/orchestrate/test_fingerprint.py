@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wsfm.config import PipelineConfig, ResourceConfig
+from wsfm.config import DataConfig, FlowConfig, PipelineConfig, ResourceConfig
 from wsfm.orchestrate.dag import downstream, make_plan
 from wsfm.orchestrate.fingerprint import (code_closure, code_hash, fingerprint, read_field,
                                           stage_code_hash)
@@ -21,6 +21,7 @@ from wsfm.stages.fit_evaluator import fit_evaluator
 from wsfm.stages.generate_drafts import generate_drafts
 from wsfm.stages.pretrain_draft import pretrain_draft
 from wsfm.stages.register import register
+from wsfm.train.discrete_objective import make_objective
 
 from tests.stages.conftest import context, draft_dir, save_untrained  # noqa: F401 (fixture)
 from tests.stages.test_generate_drafts import SerialRuntime
@@ -290,3 +291,22 @@ def test_the_stages_read_only_what_they_declare(tmp_path, tiny_config, stage_inp
     inputs = {d: stage_inputs[d] for d in get_stage(stage).deps}
     fn(context(Recorder(config, reads), tmp_path / stage, runtime, **inputs))
     assert undeclared(stage, reads) == set()
+
+
+@pytest.mark.parametrize("kind", ["toy2d", "words"])
+@pytest.mark.parametrize("stage,mode,paired", [
+    ("train_refiner", "warm", False), ("train_refiner", "warm", True),
+    ("train_baseline", "cold", False)])
+@pytest.mark.parametrize("coupling", ["nearest", "minibatch_ot", "independent"])
+def test_the_training_objective_reads_only_declared_flow_fields(kind, stage, mode, paired,
+                                                                 coupling):
+    """The training stages run on Ray Train; their flow settings reach the loop only through
+    ``make_objective`` (data, model and train are declared whole)."""
+    reads: set[str] = set()
+    flow = Recorder(FlowConfig(coupling=coupling), reads, "flow.")
+    data = Recorder(DataConfig(kind=kind, top_n=200), reads, "data.")
+    make_objective(mode, flow, data, paired=paired)
+    assert undeclared(stage, reads) == set()
+    if mode == "cold" and kind == "words":
+        assert reads & {f"flow.{f}" for f in ("t0", "coupling")} == set()
+        assert "flow.kappa_exponent" in reads

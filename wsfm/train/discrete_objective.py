@@ -39,7 +39,7 @@ class DiscreteObjective:
         self.pool = None if pool is None else pool.round().long()
         if paired:
             self.pair = _independent
-        elif flow.coupling == "nearest" and self.warm:
+        elif self.warm and flow.coupling == "nearest":  # cold runs never read the coupling
             if self.pool is None:
                 raise ValueError("nearest pairing needs the training words (pool)")
             self.pair = lambda x0, x1: hamming_nearest(x0, self.pool)
