@@ -1,9 +1,10 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from wsfm.cli import main
-from wsfm.config import ConfigError, load_pipeline
+from wsfm.config import ConfigError, PipelineConfig, TrainConfig, load_pipeline
 
 from tests.conftest import TOY2D
 
@@ -54,7 +55,13 @@ def test_bad_value_and_bad_choice(tmp_path):
 
 def test_profile_errors_name_the_profile_key(tmp_path):
     path = write(tmp_path, "name: x\nprofiles:\n  smoke:\n    train: {stepz: 1}\n")
-    with pytest.raises(ConfigError, match=r"profiles.smoke.train.stepz"):
+    with pytest.raises(ConfigError, match=r"unknown key 'profiles.smoke.train.stepz' \(known "
+                                          r"keys: batch_size, "):
+        load_pipeline(path, profile="smoke")
+    path = write(tmp_path, "name: x\ntrain: {steps: 500}\nprofiles:\n  smoke:\n"
+                           "    train: {steps: many}\n")
+    assert load_pipeline(path).train.steps == 500  # the base alone is fine
+    with pytest.raises(ConfigError, match=r"'profiles.smoke.train.steps' must be int, got str"):
         load_pipeline(path, profile="smoke")
     with pytest.raises(ConfigError, match=r"unknown profile 'fast'"):
         load_pipeline(path, profile="fast")
@@ -62,6 +69,42 @@ def test_profile_errors_name_the_profile_key(tmp_path):
 
 def test_float_written_in_exponent_form_is_accepted(tmp_path):
     assert load_pipeline(write(tmp_path, "name: x\ntrain: {lr: 1e-3}\n")).train.lr == 1e-3
+    doc = "name: x\nevaluate: {warm_t0s: [5e-1, 0.9]}\ntrain: {lr: 1}\n"
+    cfg = load_pipeline(write(tmp_path, doc))
+    assert cfg.evaluate.warm_t0s == [0.5, 0.9]
+    assert cfg.train.lr == 1.0 and type(cfg.train.lr) is float  # an int is a fine float
+
+
+@pytest.mark.parametrize("doc, message", [
+    ("train: {use_gpu: 1}", r"p\.yaml: 'train.use_gpu' must be bool, got int 1$"),
+    ("train: {steps: true}", r"'train.steps' must be int, got bool True$"),
+    ("train: {zero_stage: true}", r"'train.zero_stage' must be one of \[0, 1, 2, 3\], got True"),
+    ("train: {lr: fast}", r"'train.lr' must be float, got str 'fast'"),
+    ("evaluate: {nfe_grid: [1, 2, x]}", r"'evaluate.nfe_grid\[2\]' must be int, got str 'x'"),
+    ("evaluate: {nfe_grid: 4}", r"'evaluate.nfe_grid' must be a list, got int"),
+    ("train: 5", r"'train' must be a mapping, got int"),
+    ("resources: {evaluate: {num_cpu: 1}}",
+     r"unknown key 'resources.evaluate.num_cpu' \(known keys: max_retries, num_cpus, num_gpus\)"),
+    ("seed: 0", r"missing required key 'name'"),
+])
+def test_strict_types_name_the_dotted_key_on_one_line(tmp_path, doc, message):
+    text = doc + "\n" if doc.startswith("seed") else f"name: x\n{doc}\n"
+    with pytest.raises(ConfigError, match=message) as err:
+        load_pipeline(write(tmp_path, text))
+    assert "\n" not in str(err.value)
+
+
+def test_replace_and_construction_validate_with_one_line_errors():
+    cfg = TrainConfig(batch_size=64, num_workers=2)
+    with pytest.raises(ConfigError, match=r"^'steps' must be int, got str 'a'$"):
+        dataclasses.replace(cfg, steps="a")
+    with pytest.raises(ConfigError, match=r"^batch_size 64 must be .* not divisible by 3$"):
+        dataclasses.replace(cfg, num_workers=3)
+    with pytest.raises(ConfigError, match=r"^'use_gpu' must be bool, got int 1$"):
+        TrainConfig(use_gpu=1)
+    base = PipelineConfig(name="x")
+    with pytest.raises(ConfigError, match=r"shards.pair 'nearest'"):
+        dataclasses.replace(base, shards=dataclasses.replace(base.shards, pair="nearest"))
 
 
 def test_missing_file_is_named(tmp_path):

@@ -1,21 +1,30 @@
 """Pipeline configuration: one dataclass per component, loaded strictly from YAML.
 
-A pipeline YAML maps onto :class:`PipelineConfig`. Loading is strict: an unknown key, a wrong
-type or a bad value is a :class:`ConfigError` that names the key and the file, raised before
-anything runs. ``profiles:`` holds named overlays (``--profile smoke``) that are deep-merged
-onto the base document and validated by the same rules.
+A pipeline YAML maps onto :class:`PipelineConfig`. The sections are pydantic dataclasses
+(``extra="forbid"``, strict types): an unknown key, a wrong type or a bad value is a
+:class:`ConfigError` of one line that names the file and the dotted key, raised before
+anything runs. Strict means no coercion: an int is no bool and a bool no int; an int is a
+fine float, and so is a string that parses as one (PyYAML reads ``1e-3``, without a dot, as
+a string). ``profiles:`` holds named overlays (``--profile smoke``) that are deep-merged onto
+the base document and validated with it; errors in values that a profile set name
+``profiles.<name>.key``. Constructing a section and ``dataclasses.replace`` validate the same
+way, raising a one-line :class:`ConfigError` without a file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
+import functools
+import json
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import pydantic.dataclasses
 import yaml
+from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
 
 from wsfm.errors import UserError
 
@@ -37,7 +46,46 @@ __all__ = [
 
 
 class ConfigError(UserError):
-    """A pipeline file is missing, malformed, or holds a bad key or value."""
+    """A pipeline file is missing, malformed, or holds a bad key or value; or a section was
+    constructed (or ``dataclasses.replace``-d) with a bad value."""
+
+
+def _yaml_float(value: Any) -> Any:
+    """``"1e-3"`` -> 0.001: PyYAML reads exponents without a dot as strings."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _no_bool(value: Any) -> Any:
+    """Literal ints: pydantic would take ``True`` as ``1``."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("literal_error", "a bool is not one of the choices")
+    return value
+
+
+Float = Annotated[float, BeforeValidator(_yaml_float)]
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+def _section(cls: type) -> type:
+    """``cls`` as a strict pydantic dataclass whose direct construction (and so
+    ``dataclasses.replace``) raises a one-line :class:`ConfigError`."""
+    cls = pydantic.dataclasses.dataclass(config=_STRICT)(cls)
+    validate = cls.__init__
+
+    @functools.wraps(validate)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            validate(self, *args, **kwargs)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, cls)) from None
+
+    cls.__init__ = __init__
+    return cls
 
 
 DATA_KINDS = ("toy2d", "digits", "words", "npy", "image_folder", "text_lines")
@@ -45,7 +93,7 @@ USER_KINDS = ("npy", "image_folder", "text_lines")
 TEXT_KINDS = ("words", "text_lines")  # character codes: the discrete path, Hamming couplings
 
 
-@dataclass
+@_section
 class DataConfig:
     """Where the samples come from: a built-in task, or users' own data (``path``)."""
 
@@ -54,7 +102,7 @@ class DataConfig:
     n_train: int = 20000  # toy2d: samples drawn for training
     n_test: int = 5000  # toy2d: held-out samples drawn
     seed: int = 0
-    test_fraction: float = 0.2  # real data: share held out for evaluation, fixed by seed
+    test_fraction: Float = 0.2  # real data: share held out for evaluation, fixed by seed
     top_n: int = 5000  # words: the N most frequent words
     max_len: int = 12  # words / text_lines: characters per sequence (padded)
     path: str = ""  # user data: .npy file, image folder, or text file
@@ -80,7 +128,7 @@ class DataConfig:
         return self.kind in TEXT_KINDS
 
 
-@dataclass
+@_section
 class DraftConfig:
     """The draft generator. Each kind reads only its own fields (see ``wsfm.components``)."""
 
@@ -100,16 +148,16 @@ class DraftConfig:
             raise ValueError(f"order must be >= 1, got {self.order}")
 
 
-@dataclass
+@_section
 class FlowConfig:
-    t0: float = 0.9
-    draft_noise: float = 0.0
-    sigma_min: float = 0.0
+    t0: Float = 0.9
+    draft_noise: Float = 0.0
+    sigma_min: Float = 0.0
     coupling: Literal["independent", "minibatch_ot", "nearest"] = "minibatch_ot"
     # Text (discrete form): kappa(s) = s ** kappa_exponent on the mixture path; the softmax
     # temperature of the sampler's jumps. Couplings use Hamming distance there.
-    kappa_exponent: float = 1.0
-    temperature: float = 1.0
+    kappa_exponent: Float = 1.0
+    temperature: Float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.t0 < 1.0:
@@ -120,14 +168,14 @@ class FlowConfig:
             raise ValueError("kappa_exponent and temperature must be > 0")
 
 
-@dataclass
+@_section
 class ModelConfig:
     """The velocity network, shared by the refiner and the cold baseline."""
 
     kind: Literal["mlp", "unet", "transformer"] = "mlp"
     hidden: int = 256  # mlp
     depth: int = 3  # mlp: hidden layers
-    out_scale: float = 1.0  # mlp: fixed output factor (0.1 measured best: BENCHMARKS.md)
+    out_scale: Float = 1.0  # mlp: fixed output factor (0.1 measured best: BENCHMARKS.md)
     time_dim: int = 32  # all: size of the time embedding
     channels: int = 64  # unet
     d_model: int = 128  # transformer
@@ -142,7 +190,7 @@ class ModelConfig:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
 
 
-@dataclass
+@_section
 class ShardsConfig:
     """Draft shards: ``num_shards`` tars of ``per_shard`` drafts, one Ray task each."""
 
@@ -160,7 +208,7 @@ class ShardsConfig:
             raise ValueError(f"block must be >= 1, got {self.block}")
 
 
-@dataclass
+@_section
 class TrainConfig:
     """Distributed training (DeepSpeed on Ray Train), shared by the refiner and the baseline.
 
@@ -174,15 +222,15 @@ class TrainConfig:
     batch_size: int = 256  # global: micro_batch * grad_accum * num_workers
     micro_batch: int = 0  # per worker and micro step; 0: batch_size / (grad_accum * workers)
     grad_accum: int = 1
-    lr: float = 1e-3  # peak, after a linear warm-up; then cosine decay to 10% of it
+    lr: Float = 1e-3  # peak, after a linear warm-up; then cosine decay to 10% of it
     warmup_steps: int = 100
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    weight_decay: Float = 0.0
+    grad_clip: Float = 1.0  # max global gradient norm; 0 turns clipping off
     num_workers: int = 2
     use_gpu: bool = False
     precision: Literal["fp32", "bf16"] = "fp32"
-    zero_stage: Literal[0, 1, 2, 3] = 2
-    ema_decay: float = 0.999  # model.pt holds the EMA weights; 0 keeps the raw weights
+    zero_stage: Annotated[Literal[0, 1, 2, 3], BeforeValidator(_no_bool)] = 2
+    ema_decay: Float = 0.999  # model.pt holds the EMA weights; 0 keeps the raw weights
     checkpoint_every: int = 500  # steps between checkpoints (and one at the end); 0: end only
     max_failures: int = 2  # worker-group restarts (from the last checkpoint) per run
     log_every: int = 50
@@ -230,13 +278,13 @@ class TrainConfig:
         return self.batch_size // (self.grad_accum * self.num_workers)
 
 
-@dataclass
+@_section
 class EvalConfig:
     n_samples: int = 2000
     seeds: int = 3
     cold_nfe: int = 100
     nfe_grid: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
-    warm_t0s: list[float] = field(default_factory=lambda: [0.8, 0.9, 0.96])
+    warm_t0s: list[Float] = field(default_factory=lambda: [0.8, 0.9, 0.96])
     method: Literal["euler", "midpoint", "heun", "rk4"] = "euler"
     n_projections: int = 256
     timing_repeats: int = 5  # interleaved cold/warm pairs behind speedup_wall
@@ -250,18 +298,18 @@ class EvalConfig:
             raise ValueError(f"warm_t0s must lie in [0, 1), got {self.warm_t0s}")
 
 
-@dataclass
+@_section
 class GateConfig:
     """When ``register`` may set the ``champion`` alias."""
 
-    rel_tolerance: float = 0.10  # warm may be this much worse than cold at full NFE...
-    min_speedup: float = 5.0  # ...and must save at least this factor of NFE
+    rel_tolerance: Float = 0.10  # warm may be this much worse than cold at full NFE...
+    min_speedup: Float = 5.0  # ...and must save at least this factor of NFE
 
 
-@dataclass
+@_section
 class ResourceConfig:
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
+    num_cpus: Float = 1.0
+    num_gpus: Float = 0.0
     max_retries: int = 2
 
 
@@ -276,7 +324,7 @@ STAGE_NAMES = (
 )
 
 
-@dataclass
+@_section
 class PipelineConfig:
     name: str
     task: str = "toy2d"  # names the registered model: wsfm-<task>
@@ -323,13 +371,22 @@ def load_pipeline(path: str | Path, profile: str | None = None) -> PipelineConfi
     profiles = doc.pop("profiles", None) or {}
     if not isinstance(profiles, dict):
         raise ConfigError(f"{path}: 'profiles' must be a mapping of name -> overrides")
+    overlay: dict = {}
     if profile is not None:
         if profile not in profiles:
             raise ConfigError(f"{path}: unknown profile {profile!r} (profiles: {sorted(profiles)})")
-        # Validate the overlay on its own first, so that its errors name 'profiles.<name>.key'.
-        _check_keys(PipelineConfig, profiles[profile], f"profiles.{profile}.", path)
-        doc = _deep_merge(doc, profiles[profile])
-    return _build(PipelineConfig, doc, "", path)
+        overlay = profiles[profile]
+        if not isinstance(overlay, dict):
+            raise ConfigError(f"{path}: 'profiles.{profile}' must be a mapping")
+        doc = _deep_merge(doc, overlay)
+    try:
+        # Through JSON: strict mode takes a mapping for a dataclass only from JSON input.
+        return _ADAPTER.validate_json(json.dumps(doc, default=str))
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc, PipelineConfig, profile, overlay)}") from None
+
+
+_ADAPTER = TypeAdapter(PipelineConfig)
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -342,82 +399,54 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _check_keys(cls: type, data: Any, prefix: str, path: Path) -> None:
-    """Unknown-key check only (used for profile overlays, which are partial)."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: {prefix.rstrip('.') or 'document'} must be a mapping")
-    hints = typing.get_type_hints(cls)
-    for key, value in data.items():
-        if key not in hints:
-            raise ConfigError(
-                f"{path}: unknown key '{prefix}{key}' (known keys: {', '.join(sorted(hints))})"
-            )
-        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
-            _check_keys(hints[key], value, f"{prefix}{key}.", path)
+_TYPE_NAMES = {"int_type": "int", "float_type": "float", "bool_type": "bool",
+               "string_type": "str", "list_type": "a list", "dict_type": "a mapping",
+               "dataclass_type": "a mapping", "dataclass_exact_type": "a mapping"}
 
 
-def _build(cls: type, data: Any, prefix: str, path: Path) -> Any:
-    where = prefix.rstrip(".") or "document"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: '{where}' must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in data.items():
-        if key not in hints:
-            raise ConfigError(
-                f"{path}: unknown key '{prefix}{key}' (known keys: {', '.join(sorted(hints))})"
-            )
-        kwargs[key] = _coerce(hints[key], value, f"{prefix}{key}", path)
-    missing = [
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.name not in kwargs
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise ConfigError(f"{path}: missing required key '{prefix}{missing[0]}'")
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:
-        raise ConfigError(f"{path}: {where}: {exc}") from exc
+def _describe(exc: ValidationError, root: type, profile: str | None = None,
+              overlay: dict | None = None) -> str:
+    """The first error of ``exc`` (validating ``root``) as one line naming the dotted key;
+    keys that the profile's ``overlay`` set are named ``profiles.<profile>.key``."""
+    err = exc.errors()[0]
+    loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    from_profile = profile is not None and _holds(overlay or {}, loc)
+    if kind == "value_error":  # a section's own check (__post_init__)
+        where = key + (f" (with profile {profile!r})" if from_profile else "")
+        return f"{where}: {err['ctx']['error']}" if where else str(err["ctx"]["error"])
+    if from_profile:
+        key = f"profiles.{profile}.{key}"
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        known = [f.name for f in dataclasses.fields(_type_at(root, loc[:-1]))]
+        return f"unknown key '{key}' (known keys: {', '.join(sorted(known))})"
+    if kind == "missing":
+        return f"missing required key '{key}'"
+    if kind == "literal_error":
+        choices = list(typing.get_args(_type_at(root, loc)))
+        return f"'{key}' must be one of {choices}, got {value!r}"
+    if kind in _TYPE_NAMES:
+        shown = "" if kind in ("list_type", "dict_type") or "dataclass" in kind else f" {value!r}"
+        return f"'{key}' must be {_TYPE_NAMES[kind]}, got {type(value).__name__}{shown}"
+    return f"'{key}': {err['msg']}"
 
 
-def _coerce(tp: Any, value: Any, key: str, path: Path) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key + ".", path)
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices or type(value) is bool:
-            raise ConfigError(f"{path}: '{key}' must be one of {list(choices)}, got {value!r}")
-        return value
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ConfigError(f"{path}: '{key}' must be a list, got {type(value).__name__}")
-        return [_coerce(item, v, f"{key}[{i}]", path) for i, v in enumerate(value)]
-    if origin is dict:
-        _, item = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: '{key}' must be a mapping, got {type(value).__name__}")
-        return {str(k): _coerce(item, v, f"{key}.{k}", path) for k, v in value.items()}
-    if tp is float and isinstance(value, str):
-        # PyYAML reads '1e-3' (no dot) as a string; accept it as the number it plainly is.
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    if origin in (typing.Union, types.UnionType):
-        raise AssertionError(f"unions are not used in configs ({key})")
-    ok = {
-        bool: lambda v: isinstance(v, bool),
-        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-        float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-        str: lambda v: isinstance(v, str),
-    }[tp](value)
-    if not ok:
-        raise ConfigError(
-            f"{path}: '{key}' must be {tp.__name__}, got {type(value).__name__} {value!r}"
-        )
-    return float(value) if tp is float else value
+def _type_at(root: type, loc: tuple) -> Any:
+    """The annotated type at ``loc`` below the dataclass ``root`` (list items, dict values)."""
+    tp: Any = root
+    for part in loc:
+        tp = (typing.get_type_hints(tp)[part] if dataclasses.is_dataclass(tp)
+              else typing.get_args(tp)[-1])
+    return tp
+
+
+def _holds(doc: Any, loc: tuple) -> bool:
+    """Whether the nested mapping ``doc`` has a value at ``loc``."""
+    for part in loc:
+        if isinstance(doc, dict) and part in doc:
+            doc = doc[part]
+        elif isinstance(doc, list) and isinstance(part, int) and part < len(doc):
+            doc = doc[part]
+        else:
+            return False
+    return True

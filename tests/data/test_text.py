@@ -44,3 +44,11 @@ def test_text_lines_become_words(tmp_path):
 def test_text_lines_validation_names_file_and_line(tmp_path, content, message):
     with pytest.raises(ValueError, match=message):
         load_dataset(write(tmp_path, content))
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25])
+def test_words_hold_out_test_fraction_of_the_words(fraction):
+    data = load_dataset(DataConfig(kind="words", top_n=1000, test_fraction=fraction))
+    n = len(data.train) + len(data.test)
+    assert len(data.test) == round(fraction * n)
+    assert data.extra["words"]["test"] == decode(data.test)

@@ -52,7 +52,8 @@ def read_text_lines(path: Path, max_len: int) -> list[str]:
 
 def load_text_dataset(cfg: DataConfig) -> Dataset:
     if cfg.kind == "words":
-        data = load_words(cfg.top_n, max_len=cfg.max_len, seed=cfg.seed)
+        data = load_words(cfg.top_n, max_len=cfg.max_len, seed=cfg.seed,
+                          test_fraction=cfg.test_fraction)
         train, test = data.train, data.test
     else:
         words = read_text_lines(Path(cfg.path), cfg.max_len)

@@ -12,7 +12,8 @@ from typing import Literal
 
 from wsfm.config import PipelineConfig
 from wsfm.errors import UserError
-from wsfm.orchestrate.store import ArtifactStore, fingerprint
+from wsfm.orchestrate.fingerprint import fingerprint
+from wsfm.orchestrate.store import ArtifactStore
 from wsfm.stages.base import StageSpec
 
 __all__ = ["PlanItem", "downstream", "make_plan", "topo_order"]

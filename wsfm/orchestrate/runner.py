@@ -20,6 +20,7 @@ from wsfm.config import USER_KINDS, PipelineConfig, to_dict
 from wsfm.data.datasets import load_dataset
 from wsfm.orchestrate.board import StageBoard
 from wsfm.orchestrate.dag import PlanItem, make_plan
+from wsfm.orchestrate.fingerprint import stage_code_hash, stage_params
 from wsfm.orchestrate.runtime import RayRuntime
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.progress import SNAPSHOT
@@ -223,14 +224,14 @@ def _submit(config, store, tracker, parent, items, name, home):
     run_id = tracker.start_run(name, parent, tags={
         "wsfm.stage": name, "wsfm.status": "ran", "wsfm.fingerprint": item.fingerprint,
         "wsfm.artifact_dir": str(store.path(name, item.fingerprint))})
-    tracker.log(run_id, params={s: to_dict(getattr(config, s)) for s in spec.sections})
+    tracker.log(run_id, params=stage_params(spec, config))
     runtime = RayRuntime(storage_path=str(home / "ray"),
                          run_name=f"{config.name}-{name}-{item.fingerprint}",
                          tracking={"uri": tracker.uri, "run_id": run_id},
                          max_retries=res.max_retries,
                          progress_path=str(store.partial(name, item.fingerprint) / SNAPSHOT))
     inputs = {d: str(store.path(d, items[d].fingerprint)) for d in spec.deps}
-    record = {"mlflow_run_id": run_id, "version": spec.version,
+    record = {"mlflow_run_id": run_id, "code": stage_code_hash(spec),
               "inputs": {d: items[d].fingerprint for d in spec.deps}}
     task = ray.remote(execute_stage).options(num_cpus=res.num_cpus, num_gpus=res.num_gpus,
                                               max_retries=res.max_retries, name=f"stage:{name}")

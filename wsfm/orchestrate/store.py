@@ -10,7 +10,6 @@ other stage starts it afresh.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,25 +18,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from wsfm.config import PipelineConfig, to_dict
 from wsfm.shards import sha256_file
-from wsfm.stages.base import StageSpec
 
-__all__ = ["SUCCESS", "ArtifactStore", "fingerprint"]
+__all__ = ["SUCCESS", "ArtifactStore"]
 
 SUCCESS = "_SUCCESS.json"
-
-
-def fingerprint(spec: StageSpec, config: PipelineConfig, upstream: dict[str, str]) -> str:
-    """Hash of stage name, version, the config sections it reads and upstream fingerprints."""
-    payload = {
-        "stage": spec.name,
-        "version": spec.version,
-        "params": {name: to_dict(getattr(config, name)) for name in spec.sections},
-        "upstream": dict(sorted(upstream.items())),
-    }
-    blob = json.dumps(payload, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 class ArtifactStore:

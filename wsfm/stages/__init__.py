@@ -11,23 +11,36 @@ from wsfm.stages.train import train_baseline, train_refiner
 __all__ = ["STAGES", "Runtime", "StageContext", "StageResult", "StageSpec", "TrainSpec",
            "get_stage"]
 
-# Each stage's ``sections`` are the config parts that enter its fingerprint.
+# What each stage reads, found by reading the stage and everything it calls (directly or
+# through components, load_dataset, the training loop); tests/orchestrate/test_fingerprint.py
+# records the reads of the cheap stages. Sections are listed whole where the stage reads
+# whatever fields the configured kind needs (``data``, ``draft``, ``model``) or all of them.
+_SAMPLER = ("flow.t0", "flow.draft_noise", "flow.kappa_exponent", "flow.temperature",
+            "flow.coupling")  # make_sampler's settings, and the warm method's name
+_TRAIN = ("data", "model", "train")
+_TRAIN_CODE = ("wsfm.train.ray_train",)  # runtime.train runs it, and it the loop
 STAGES: tuple[StageSpec, ...] = (
-    StageSpec("pretrain_draft", pretrain_draft, (), ("seed", "data", "draft")),
-    StageSpec("generate_drafts", generate_drafts, ("pretrain_draft",), ("seed", "data", "shards"),
-              version=2, resumable=True),
+    StageSpec("pretrain_draft", pretrain_draft, reads=("seed", "data", "draft")),
+    StageSpec("generate_drafts", generate_drafts, ("pretrain_draft",),
+              reads=("seed", "data", "shards"), resumable=True),
+    # Warm: the widened draft at t0, the coupling, sigma_min; text: the mixture path's kappa.
     StageSpec("train_refiner", train_refiner, ("generate_drafts",),
-              ("data", "flow", "model", "train"), version=2, resumable=True),
-    StageSpec("train_baseline", train_baseline, (), ("data", "model", "train"), version=2,
-              resumable=True),
-    StageSpec("fit_evaluator", fit_evaluator, (), ("seed", "data", "evaluate")),
+              reads=(*_TRAIN, "flow.t0", "flow.draft_noise", "flow.sigma_min", "flow.coupling",
+                     "flow.kappa_exponent"), code=_TRAIN_CODE, resumable=True),
+    # Cold: t0 = 0 and no widening or coupling, but text still follows kappa(s) = s ** k.
+    StageSpec("train_baseline", train_baseline, (),
+              reads=(*_TRAIN, "flow.kappa_exponent"), code=_TRAIN_CODE, resumable=True),
+    StageSpec("fit_evaluator", fit_evaluator, (),
+              reads=("seed", "data", "evaluate.n_projections")),
     StageSpec("evaluate", evaluate,
               ("pretrain_draft", "train_refiner", "train_baseline", "fit_evaluator"),
-              ("flow", "model", "evaluate")),
+              reads=("task", "data", "model", *_SAMPLER, "evaluate.n_samples", "evaluate.seeds",
+                     "evaluate.cold_nfe", "evaluate.nfe_grid", "evaluate.warm_t0s",
+                     "evaluate.method", "evaluate.timing_repeats")),
     StageSpec("register", register, ("pretrain_draft", "train_refiner", "evaluate"),
-              ("task", "flow", "evaluate", "gates", "model")),
+              reads=("task", "data", "model", *_SAMPLER, "evaluate.method", "evaluate.cold_nfe",
+                     "gates")),
 )
-
 
 def get_stage(name: str) -> StageSpec:
     for spec in STAGES:

@@ -73,15 +73,18 @@ class StageResult:
 class StageSpec:
     """A node of the DAG.
 
-    ``sections`` names the config sections whose values enter the fingerprint; bump
-    ``version`` when the stage's code changes what it produces. A ``resumable`` stage finds
-    in ``ctx.out`` whatever a failed attempt at the same fingerprint left there, and must
-    reuse only what it can verify.
+    ``reads`` names every config field the stage reads, directly or through what it calls:
+    dotted paths (``"flow.kappa_exponent"``) or whole sections (``"data"``). Those values,
+    the stage's code (its function's module and the ``wsfm`` modules it imports, plus the
+    extra roots in ``code`` for code it reaches only through the runtime) and the upstream
+    fingerprints make its fingerprint (``wsfm.orchestrate.fingerprint``). A ``resumable``
+    stage finds in ``ctx.out`` whatever a failed attempt at the same fingerprint left there,
+    and must reuse only what it can verify.
     """
 
     name: str
     fn: Callable[[StageContext], StageResult]
     deps: tuple[str, ...] = ()
-    sections: tuple[str, ...] = ()
-    version: int = 1
+    reads: tuple[str, ...] = ()
+    code: tuple[str, ...] = ()  # extra module roots, e.g. ("wsfm.train.ray_train",)
     resumable: bool = False

@@ -40,7 +40,7 @@ class DiscreteObjective:
         self.pool = pool
         if paired:
             self.pair = _independent
-        elif flow.coupling == "nearest" and self.warm:
+        elif self.warm and flow.coupling == "nearest":  # cold runs never read the coupling
             if pool is None:
                 raise ValueError("nearest pairing needs the training words (pool)")
             self.pair = lambda x0, x1: hamming_nearest(x0, pool)

@@ -1,0 +1,318 @@
+"""Fingerprints cover every config field a stage reads, and its code (not its comments)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import textwrap
+import typing
+from pathlib import Path
+
+import pytest
+
+from wsfm.config import DataConfig, FlowConfig, PipelineConfig, ResourceConfig
+from wsfm.orchestrate.dag import downstream, make_plan
+from wsfm.orchestrate.fingerprint import (code_closure, code_hash, fingerprint, read_field,
+                                          stage_code_hash)
+from wsfm.orchestrate.store import ArtifactStore
+from wsfm.stages import STAGES, get_stage
+from wsfm.stages.evaluate import evaluate
+from wsfm.stages.fit_evaluator import fit_evaluator
+from wsfm.stages.generate_drafts import generate_drafts
+from wsfm.stages.pretrain_draft import pretrain_draft
+from wsfm.stages.register import register
+from wsfm.train.discrete_objective import make_objective
+
+from tests.stages.conftest import context, draft_dir, save_untrained  # noqa: F401 (fixture)
+from wsfm.data.datasets import load_dataset
+from wsfm.orchestrate.local import LocalRuntime
+from wsfm.tracking import Tracker
+
+# --- every leaf field of the config -------------------------------------------------------
+
+
+def leaves(obj, prefix: str = "") -> list[tuple[str, typing.Any, typing.Any]]:
+    """(dotted path, type, value) of every non-dataclass field, lists and dicts whole."""
+    hints = typing.get_type_hints(type(obj))
+    out = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            out += leaves(value, f"{prefix}{f.name}.")
+        else:
+            out.append((prefix + f.name, hints[f.name], value))
+    return out
+
+
+def candidates(tp, value) -> list:
+    """Other values of type ``tp``, in order of preference (validators pick among them)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return list(typing.get_args(tp))
+    if origin is list:
+        return [[x + 1 for x in value], [x / 2 for x in value], [*value, value[-1]]]
+    if origin is dict:
+        return [{"evaluate": ResourceConfig(num_cpus=2.0)}]
+    if tp is bool:
+        return [not value]
+    if tp is int:
+        return [value + 1, 2 * value, value - 1, value + 2, 128]
+    if tp is float:
+        return [value / 2, value + 0.05]
+    assert tp is str, tp
+    return [value + "x"]
+
+
+def with_field(obj, dotted: str, value):
+    """``obj`` with the field at ``dotted`` replaced (``dataclasses.replace`` validates)."""
+    head, _, rest = dotted.partition(".")
+    new = with_field(getattr(obj, head), rest, value) if rest else value
+    return dataclasses.replace(obj, **{head: new})
+
+
+def changed(config: PipelineConfig, dotted: str, tp, value) -> PipelineConfig:
+    for candidate in candidates(tp, value):
+        if candidate == value:
+            continue
+        try:
+            return with_field(config, dotted, candidate)
+        except ValueError:
+            continue
+    raise AssertionError(f"no other valid value found for {dotted} (= {value!r})")
+
+
+def fingerprints(config: PipelineConfig, tmp_path: Path) -> dict[str, str]:
+    plan = make_plan(STAGES, config, ArtifactStore(tmp_path, config.name))
+    return {item.stage: item.fingerprint for item in plan}
+
+
+def declares(stage: str, dotted: str) -> bool:
+    return any(dotted == r or dotted.startswith(r + ".") for r in get_stage(stage).reads)
+
+
+BASE = PipelineConfig(name="fp")
+LEAVES = leaves(BASE)
+
+
+def test_the_walk_finds_every_section_and_field():
+    paths = {path for path, _, _ in LEAVES}
+    assert {"name", "task", "seed", "resources", "flow.kappa_exponent", "train.use_gpu",
+            "evaluate.nfe_grid", "data.image_size", "gates.min_speedup"} <= paths
+    for section in dataclasses.fields(BASE):
+        value = getattr(BASE, section.name)
+        if dataclasses.is_dataclass(value):
+            assert {f"{section.name}.{f.name}" for f in dataclasses.fields(value)} <= paths
+
+
+@pytest.mark.parametrize("path,tp,value", LEAVES, ids=[p for p, _, _ in LEAVES])
+def test_a_field_changes_exactly_the_stages_that_read_it_and_their_downstream(
+        tmp_path, path, tp, value):
+    other = changed(BASE, path, tp, value)
+    assert read_field(other, path) != read_field(BASE, path)
+    before, after = fingerprints(BASE, tmp_path), fingerprints(other, tmp_path)
+    expected = set()
+    for spec in STAGES:
+        if declares(spec.name, path):
+            expected |= downstream(STAGES, spec.name)
+    assert {s for s in before if before[s] != after[s]} == expected
+
+
+def test_the_text_baseline_reads_the_mixture_exponent():
+    assert declares("train_baseline", "flow.kappa_exponent")
+    assert not declares("train_baseline", "flow.t0")  # cold: t0 = 0 whatever flow.t0 says
+
+
+def test_every_declared_field_exists():
+    for spec in STAGES:
+        for dotted in spec.reads:
+            read_field(BASE, dotted)
+    with pytest.raises(ValueError, match="no field 'flow.kappa'"):
+        read_field(BASE, "flow.kappa")
+
+
+def test_fingerprint_depends_on_upstream_fingerprints():
+    spec = get_stage("evaluate")
+    ups = {d: "0" * 16 for d in spec.deps}
+    assert fingerprint(spec, BASE, ups) != fingerprint(spec, BASE, {**ups, "train_refiner": "1"})
+
+
+# --- code hashes --------------------------------------------------------------------------
+
+
+def write_package(root: Path, files: dict[str, str]) -> Path:
+    """A package ``fpkg`` under ``root``: ``{relative path: source}``."""
+    for rel, source in files.items():
+        path = root / "fpkg" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+    return root / "fpkg"
+
+
+PACKAGE = {
+    "__init__.py": "import fpkg.unused\n",
+    "unused.py": "X = 1\n",
+    "stage.py": '''\
+        """The stage."""
+        import numpy as np
+        from fpkg.helpers import helper
+
+
+        def run():
+            from fpkg.sub import late  # imported only when it runs
+            return helper() + late.VALUE
+        ''',
+    "helpers.py": "from . import deep\n\n\ndef helper():\n    return deep.f(1)\n",
+    "deep.py": '''\
+        def f(x):
+            """Doubles x."""
+            return 2 * x  # the factor
+        ''',
+    "sub/__init__.py": "",
+    "sub/late.py": "VALUE = 3\n",
+}
+
+
+def closure_hash(pkg: Path) -> str:
+    return json.dumps(code_closure(("fpkg.stage",), "fpkg", pkg), sort_keys=True)
+
+
+def test_closure_follows_imports_transitively_and_inside_functions(tmp_path):
+    pkg = write_package(tmp_path, PACKAGE)
+    names = set(code_closure(("fpkg.stage",), "fpkg", pkg))
+    # helpers -> deep by a relative import; sub.late inside a function; the parent packages
+    # (fpkg, fpkg.sub) and numpy are not part of the stage's code.
+    assert names == {"fpkg.stage", "fpkg.helpers", "fpkg.deep", "fpkg.sub.late"}
+    with pytest.raises(ValueError, match="fpkg.missing"):
+        code_closure(("fpkg.missing",), "fpkg", pkg)
+
+
+def test_docstrings_comments_and_layout_do_not_change_the_hash(tmp_path):
+    pkg = write_package(tmp_path, PACKAGE)
+    before = closure_hash(pkg)
+    (pkg / "deep.py").write_text('def f(x):\n    """Twice x, documented anew."""\n\n'
+                                 '    # a new comment\n    return 2*x\n')
+    (pkg / "stage.py").write_text((pkg / "stage.py").read_text().replace('"""The stage."""',
+                                                                         '"""Renamed."""'))
+    assert closure_hash(pkg) == before
+
+
+@pytest.mark.parametrize("module,edit", [
+    ("deep.py", ("2 * x", "3 * x")),  # two imports away
+    ("sub/late.py", ("3", "4")),  # reached only from inside a function
+    ("stage.py", ("helper() +", "helper() -")),
+])
+def test_a_code_change_anywhere_in_the_closure_changes_the_hash(tmp_path, module, edit):
+    pkg = write_package(tmp_path, PACKAGE)
+    before = closure_hash(pkg)
+    path = pkg / module
+    path.write_text(path.read_text().replace(*edit))
+    assert closure_hash(pkg) != before
+
+
+def test_a_module_outside_the_closure_does_not_count(tmp_path):
+    pkg = write_package(tmp_path, PACKAGE)
+    before = closure_hash(pkg)
+    (pkg / "unused.py").write_text("X = 2\n")
+    assert closure_hash(pkg) == before
+
+
+def test_stage_code_hashes_reach_the_code_behind_the_runtime():
+    train = get_stage("train_refiner")
+    closure = code_closure((train.fn.__module__, *train.code))
+    assert {"wsfm.train.loop", "wsfm.train.objective", "wsfm.train.discrete_objective",
+            "wsfm.models.mlp", "wsfm.data.datasets"} <= set(closure)
+    evaluate_closure = code_closure((get_stage("evaluate").fn.__module__,))
+    assert "wsfm.sampler" in evaluate_closure  # imported inside components.make_sampler
+    assert "wsfm.train.loop" not in evaluate_closure
+    assert stage_code_hash(train) == stage_code_hash(train)
+    hits = code_hash.cache_info().hits
+    stage_code_hash(train)
+    assert code_hash.cache_info().hits == hits + 1  # computed once per process
+
+
+# --- what the cheap stages actually read ----------------------------------------------------
+
+
+class Recorder:
+    """A config (section) that records the dotted path of every field read through it."""
+
+    def __init__(self, obj, reads: set[str], prefix: str = ""):
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_reads", reads)
+        object.__setattr__(self, "_prefix", prefix)
+
+    def __getattr__(self, name: str):
+        obj, reads, prefix = self._obj, self._reads, self._prefix
+        attr = getattr(type(obj), name, None)
+        if isinstance(attr, property):  # e.g. DataConfig.is_text: record what it reads
+            return attr.fget(self)
+        if callable(attr):
+            return attr.__get__(self)
+        value = getattr(obj, name)
+        if dataclasses.is_dataclass(value):
+            return Recorder(value, reads, f"{prefix}{name}.")
+        reads.add(prefix + name)
+        return value
+
+
+def undeclared(stage: str, reads: set[str]) -> set[str]:
+    assert reads, f"{stage}: nothing recorded"
+    return {path for path in reads if not declares(stage, path)}
+
+
+@pytest.fixture
+def stage_inputs(tmp_path, tiny_config, draft_dir):
+    evaluated = tmp_path / "evaluate-in"
+    evaluated.mkdir()
+    row = {"quality": 1.0, "spread": 0.0, "t0": tiny_config.flow.t0}
+    rows = [{**row, "method": "cold", "nfe": 100}, {**row, "method": "warm_ot", "nfe": 10}]
+    (evaluated / "metrics.json").write_text(json.dumps(
+        {"rows": rows, "t0": tiny_config.flow.t0, "speedup_nfe": 10.0}))
+    fitted = tmp_path / "fit_evaluator-in"
+    fit_evaluator(context(tiny_config, fitted))
+    return {"pretrain_draft": draft_dir, "fit_evaluator": fitted, "evaluate": evaluated,
+            "train_refiner": save_untrained(tiny_config, tmp_path / "refiner", 1),
+            "train_baseline": save_untrained(tiny_config, tmp_path / "cold", 2)}
+
+
+@pytest.mark.parametrize("stage,fn,runtime", [
+    ("pretrain_draft", pretrain_draft, None),
+    ("fit_evaluator", fit_evaluator, None),
+    ("generate_drafts", generate_drafts, LocalRuntime()),
+    ("evaluate", evaluate, None),
+    ("register", register, "local-with-tracking"),
+])
+def test_the_stages_read_only_what_they_declare(tmp_path, tiny_config, stage_inputs, stage, fn,
+                                                runtime):
+    config = tiny_config
+    if stage == "generate_drafts":  # pairing reads the data config too
+        config = dataclasses.replace(
+            config, flow=dataclasses.replace(config.flow, coupling="nearest"),
+            shards=dataclasses.replace(config.shards, pair="nearest", per_shard=100))
+    if runtime == "local-with-tracking":  # register releases its model into an MLflow run
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        run_id = Tracker(uri, "audit", tmp_path / "mlartifacts").start_run("register")
+        runtime = LocalRuntime(tracking={"uri": uri, "run_id": run_id})
+    reads: set[str] = set()
+    inputs = {d: stage_inputs[d] for d in get_stage(stage).deps}
+    fn(context(Recorder(config, reads), tmp_path / stage, runtime, **inputs))
+    assert undeclared(stage, reads) == set()
+
+
+@pytest.mark.parametrize("kind", ["toy2d", "words"])
+@pytest.mark.parametrize("stage,mode,paired", [
+    ("train_refiner", "warm", False), ("train_refiner", "warm", True),
+    ("train_baseline", "cold", False)])
+@pytest.mark.parametrize("coupling", ["nearest", "minibatch_ot", "independent"])
+def test_the_training_objective_reads_only_declared_flow_fields(kind, stage, mode, paired,
+                                                                 coupling):
+    """The training stages run on Ray Train; their flow settings reach the loop only through
+    ``make_objective`` (data, model and train are declared whole)."""
+    reads: set[str] = set()
+    flow = Recorder(FlowConfig(coupling=coupling), reads, "flow.")
+    data = load_dataset(Recorder(DataConfig(kind=kind, top_n=200), reads, "data."))
+    make_objective(mode, flow, data, paired=paired)
+    assert undeclared(stage, reads) == set()
+    if mode == "cold" and kind == "words":
+        assert reads & {f"flow.{f}" for f in ("t0", "coupling")} == set()
+        assert "flow.kappa_exponent" in reads
