@@ -51,4 +51,4 @@ def test_words_hold_out_test_fraction_of_the_words(fraction):
     data = load_dataset(DataConfig(kind="words", top_n=1000, test_fraction=fraction))
     n = len(data.train) + len(data.test)
     assert len(data.test) == round(fraction * n)
-    assert data.extra["words"]["test"] == decode(data.test)
+    assert list(data.text.test_words) == decode(data.test)
