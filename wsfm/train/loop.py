@@ -1,15 +1,19 @@
-"""The per-worker training loop: a DeepSpeed engine inside a Ray Train worker.
+"""The training loop: a DeepSpeed engine on each rank, under Ray Train or in this process.
 
 One loop trains both the cold baseline (noise -> data) and the warm refiner (draft -> data):
 the two differ only in the sources and the path, so "same network, same budget" holds by
 construction. Each rank draws exactly ``grad_accum`` micro-batches per step, so ranks never
 wait on each other at the end of uneven data.
 
-A run resumes from ``ray.train.get_checkpoint()`` with the same step, optimizer, schedule,
-EMA and data position (``wsfm.train.checkpoint``). At the end rank 0 writes into the stage
-folder ``model.pt`` (the EMA weights, fp32, what sampling uses), ``model_raw.pt`` (the
-trained weights, consolidated with ``zero_to_fp32``), ``deepspeed_config.json`` and
-``train_summary.json``.
+:func:`run` is the loop; the few calls that differ between a Ray Train worker
+(:func:`train_loop_per_worker`) and one process (``wsfm.train.local.fit_local``) go through a
+session (``wsfm.train.session``): rank and world size, the device, the checkpoint to resume
+from, committing a checkpoint. A run resumes from the session's checkpoint with the same step,
+optimizer, schedule, EMA and data position (``wsfm.train.checkpoint``).
+
+At the end rank 0 writes into the stage folder ``model.pt`` (the EMA weights, fp32, what
+sampling uses), ``model_raw.pt`` (the trained weights, consolidated with ``zero_to_fp32``),
+``deepspeed_config.json`` and ``train_summary.json``.
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ from wsfm.train.data import BatchStream, as_tensor
 from wsfm.train.ema import EMA
 from wsfm.train.engine import (build_engine, consolidated_state_dict, deepspeed_config,
                                full_parameters, lr_lambda)
+from wsfm.train.discrete_objective import make_objective
 from wsfm.train.monitor import (DIVERGED, Divergence, RankZeroMonitor, check_divergence,
                                 global_loss)
-from wsfm.train.discrete_objective import make_objective
+from wsfm.train.session import Session
 
-__all__ = ["deepspeed_config", "lr_lambda", "train_loop_per_worker"]
+__all__ = ["deepspeed_config", "lr_lambda", "run", "train_loop_per_worker"]
 
 StepHook = Callable[[int, int], None]  # hook(rank, step), after each step (wsfm.train.faults)
 
@@ -47,28 +52,40 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train entry point. ``config``: ``spec`` (TrainSpec), ``run_dir`` (this run's Ray
     folder, where checkpoints go), ``tracking`` (``{"uri", "run_id"}`` or None), ``hooks``."""
     spec: TrainSpec = config["spec"]
-    tc, out = spec.train, Path(spec.out_dir)
+    _stop_if_diverged(Path(spec.out_dir))
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if spec.train.use_gpu else "cpu")
+    from wsfm.train.session import RaySession
+
+    run(spec, RaySession(config["run_dir"]), tracking=config.get("tracking"),
+        hooks=config.get("hooks") or ())
+
+
+def _stop_if_diverged(out: Path) -> None:
     if (out / DIVERGED).is_file():  # a restarted worker group: the same NaN would come back
         raise Divergence(json.loads((out / DIVERGED).read_text())["message"])
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if tc.use_gpu else "cpu")
-    import ray.train
 
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    engine, scheduler, ema, stream = _build(spec, rank, world)
+
+def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = None,
+        hooks: Sequence[StepHook] = ()) -> None:
+    """Train ``spec`` on this rank of ``session`` (a collective: every rank runs it), resuming
+    from the session's checkpoint if it has one; rank 0 writes the outputs into
+    ``spec.out_dir``."""
+    tc, out = spec.train, Path(spec.out_dir)
+    rank, world = session.rank, session.world_size
+    engine, scheduler, ema, stream = _build(spec, session)
     state = TrainState()
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        restore(checkpoint, engine, state, stream, ema)
+    resume = session.resume_from()
+    if resume is not None:
+        with resume as folder:
+            restore(folder, engine, state, stream, ema)
         if rank == 0:
-            print(f"[train] resuming at step {state.step}/{tc.steps} from {checkpoint.path}",
+            print(f"[train] resuming at step {state.step}/{tc.steps} from {folder}",
                   file=sys.__stdout__, flush=True)
     start = state.step
 
     objective = make_objective(spec.mode, spec.flow, spec.data, paired=spec.paired)
     dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float32
-    hooks: Sequence[StepHook] = config.get("hooks") or ()
-    monitor = RankZeroMonitor(config.get("tracking"), rank=rank, every=tc.log_every,
+    monitor = RankZeroMonitor(tracking, rank=rank, every=tc.log_every,
                               total=tc.steps, start=start, batch=tc.batch_size,
                               desc=f"train_{'refiner' if spec.mode == 'warm' else 'baseline'}",
                               out_dir=out)
@@ -94,26 +111,22 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         state.loss = sum(losses) / len(losses)
         monitor.step(step, state.loss, lr, time.perf_counter() - tick)
         if step == tc.steps or (tc.checkpoint_every and step % tc.checkpoint_every == 0):
-            save(engine, state, stream, ema, rank=rank, world_size=world,
-                 metrics={"loss": state.loss}, run_dir=config["run_dir"], out_dir=out)
+            save(engine, state, stream, ema, session, metrics={"loss": state.loss}, out_dir=out)
         for hook in hooks:
             hook(rank, step)
-    _finish(spec, config["run_dir"], engine, ema, state, monitor, rank, world, start,
-            time.perf_counter() - began)
+    _finish(spec, session, engine, ema, state, monitor, start, time.perf_counter() - began)
 
 
-def _build(spec: TrainSpec, rank: int, world: int):
+def _build(spec: TrainSpec, session: Session):
     """``(engine, scheduler, ema, stream)``: the same initial weights on every rank; the EMA
     on rank 0 only (None elsewhere)."""
-    tc = spec.train
+    tc, rank, world = spec.train, session.rank, session.world_size
     data = load_dataset(spec.data)
     torch.manual_seed(tc.seed)
     kwargs = net_spec(spec.model, data)
     net = build_model(kwargs.pop("kind"), dim=data.dim, **kwargs)
     if tc.use_gpu:  # before the optimizer: fused optimizers want their parameters on the GPU
-        import ray.train.torch
-
-        device = ray.train.torch.get_device()
+        device = session.device()
         torch.cuda.set_device(device)
         net.to(device)
     ema = EMA(dict(net.named_parameters()), tc.ema_decay) if rank == 0 else None
@@ -124,18 +137,15 @@ def _build(spec: TrainSpec, rank: int, world: int):
     return engine, scheduler, ema, stream
 
 
-def _finish(spec: TrainSpec, run_dir: str, engine, ema: EMA | None, state: TrainState,
-            monitor: RankZeroMonitor, rank: int, world: int, start: int,
-            seconds: float) -> None:
+def _finish(spec: TrainSpec, session: Session, engine, ema: EMA | None, state: TrainState,
+            monitor: RankZeroMonitor, start: int, seconds: float) -> None:
     """Rank 0 writes the weights (EMA and raw, fp32), the DeepSpeed config and the summary."""
-    import ray.train
-
+    rank, world = session.rank, session.world_size
     rss = _gather([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024], world)
     if rank != 0:
         return
     tc, out = spec.train, Path(spec.out_dir)
-    final = ray.train.Checkpoint(f"{run_dir}/{checkpoint_name(tc.steps)}")
-    with final.as_directory() as folder:
+    with session.checkpoint(checkpoint_name(tc.steps)) as folder:
         raw = consolidated_state_dict(engine, tc, os.path.join(folder, DEEPSPEED))
     torch.save(raw, out / "model_raw.pt")
     torch.save(ema.weights(raw), out / "model.pt")
