@@ -20,6 +20,8 @@ from wsfm.shards import write_shard
 from wsfm.stages.base import TrainSpec
 from wsfm.train.checkpoint import read_pointer
 from wsfm.train.local import CHECKPOINTS, fit_local
+from wsfm.train.monitor import DIVERGED, Divergence
+from wsfm.train.objective import FlowObjective
 
 STEPS, EVERY = 12, 5  # checkpoints at steps 5, 10 and 12
 
@@ -98,6 +100,42 @@ def test_fit_local_resumes_from_its_last_checkpoint_to_the_same_weights(local_ru
     _assert_same_weights(out, local_run[0])
     saved = json.loads((out / CHECKPOINTS / "step-000012" / "trainer.json").read_text())
     assert saved["step"] == STEPS and saved["samples"] == STEPS * 32
+
+
+class _NanFrom:
+    """The warm objective, whose loss becomes NaN from optimizer step ``step`` on (a fault
+    injected into the loss: the weights then become NaN too, as in a real divergence)."""
+
+    def __init__(self, spec: TrainSpec, step: int):
+        self.inner = FlowObjective("warm", spec.flow)
+        self.calls, self.step = 0, step
+
+    def make_batch(self, source, data, gen):
+        return self.inner.make_batch(source, data, gen)
+
+    def loss(self, net, batch, gen, **kwargs):
+        self.calls += 1  # one call per step (grad_accum 1)
+        loss = self.inner.loss(net, batch, gen, **kwargs)
+        return loss * float("nan") if self.calls >= self.step else loss
+
+
+@pytest.mark.parametrize("bad, checked", [(7, 8), (9, 10)])
+def test_a_nan_loss_is_caught_at_the_log_interval_or_before_the_next_checkpoint(
+        tmp_path, shards, bad, checked):
+    """log_every 4, checkpoints every 5: NaN from step 7 shows at the log check of step 8;
+    NaN from step 9 is caught before the checkpoint of step 10, which is never written."""
+    out = tmp_path / "out"
+    spec = _spec(out, shards)
+    first = {8: 6, 10: 9}[checked]  # the steps since the previous check
+    with pytest.raises(Divergence, match=rf"warm training diverged: the loss is nan at step "
+                                         rf"{bad} \(the first non-finite loss of steps "
+                                         rf"{first}-{checked}, checked at step {checked}; "
+                                         rf".*the last good checkpoint \(step 5, "):
+        fit_local(spec, objective=_NanFrom(spec, bad))
+    assert sorted(p.name for p in (out / CHECKPOINTS).iterdir()) == ["step-000005"]
+    assert read_pointer(out)["step"] == 5
+    assert json.loads((out / DIVERGED).read_text())["step"] == bad
+    assert not (out / "model.pt").exists()
 
 
 def test_fit_local_wants_one_worker(tmp_path):

@@ -23,6 +23,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from wsfm.stages.base import TrainSpec
 
@@ -32,13 +33,16 @@ CHECKPOINTS = "checkpoints"  # the local checkpoints' folder inside the stage fo
 
 
 def fit_local(spec: TrainSpec, *, tracking: dict[str, str] | None = None,
-              hooks: Sequence[Callable[[int, int], None]] = ()) -> dict[str, float]:
+              hooks: Sequence[Callable[[int, int], None]] = (),
+              objective: Any = None) -> dict[str, float]:
     """Train ``spec`` in this process and return its summary (``train_summary.json``).
 
     Args:
         spec: the run, with ``train.num_workers == 1``; outputs go to ``spec.out_dir``.
         tracking: ``{"uri", "run_id"}`` of the MLflow run to log to, or None.
         hooks: ``hook(rank, step)`` after each step (``wsfm.train.faults``; rank is 0).
+        objective: the training objective; by default the one ``spec`` makes
+            (``make_objective``). Benchmarks pass variants.
 
     Raises:
         ValueError: ``spec.train.num_workers`` is not 1.
@@ -61,7 +65,8 @@ def fit_local(spec: TrainSpec, *, tracking: dict[str, str] | None = None,
     from wsfm.train.session import LocalSession
 
     with _process_group("nccl" if tc.use_gpu else "gloo"):
-        run(spec, LocalSession(out / CHECKPOINTS), tracking=tracking, hooks=hooks)
+        run(spec, LocalSession(out / CHECKPOINTS), tracking=tracking, hooks=hooks,
+            objective=objective)
     return json.loads((out / "train_summary.json").read_text())
 
 

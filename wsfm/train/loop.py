@@ -11,6 +11,12 @@ session (``wsfm.train.session``): rank and world size, the device, the checkpoin
 from, committing a checkpoint. A run resumes from the session's checkpoint with the same step,
 optimizer, schedule, EMA and data position (``wsfm.train.checkpoint``).
 
+The hot path has no host sync: each step's loss stays on the device, and the ranks meet
+(one all-reduce, one copy to the host) only every ``log_every`` steps and before each
+checkpoint, where a non-finite loss stops the run (``monitor.check_divergence``). A NaN step
+thus reaches the weights, but never a checkpoint or the exported model; the error names the
+first bad step and the checkpoint kept.
+
 At the end rank 0 writes into the stage folder ``model.pt`` (the EMA weights, fp32, what
 sampling uses), ``model_raw.pt`` (the trained weights, consolidated with ``zero_to_fp32``),
 ``deepspeed_config.json`` and ``train_summary.json``.
@@ -24,6 +30,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +47,13 @@ from wsfm.train.engine import (build_engine, consolidated_state_dict, deepspeed_
                                full_parameters, lr_lambda)
 from wsfm.train.discrete_objective import make_objective
 from wsfm.train.monitor import (DIVERGED, Divergence, RankZeroMonitor, check_divergence,
-                                global_loss)
+                                global_losses)
 from wsfm.train.session import Session
 
 __all__ = ["deepspeed_config", "lr_lambda", "run", "train_loop_per_worker"]
 
 StepHook = Callable[[int, int], None]  # hook(rank, step), after each step (wsfm.train.faults)
+Objective = Any  # make_batch(source, data, gen) and loss(net, batch, gen, device=, dtype=)
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -66,10 +74,11 @@ def _stop_if_diverged(out: Path) -> None:
 
 
 def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = None,
-        hooks: Sequence[StepHook] = ()) -> None:
+        hooks: Sequence[StepHook] = (), objective: Objective | None = None) -> None:
     """Train ``spec`` on this rank of ``session`` (a collective: every rank runs it), resuming
     from the session's checkpoint if it has one; rank 0 writes the outputs into
-    ``spec.out_dir``."""
+    ``spec.out_dir``. ``objective``: the one ``spec`` makes by default (``make_objective``);
+    benchmarks pass variants (``FlowObjective``'s parameterisation)."""
     tc, out = spec.train, Path(spec.out_dir)
     rank, world = session.rank, session.world_size
     engine, scheduler, ema, stream = _build(spec, session)
@@ -83,38 +92,68 @@ def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = 
                   file=sys.__stdout__, flush=True)
     start = state.step
 
-    objective = make_objective(spec.mode, spec.flow, spec.data, paired=spec.paired)
+    if objective is None:
+        objective = make_objective(spec.mode, spec.flow, spec.data, paired=spec.paired)
     dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float32
     monitor = RankZeroMonitor(tracking, rank=rank, every=tc.log_every,
                               total=tc.steps, start=start, batch=tc.batch_size,
                               desc=f"train_{'refiner' if spec.mode == 'warm' else 'baseline'}",
                               out_dir=out)
     began = time.perf_counter()
+    window = _Window(start + 1, began)
     for step in range(start + 1, tc.steps + 1):
-        tick = time.perf_counter()
-        lr = scheduler.get_last_lr()[0]  # the rate this step uses
-        losses = []
+        window.lrs.append(scheduler.get_last_lr()[0])  # the rate this step uses
+        micro = []
         for _ in range(tc.grad_accum):
             source, x1, gen = next(stream)
             batch = objective.make_batch(source, x1, gen)
             loss = objective.loss(engine, batch, gen, device=engine.device, dtype=dtype)
-            losses.append(global_loss(loss, world))
-            # Before backward: a bad step never reaches the weights or a checkpoint.
-            check_divergence(losses[-1], step=step, mode=spec.mode, lr=lr, rank=rank,
-                             world_size=world, out_dir=out)
+            micro.append(loss.detach())  # stays on the device: no host sync per step
             engine.backward(loss)
             engine.step()  # DeepSpeed steps the optimizer and the schedule every grad_accum
         with full_parameters(engine, tc) as params:  # a collective under ZeRO-3
             if ema is not None:
                 ema.update(params)
+        window.losses.append(torch.stack(micro).mean())
         state.step, state.samples = step, state.samples + tc.batch_size
-        state.loss = sum(losses) / len(losses)
-        monitor.step(step, state.loss, lr, time.perf_counter() - tick)
-        if step == tc.steps or (tc.checkpoint_every and step % tc.checkpoint_every == 0):
-            save(engine, state, stream, ema, session, metrics={"loss": state.loss}, out_dir=out)
+        saving = step == tc.steps or bool(tc.checkpoint_every and step % tc.checkpoint_every == 0)
+        if saving or step % tc.log_every == 0:  # the same steps on every rank
+            # Checked before the save: a checkpoint never holds weights trained on a
+            # non-finite loss.
+            state.loss = _close(window, spec, session, monitor)
+            if saving:
+                save(engine, state, stream, ema, session, metrics={"loss": state.loss},
+                     out_dir=out)
+            window = _Window(step + 1, time.perf_counter())
         for hook in hooks:
             hook(rank, step)
     _finish(spec, session, engine, ema, state, monitor, start, time.perf_counter() - began)
+
+
+@dataclass
+class _Window:
+    """The steps since the last check: ``first`` the first one, ``began`` when it began,
+    each step's loss (a scalar on the device, this rank's) and learning rate."""
+
+    first: int
+    began: float
+    losses: list[torch.Tensor] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+
+
+def _close(window: _Window, spec: TrainSpec, session: Session,
+           monitor: RankZeroMonitor) -> float:
+    """The window's one host sync: the ranks' mean loss of each step, checked for divergence
+    (a collective) and handed to the monitor; returns the last step's loss. The window's
+    steps share its mean time (the per-step time is unknown without a sync per step)."""
+    losses = global_losses(torch.stack(window.losses), session.world_size)
+    check_divergence(losses, first_step=window.first, lrs=window.lrs, mode=spec.mode,
+                     rank=session.rank, world_size=session.world_size,
+                     out_dir=Path(spec.out_dir))
+    seconds = (time.perf_counter() - window.began) / len(losses)
+    for i, loss in enumerate(losses):
+        monitor.step(window.first + i, loss, window.lrs[i], seconds)
+    return losses[-1]
 
 
 def _build(spec: TrainSpec, session: Session):
