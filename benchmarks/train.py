@@ -144,13 +144,14 @@ def interleaved(spec: TrainSpec) -> dict[str, float]:
     return {name: _median_after_warmup(t) for name, t in times.items()}
 
 
-def _in_subprocess(fn: str, spec: TrainSpec) -> dict[str, float]:
+def _in_subprocess(fn: str, spec: TrainSpec, cwd: str | Path = ROOT) -> dict[str, float]:
+    """``fn(spec)`` from ``benchmarks.train`` in a fresh process on the code in ``cwd``."""
     import pickle
 
     code = (f"import json, pickle, sys; from benchmarks.train import {fn}; "
             f"print(json.dumps({fn}(pickle.loads(bytes.fromhex(sys.argv[1])))))")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu"}
-    done = subprocess.run([sys.executable, "-c", code, pickle.dumps(spec).hex()], cwd=ROOT,
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "PYTHONPATH": str(cwd)}
+    done = subprocess.run([sys.executable, "-c", code, pickle.dumps(spec).hex()], cwd=cwd,
                           env=env, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{fn} failed:\n{done.stderr[-3000:]}")
@@ -162,6 +163,51 @@ def _ray_train(spec: TrainSpec, storage: str, name: str) -> dict[str, float]:
 
     Path(spec.out_dir).mkdir(parents=True, exist_ok=True)
     return fit(spec, storage_path=storage, run_name=name)
+
+
+def loop_timing(spec: TrainSpec) -> dict[str, float]:
+    """The pipelines' loop on ``spec``: in this process (``fit_local``) for 1 worker, under
+    Ray Train (a local 2-CPU Ray started here) for more. Rank 0's summary."""
+    import torch
+
+    if spec.train.num_workers == 1:
+        from wsfm.train.local import fit_local
+
+        torch.set_num_threads(1)
+        return fit_local(spec)
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"DS_ACCELERATOR": "cpu"}})
+    try:
+        return _ray_train(spec, f"{spec.out_dir}-ray", "bench-loop")
+    finally:
+        ray.shutdown()
+
+
+def hot_path(other: str, rounds: int, steps: int, batch: int, accum: int) -> str:
+    """The loop's step time in this tree and in ``other`` (another checkout of the project),
+    alternated ``rounds`` times per setting (this machine's load drifts); a markdown table."""
+    trees = {"this tree": str(ROOT), "other tree": str(Path(other).resolve())}
+    model = MODELS["toy2d MLP 256x3"]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="wsfm-bench-hot-") as tmp:
+        for workers in (1, 2):
+            got: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+            for r in range(rounds):
+                for name, tree in trees.items():
+                    spec = _spec(model, steps, batch, workers, f"{tmp}/{workers}-{r}-{name[0]}")
+                    spec = dataclasses.replace(spec, train=dataclasses.replace(
+                        spec.train, grad_accum=accum, log_every=50))
+                    got[name].append(_in_subprocess("loop_timing", spec, cwd=tree))
+                    print(workers, name, got[name][-1]["step_time_median_s"], flush=True)
+            for name in trees:
+                ms = [g["step_time_median_s"] * 1e3 for g in got[name]]
+                wall = [g["samples_per_s_wall"] for g in got[name]]
+                rows.append([name, workers, batch, accum, steps, statistics.median(ms),
+                             f"{min(ms):.2f}-{max(ms):.2f}", statistics.median(wall)])
+    return markdown_table(["code", "workers", "batch", "grad_accum", "steps",
+                           "ms/step (median of runs)", "range", "wall samples/s"], rows)
 
 
 def measure(model_name: str, model: ModelConfig, steps: int, batch: int,
@@ -210,7 +256,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--big-steps", type=int, default=80, help="steps for the 1024x4 MLP")
     parser.add_argument("--batch", type=int, default=512, help="global batch (toy2d's)")
     parser.add_argument("--no-write", action="store_true", help="print, leave BENCHMARKS.md")
+    parser.add_argument("--hot-path", metavar="OTHER_TREE",
+                        help="only compare the loop's step time with another checkout's "
+                             "(section train-hot-path)")
+    parser.add_argument("--rounds", type=int, default=3, help="--hot-path: runs per tree")
+    parser.add_argument("--grad-accum", type=int, default=1, help="--hot-path: micro-steps")
     args = parser.parse_args(argv)
+    if args.hot_path:
+        _hot_path_section(args, argv)
+        return
 
     import ray
 
@@ -254,6 +308,28 @@ def main(argv: list[str] | None = None) -> None:
         "share. RSS: each process's peak (ru_maxrss).\n\n" + stack)
     write_section("train", "Training: DeepSpeed under Ray Train vs plain PyTorch",
                   "python -m benchmarks.train" + (" " + " ".join(argv) if argv else ""), body)
+
+
+def _hot_path_section(args: argparse.Namespace, argv: list[str] | None) -> None:
+    table = hot_path(args.hot_path, args.rounds, args.steps, args.batch, args.grad_accum)
+    print(table)
+    if args.no_write:
+        return
+
+    def commit(tree: str) -> str:
+        return subprocess.run(["git", "-C", tree, "log", "-1", "--format=%h %s"],
+                              capture_output=True, text=True).stdout.strip()[:90]
+
+    body = (
+        "The pipelines' training loop (toy2d MLP 256x3, cold objective, ZeRO-2, fp32, 1 torch "
+        "thread per worker) on two checkouts, alternated run by run: 1 worker in-process "
+        "(`fit_local`), 2 workers under Ray Train. Each run is a fresh process; ms/step is "
+        "the run's median step time (`train_summary.json`), wall samples/s the whole loop's "
+        "(start-up excluded).\n\n"
+        f"- this tree: `{commit(str(ROOT))}`\n- other tree: `{commit(args.hot_path)}`\n\n"
+        + table)
+    write_section("train-hot-path", "Training loop: the loss check's host syncs",
+                  "python -m benchmarks.train " + " ".join(argv or []), body)
 
 
 if __name__ == "__main__":

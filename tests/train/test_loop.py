@@ -1,6 +1,7 @@
 """The loop's parts without Ray: schedule, DeepSpeed config, EMA, loss, data position."""
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -196,3 +197,21 @@ def test_a_restarted_worker_stops_at_once_after_a_divergence(tmp_path):
                      train=TrainConfig(), dim=2, out_dir=str(tmp_path))
     with pytest.raises(Divergence, match="cold training diverged at 7"):
         train_loop_per_worker({"spec": spec, "run_dir": str(tmp_path / "ray")})
+
+
+def test_divergence_names_the_first_bad_step_of_the_window_and_the_checkpoint_kept(tmp_path):
+    from wsfm.train.checkpoint import POINTER
+    from wsfm.train.monitor import DIVERGED, Divergence, check_divergence, global_losses
+
+    window = dict(first_step=5, lrs=[1e-3, 2e-3, 3e-3], mode="warm", rank=0, world_size=1,
+                  out_dir=tmp_path)
+    check_divergence([1.0, 2.0, 3.0], **window)  # finite: nothing happens
+    assert not (tmp_path / DIVERGED).exists()
+    (tmp_path / POINTER).write_text('{"step": 4, "path": "/ckpt/step-000004"}')
+    losses = global_losses(torch.tensor([1.0, float("nan"), float("inf")]), world_size=1)
+    with pytest.raises(Divergence, match=r"the loss is nan at step 6 \(the first non-finite "
+                                         r"loss of steps 5-7, checked at step 7; learning rate "
+                                         r"0.002\); the last good checkpoint \(step 4, "
+                                         r"/ckpt/step-000004\) is kept"):
+        check_divergence(losses, **window)
+    assert json.loads((tmp_path / DIVERGED).read_text())["step"] == 6

@@ -1,18 +1,20 @@
-"""Checkpoints through Ray Train: every rank's DeepSpeed shard plus rank 0's run state.
+"""Checkpoints: every rank's DeepSpeed shard plus rank 0's run state.
 
-One checkpoint, ``<storage>/<ray run>/step-000500/``, merged by Ray from what each rank
-reports::
+One checkpoint, ``<storage>/<ray run>/step-000500/`` under Ray Train (merged by Ray from what
+each rank reports) or ``<out_dir>/checkpoints/step-000500/`` in one process
+(``wsfm.train.session``)::
 
     deepspeed/latest, deepspeed/state/   DeepSpeed: weights, every rank's optimizer partition,
                                          the LR scheduler
     trainer.json                         rank 0: step, samples seen, data position
     ema.pt                               rank 0: the EMA of the weights
 
-Resuming goes through ``ray.train.get_checkpoint()`` (Ray Train restores it after a worker
-restart, and for a new ``fit()`` with the same run name and storage). Once every rank has
-uploaded and Ray Train has committed the checkpoint, rank 0 records it in the stage folder's
-``checkpoints.json``: the last complete checkpoint, for people and for error messages; a
-restart resumes from it or from a later one.
+Resuming goes through the session: under Ray Train ``ray.train.get_checkpoint()`` (Ray Train
+restores it after a worker restart, and for a new ``fit()`` with the same run name and
+storage); in one process the newest complete local folder. Once the session has committed the
+checkpoint (every rank uploaded, Ray Train recorded it), rank 0 records it in the stage
+folder's ``checkpoints.json``: the last complete checkpoint, for people and for error
+messages; a restart resumes from it or from a later one.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 from wsfm.train.data import BatchStream
 from wsfm.train.ema import EMA
 from wsfm.train.engine import TAG
+from wsfm.train.session import Session
 
 __all__ = ["DEEPSPEED", "POINTER", "TrainState", "checkpoint_name", "read_pointer", "restore",
            "save"]
@@ -58,45 +61,34 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:06d}"
 
 
-def save(engine, state: TrainState, stream: BatchStream, ema: EMA | None, *, rank: int,
-         world_size: int, metrics: dict[str, float], run_dir: str, out_dir: Path) -> None:
-    """Save and report a checkpoint from every rank (a collective), then point to it."""
-    import ray.train
-    import torch.distributed as dist
-
+def save(engine, state: TrainState, stream: BatchStream, ema: EMA | None, session: Session,
+         *, metrics: dict[str, float], out_dir: Path) -> None:
+    """Save and commit a checkpoint from every rank (a collective), then point to it."""
     name = checkpoint_name(state.step)
     with tempfile.TemporaryDirectory(prefix="wsfm-ckpt-", ignore_cleanup_errors=True) as tmp:
         engine.save_checkpoint(os.path.join(tmp, DEEPSPEED), tag=TAG)
-        if rank == 0:
+        if session.rank == 0:
             trainer = {**state.state_dict(), "data": stream.state_dict()}
             Path(tmp, _STATE).write_text(json.dumps(trainer, indent=2))
             if ema is not None:
                 torch.save(ema.state_dict(), os.path.join(tmp, _EMA))
-        ray.train.report({**metrics, "step": state.step},
-                         checkpoint=ray.train.Checkpoint.from_directory(tmp),
-                         checkpoint_dir_name=name)
-    if world_size > 1:
-        dist.barrier()  # report returns once this rank's files are up: now everyone's are
-    if rank == 0:
-        # Wait until Ray Train has committed it (it is then what a restart resumes from), so
-        # that the pointer is never ahead of Ray's own record.
-        ray.train.get_all_reported_checkpoints(
-            consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
-        _write_pointer(out_dir, {"step": state.step, "path": f"{run_dir}/{name}"})
+        path = session.commit(tmp, name, {**metrics, "step": state.step})
+    if session.rank == 0:
+        _write_pointer(out_dir, {"step": state.step, "path": path})
 
 
-def restore(checkpoint, engine, state: TrainState, stream: BatchStream, ema: EMA | None) -> None:
-    """Load a checkpoint into the engine, the run state, the data stream and the EMA."""
-    with checkpoint.as_directory() as folder:
-        trainer = json.loads(Path(folder, _STATE).read_text())
-        path, _ = engine.load_checkpoint(os.path.join(folder, DEEPSPEED), tag=TAG,
-                                         load_optimizer_states=True,
-                                         load_lr_scheduler_states=True)
-        if path is None:
-            raise FileNotFoundError(f"no DeepSpeed checkpoint in {folder}/{DEEPSPEED}")
-        if ema is not None:
-            ema.load_state_dict(torch.load(os.path.join(folder, _EMA), map_location="cpu",
-                                           weights_only=True))
+def restore(folder: str, engine, state: TrainState, stream: BatchStream,
+            ema: EMA | None) -> None:
+    """Load the checkpoint in ``folder`` into the engine, the run state, the data stream and
+    the EMA."""
+    trainer = json.loads(Path(folder, _STATE).read_text())
+    path, _ = engine.load_checkpoint(os.path.join(folder, DEEPSPEED), tag=TAG,
+                                     load_optimizer_states=True, load_lr_scheduler_states=True)
+    if path is None:
+        raise FileNotFoundError(f"no DeepSpeed checkpoint in {folder}/{DEEPSPEED}")
+    if ema is not None:
+        ema.load_state_dict(torch.load(os.path.join(folder, _EMA), map_location="cpu",
+                                       weights_only=True))
     state.load_state_dict(trainer)
     stream.load_state_dict(trainer["data"])
 

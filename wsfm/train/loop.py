@@ -1,15 +1,25 @@
-"""The per-worker training loop: a DeepSpeed engine inside a Ray Train worker.
+"""The training loop: a DeepSpeed engine on each rank, under Ray Train or in this process.
 
 One loop trains both the cold baseline (noise -> data) and the warm refiner (draft -> data):
 the two differ only in the sources and the path, so "same network, same budget" holds by
 construction. Each rank draws exactly ``grad_accum`` micro-batches per step, so ranks never
 wait on each other at the end of uneven data.
 
-A run resumes from ``ray.train.get_checkpoint()`` with the same step, optimizer, schedule,
-EMA and data position (``wsfm.train.checkpoint``). At the end rank 0 writes into the stage
-folder ``model.pt`` (the EMA weights, fp32, what sampling uses), ``model_raw.pt`` (the
-trained weights, consolidated with ``zero_to_fp32``), ``deepspeed_config.json`` and
-``train_summary.json``.
+:func:`run` is the loop; the few calls that differ between a Ray Train worker
+(:func:`train_loop_per_worker`) and one process (``wsfm.train.local.fit_local``) go through a
+session (``wsfm.train.session``): rank and world size, the device, the checkpoint to resume
+from, committing a checkpoint. A run resumes from the session's checkpoint with the same step,
+optimizer, schedule, EMA and data position (``wsfm.train.checkpoint``).
+
+The hot path has no host sync: each step's loss stays on the device, and the ranks meet
+(one all-reduce, one copy to the host) only every ``log_every`` steps and before each
+checkpoint, where a non-finite loss stops the run (``monitor.check_divergence``). A NaN step
+thus reaches the weights, but never a checkpoint or the exported model; the error names the
+first bad step and the checkpoint kept.
+
+At the end rank 0 writes into the stage folder ``model.pt`` (the EMA weights, fp32, what
+sampling uses), ``model_raw.pt`` (the trained weights, consolidated with ``zero_to_fp32``),
+``deepspeed_config.json`` and ``train_summary.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,86 +45,128 @@ from wsfm.train.data import BatchStream, as_tensor
 from wsfm.train.ema import EMA
 from wsfm.train.engine import (build_engine, consolidated_state_dict, deepspeed_config,
                                full_parameters, lr_lambda)
-from wsfm.train.monitor import (DIVERGED, Divergence, RankZeroMonitor, check_divergence,
-                                global_loss)
 from wsfm.train.discrete_objective import make_objective
+from wsfm.train.monitor import (DIVERGED, Divergence, RankZeroMonitor, check_divergence,
+                                global_losses)
+from wsfm.train.session import Session
 
-__all__ = ["deepspeed_config", "lr_lambda", "train_loop_per_worker"]
+__all__ = ["deepspeed_config", "lr_lambda", "run", "train_loop_per_worker"]
 
 StepHook = Callable[[int, int], None]  # hook(rank, step), after each step (wsfm.train.faults)
+Objective = Any  # make_batch(source, data, gen) and loss(net, batch, gen, device=, dtype=)
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train entry point. ``config``: ``spec`` (TrainSpec), ``run_dir`` (this run's Ray
     folder, where checkpoints go), ``tracking`` (``{"uri", "run_id"}`` or None), ``hooks``."""
     spec: TrainSpec = config["spec"]
-    tc, out = spec.train, Path(spec.out_dir)
+    _stop_if_diverged(Path(spec.out_dir))
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if spec.train.use_gpu else "cpu")
+    from wsfm.train.session import RaySession
+
+    run(spec, RaySession(config["run_dir"]), tracking=config.get("tracking"),
+        hooks=config.get("hooks") or ())
+
+
+def _stop_if_diverged(out: Path) -> None:
     if (out / DIVERGED).is_file():  # a restarted worker group: the same NaN would come back
         raise Divergence(json.loads((out / DIVERGED).read_text())["message"])
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if tc.use_gpu else "cpu")
-    import ray.train
 
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    engine, scheduler, ema, stream = _build(spec, rank, world)
+
+def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = None,
+        hooks: Sequence[StepHook] = (), objective: Objective | None = None) -> None:
+    """Train ``spec`` on this rank of ``session`` (a collective: every rank runs it), resuming
+    from the session's checkpoint if it has one; rank 0 writes the outputs into
+    ``spec.out_dir``. ``objective``: the one ``spec`` makes by default (``make_objective``);
+    benchmarks pass variants (``FlowObjective``'s parameterisation)."""
+    tc, out = spec.train, Path(spec.out_dir)
+    rank, world = session.rank, session.world_size
+    engine, scheduler, ema, stream = _build(spec, session)
     state = TrainState()
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        restore(checkpoint, engine, state, stream, ema)
+    resume = session.resume_from()
+    if resume is not None:
+        with resume as folder:
+            restore(folder, engine, state, stream, ema)
         if rank == 0:
-            print(f"[train] resuming at step {state.step}/{tc.steps} from {checkpoint.path}",
+            print(f"[train] resuming at step {state.step}/{tc.steps} from {folder}",
                   file=sys.__stdout__, flush=True)
     start = state.step
 
-    objective = make_objective(spec.mode, spec.flow, load_dataset(spec.data), paired=spec.paired)
+    if objective is None:
+        objective = make_objective(spec.mode, spec.flow, load_dataset(spec.data),
+                                   paired=spec.paired)
     dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float32
-    hooks: Sequence[StepHook] = config.get("hooks") or ()
-    monitor = RankZeroMonitor(config.get("tracking"), rank=rank, every=tc.log_every,
+    monitor = RankZeroMonitor(tracking, rank=rank, every=tc.log_every,
                               total=tc.steps, start=start, batch=tc.batch_size,
                               desc=f"train_{'refiner' if spec.mode == 'warm' else 'baseline'}",
                               out_dir=out)
     began = time.perf_counter()
+    window = _Window(start + 1, began)
     for step in range(start + 1, tc.steps + 1):
-        tick = time.perf_counter()
-        lr = scheduler.get_last_lr()[0]  # the rate this step uses
-        losses = []
+        window.lrs.append(scheduler.get_last_lr()[0])  # the rate this step uses
+        micro = []
         for _ in range(tc.grad_accum):
             source, x1, gen = next(stream)
             batch = objective.make_batch(source, x1, gen)
             loss = objective.loss(engine, batch, gen, device=engine.device, dtype=dtype)
-            losses.append(global_loss(loss, world))
-            # Before backward: a bad step never reaches the weights or a checkpoint.
-            check_divergence(losses[-1], step=step, mode=spec.mode, lr=lr, rank=rank,
-                             world_size=world, out_dir=out)
+            micro.append(loss.detach())  # stays on the device: no host sync per step
             engine.backward(loss)
             engine.step()  # DeepSpeed steps the optimizer and the schedule every grad_accum
         with full_parameters(engine, tc) as params:  # a collective under ZeRO-3
             if ema is not None:
                 ema.update(params)
+        window.losses.append(torch.stack(micro).mean())
         state.step, state.samples = step, state.samples + tc.batch_size
-        state.loss = sum(losses) / len(losses)
-        monitor.step(step, state.loss, lr, time.perf_counter() - tick)
-        if step == tc.steps or (tc.checkpoint_every and step % tc.checkpoint_every == 0):
-            save(engine, state, stream, ema, rank=rank, world_size=world,
-                 metrics={"loss": state.loss}, run_dir=config["run_dir"], out_dir=out)
+        saving = step == tc.steps or bool(tc.checkpoint_every and step % tc.checkpoint_every == 0)
+        if saving or step % tc.log_every == 0:  # the same steps on every rank
+            # Checked before the save: a checkpoint never holds weights trained on a
+            # non-finite loss.
+            state.loss = _close(window, spec, session, monitor)
+            if saving:
+                save(engine, state, stream, ema, session, metrics={"loss": state.loss},
+                     out_dir=out)
+            window = _Window(step + 1, time.perf_counter())
         for hook in hooks:
             hook(rank, step)
-    _finish(spec, config["run_dir"], engine, ema, state, monitor, rank, world, start,
-            time.perf_counter() - began)
+    _finish(spec, session, engine, ema, state, monitor, start, time.perf_counter() - began)
 
 
-def _build(spec: TrainSpec, rank: int, world: int):
+@dataclass
+class _Window:
+    """The steps since the last check: ``first`` the first one, ``began`` when it began,
+    each step's loss (a scalar on the device, this rank's) and learning rate."""
+
+    first: int
+    began: float
+    losses: list[torch.Tensor] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+
+
+def _close(window: _Window, spec: TrainSpec, session: Session,
+           monitor: RankZeroMonitor) -> float:
+    """The window's one host sync: the ranks' mean loss of each step, checked for divergence
+    (a collective) and handed to the monitor; returns the last step's loss. The window's
+    steps share its mean time (the per-step time is unknown without a sync per step)."""
+    losses = global_losses(torch.stack(window.losses), session.world_size)
+    check_divergence(losses, first_step=window.first, lrs=window.lrs, mode=spec.mode,
+                     rank=session.rank, world_size=session.world_size,
+                     out_dir=Path(spec.out_dir))
+    seconds = (time.perf_counter() - window.began) / len(losses)
+    for i, loss in enumerate(losses):
+        monitor.step(window.first + i, loss, window.lrs[i], seconds)
+    return losses[-1]
+
+
+def _build(spec: TrainSpec, session: Session):
     """``(engine, scheduler, ema, stream)``: the same initial weights on every rank; the EMA
     on rank 0 only (None elsewhere)."""
-    tc = spec.train
+    tc, rank, world = spec.train, session.rank, session.world_size
     data = load_dataset(spec.data)
     torch.manual_seed(tc.seed)
     kwargs = net_spec(spec.model, data)
     net = build_model(kwargs.pop("kind"), dim=data.dim, **kwargs)
     if tc.use_gpu:  # before the optimizer: fused optimizers want their parameters on the GPU
-        import ray.train.torch
-
-        device = ray.train.torch.get_device()
+        device = session.device()
         torch.cuda.set_device(device)
         net.to(device)
     ema = EMA(dict(net.named_parameters()), tc.ema_decay) if rank == 0 else None
@@ -124,18 +177,15 @@ def _build(spec: TrainSpec, rank: int, world: int):
     return engine, scheduler, ema, stream
 
 
-def _finish(spec: TrainSpec, run_dir: str, engine, ema: EMA | None, state: TrainState,
-            monitor: RankZeroMonitor, rank: int, world: int, start: int,
-            seconds: float) -> None:
+def _finish(spec: TrainSpec, session: Session, engine, ema: EMA | None, state: TrainState,
+            monitor: RankZeroMonitor, start: int, seconds: float) -> None:
     """Rank 0 writes the weights (EMA and raw, fp32), the DeepSpeed config and the summary."""
-    import ray.train
-
+    rank, world = session.rank, session.world_size
     rss = _gather([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024], world)
     if rank != 0:
         return
     tc, out = spec.train, Path(spec.out_dir)
-    final = ray.train.Checkpoint(f"{run_dir}/{checkpoint_name(tc.steps)}")
-    with final.as_directory() as folder:
+    with session.checkpoint(checkpoint_name(tc.steps)) as folder:
         raw = consolidated_state_dict(engine, tc, os.path.join(folder, DEEPSPEED))
     torch.save(raw, out / "model_raw.pt")
     torch.save(ema.weights(raw), out / "model.pt")

@@ -15,6 +15,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import torch
 from wsfm.progress import SNAPSHOT, driver_draws, format_duration, format_rate, write_snapshot
 
 __all__ = ["DIVERGED", "Divergence", "RankZeroMonitor", "check_divergence",
-           "global_loss"]
+           "global_losses"]
 
 DIVERGED = "diverged.json"  # written by rank 0 into the stage folder when the loss blows up
 
@@ -32,35 +33,42 @@ class Divergence(FloatingPointError):
     """The loss became NaN or inf; the message names the step and the checkpoint kept."""
 
 
-def global_loss(loss: torch.Tensor, world_size: int) -> float:
-    """The mean of the ranks' losses (an all-reduce when distributed): NaN or inf on any rank
-    makes it non-finite on every rank."""
-    value = loss.detach().float().reshape(1).clone()
+def global_losses(losses: torch.Tensor, world_size: int) -> list[float]:
+    """Each step's loss averaged over the ranks: ``losses`` (K,) this rank's losses of K steps,
+    on its device; one all-reduce and one copy to the host for all K. NaN or inf on any rank
+    makes that step's value non-finite on every rank."""
+    value = losses.detach().float().clone()
     if world_size > 1:
         import torch.distributed as dist
 
         dist.all_reduce(value)
-    return value.item() / world_size
+    return (value / world_size).tolist()
 
 
-def check_divergence(value: float, *, step: int, mode: str, lr: float, rank: int,
-                     world_size: int, out_dir: Path) -> None:
-    """Raise :class:`Divergence` on every rank if the global loss is not finite.
+def check_divergence(losses: Sequence[float], *, first_step: int, lrs: Sequence[float],
+                     mode: str, rank: int, world_size: int, out_dir: Path) -> None:
+    """Raise :class:`Divergence` on every rank if a global loss of steps ``first_step`` ...
+    ``first_step + K - 1`` (``losses``, K values; ``lrs`` their learning rates) is not finite.
 
-    Rank 0 first writes ``diverged.json`` into the stage folder (so that a restarted worker
-    group stops at once instead of training into the same NaN again), then all ranks meet at a
-    barrier, so that the file exists before any rank fails.
+    The loop checks every ``log_every`` steps and before every checkpoint, so the message names
+    the first non-finite step and the range checked, and a checkpoint never holds weights
+    trained on a non-finite loss. Rank 0 first writes ``diverged.json`` into the stage folder
+    (so that a restarted worker group stops at once instead of training into the same NaN
+    again), then all ranks meet at a barrier, so that the file exists before any rank fails.
     """
-    if math.isfinite(value):
+    bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+    if bad is None:
         return
     from wsfm.train.checkpoint import read_pointer
 
+    step, last = first_step + bad, first_step + len(losses) - 1
     last_checkpoint = read_pointer(out_dir)
     kept = (f"the last good checkpoint (step {last_checkpoint['step']}, "
             f"{last_checkpoint['path']}) is kept" if last_checkpoint else "no checkpoint was "
             "written before it")
-    message = (f"{mode} training diverged: the loss is {value} at step {step} "
-               f"(learning rate {lr:.3g}); {kept}. Lower train.lr or check the data.")
+    message = (f"{mode} training diverged: the loss is {losses[bad]} at step {step} (the first "
+               f"non-finite loss of steps {first_step}-{last}, checked at step {last}; "
+               f"learning rate {lrs[bad]:.3g}); {kept}. Lower train.lr or check the data.")
     if rank == 0:
         (Path(out_dir) / DIVERGED).write_text(json.dumps({"step": step, "message": message}))
     if world_size > 1:

@@ -8,7 +8,7 @@ it. Pure torch: no DeepSpeed, no Ray.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -17,7 +17,77 @@ from wsfm.config import FlowConfig
 from wsfm.flow.couplings import get_coupling
 from wsfm.flow.paths import WarmPath
 
-__all__ = ["Batch", "FlowObjective", "flow_matching_loss"]
+__all__ = ["Batch", "FlowObjective", "Parameterisation", "SVelocity", "flow_matching_loss"]
+
+TimeInput = Literal["s", "t"]
+Target = Literal["velocity_s", "velocity_t", "endpoint"]
+
+
+@dataclass(frozen=True)
+class Parameterisation:
+    """What the network sees and what it regresses on; the default is the package's choice.
+
+    Measured in BENCHMARKS.md "parameterisation" (``benchmarks/parameterisation.py``, the one
+    user of the other settings): the time input does not matter; ``velocity_t`` trains better
+    than ``velocity_s`` only by its larger scale, which a fixed output scale on the network
+    (``model.out_scale``) matches for every ``t0``; ``endpoint`` is the worst.
+
+    Attributes:
+        time: the network's time input: ``s``, the rescaled time in [0, 1], or ``t``, the
+            absolute time ``t0 + s (1 - t0)``.
+        target: ``velocity_s``, ``x1 - x0`` (s-units); ``velocity_t``,
+            ``(x1 - x0) / (1 - t0)`` (t-units); or ``endpoint``, ``x1``, turned into a velocity
+            as ``(x1_hat - x) / (1 - s)`` with ``1 - s`` floored at ``endpoint_floor``.
+    """
+
+    time: TimeInput = "s"
+    target: Target = "velocity_s"
+    endpoint_floor: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.time not in get_args(TimeInput) or self.target not in get_args(Target):
+            raise ValueError(f"time must be one of {get_args(TimeInput)} and target one of "
+                             f"{get_args(Target)}, got time={self.time!r}, "
+                             f"target={self.target!r}")
+        if not 0.0 < self.endpoint_floor < 1.0:
+            raise ValueError(f"endpoint_floor must be in (0, 1), got {self.endpoint_floor}")
+
+    def net_time(self, s: Tensor, t0: float) -> Tensor:
+        """The network's time input (B,) for rescaled times ``s`` (B,)."""
+        return s if self.time == "s" else t0 + s * (1.0 - t0)
+
+    def regression_target(self, x0: Tensor, x1: Tensor, t0: float) -> Tensor:
+        """What the network regresses on (B, ...) for the pair ``x0``, ``x1`` (B, ...)."""
+        if self.target == "velocity_s":
+            return x1 - x0
+        if self.target == "velocity_t":
+            return (x1 - x0) / (1.0 - t0)
+        return x1
+
+    def s_velocity(self, out: Tensor, x: Tensor, s: Tensor, t0: float) -> Tensor:
+        """A network output (B, ...) at ``x`` (B, ...), rescaled time ``s`` (B,), as the
+        velocity in s-units ``dx/ds`` (B, ...) that the samplers integrate."""
+        if self.target == "velocity_s":
+            return out
+        if self.target == "velocity_t":
+            return out * (1.0 - t0)
+        left = (1.0 - s).clamp(min=self.endpoint_floor)
+        return (out - x) / left.reshape(-1, *([1] * (x.dim() - 1)))
+
+
+class SVelocity(nn.Module):
+    """A network trained with ``parameterisation`` on a path from ``t0``, as the samplers'
+    ``v(x (B, D), s (B,)) -> (B, D)`` in s-units. With the default parameterisation it
+    returns the network's own output."""
+
+    def __init__(self, net: nn.Module, parameterisation: Parameterisation, t0: float) -> None:
+        super().__init__()
+        self.net, self.parameterisation, self.t0 = net, parameterisation, float(t0)
+        self.dim = getattr(net, "dim", None)
+
+    def forward(self, x: Tensor, s: Tensor) -> Tensor:
+        p = self.parameterisation
+        return p.s_velocity(self.net(x, p.net_time(s, self.t0)), x, s, self.t0)
 
 
 @dataclass(frozen=True)
@@ -30,9 +100,10 @@ class Batch:
 
 
 def flow_matching_loss(net: nn.Module, path: WarmPath, batch: Batch, generator: torch.Generator,
-                       *, device: torch.device | str = "cpu",
-                       dtype: torch.dtype = torch.float32) -> Tensor:
-    """Mean squared error between ``net(x_t, s)`` and the path's target ``x1 - x0``.
+                       *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                       parameterisation: Parameterisation = Parameterisation()) -> Tensor:
+    """Mean squared error between ``net(x_t, s)`` and the path's target ``x1 - x0`` (by
+    default; another ``parameterisation`` changes the time input and the target).
 
     Times ``t`` (and ``sigma_min`` noise) come from ``generator`` on the CPU, so a batch's
     randomness does not depend on the device. ``x_t`` enters the network in ``dtype`` (bf16
@@ -41,8 +112,10 @@ def flow_matching_loss(net: nn.Module, path: WarmPath, batch: Batch, generator: 
     """
     t = path.sample_t(batch.x0.shape[0], generator=generator)  # (B,)
     ps = path.sample(batch.x0, batch.x1, t, generator=generator)
-    pred = net(ps.x_t.to(device, dtype), ps.s.to(device))  # (B, D)
-    return torch.mean((pred.float() - ps.target.to(device)) ** 2)
+    p = parameterisation
+    pred = net(ps.x_t.to(device, dtype), p.net_time(ps.s, path.t0).to(device))  # (B, D)
+    target = p.regression_target(ps.x0, ps.x1, path.t0)  # ps.target by default
+    return torch.mean((pred.float() - target.to(device)) ** 2)
 
 
 class FlowObjective:
@@ -51,10 +124,14 @@ class FlowObjective:
     The cold baseline ignores every flow setting (t0 = 0, no widening, independent pairs), so
     "same network, same budget" holds with one loop for both. ``paired``: the sources arrive
     with their partners (precomputed by ``generate_drafts``, ``shards.pair``), so no coupling
-    runs here; the stored pairing matched the drafts before widening.
+    runs here; the stored pairing matched the drafts before widening. ``parameterisation``:
+    what the network sees and regresses on (the default is the package's choice; the others
+    are for ``benchmarks/parameterisation.py``).
     """
 
-    def __init__(self, mode: Literal["warm", "cold"], flow: FlowConfig, paired: bool = False):
+    def __init__(self, mode: Literal["warm", "cold"], flow: FlowConfig, paired: bool = False,
+                 parameterisation: Parameterisation = Parameterisation()):
+        self.parameterisation = parameterisation
         warm = mode == "warm"
         t0 = flow.t0 if warm else 0.0
         self.widener = WarmPath(t0, draft_noise=flow.draft_noise if warm else 0.0)
@@ -71,4 +148,5 @@ class FlowObjective:
 
     def loss(self, net: nn.Module, batch: Batch, generator: torch.Generator, *,
              device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
-        return flow_matching_loss(net, self.path, batch, generator, device=device, dtype=dtype)
+        return flow_matching_loss(net, self.path, batch, generator, device=device, dtype=dtype,
+                                  parameterisation=self.parameterisation)
