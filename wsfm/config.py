@@ -401,7 +401,7 @@ def _deep_merge(base: dict, over: dict) -> dict:
 
 _TYPE_NAMES = {"int_type": "int", "float_type": "float", "bool_type": "bool",
                "string_type": "str", "list_type": "a list", "dict_type": "a mapping",
-               "dataclass_type": "a mapping", "dataclass_exact_type": "a mapping"}
+               "dataclass_type": "a mapping"}
 
 
 def _describe(exc: ValidationError, root: type, profile: str | None = None,
@@ -425,8 +425,10 @@ def _describe(exc: ValidationError, root: type, profile: str | None = None,
     if kind == "literal_error":
         choices = list(typing.get_args(_type_at(root, loc)))
         return f"'{key}' must be one of {choices}, got {value!r}"
+    if kind == "dataclass_exact_type":  # constructed in Python: a section, not a dict
+        return f"'{key}' must be a {err['ctx']['class_name']}, got {type(value).__name__}"
     if kind in _TYPE_NAMES:
-        shown = "" if kind in ("list_type", "dict_type") or "dataclass" in kind else f" {value!r}"
+        shown = "" if kind in ("list_type", "dict_type", "dataclass_type") else f" {value!r}"
         return f"'{key}' must be {_TYPE_NAMES[kind]}, got {type(value).__name__}{shown}"
     return f"'{key}': {err['msg']}"
 
