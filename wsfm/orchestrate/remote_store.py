@@ -191,10 +191,16 @@ class RemoteArtifactStore:
         return json.loads(text)
 
     def keep(self, tmp: Path, stage: str, fp: str) -> None:
-        """Upload a failed resumable attempt's partial folder, for a rerun on any node."""
+        """Upload a failed resumable attempt's partial folder, for a rerun on any node. A
+        failed upload is reported, not raised: the stage's own error is the one to see, and
+        a rerun on this node still finds the local folder."""
         dest = self._key(stage, f".{fp}.partial")
-        self._delete(dest)
-        self._upload_all(tmp, dest, list(file_table(tmp)))
+        try:
+            self._delete(dest)
+            self._upload_all(tmp, dest, list(file_table(tmp)))
+        except OSError as exc:
+            print(f"wsfm: could not upload the partial state of {stage} to "
+                  f"{self.remote_partial(stage, fp)}: {exc}", flush=True)
 
     def discard(self, tmp: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)

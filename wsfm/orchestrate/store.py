@@ -29,7 +29,7 @@ from wsfm.config import PipelineConfig, to_dict
 from wsfm.shards import sha256_file
 from wsfm.stages.base import StageSpec
 
-__all__ = ["SUCCESS", "ArtifactStore", "file_table", "first_damage", "fingerprint", "open_store"]
+__all__ = ["SUCCESS", "ArtifactStore", "file_table", "fingerprint", "first_damage", "open_store"]
 
 SUCCESS = "_SUCCESS.json"
 
