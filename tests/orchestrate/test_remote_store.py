@@ -11,7 +11,7 @@ import pytest
 
 from wsfm.orchestrate.dag import make_plan
 from wsfm.orchestrate.remote_store import RemoteArtifactStore
-from wsfm.orchestrate.storage import locate
+from wsfm.orchestrate.storage import locate, storage_env
 from wsfm.orchestrate.store import SUCCESS, ArtifactStore, open_store
 from wsfm.stages import STAGES
 
@@ -173,3 +173,11 @@ def test_open_store_and_locate_pick_by_the_kind_of_root(tmp_path, monkeypatch):
     assert (remote.artifacts, remote.ray_storage) == ("s3://bucket/wsfm/artifacts",
                                                       "s3://bucket/wsfm/ray")
     assert remote.mlflow_artifacts == tmp_path / "db" / "mlartifacts" and remote.remote
+
+
+def test_the_workers_get_where_the_object_store_is_but_no_credentials(monkeypatch):
+    for key, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    assert storage_env() == {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "us-east-1",
+                             "AWS_DEFAULT_REGION": "us-east-1"}

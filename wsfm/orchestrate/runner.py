@@ -21,7 +21,7 @@ from wsfm.data.datasets import load_dataset
 from wsfm.orchestrate.board import StageBoard
 from wsfm.orchestrate.dag import PlanItem, make_plan
 from wsfm.orchestrate.runtime import RayRuntime
-from wsfm.orchestrate.storage import Location, locate
+from wsfm.orchestrate.storage import Location, locate, storage_env
 from wsfm.orchestrate.store import ArtifactStore, open_store
 from wsfm.progress import SNAPSHOT
 from wsfm.stages import STAGES, StageContext, get_stage
@@ -151,7 +151,8 @@ def _init_ray(config: PipelineConfig, address: str | None, board: StageBoard) ->
 
     if ray.is_initialized():
         return False
-    env = {**({} if config.train.use_gpu else {"DS_ACCELERATOR": "cpu"}), **board.env}
+    env = {**({} if config.train.use_gpu else {"DS_ACCELERATOR": "cpu"}), **board.env,
+           **storage_env()}  # a joined cluster's workers open an object-store home too
     ray.init(address=address or os.environ.get("RAY_ADDRESS"), runtime_env={"env_vars": env},
              include_dashboard=False, log_to_driver=True)
     return True

@@ -30,7 +30,13 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
-__all__ = ["Location", "filesystem", "is_uri", "join", "locate", "ray_storage"]
+__all__ = ["STORAGE_ENV", "Location", "filesystem", "is_uri", "join", "locate", "ray_storage",
+           "storage_env"]
+
+# Where the object store is: what the driver hands its Ray workers (they open the store
+# themselves). Credentials are not among them: each node resolves its own (instance role,
+# profile, or a job's environment), and none is copied into Ray's job records.
+STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
 
 
 def is_uri(where: str | Path) -> bool:
@@ -64,6 +70,11 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     except (ValueError, OSError) as exc:
         raise ValueError(f"{uri}: not a filesystem that pyarrow can open ({exc})") from exc
     return fs, path.rstrip("/")
+
+
+def storage_env() -> dict[str, str]:
+    """The :data:`STORAGE_ENV` variables that are set, for the Ray workers' environment."""
+    return {key: os.environ[key] for key in STORAGE_ENV if os.environ.get(key)}
 
 
 def ray_storage(storage_path: str) -> tuple[pafs.FileSystem | None, str]:
