@@ -10,6 +10,8 @@ import pyarrow.fs as pafs
 import pytest
 
 from wsfm.orchestrate.dag import make_plan
+from wsfm.orchestrate.remote_store import CACHE_ENV
+from wsfm.orchestrate.runner import execute_stage
 from wsfm.orchestrate.remote_store import RemoteArtifactStore
 from wsfm.orchestrate.storage import locate, storage_env
 from wsfm.orchestrate.store import SUCCESS, ArtifactStore, open_store
@@ -181,3 +183,47 @@ def test_the_workers_get_where_the_object_store_is_but_no_credentials(monkeypatc
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     assert storage_env() == {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_REGION": "us-east-1",
                              "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+class SerialRuntime:
+    """``map`` in this process (no Ray), failing on one item if asked: the stage's fan-out
+    is not what is tested here, the store around it is."""
+
+    def __init__(self, fail_on: int | None = None):
+        self.fail_on = fail_on
+
+    def map(self, fn, items, **progress):
+        out = []
+        for item in items:
+            if item.index == self.fail_on:
+                raise OSError(f"disk on fire at {item}")
+            out.append(fn(item))
+        return out
+
+
+def test_a_stage_fails_on_one_node_and_its_rerun_on_another_resumes_from_the_store(
+        root, tmp_path, tiny_config, monkeypatch):
+    """execute_stage with a URI root: inputs staged in, output committed, and a failed
+    resumable stage's shards carried to the next node through the store."""
+    cfg = tiny_config
+    store = open_store(root, cfg.name)
+    fps = {item.stage: item.fingerprint for item in make_plan(STAGES, cfg, store)}
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "node-a"))
+    execute_stage("pretrain_draft", cfg, {}, root, fps["pretrain_draft"], None, {})
+    inputs = {"pretrain_draft": fps["pretrain_draft"]}
+    with pytest.raises(OSError, match="disk on fire"):
+        execute_stage("generate_drafts", cfg, inputs, root, fps["generate_drafts"],
+                      SerialRuntime(fail_on=2), {})
+    kept = node(root, tmp_path, "x")
+    kept.pipeline = cfg.name
+    uploaded = kept._sizes(kept._key("generate_drafts", f".{fps['generate_drafts']}.partial"))
+    assert {"shard-000000.tar", "shard-000001.tar"} <= set(uploaded)
+    assert kept.load("generate_drafts", fps["generate_drafts"]) is None
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "node-b"))  # the rerun lands elsewhere
+    record = execute_stage("generate_drafts", cfg, inputs, root, fps["generate_drafts"],
+                           SerialRuntime(), {"inputs": inputs})
+    assert record["metrics"]["shards_reused"] == 2 and record["metrics"]["shards_written"] == 1
+    assert kept.load("generate_drafts", fps["generate_drafts"], deep=True) is not None
+    assert (tmp_path / "node-b").is_dir() and kept._sizes(
+        kept._key("generate_drafts", f".{fps['generate_drafts']}.partial")) == {}
