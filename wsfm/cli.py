@@ -10,8 +10,12 @@ from pathlib import Path
 __all__ = ["main"]
 
 
-def _home(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("WSFM_HOME") or "wsfm-runs").resolve()
+def _home(arg: str | None) -> str:
+    """The working folder: an absolute local path, or a URI (``s3://bucket/prefix``) as given."""
+    from wsfm.orchestrate.storage import is_uri
+
+    home = arg or os.environ.get("WSFM_HOME") or "wsfm-runs"
+    return home if is_uri(home) else str(Path(home).resolve())
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -48,13 +52,13 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     import mlflow
     import numpy as np
 
-    from wsfm.tracking import tracking_uri
+    from wsfm.orchestrate.storage import locate
 
     from mlflow.exceptions import MlflowException
 
     from wsfm.errors import InputNotFound
 
-    mlflow.set_tracking_uri(tracking_uri(_home(args.home)))
+    mlflow.set_tracking_uri(locate(_home(args.home)).mlflow_uri)
     try:
         model = mlflow.pyfunc.load_model(args.model)
     except MlflowException as exc:
@@ -112,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "pipelines and sample from registered models.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", help="working folder for artifacts, the MLflow store and Ray "
-                        "results (default: $WSFM_HOME or ./wsfm-runs)")
+                        "results: a folder or a URI such as s3://bucket/prefix (then "
+                        "MLFLOW_TRACKING_URI is required) (default: $WSFM_HOME or ./wsfm-runs)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", parents=[common], help="run a pipeline's DAG of stages on Ray")

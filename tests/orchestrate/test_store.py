@@ -76,3 +76,15 @@ def test_a_damaged_finished_output_goes_back_to_partial_for_a_resumable_stage(tm
     again = store.begin("s", "fp", resume=True)
     assert (again / "good").read_text() == "keep me" and not (again / SUCCESS).exists()
     assert not store.path("s", "fp").exists()
+
+
+def test_a_local_store_stages_in_place_and_keeps_a_partial_folder_where_it_is(tmp_path):
+    store = ArtifactStore(tmp_path, "pipe")
+    tmp = store.begin("s", "fp")
+    (tmp / "f").write_text("x")
+    store.commit(tmp, "s", "fp", {})
+    assert store.stage_in("s", "fp") == tmp_path / "pipe" / "s" / "fp"
+    partial = store.begin("t", "fp", resume=True)
+    (partial / "half").write_text("h")
+    store.keep(partial, "t", "fp")
+    assert (store.begin("t", "fp", resume=True) / "half").read_text() == "h"

@@ -22,7 +22,8 @@ from wsfm.orchestrate.board import StageBoard
 from wsfm.orchestrate.dag import PlanItem, make_plan
 from wsfm.orchestrate.fingerprint import stage_code_hash, stage_params
 from wsfm.orchestrate.runtime import RayRuntime
-from wsfm.orchestrate.store import ArtifactStore
+from wsfm.orchestrate.storage import Location, locate, storage_env
+from wsfm.orchestrate.store import ArtifactStore, open_store
 from wsfm.progress import SNAPSHOT
 from wsfm.stages import STAGES, StageContext, get_stage
 
@@ -57,14 +58,15 @@ class RunSummary:
 
 def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], store_root: str,
                   fp: str, runtime: RayRuntime, record: dict[str, Any]) -> dict[str, Any]:
-    """Run one stage into a temporary folder, then commit it."""
+    """Run one stage into a temporary folder, then commit it. ``inputs``: upstream stage ->
+    fingerprint, staged in as local folders on this node."""
     spec = get_stage(name)
-    store = ArtifactStore(store_root, config.name)
+    store = open_store(store_root, config.name)
+    local = {dep: store.stage_in(dep, dep_fp) for dep, dep_fp in inputs.items()}
     tmp = store.begin(name, fp, resume=spec.resumable)
     start = time.perf_counter()
     try:
-        result = spec.fn(StageContext(config, {k: Path(v) for k, v in inputs.items()}, tmp,
-                                      runtime))
+        result = spec.fn(StageContext(config, local, tmp, runtime))
         record = {**record, "metrics": result.metrics, "params": result.params,
                   "tags": dict(result.tags),
                   "seconds": time.perf_counter() - start}
@@ -72,28 +74,31 @@ def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], sto
     except BaseException:
         if not spec.resumable:
             store.discard(tmp)
+        else:
+            store.keep(tmp, name, fp)  # a remote root: for a rerun on any node
         raise
 
 
-def run_pipeline(config: PipelineConfig, *, home: Path, pipeline_file: str = "",
+def run_pipeline(config: PipelineConfig, *, home: str | Path, pipeline_file: str = "",
                  profile: str | None = None, force: bool = False, from_stage: str | None = None,
                  only: str | None = None, dry_run: bool = False, address: str | None = None,
                  echo=print, board: StageBoard | None = None) -> RunSummary:
-    """Plan, then run what is not cached. ``board`` draws the running stages' live progress
+    """Plan, then run what is not cached. ``home``: a local folder or a URI
+    (``wsfm.orchestrate.storage``). ``board`` draws the running stages' live progress
     (default: a bar when stdout is a terminal, nothing otherwise)."""
     if config.data.kind in USER_KINDS:
         load_dataset(config.data)  # users' data is validated before anything runs or is made
-    home = Path(home).resolve()
-    store = ArtifactStore(home / "artifacts", config.name)
+    where = locate(home)
+    store = open_store(where.artifacts, config.name)
     plan = make_plan(STAGES, config, store, force=force, from_stage=from_stage, only=only)
     if dry_run:
         for item in plan:
             echo(f"[plan] {item.stage:<16} {item.action:<8} {item.fingerprint}  {item.reason}")
         return RunSummary(config.name, None, [], plan)
 
-    from wsfm.tracking import Tracker, tracking_uri
+    from wsfm.tracking import Tracker
 
-    tracker = Tracker(tracking_uri(home), config.name, home / "mlartifacts")
+    tracker = Tracker(where.mlflow_uri, config.name, where.mlflow_artifacts)
     parent = tracker.start_run(config.name, tags={"wsfm.pipeline_file": pipeline_file,
                                                   "wsfm.profile": profile or "default"})
     tracker.log(parent, params=to_dict(config))
@@ -101,7 +106,7 @@ def run_pipeline(config: PipelineConfig, *, home: Path, pipeline_file: str = "",
     todo = [item for item in plan if item.action == "run"]
     if todo:
         board = board or StageBoard()
-        outcomes += _execute(config, store, tracker, parent, plan, home, address,
+        outcomes += _execute(config, store, tracker, parent, plan, where, address,
                              board.echo(echo), board)
     order = [s.name for s in STAGES]
     outcomes.sort(key=lambda o: order.index(o.stage))
@@ -141,13 +146,14 @@ def _init_ray(config: PipelineConfig, address: str | None, board: StageBoard) ->
 
     if ray.is_initialized():
         return False
-    env = {**({} if config.train.use_gpu else {"DS_ACCELERATOR": "cpu"}), **board.env}
+    env = {**({} if config.train.use_gpu else {"DS_ACCELERATOR": "cpu"}), **board.env,
+           **storage_env()}  # a joined cluster's workers open an object-store home too
     ray.init(address=address or os.environ.get("RAY_ADDRESS"), runtime_env={"env_vars": env},
              include_dashboard=False, log_to_driver=True)
     return True
 
 
-def _execute(config, store, tracker, parent, plan, home, address, echo,
+def _execute(config, store, tracker, parent, plan, where: Location, address, echo,
              board: StageBoard) -> list[StageOutcome]:
     import ray
 
@@ -172,7 +178,7 @@ def _execute(config, store, tracker, parent, plan, home, address, echo,
                     echo(f"[wsfm] {name:<16} blocked  (an upstream stage failed)")
                 elif all(d in done for d in deps):
                     waiting.remove(name)
-                    ref, run_id = _submit(config, store, tracker, parent, items, name, home)
+                    ref, run_id = _submit(config, store, tracker, parent, items, name, where)
                     running[ref] = (name, run_id, time.perf_counter())
                     why = items[name].reason
                     echo(f"[wsfm] {name:<16} started"
@@ -202,7 +208,7 @@ def _execute(config, store, tracker, parent, plan, home, address, echo,
                 continue
             tracker.log(run_id, params=record.get("params"), metrics=record["metrics"],
                         tags=record.get("tags"))
-            tracker.log_files(run_id, store.path(name, items[name].fingerprint))
+            tracker.log_files(run_id, store.stage_in(name, items[name].fingerprint))
             tracker.finish(run_id, True)
             done.add(name)
             outcomes.append(StageOutcome(name, "ran", items[name].fingerprint, seconds, run_id,
@@ -215,7 +221,7 @@ def _execute(config, store, tracker, parent, plan, home, address, echo,
     return outcomes
 
 
-def _submit(config, store, tracker, parent, items, name, home):
+def _submit(config, store, tracker, parent, items, name, where: Location):
     import ray
 
     item = items[name]
@@ -225,12 +231,12 @@ def _submit(config, store, tracker, parent, items, name, home):
         "wsfm.stage": name, "wsfm.status": "ran", "wsfm.fingerprint": item.fingerprint,
         "wsfm.artifact_dir": str(store.path(name, item.fingerprint))})
     tracker.log(run_id, params=stage_params(spec, config))
-    runtime = RayRuntime(storage_path=str(home / "ray"),
+    runtime = RayRuntime(storage_path=where.ray_storage,
                          run_name=f"{config.name}-{name}-{item.fingerprint}",
                          tracking={"uri": tracker.uri, "run_id": run_id},
                          max_retries=res.max_retries,
                          progress_path=str(store.partial(name, item.fingerprint) / SNAPSHOT))
-    inputs = {d: str(store.path(d, items[d].fingerprint)) for d in spec.deps}
+    inputs = {d: items[d].fingerprint for d in spec.deps}
     record = {"mlflow_run_id": run_id, "code": stage_code_hash(spec),
               "inputs": {d: items[d].fingerprint for d in spec.deps}}
     task = ray.remote(execute_stage).options(num_cpus=res.num_cpus, num_gpus=res.num_gpus,

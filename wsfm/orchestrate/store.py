@@ -6,6 +6,12 @@ A stage writes into a partial sibling folder, ``.<fingerprint>.partial``;
 verified ``_SUCCESS.json`` does not count as done. A failed attempt's partial folder is kept:
 a *resumable* stage (draft shards, training checkpoints) picks up what it finished, every
 other stage starts it afresh.
+
+The root may also be a URI (``s3://``, ``gs://``, ``file://``): :func:`open_store` then gives
+a :class:`~wsfm.orchestrate.remote_store.RemoteArtifactStore`, the same layout and protocol
+staged through a node-local cache (its module docstring tells how). Both give a stage's task
+local folders: :meth:`ArtifactStore.stage_in` for an input, :meth:`ArtifactStore.begin` for
+the output, and :meth:`ArtifactStore.keep` for a failed resumable attempt's partial folder.
 """
 
 from __future__ import annotations
@@ -20,12 +26,44 @@ from typing import Any
 
 from wsfm.shards import sha256_file
 
-__all__ = ["SUCCESS", "ArtifactStore"]
+__all__ = ["SUCCESS", "ArtifactStore", "file_table", "first_damage", "open_store"]
 
 SUCCESS = "_SUCCESS.json"
 
 
+def open_store(root: str | Path, pipeline: str):
+    """The store for ``root``: :class:`ArtifactStore` for a local folder, a
+    :class:`~wsfm.orchestrate.remote_store.RemoteArtifactStore` for a URI."""
+    from wsfm.orchestrate.storage import is_uri
+
+    if is_uri(str(root)):
+        from wsfm.orchestrate.remote_store import RemoteArtifactStore
+
+        return RemoteArtifactStore(str(root), pipeline)
+    return ArtifactStore(root, pipeline)
+
+
+def file_table(folder: Path) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"bytes", "sha256"}}`` of every file under ``folder``."""
+    return {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def first_damage(record: dict[str, Any], sizes: dict[str, int]) -> str:
+    """Why a finished output does not count, given its files' sizes (a missing file has
+    none), or ``""`` when every file its record lists is there with its size."""
+    for rel, meta in record.get("files", {}).items():
+        if rel not in sizes:
+            return f"finished output damaged: {rel} is missing"
+        if sizes[rel] != meta["bytes"]:
+            return (f"finished output damaged: {rel} has {sizes[rel]} bytes, expected "
+                    f"{meta['bytes']}")
+    return ""
+
+
 class ArtifactStore:
+    """The store on a local folder (or one that every node mounts at the same path)."""
+
     def __init__(self, root: str | Path, pipeline: str):
         self.root = Path(root).resolve()
         self.pipeline = pipeline
@@ -54,11 +92,7 @@ class ArtifactStore:
 
     def commit(self, tmp: Path, stage: str, fp: str, record: dict[str, Any]) -> dict[str, Any]:
         """Move ``tmp`` into place, replacing an older output, then write ``_SUCCESS.json``."""
-        files = {
-            str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-            for p in sorted(tmp.rglob("*"))
-            if p.is_file()
-        }
+        files = file_table(tmp)
         final = self.path(stage, fp)
         if final.exists():
             old = final.with_name(f".{fp}.old-{uuid.uuid4().hex[:8]}")
@@ -90,16 +124,23 @@ class ArtifactStore:
             return None, "no finished output"
         except json.JSONDecodeError:
             return None, f"{SUCCESS} is unreadable"
-        for rel, meta in record.get("files", {}).items():
-            path = final / rel
-            if not path.is_file():
-                return None, f"finished output damaged: {rel} is missing"
-            if path.stat().st_size != meta["bytes"]:
-                return None, (f"finished output damaged: {rel} has {path.stat().st_size} "
-                              f"bytes, expected {meta['bytes']}")
-            if deep and sha256_file(path) != meta["sha256"]:
-                return None, f"finished output damaged: {rel} fails its sha256"
+        sizes = {rel: (final / rel).stat().st_size for rel in record.get("files", {})
+                 if (final / rel).is_file()}
+        problem = first_damage(record, sizes)
+        if problem:
+            return None, problem
+        if deep:
+            for rel, meta in record["files"].items():
+                if sha256_file(final / rel) != meta["sha256"]:
+                    return None, f"finished output damaged: {rel} fails its sha256"
         return record, ""
+
+    def stage_in(self, stage: str, fp: str) -> Path:
+        """The local folder of a finished output, for a stage that reads it (here: itself)."""
+        return self.path(stage, fp)
+
+    def keep(self, tmp: Path, stage: str, fp: str) -> None:
+        """Keep a failed resumable attempt's partial folder: here it stays where it is."""
 
     def discard(self, tmp: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)

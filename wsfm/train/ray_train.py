@@ -25,6 +25,7 @@ from ray.train import (CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
                        TrainingFailedError)
 from ray.train.torch import TorchConfig, TorchTrainer
 
+from wsfm.orchestrate.storage import ray_storage
 from wsfm.train.spec import TrainSpec
 from wsfm.train.checkpoint import POINTER
 from wsfm.train.loop import train_loop_per_worker
@@ -55,7 +56,8 @@ def fit(spec: TrainSpec, *, storage_path: str, run_name: str,
 
     Args:
         spec: the run; rank 0 writes ``model.pt`` and the rest into ``spec.out_dir``.
-        storage_path: Ray Train's storage folder (absolute; shared on a cluster).
+        storage_path: Ray Train's storage: an absolute folder (shared on a cluster) or a URI
+            (``s3://bucket/prefix/ray``: the artifact root's, so checkpoints outlive a node).
         run_name: the stem of the Ray Train run name (unique per stage output).
         tracking: ``{"uri", "run_id"}`` of the MLflow run that rank 0 logs to.
         hooks: ``hook(rank, step)`` called on every worker after each step
@@ -68,6 +70,7 @@ def fit(spec: TrainSpec, *, storage_path: str, run_name: str,
     tc, out = spec.train, Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = ray_run_name(out, run_name, storage_path)
+    filesystem, path = ray_storage(storage_path)  # an S3 endpoint from the environment
     (out / DIVERGED).unlink(missing_ok=True)  # a new attempt may try again
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -75,7 +78,7 @@ def fit(spec: TrainSpec, *, storage_path: str, run_name: str,
                            "run_dir": f"{storage_path.rstrip('/')}/{name}"},
         torch_config=TorchConfig(backend="nccl" if tc.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu),
-        run_config=RunConfig(name=name, storage_path=storage_path,
+        run_config=RunConfig(name=name, storage_path=path, storage_filesystem=filesystem,
                              checkpoint_config=CheckpointConfig(num_to_keep=2),
                              failure_config=FailureConfig(max_failures=tc.max_failures)),
     )
