@@ -1,0 +1,118 @@
+"""The invocation's log file: everything but the driver's own messages goes there.
+
+``wsfm run`` talks to the user through a few lines (stage lines, the board or periodic
+progress lines, warnings, the summary). Everything else that reaches the driver process (Ray's
+own logging, the worker output that Ray forwards with ``log_to_driver``, DeepSpeed, MLflow,
+torch warnings, C++ logs written straight to file descriptor 2) is captured at the file
+descriptor level: :func:`capture` points fds 1 and 2 at a pipe whose reader thread writes
+``<home>/logs/<timestamp>-<pipeline>.log`` (and, with ``verbose``, the terminal too). The
+user's messages go to :attr:`Capture.user`, a stream on the original stdout, and into the log.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+__all__ = ["Capture", "capture", "log_path", "stage_tail"]
+
+
+def log_path(home: Path, pipeline: str, now: float | None = None) -> Path:
+    """``<home>/logs/<YYYYmmdd-HHMMSS>-<pipeline>.log`` (a new name for each invocation)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    path = Path(home) / "logs" / f"{stamp}-{pipeline}.log"
+    n = 1
+    while path.exists():  # two invocations within a second
+        path = path.with_name(f"{stamp}-{pipeline}-{n}.log")
+        n += 1
+    return path
+
+
+@dataclass
+class Capture:
+    """``user``: the original stdout (for the driver's messages); ``path``: the log file."""
+
+    user: TextIO
+    path: Path
+    _log: TextIO
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def echo(self, *args, **kwargs) -> None:
+        """``print`` to the user and into the log."""
+        buf = io.StringIO()
+        print(*args, file=buf, **kwargs)
+        with self._lock:
+            self.user.write(buf.getvalue())
+            self.user.flush()
+            self._log.write(buf.getvalue())
+            self._log.flush()
+
+    def _pump(self, fd: int, verbose: bool) -> None:
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while True:
+                data = pipe.read(1 << 16)
+                if not data:
+                    return
+                text = data.decode(errors="replace")
+                with self._lock:
+                    if self._log.closed:  # capture() ended; a lingering child wrote late
+                        return
+                    self._log.write(text)
+                    self._log.flush()
+                    if verbose:
+                        self.user.write(text)
+                        self.user.flush()
+
+
+@contextmanager
+def capture(path: Path, *, verbose: bool = False) -> Iterator[Capture]:
+    """Send fds 1 and 2 (and so ``sys.stdout``, ``sys.stderr``, logging and child processes
+    started meanwhile) into ``path``; with ``verbose`` also on to the original stdout."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    user = os.fdopen(os.dup(1), "w", buffering=1, errors="replace")
+    log = open(path, "a", encoding="utf-8", errors="replace")
+    cap = Capture(user, path, log)
+    read, write = os.pipe()
+    pump = threading.Thread(target=cap._pump, args=(read, verbose), daemon=True,
+                            name="wsfm-log")
+    pump.start()
+    os.dup2(write, 1)
+    os.dup2(write, 2)
+    os.close(write)
+    try:
+        yield cap
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)  # the pipe's last writers close: the pump sees its end
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        # Processes started meanwhile (Ray's) may still hold the pipe: do not wait forever.
+        pump.join(timeout=5.0)
+        with cap._lock:
+            log.close()
+            user.flush()
+        user.close()
+
+
+def stage_tail(path: Path, stage: str, lines: int = 10) -> list[str]:
+    """The last ``lines`` lines that ``stage``'s Ray task wrote into the log (Ray prefixes
+    them ``(stage:<name> pid=...)``); the log's last lines when it wrote none."""
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    mine = [line for line in text if f"(stage:{stage} " in line]
+    return (mine or [line for line in text if line.strip()])[-lines:]
