@@ -7,12 +7,15 @@ torch warnings, C++ logs written straight to file descriptor 2) is captured at t
 descriptor level: :func:`capture` points fds 1 and 2 at a pipe whose reader thread writes
 ``<home>/logs/<timestamp>-<pipeline>.log`` (and, with ``verbose``, the terminal too). The
 user's messages go to :attr:`Capture.user`, a stream on the original stdout, and into the log.
+The exception: a warning that wsfm's own code raised (in the driver or in a Ray worker) is
+something the user can act on, so it is shown as well (``[wsfm] warning: ...``).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 import threading
 import time
@@ -22,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["Capture", "capture", "log_path", "stage_tail"]
+__all__ = ["WSFM_WARNING", "Capture", "capture", "log_path", "stage_tail"]
+
+# ``warnings`` prints ``<path>/wsfm/<module>.py:<line>: <Category>: <message>``.
+WSFM_WARNING = re.compile(r"/wsfm/[\w/]+\.py:\d+: (\w*Warning): (.*?)(?: \[repeated .*)?$")
 
 
 def log_path(home: Path, pipeline: str, now: float | None = None) -> Path:
@@ -44,6 +50,7 @@ class Capture:
     path: Path
     _log: TextIO
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _warned: set[str] = field(default_factory=set)
 
     def echo(self, *args, **kwargs) -> None:
         """``print`` to the user and into the log."""
@@ -56,12 +63,14 @@ class Capture:
             self._log.flush()
 
     def _pump(self, fd: int, verbose: bool) -> None:
+        partial = ""
         with os.fdopen(fd, "rb", buffering=0) as pipe:
             while True:
                 data = pipe.read(1 << 16)
                 if not data:
                     return
                 text = data.decode(errors="replace")
+                *lines, partial = (partial + text).split("\n")
                 with self._lock:
                     if self._log.closed:  # capture() ended; a lingering child wrote late
                         return
@@ -69,7 +78,18 @@ class Capture:
                     self._log.flush()
                     if verbose:
                         self.user.write(text)
-                        self.user.flush()
+                    else:
+                        self._surface_warnings(lines)
+                    self.user.flush()
+
+    def _surface_warnings(self, lines: list[str]) -> None:
+        """wsfm's own warnings (``warnings.warn`` in a wsfm module, wherever it ran) are for
+        the user: each distinct one is shown once."""
+        for line in lines:
+            found = WSFM_WARNING.search(line)
+            if found and found.group(2) not in self._warned:
+                self._warned.add(found.group(2))
+                self.user.write(f"[wsfm] warning: {found.group(2).strip()}\n")
 
 
 @contextmanager
@@ -109,10 +129,9 @@ def capture(path: Path, *, verbose: bool = False) -> Iterator[Capture]:
 
 def stage_tail(path: Path, stage: str, lines: int = 10) -> list[str]:
     """The last ``lines`` lines that ``stage``'s Ray task wrote into the log (Ray prefixes
-    them ``(stage:<name> pid=...)``); the log's last lines when it wrote none."""
+    them ``(stage:<name> pid=...)``); none if it wrote none."""
     try:
         text = Path(path).read_text(errors="replace").splitlines()
     except OSError:
         return []
-    mine = [line for line in text if f"(stage:{stage} " in line]
-    return (mine or [line for line in text if line.strip()])[-lines:]
+    return [line for line in text if f"(stage:{stage} " in line][-lines:]

@@ -269,13 +269,12 @@ def _collect(loop: _Loop, ref, store, tracker, echo, board: StageBoard,
         loop.bad.add(name)
         loop.outcomes.append(StageOutcome(name, "failed", item.fingerprint, seconds, run_id,
                                           error=error.splitlines()[-1]))
-        if log_path is not None:  # the full trace goes to the log, not the user
-            print(f"{name} failed:\n{exc}", file=sys.stderr, flush=True)
         echo(f"[wsfm] {name:<16} FAILED   {seconds:7.1f}s  {error.splitlines()[-1]}")
         if log_path is not None:
             for line in stage_tail(log_path, name, 10):
                 echo(f"    | {line}")
-            echo(f"    (the full log: {log_path})")
+            echo(f"    (the full traceback: {log_path})")
+            print(f"{name} failed:\n{exc}", file=sys.stderr, flush=True)  # into the log
         return
     tracker.log(run_id, params=record.get("params"), metrics=record["metrics"],
                 tags=record.get("tags"))
