@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsfm.stages import STAGES
-
 from tests.conftest import TOY2D
 from tests.test_pipeline import stage_lines, wsfm
+from wsfm.stages import STAGES
 
 pytestmark = pytest.mark.pipeline
 STAGE_NAMES = [s.name for s in STAGES]
@@ -82,8 +81,9 @@ def test_status_is_0_when_up_to_date_and_1_naming_the_changed_key(smoke):
 def test_dag_lists_every_edge_and_marks_the_stages(smoke):
     proc = wsfm("dag", str(smoke["pipeline"]), "--profile", "smoke", home=smoke["home"])
     assert proc.returncode == 0, proc.stderr
-    assert {tuple(e) for e in re.findall(r"^  (\w+) -> (\w+)$", proc.stdout, re.M)} == EDGES
-    marks = dict(re.findall(r"^  (\w+)\s+(cached|stale|missing) ", proc.stdout, re.M))
+    found = re.findall(r"^  (\w+) -> (\w+)$", proc.stdout, re.MULTILINE)
+    assert {tuple(e) for e in found} == EDGES
+    marks = dict(re.findall(r"^  (\w+)\s+(cached|stale|missing) ", proc.stdout, re.MULTILINE))
     assert marks == {n: "cached" for n in STAGE_NAMES}
     changed = write_pipeline(smoke["root"] / "changed.yaml", train={"lr": 0.0005})
     png, mmd = smoke["root"] / "dag.png", smoke["root"] / "dag.mmd"
@@ -93,7 +93,8 @@ def test_dag_lists_every_edge_and_marks_the_stages(smoke):
         assert proc.returncode == 0, proc.stderr
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert 'train_refiner["train_refiner<br/>stale"]' in mmd.read_text()
-    assert {tuple(e) for e in re.findall(r"^  (\w+) --> (\w+)$", mmd.read_text(), re.M)} == EDGES
+    arrows = re.findall(r"^  (\w+) --> (\w+)$", mmd.read_text(), re.MULTILINE)
+    assert {tuple(e) for e in arrows} == EDGES
 
 
 def test_runs_list_and_show_the_invocation(smoke):

@@ -2,7 +2,14 @@
 
 import re
 
-from wsfm.commands.dag import edges, format_dot, format_mermaid, format_text, layers, render_png
+from wsfm.commands.dag import (
+    edges,
+    format_dot,
+    format_mermaid,
+    format_text,
+    layers,
+    render_png,
+)
 from wsfm.orchestrate.staleness import StageState
 from wsfm.stages import STAGES
 
@@ -18,13 +25,13 @@ def test_edges_are_the_stage_specs_deps():
 
 def test_every_format_lists_every_edge_and_every_mark():
     text = format_text(STATES, "toy2d")
-    assert {tuple(m) for m in re.findall(r"^  (\w+) -> (\w+)$", text, re.M)} == EDGES
-    assert re.search(r"^  train_refiner\s+stale\s+fp2  \(why\)$", text, re.M)
+    assert {tuple(m) for m in re.findall(r"^  (\w+) -> (\w+)$", text, re.MULTILINE)} == EDGES
+    assert re.search(r"^  train_refiner\s+stale\s+fp2  \(why\)$", text, re.MULTILINE)
     mermaid = format_mermaid(STATES, "toy2d")
-    assert {tuple(m) for m in re.findall(r"^  (\w+) --> (\w+)$", mermaid, re.M)} == EDGES
+    assert {tuple(m) for m in re.findall(r"^  (\w+) --> (\w+)$", mermaid, re.MULTILINE)} == EDGES
     assert 'register["register<br/>missing"]:::missing' in mermaid
     dot = format_dot(STATES, "toy2d")
-    assert {tuple(m) for m in re.findall(r'^  "(\w+)" -> "(\w+)";$', dot, re.M)} == EDGES
+    assert {tuple(m) for m in re.findall(r'^  "(\w+)" -> "(\w+)";$', dot, re.MULTILINE)} == EDGES
     assert dot.startswith('digraph "toy2d" {') and dot.rstrip().endswith("}")
     assert '"evaluate" [label="evaluate\\nstale", fillcolor="#fff3c4"];' in dot
 

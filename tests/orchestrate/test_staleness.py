@@ -3,7 +3,12 @@
 import dataclasses
 
 from wsfm.orchestrate.dag import make_plan
-from wsfm.orchestrate.staleness import diff_params, newest_output, pipeline_status, stage_params
+from wsfm.orchestrate.staleness import (
+    diff_params,
+    newest_output,
+    pipeline_status,
+    stage_params,
+)
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.stages import STAGES
 
