@@ -188,16 +188,16 @@ def _execute(config, store, tracker, parent, plan, home, address, echo,
              board: StageBoard, log_path: Path | None = None) -> list[StageOutcome]:
     import ray
 
-    started = _init_ray(config, address)
     todo = [i.stage for i in plan if i.action == "run"]
     demands = {name: stage_demand(get_stage(name), config) for name in todo}
-    total = Demand.from_ray(ray.cluster_resources())
-    loop = _Loop(items={item.stage: item for item in plan},
-                 done={i.stage for i in plan if i.action == "cached"},
-                 bad={i.stage for i in plan if i.action in ("blocked", "skip")},
-                 waiting=todo, ledger=Ledger(total), demands=demands)
+    started = _init_ray(config, address)
     try:
+        total = Demand.from_ray(ray.cluster_resources())
         check_fits(demands, total)  # refused before anything runs
+        loop = _Loop(items={item.stage: item for item in plan},
+                     done={i.stage for i in plan if i.action == "cached"},
+                     bad={i.stage for i in plan if i.action in ("blocked", "skip")},
+                     waiting=todo, ledger=Ledger(total), demands=demands)
         while loop.waiting or loop.running:
             _start_ready(loop, config, store, tracker, parent, home, echo, board)
             if not loop.running:
