@@ -18,6 +18,7 @@ invocation's log file.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -77,10 +78,18 @@ class StageBoard:
             return
         if not self._watched:
             return
-        width = self.width or shutil.get_terminal_size().columns
+        width = self.width or self._columns()
         self.stream.write("\r" + self.line()[:max(10, width - 1)] + "\x1b[K")
         self.stream.flush()
         self._drawn = True
+
+    def _columns(self) -> int:
+        """The width of the terminal that ``stream`` is (stdout itself may be redirected
+        into the log file meanwhile: ``wsfm.orchestrate.logfile``)."""
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):  # no fileno, or not a terminal
+            return shutil.get_terminal_size().columns
 
     def _print_lines(self) -> None:
         """One line per stage whose last line is ``every`` seconds old and that moved since."""
