@@ -89,7 +89,8 @@ class Capture:
             found = WSFM_WARNING.search(line)
             if found and found.group(2) not in self._warned:
                 self._warned.add(found.group(2))
-                self.user.write(f"[wsfm] warning: {found.group(2).strip()}\n")
+                erase = "\r\x1b[K" if self.user.isatty() else ""  # a live bar may be drawn
+                self.user.write(f"{erase}[wsfm] warning: {found.group(2).strip()}\n")
 
 
 @contextmanager
