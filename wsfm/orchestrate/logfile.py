@@ -13,6 +13,7 @@ something the user can act on, so it is shown as well (``[wsfm] warning: ...``).
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import re
@@ -64,12 +65,13 @@ class Capture:
 
     def _pump(self, fd: int, verbose: bool) -> None:
         partial = ""
+        decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
         with os.fdopen(fd, "rb", buffering=0) as pipe:
             while True:
                 data = pipe.read(1 << 16)
                 if not data:
                     return
-                text = data.decode(errors="replace")
+                text = decode(data)  # a character may be split between two reads
                 *lines, partial = (partial + text).split("\n")
                 with self._lock:
                     if self._log.closed:  # capture() ended; a lingering child wrote late
