@@ -60,8 +60,12 @@ def test_the_default_output_is_short_and_the_log_file_has_the_rest(smoke):
     assert log.parent == smoke["home"] / "logs" and log.name.endswith("-toy2d.log")
     text = log.read_text()
     assert "pid=" in text and "[wsfm] register         done" in text  # both kinds of line
-    # Training stages wait for their turn instead of timing out inside Ray Train.
-    assert "controller error" not in text and "Failed to query Ray Train" not in text
+    # Training stages wait for their turn instead of timing out inside Ray Train. (Ray
+    # Train's "Failed to query Ray Train Controller actor state" lines are another matter:
+    # its placement-group cleaner asks the State API, which needs the dashboard we leave out;
+    # they are harmless and stay in the log.)
+    assert "controller error" not in text and "TrainingFailedError" not in text
+    assert "\x1b[" not in text  # Ray's colour codes are left out of the file
 
 
 def test_status_is_0_when_up_to_date_and_1_naming_the_changed_key(smoke):

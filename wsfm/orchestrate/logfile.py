@@ -28,6 +28,7 @@ from typing import TextIO
 
 __all__ = ["WSFM_WARNING", "Capture", "capture", "log_path", "stage_tail"]
 
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # ``warnings`` prints ``<path>/wsfm/<module>.py:<line>: <Category>: <message>``.
 WSFM_WARNING = re.compile(r"/wsfm/[\w/]+\.py:\d+: (\w*Warning): (.*?)(?: \[repeated .*)?$")
 
@@ -76,7 +77,7 @@ class Capture:
                 with self._lock:
                     if self._log.closed:  # capture() ended; a lingering child wrote late
                         return
-                    self._log.write(text)
+                    self._log.write(ANSI.sub("", text))  # Ray colours its line prefixes
                     self._log.flush()
                     if verbose:
                         self.user.write(text)
