@@ -22,8 +22,7 @@ def run_logged(config: PipelineConfig, *, home: Path, verbose: bool = False,
     if kwargs.get("dry_run"):
         return run_pipeline(config, home=home, **kwargs)
     path = log_path(Path(home).resolve(), config.name)
-    with capture(path, verbose=verbose) as cap:
-        cap.echo(f"[wsfm] log: {path}")
+    with capture(path, verbose=verbose) as cap:  # run_pipeline prints the path first
         # With -v the log streams too: a redrawn bar would be torn by it, so print lines.
         board = StageBoard(cap.user, live=False if verbose else None)
         return run_pipeline(config, home=home, echo=cap.echo, board=board, log_path=path,

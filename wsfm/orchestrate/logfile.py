@@ -50,7 +50,8 @@ class Capture:
 
     user: TextIO
     path: Path
-    _log: TextIO
+    _log: TextIO | None = None  # opened on the first write: a refused run leaves no file
+    _closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _warned: set[str] = field(default_factory=set)
 
@@ -61,8 +62,15 @@ class Capture:
         with self._lock:
             self.user.write(buf.getvalue())
             self.user.flush()
-            self._log.write(buf.getvalue())
-            self._log.flush()
+            self._write_log(buf.getvalue())
+
+    def _write_log(self, text: str) -> None:
+        """Append to the log file (under the lock), creating it on first use."""
+        if self._log is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._log.write(text)
+        self._log.flush()
 
     def _pump(self, fd: int, verbose: bool) -> None:
         partial = ""
@@ -75,10 +83,9 @@ class Capture:
                 text = decode(data)  # a character may be split between two reads
                 *lines, partial = (partial + text).split("\n")
                 with self._lock:
-                    if self._log.closed:  # capture() ended; a lingering child wrote late
+                    if self._closed:  # capture() ended; a lingering child wrote late
                         return
-                    self._log.write(ANSI.sub("", text))  # Ray colours its line prefixes
-                    self._log.flush()
+                    self._write_log(ANSI.sub("", text))  # Ray colours its line prefixes
                     if verbose:
                         self.user.write(text)
                     else:
@@ -100,13 +107,11 @@ class Capture:
 def capture(path: Path, *, verbose: bool = False) -> Iterator[Capture]:
     """Send fds 1 and 2 (and so ``sys.stdout``, ``sys.stderr``, logging and child processes
     started meanwhile) into ``path``; with ``verbose`` also on to the original stdout."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     user = os.fdopen(os.dup(1), "w", buffering=1, errors="replace")
-    log = open(path, "a", encoding="utf-8", errors="replace")
-    cap = Capture(user, path, log)
+    cap = Capture(user, path)
     read, write = os.pipe()
     pump = threading.Thread(target=cap._pump, args=(read, verbose), daemon=True,
                             name="wsfm-log")
@@ -126,7 +131,9 @@ def capture(path: Path, *, verbose: bool = False) -> Iterator[Capture]:
         # Processes started meanwhile (Ray's) may still hold the pipe: do not wait forever.
         pump.join(timeout=5.0)
         with cap._lock:
-            log.close()
+            cap._closed = True
+            if cap._log is not None:
+                cap._log.close()
             user.flush()
         user.close()
 

@@ -105,6 +105,8 @@ def run_pipeline(config: PipelineConfig, *, home: Path, pipeline_file: str = "",
         for item in plan:
             echo(f"[plan] {item.stage:<16} {item.action:<8} {item.fingerprint}  {item.reason}")
         return RunSummary(config.name, None, [], plan)
+    if log_path is not None:  # checks passed: from here on the log has something to say
+        echo(f"[wsfm] log: {log_path}")
 
     from wsfm.tracking import Tracker, tracking_uri
 
