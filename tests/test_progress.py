@@ -89,8 +89,9 @@ def test_a_snapshot_file_carries_the_same_line_and_quiet_prints_nothing(tmp_path
     assert read_snapshot(tmp_path / "missing.json") is None
 
 
-def test_workers_stay_quiet_only_when_the_driver_draws(monkeypatch):
-    monkeypatch.delenv("WSFM_PROGRESS", raising=False)
-    assert not Progress(1, stream=io.StringIO()).quiet
-    monkeypatch.setenv("WSFM_PROGRESS", "driver")
-    assert Progress(1, stream=io.StringIO()).quiet
+def test_quiet_prints_nothing_but_still_keeps_the_snapshot(tmp_path):
+    out = io.StringIO()
+    with Progress(2, stream=out, path=tmp_path / "p.json", quiet=True) as p:
+        p.update(2)
+    assert out.getvalue() == "" and read_snapshot(tmp_path / "p.json")["done"] == 2
+    assert not Progress(1, stream=io.StringIO()).quiet  # by default it prints

@@ -19,14 +19,15 @@ def _home(arg: str | None) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from wsfm.commands.run import run_logged
     from wsfm.config import load_pipeline
-    from wsfm.orchestrate.runner import run_pipeline
 
     config = load_pipeline(args.pipeline, profile=args.profile)
     config = _train_overrides(config, workers=args.workers, gpu=args.gpu)
-    summary = run_pipeline(config, home=_home(args.home), pipeline_file=str(args.pipeline),
-                           profile=args.profile, force=args.force, from_stage=args.from_stage,
-                           only=args.only, dry_run=args.dry_run, address=args.address)
+    summary = run_logged(config, home=_home(args.home), verbose=args.verbose,
+                         pipeline_file=str(args.pipeline), profile=args.profile,
+                         force=args.force, from_stage=args.from_stage, only=args.only,
+                         dry_run=args.dry_run, address=args.address)
     return 0 if summary.ok else 1
 
 
@@ -112,15 +113,25 @@ def _cmd_shards_stats(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from wsfm import __version__
+    from wsfm.commands import add_commands
+
     parser = argparse.ArgumentParser(prog="wsfm", description="Warm-Start Flow Matching: run "
                                      "pipelines and sample from registered models.")
+    parser.add_argument("--version", action="version", version=f"wsfm {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", help="working folder for artifacts, the MLflow store and Ray "
                         "results: a folder or a URI such as s3://bucket/prefix (then "
                         "MLFLOW_TRACKING_URI is required) (default: $WSFM_HOME or ./wsfm-runs)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", parents=[common], help="run a pipeline's DAG of stages on Ray")
+    run = sub.add_parser("run", parents=[common], help="run a pipeline's DAG of stages on Ray",
+                         description="Run what is not up to date. Reads the pipeline YAML and "
+                         "<home>/artifacts; writes each stage's output under "
+                         "<home>/artifacts/<pipeline>/<stage>/<fingerprint>/, MLflow runs to "
+                         "<home>/mlflow.db (or $MLFLOW_TRACKING_URI), Ray Train folders to "
+                         "<home>/ray and everything but the stage lines to "
+                         "<home>/logs/<timestamp>-<pipeline>.log.")
     run.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/toy2d.yaml")
     run.add_argument("--profile", help="a named profile from the YAML, e.g. smoke")
     group = run.add_mutually_exclusive_group()
@@ -135,9 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None,
                      help="train on GPUs (bf16 needs train.precision: bf16); overrides "
                      "train.use_gpu")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="stream the log (Ray, DeepSpeed, MLflow, worker output) as well")
     run.set_defaults(func=_cmd_run)
 
-    sample = sub.add_parser("sample", parents=[common], help="draw samples from a registered model")
+    sample = sub.add_parser("sample", parents=[common], help="draw samples from a registered model",
+                            description="Reads a registered model from the MLflow store "
+                            "(<home>/mlflow.db or $MLFLOW_TRACKING_URI); writes --out (.npy).")
     sample.add_argument("--model", required=True, help="e.g. models:/wsfm-toy2d@champion")
     sample.add_argument("-n", type=int, default=1000, help="number of samples")
     sample.add_argument("--seed", type=int, default=0)
@@ -148,13 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
     shards = sub.add_parser("shards", help="check or summarise a folder of draft shards")
     shards_sub = shards.add_subparsers(dest="shards_command", required=True, metavar="ACTION")
     verify = shards_sub.add_parser("verify", help="check every shard's size and sha256 "
-                                   "against the manifest; exit 1 naming any bad shard")
+                                   "against the manifest; exit 1 naming any bad shard",
+                                   description="Reads DIR's manifest.parquet and shards; "
+                                   "writes nothing.")
     verify.add_argument("dir", type=Path, help="a generate_drafts output folder")
     verify.set_defaults(func=_cmd_shards_verify)
-    stats = shards_sub.add_parser("stats", help="print shard counts and sizes")
+    stats = shards_sub.add_parser("stats", help="print shard counts and sizes",
+                                  description="Reads DIR's manifest.parquet; writes nothing.")
     stats.add_argument("dir", type=Path, help="a generate_drafts output folder")
     stats.add_argument("--per-shard", action="store_true", help="one line per shard too")
     stats.set_defaults(func=_cmd_shards_stats)
+    add_commands(sub, common)
     return parser
 
 

@@ -9,11 +9,10 @@ last one when the work is done, so logs stay short and every line stands on its 
 An optional second quantity (``work``: drafts per shard, samples per step) gives the rate
 its unit; without it the rate counts items.
 
-Work inside a Ray task cannot reach the driver's terminal except through Ray's line-by-line
-log forwarding. So a :class:`Progress` with a ``path`` also keeps a *snapshot* there (JSON,
-replaced atomically, at most once a second), and the driver draws the live bar from it
-(``wsfm.orchestrate.board``). When the driver draws, it sets ``WSFM_PROGRESS=driver`` for its
-Ray jobs and the workers stop printing their own lines; otherwise (CI logs) they print them.
+Work inside a Ray task cannot reach the driver's terminal (what it prints goes to the
+invocation's log file). So a :class:`Progress` with a ``path`` also keeps a *snapshot* there
+(JSON, replaced atomically, at most once a second), and the driver shows the stage's progress
+from it (``wsfm.orchestrate.board``): a live bar on a terminal, periodic lines elsewhere.
 """
 
 from __future__ import annotations
@@ -26,16 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["ENV", "SNAPSHOT", "Progress", "bar", "driver_draws", "format_duration",
-           "format_line", "format_rate", "is_terminal", "read_snapshot", "write_snapshot"]
+__all__ = ["SNAPSHOT", "Progress", "bar", "format_duration", "format_line", "format_rate",
+           "is_terminal", "read_snapshot", "write_snapshot"]
 
-ENV = "WSFM_PROGRESS"  # "driver": the driver draws the bar; workers only write snapshots
 SNAPSHOT = "progress.json"  # a stage's snapshot, in its (partial) output folder
-
-
-def driver_draws() -> bool:
-    """True when the driver draws progress from snapshots (workers then print no lines)."""
-    return os.environ.get(ENV) == "driver"
 
 
 def write_snapshot(path: str | Path, snapshot: dict[str, Any]) -> None:
@@ -113,7 +106,7 @@ class Progress:
         interval: seconds between lines (live: between redraws).
         clock: seconds, monotonic (tests pass a fake).
         path: keep a snapshot here for the driver's bar (see the module docstring).
-        quiet: write no lines (default: :func:`driver_draws`); snapshots are still kept.
+        quiet: write no lines; snapshots are still kept.
     """
 
     def __init__(self, total: int, *, desc: str = "", unit: str = "items",
@@ -121,7 +114,7 @@ class Progress:
                  stream: TextIO | None = None, live: bool | None = None,
                  interval: float | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 path: str | Path | None = None, quiet: bool | None = None):
+                 path: str | Path | None = None, quiet: bool = False):
         if total < 0:
             raise ValueError(f"total must be >= 0, got {total}")
         self.total, self.desc, self.unit = total, desc, unit
@@ -137,7 +130,7 @@ class Progress:
         self._shown: tuple[int, float] | None = None  # (done, work) on screen
         self._closed = False
         self.path = None if path is None else Path(path)
-        self.quiet = driver_draws() if quiet is None else quiet
+        self.quiet = quiet
         self._last_saved = -float("inf")
 
     @property

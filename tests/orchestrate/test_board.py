@@ -51,12 +51,39 @@ def test_a_snapshot_from_an_earlier_attempt_is_not_shown(tmp_path):
     assert board.line() == "generate_drafts  starting"
 
 
-def test_off_a_terminal_the_board_draws_nothing_and_workers_print(tmp_path):
-    out = io.StringIO()
-    board = StageBoard(out)
-    assert not board.live and board.env == {}
-    board.watch("x", tmp_path)
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_off_a_terminal_the_board_prints_periodic_lines_when_a_stage_moved(tmp_path):
+    out, clock = io.StringIO(), Clock()
+    board = StageBoard(out, every=20.0, clock=clock)
+    assert not board.live
+    board.watch("generate_drafts", tmp_path)
+    with Progress(8, desc="map", unit="shards", path=tmp_path / SNAPSHOT, quiet=True) as p:
+        p.update(2)
+    board.refresh()
+    assert out.getvalue() == ""  # the first line comes ``every`` seconds after the start
+    clock.now += 20.0
+    board.refresh()
+    board.refresh()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[progress] generate_drafts  2/8 shards")
+    clock.now += 40.0
+    board.refresh()  # due, but the snapshot has not moved: nothing new to say
+    assert out.getvalue().count("\n") == 1
+    time.sleep(1.05)  # snapshots are written at most once a second
+    with Progress(8, desc="map", unit="shards", path=tmp_path / SNAPSHOT, quiet=True) as p:
+        p.update(5)
+    board.refresh()
+    assert out.getvalue().splitlines()[-1].startswith("[progress] generate_drafts  5/8 shards")
+    assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
+    board.unwatch("generate_drafts")
+    clock.now += 100.0
     board.refresh()
     board.echo(out.write)("[wsfm] x done\n")
-    assert out.getvalue() == "[wsfm] x done\n"
-    assert StageBoard(out, live=True).env == {"WSFM_PROGRESS": "driver"}
+    assert out.getvalue().count("\n") == 3 and out.getvalue().endswith("[wsfm] x done\n")

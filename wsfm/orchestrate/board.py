@@ -7,48 +7,57 @@ terminal the driver redraws one line from those snapshots, one part per running 
     [#######.................] generate_drafts  12/40 shards  30.0%  ...  ETA 0:00:08
 
 The line is cut to the terminal's width (a wrapped line cannot be redrawn in place) and is
-cleared before any other driver message. Anywhere else the board draws nothing: the workers
-print their own periodic lines, which Ray forwards to the log.
+cleared before any other driver message. Anywhere else (CI logs, ``| tee``) the board prints
+one line per running stage every ``every`` seconds, from the same snapshots, when it moved::
+
+    [progress] generate_drafts  12/40 shards  30.0%  ...  ETA 0:00:08
+
+Workers never need to know which: they keep snapshots, and what they print goes to the
+invocation's log file.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from wsfm.progress import ENV, SNAPSHOT, bar, format_line, is_terminal, read_snapshot
+from wsfm.progress import SNAPSHOT, bar, format_line, is_terminal, read_snapshot
 
 __all__ = ["StageBoard"]
 
 
 class StageBoard:
     """Args: ``stream`` (default stdout); ``live`` (default: whether it is a terminal);
-    ``interval``: seconds between redraws; ``width``: columns (default: the terminal's)."""
+    ``interval``: seconds between redraws; ``width``: columns (default: the terminal's);
+    ``every``: seconds between progress lines when not live; ``clock``: ``time.time``-like
+    (tests pass a fake)."""
 
     def __init__(self, stream: TextIO | None = None, *, live: bool | None = None,
-                 interval: float = 0.5, width: int | None = None):
+                 interval: float = 0.5, width: int | None = None, every: float = 20.0,
+                 clock=time.time):
         self.stream = stream if stream is not None else sys.stdout
         self.live = is_terminal(self.stream) if live is None else live
         self.interval = interval
         self.width = width
+        self.every = every
+        self.clock = clock
         self._watched: dict[str, tuple[Path, float]] = {}  # stage -> (snapshot, since)
         self._drawn = False
-
-    @property
-    def env(self) -> dict[str, str]:
-        """Environment for the Ray jobs: while the board draws, workers stay quiet."""
-        return {ENV: "driver"} if self.live else {}
+        self._printed: dict[str, tuple[float, Any]] = {}  # stage -> (when, what) last line
 
     def watch(self, stage: str, folder: Path) -> None:
         """Show ``stage``, whose snapshot is ``folder/progress.json`` (one left there by an
         earlier attempt is ignored)."""
         self._watched[stage] = (Path(folder) / SNAPSHOT, time.time() - 1.0)
+        self._printed[stage] = (self.clock(), None)  # the first line comes after ``every``
 
     def unwatch(self, stage: str) -> None:
         self._watched.pop(stage, None)
+        self._printed.pop(stage, None)
 
     def line(self) -> str:
         """The running stages' status, one part each ("starting" before a snapshot)."""
@@ -63,12 +72,38 @@ class StageBoard:
         return "  |  ".join(parts)
 
     def refresh(self) -> None:
-        if not self.live or not self._watched:
+        """Redraw the bar (live), or print the lines that are due (not live)."""
+        if not self.live:
+            self._print_lines()
             return
-        width = self.width or shutil.get_terminal_size().columns
+        if not self._watched:
+            return
+        width = self.width or self._columns()
         self.stream.write("\r" + self.line()[:max(10, width - 1)] + "\x1b[K")
         self.stream.flush()
         self._drawn = True
+
+    def _columns(self) -> int:
+        """The width of the terminal that ``stream`` is (stdout itself may be redirected
+        into the log file meanwhile: ``wsfm.orchestrate.logfile``)."""
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):  # no fileno, or not a terminal
+            return shutil.get_terminal_size().columns
+
+    def _print_lines(self) -> None:
+        """One line per stage whose last line is ``every`` seconds old and that moved since."""
+        now = self.clock()
+        for stage, (path, since) in self._watched.items():
+            when, last = self._printed.get(stage, (now, None))
+            if now - when < self.every:
+                continue
+            snap = read_snapshot(path, newer_than=since)
+            if snap is None or (snap["done"], snap.get("work")) == last:
+                continue
+            self._printed[stage] = (now, (snap["done"], snap.get("work")))
+            self.stream.write(f"[progress] {format_line({**snap, 'desc': stage})}\n")
+            self.stream.flush()
 
     def clear(self) -> None:
         """Remove the bar (before another message is printed)."""

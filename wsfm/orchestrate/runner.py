@@ -1,7 +1,10 @@
 """Run a pipeline: plan, then execute each stage as a Ray task, tracked in MLflow.
 
-The driver schedules a stage once its upstream stages are done, so independent branches
+The driver schedules a stage once its upstream stages are done and the cluster has room for
+what it holds (``wsfm.orchestrate.scheduling``: two training stages that cannot both fit run
+one after the other instead of timing out inside Ray Train), so independent branches
 (``train_baseline`` beside the draft branch) run at the same time when resources allow. A
+stage that could never fit is refused before anything runs. A
 stage task builds its output in a temporary folder and commits it atomically; a failure leaves
 every finished stage intact, and the next invocation resumes from them (fingerprint cache).
 Ray starts only when something has to run.
@@ -10,6 +13,7 @@ Ray starts only when something has to run.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -20,8 +24,11 @@ from wsfm.config import USER_KINDS, PipelineConfig, to_dict
 from wsfm.data.datasets import load_dataset
 from wsfm.orchestrate.board import StageBoard
 from wsfm.orchestrate.dag import PlanItem, make_plan
-from wsfm.orchestrate.fingerprint import stage_code_hash, stage_params
+from wsfm.orchestrate.logfile import stage_tail
 from wsfm.orchestrate.runtime import RayRuntime
+from wsfm.orchestrate.scheduling import Demand, Ledger, check_fits, stage_demand
+from wsfm.orchestrate.fingerprint import stage_code_hash, stage_params
+from wsfm.orchestrate.staleness import recorded_params
 from wsfm.orchestrate.storage import Location, locate, storage_env
 from wsfm.orchestrate.store import ArtifactStore, open_store
 from wsfm.progress import SNAPSHOT
@@ -68,8 +75,7 @@ def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], sto
     try:
         result = spec.fn(StageContext(config, local, tmp, runtime))
         record = {**record, "metrics": result.metrics, "params": result.params,
-                  "tags": dict(result.tags),
-                  "seconds": time.perf_counter() - start}
+                  "tags": dict(result.tags), "seconds": time.perf_counter() - start}
         return store.commit(tmp, name, fp, record)
     except BaseException:
         if not spec.resumable:
@@ -82,10 +88,12 @@ def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], sto
 def run_pipeline(config: PipelineConfig, *, home: str | Path, pipeline_file: str = "",
                  profile: str | None = None, force: bool = False, from_stage: str | None = None,
                  only: str | None = None, dry_run: bool = False, address: str | None = None,
-                 echo=print, board: StageBoard | None = None) -> RunSummary:
-    """Plan, then run what is not cached. ``home``: a local folder or a URI
-    (``wsfm.orchestrate.storage``). ``board`` draws the running stages' live progress
-    (default: a bar when stdout is a terminal, nothing otherwise)."""
+                 echo=print, board: StageBoard | None = None,
+                 log_path: Path | None = None) -> RunSummary:
+    """Plan, then run what is not cached. ``board`` shows the running stages' progress
+    (default: a live bar when stdout is a terminal, periodic lines otherwise). ``log_path``:
+    the invocation's log file (``wsfm.orchestrate.logfile``), whose lines a failed stage
+    quotes."""
     if config.data.kind in USER_KINDS:
         load_dataset(config.data)  # users' data is validated before anything runs or is made
     where = locate(home)
@@ -95,6 +103,8 @@ def run_pipeline(config: PipelineConfig, *, home: str | Path, pipeline_file: str
         for item in plan:
             echo(f"[plan] {item.stage:<16} {item.action:<8} {item.fingerprint}  {item.reason}")
         return RunSummary(config.name, None, [], plan)
+    if log_path is not None:  # checks passed: from here on the log has something to say
+        echo(f"[wsfm] log: {log_path}")
 
     from wsfm.tracking import Tracker
 
@@ -106,13 +116,19 @@ def run_pipeline(config: PipelineConfig, *, home: str | Path, pipeline_file: str
     todo = [item for item in plan if item.action == "run"]
     if todo:
         board = board or StageBoard()
-        outcomes += _execute(config, store, tracker, parent, plan, where, address,
-                             board.echo(echo), board)
+        try:
+            outcomes += _execute(config, store, tracker, parent, plan, where, address,
+                                 board.echo(echo), board, log_path)
+        except BaseException:
+            tracker.finish(parent, False)
+            raise
     order = [s.name for s in STAGES]
     outcomes.sort(key=lambda o: order.index(o.stage))
     summary = RunSummary(config.name, parent, outcomes, plan)
     tracker.finish(parent, summary.ok)
     _print_table(summary, echo)
+    if not summary.ok and log_path is not None:
+        echo(f"[wsfm] full log: {log_path}")
     return summary
 
 
@@ -139,86 +155,136 @@ def _record_cached(tracker, parent: str, store: ArtifactStore, plan: list[PlanIt
     return outcomes
 
 
-def _init_ray(config: PipelineConfig, address: str | None, board: StageBoard) -> bool:
+def _init_ray(config: PipelineConfig, address: str | None) -> bool:
     """Join ``address`` / ``RAY_ADDRESS``, or start a local runtime. True if we started it.
-    (Ray that is already up keeps its own environment: its workers print progress lines.)"""
+    Workers' output is forwarded to the driver (``log_to_driver``), whose stdout and stderr
+    the CLI sends into the invocation's log file."""
     import ray
 
     if ray.is_initialized():
         return False
-    env = {**({} if config.train.use_gpu else {"DS_ACCELERATOR": "cpu"}), **board.env,
+    env = {**({} if config.train.use_gpu else {"DS_ACCELERATOR": "cpu"}),
            **storage_env()}  # a joined cluster's workers open an object-store home too
     ray.init(address=address or os.environ.get("RAY_ADDRESS"), runtime_env={"env_vars": env},
              include_dashboard=False, log_to_driver=True)
     return True
 
 
+@dataclass
+class _Loop:
+    """The driver's bookkeeping while stages run."""
+
+    items: dict[str, PlanItem]
+    done: set[str]
+    bad: set[str]
+    waiting: list[str]
+    ledger: Ledger
+    demands: dict[str, Demand]
+    running: dict[Any, tuple[str, str, float]] = field(default_factory=dict)
+    outcomes: list[StageOutcome] = field(default_factory=list)
+    told_waiting: set[str] = field(default_factory=set)
+
+
 def _execute(config, store, tracker, parent, plan, where: Location, address, echo,
-             board: StageBoard) -> list[StageOutcome]:
+             board: StageBoard, log_path: Path | None = None) -> list[StageOutcome]:
     import ray
 
-    started = _init_ray(config, address, board)
-    if not started:
-        board.live = False  # workers were not told to leave the progress to the driver
-    items = {item.stage: item for item in plan}
-    done = {i.stage for i in plan if i.action == "cached"}
-    bad = {i.stage for i in plan if i.action in ("blocked", "skip")}
-    waiting = [i.stage for i in plan if i.action == "run"]
-    running: dict[Any, tuple[str, str, float]] = {}
-    outcomes: list[StageOutcome] = []
+    todo = [i.stage for i in plan if i.action == "run"]
+    demands = {name: stage_demand(get_stage(name), config) for name in todo}
+    started = _init_ray(config, address)
     try:
-        while waiting or running:
-            for name in list(waiting):
-                deps = get_stage(name).deps
-                if any(d in bad for d in deps):
-                    waiting.remove(name)
-                    bad.add(name)
-                    outcomes.append(StageOutcome(name, "blocked", items[name].fingerprint,
-                                                 error="an upstream stage failed"))
-                    echo(f"[wsfm] {name:<16} blocked  (an upstream stage failed)")
-                elif all(d in done for d in deps):
-                    waiting.remove(name)
-                    ref, run_id = _submit(config, store, tracker, parent, items, name, where)
-                    running[ref] = (name, run_id, time.perf_counter())
-                    why = items[name].reason
-                    echo(f"[wsfm] {name:<16} started"
-                         + (f"  ({why})" if why not in ("", "no finished output") else ""))
-                    board.watch(name, store.partial(name, items[name].fingerprint))
-            if not running:
+        total = Demand.from_ray(ray.cluster_resources())
+        check_fits(demands, total)  # refused before anything runs
+        loop = _Loop(items={item.stage: item for item in plan},
+                     done={i.stage for i in plan if i.action == "cached"},
+                     bad={i.stage for i in plan if i.action in ("blocked", "skip")},
+                     waiting=todo, ledger=Ledger(total), demands=demands)
+        while loop.waiting or loop.running:
+            _start_ready(loop, config, store, tracker, parent, where, echo, board)
+            if not loop.running:
+                time.sleep(board.interval)  # waiting for Ray to show the room it has
                 continue
-            ready, _ = ray.wait(list(running), num_returns=1,
-                                timeout=board.interval if board.live else None)
+            ready, _ = ray.wait(list(loop.running), num_returns=1, timeout=board.interval)
             if not ready:
                 board.refresh()
                 continue
-            ref = ready[0]
-            name, run_id, start = running.pop(ref)
-            board.unwatch(name)
-            seconds = time.perf_counter() - start
-            try:
-                record = ray.get(ref)
-            except Exception as exc:  # the stage failed: record it, block what depends on it
-                error = _short_error(exc)
-                tracker.log(run_id, tags={"wsfm.error": error[:5000]})
-                tracker.finish(run_id, False)
-                bad.add(name)
-                outcomes.append(StageOutcome(name, "failed", items[name].fingerprint, seconds,
-                                             run_id, error=error))
-                echo(f"[wsfm] {name:<16} FAILED   {seconds:7.1f}s  {error.splitlines()[-1]}")
-                continue
-            tracker.log(run_id, params=record.get("params"), metrics=record["metrics"],
-                        tags=record.get("tags"))
-            tracker.log_files(run_id, store.stage_in(name, items[name].fingerprint))
-            tracker.finish(run_id, True)
-            done.add(name)
-            outcomes.append(StageOutcome(name, "ran", items[name].fingerprint, seconds, run_id,
-                                         metrics=record["metrics"]))
-            echo(f"[wsfm] {name:<16} done     {seconds:7.1f}s")
+            _collect(loop, ready[0], store, tracker, echo, board, log_path)
     finally:
         board.clear()
         if started:
             ray.shutdown()
-    return outcomes
+    return loop.outcomes
+
+
+def _start_ready(loop: _Loop, config, store, tracker, parent, where: Location, echo,
+                 board: StageBoard) -> None:
+    """Start every waiting stage whose upstream is done and that fits beside the running
+    ones; block those whose upstream failed."""
+    import ray
+
+    for name in list(loop.waiting):
+        item, deps = loop.items[name], get_stage(name).deps
+        if any(d in loop.bad for d in deps):
+            loop.waiting.remove(name)
+            loop.bad.add(name)
+            loop.outcomes.append(StageOutcome(name, "blocked", item.fingerprint,
+                                              error="an upstream stage failed"))
+            echo(f"[wsfm] {name:<16} blocked  (an upstream stage failed)")
+            continue
+        if not all(d in loop.done for d in deps):
+            continue
+        demand = loop.demands[name]
+        if not loop.ledger.can_start(demand, Demand.from_ray(ray.available_resources())):
+            if name not in loop.told_waiting:
+                loop.told_waiting.add(name)
+                echo(f"[wsfm] {name:<16} waiting  (needs {demand.describe()}; running: "
+                     f"{', '.join(loop.ledger.holding())})")
+            continue
+        loop.waiting.remove(name)
+        loop.ledger.start(name, demand)
+        ref, run_id = _submit(config, store, tracker, parent, loop.items, name, where)
+        loop.running[ref] = (name, run_id, time.perf_counter())
+        why = item.reason
+        echo(f"[wsfm] {name:<16} started"
+             + (f"  ({why})" if why not in ("", "no finished output") else ""))
+        board.watch(name, store.partial(name, item.fingerprint))
+
+
+def _collect(loop: _Loop, ref, store, tracker, echo, board: StageBoard,
+             log_path: Path | None) -> None:
+    """Record the stage that ``ref`` ran: done (log it to MLflow) or failed (its error, one
+    line, and its last lines in the log)."""
+    import ray
+
+    name, run_id, start = loop.running.pop(ref)
+    loop.ledger.finish(name)
+    board.unwatch(name)
+    item = loop.items[name]
+    seconds = time.perf_counter() - start
+    try:
+        record = ray.get(ref)
+    except Exception as exc:  # the stage failed: record it, block what depends on it
+        error = _short_error(exc)
+        tracker.log(run_id, tags={"wsfm.error": error[:5000]})
+        tracker.finish(run_id, False)
+        loop.bad.add(name)
+        loop.outcomes.append(StageOutcome(name, "failed", item.fingerprint, seconds, run_id,
+                                          error=error.splitlines()[-1]))
+        echo(f"[wsfm] {name:<16} FAILED   {seconds:7.1f}s  {error.splitlines()[-1]}")
+        if log_path is not None:
+            for line in stage_tail(log_path, name, 10):
+                echo(f"    | {line}")
+            echo(f"    (the full traceback: {log_path})")
+            print(f"{name} failed:\n{exc}", file=sys.stderr, flush=True)  # into the log
+        return
+    tracker.log(run_id, params=record.get("params"), metrics=record["metrics"],
+                tags=record.get("tags"))
+    tracker.log_files(run_id, store.stage_in(name, item.fingerprint))
+    tracker.finish(run_id, True)
+    loop.done.add(name)
+    loop.outcomes.append(StageOutcome(name, "ran", item.fingerprint, seconds, run_id,
+                                      metrics=record["metrics"]))
+    echo(f"[wsfm] {name:<16} done     {seconds:7.1f}s")
 
 
 def _submit(config, store, tracker, parent, items, name, where: Location):
@@ -238,7 +304,8 @@ def _submit(config, store, tracker, parent, items, name, where: Location):
                          progress_path=str(store.partial(name, item.fingerprint) / SNAPSHOT))
     inputs = {d: items[d].fingerprint for d in spec.deps}
     record = {"mlflow_run_id": run_id, "code": stage_code_hash(spec),
-              "inputs": {d: items[d].fingerprint for d in spec.deps}}
+              "inputs": {d: items[d].fingerprint for d in spec.deps},
+              "config": recorded_params(spec, config)}  # what `wsfm status` compares
     task = ray.remote(execute_stage).options(num_cpus=res.num_cpus, num_gpus=res.num_gpus,
                                               max_retries=res.max_retries, name=f"stage:{name}")
     ref = task.remote(name, config, inputs, str(store.root), item.fingerprint, runtime, record)

@@ -105,6 +105,14 @@ class Location:
     def remote(self) -> bool:
         return is_uri(self.home)
 
+    @property
+    def logs(self) -> Path:
+        """The local folder for this invocation's log file: ``<home>/logs``, or for a URI
+        home ``$WSFM_LOG_DIR`` (default ``./wsfm-logs``)."""
+        if self.remote:
+            return Path(os.environ.get("WSFM_LOG_DIR") or "wsfm-logs").resolve()
+        return Path(self.home) / "logs"
+
 
 def locate(home: str | Path) -> Location:
     """The :class:`Location` of a working folder (a local path or a URI).
@@ -117,7 +125,9 @@ def locate(home: str | Path) -> Location:
         home = str(home).rstrip("/")
         filesystem(home)  # fail now on a URI that pyarrow cannot open
         if not tracking:
-            raise ValueError(f"the working folder {home} is a URI, where no SQLite MLflow store "
+            from wsfm.errors import UserError
+
+            raise UserError(f"the working folder {home} is a URI, where no SQLite MLflow store "
                              "can live: set MLFLOW_TRACKING_URI (a tracking server, e.g. "
                              "http://HOST:5000)")
         local_db = tracking.startswith("sqlite:///")

@@ -2,9 +2,8 @@
 
 Only rank 0 logs, every ``log_every`` steps: loss, learning rate, samples/s and step time to
 the stage's MLflow run, and a progress line (step, loss, samples/s, ETA) that Ray forwards to
-the driver's log (the periodic lines CI shows; left out while the driver draws a live bar).
-About once a second it also replaces ``progress.json`` in the stage folder, the snapshot the
-driver's bar reads (``wsfm.progress``). Divergence (a NaN or inf loss on any rank) is decided
+the invocation's log file. About once a second it also replaces ``progress.json`` in the stage
+folder, the snapshot from which the driver shows progress (``wsfm.progress``). Divergence (a NaN or inf loss on any rank) is decided
 collectively, so that every rank stops at the same step and none hangs in a collective.
 """
 
@@ -21,7 +20,7 @@ from typing import Any
 
 import torch
 
-from wsfm.progress import SNAPSHOT, driver_draws, format_duration, format_rate, write_snapshot
+from wsfm.progress import SNAPSHOT, format_duration, format_rate, write_snapshot
 
 __all__ = ["DIVERGED", "Divergence", "RankZeroMonitor", "check_divergence",
            "global_losses"]
@@ -140,8 +139,6 @@ class RankZeroMonitor:
             "note": f"loss {self.recent_loss():.4f}  lr {lr:.2e}"})
 
     def _print(self, step: int, metrics: dict[str, float], now: float) -> None:
-        if driver_draws():
-            return
         eta = self._eta(step, now)[1]
         print(f"[train] {self.desc}  step {step}/{self.total}  "
               f"loss {metrics['train/loss']:.4f}  lr {metrics['train/lr']:.2e}  "

@@ -1,0 +1,80 @@
+"""``wsfm status``'s comparison: a real artifact store, committed the way the runner does."""
+
+import dataclasses
+
+from wsfm.orchestrate.dag import make_plan
+from wsfm.orchestrate.fingerprint import stage_code_hash
+from wsfm.orchestrate.staleness import (
+    diff_params,
+    newest_output,
+    pipeline_status,
+    recorded_params,
+)
+from wsfm.orchestrate.store import ArtifactStore
+from wsfm.stages import STAGES
+
+
+def commit_all(store, config, specs=STAGES):
+    """Commit every stage as the runner does (version, upstream fingerprints, params)."""
+    plan = {item.stage: item for item in make_plan(specs, config, store)}
+    for spec in specs:
+        fp = plan[spec.name].fingerprint
+        tmp = store.begin(spec.name, fp)
+        (tmp / "out.txt").write_text(spec.name)
+        store.commit(tmp, spec.name, fp, {
+            "code": stage_code_hash(spec), "inputs": {d: plan[d].fingerprint for d in spec.deps},
+            "config": recorded_params(spec, config)})
+
+
+def by_stage(states):
+    return {s.stage: s for s in states}
+
+
+def test_diff_params_names_changed_added_and_removed_keys():
+    old = {"train.lr": 0.002, "train.steps": 300, "data.n": 5, "x.list": [1, 2]}
+    new = {"train.lr": 0.001, "train.steps": 300, "model.depth": 3, "x.list": [1, 2]}
+    assert diff_params(old, new) == ["data.n: 5 -> (none)", "model.depth: (none) -> 3",
+                                     "train.lr: 0.002 -> 0.001"]
+    assert diff_params(new, new) == []
+
+
+def test_up_to_date_then_a_config_change_names_the_key_and_what_it_makes_stale(
+        tmp_path, tiny_config):
+    store = ArtifactStore(tmp_path, tiny_config.name)
+    states = pipeline_status(STAGES, tiny_config, store)
+    assert {s.state for s in states} == {"missing"}
+    commit_all(store, tiny_config)
+    assert all(s.up_to_date for s in pipeline_status(STAGES, tiny_config, store))
+
+    changed = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train,
+                                                                          lr=0.0005))
+    states = by_stage(pipeline_status(STAGES, changed, store))
+    old_lr = tiny_config.train.lr
+    assert states["train_refiner"].state == "stale"
+    assert states["train_refiner"].reasons == [f"config train.lr: {old_lr} -> 0.0005"]
+    assert states["train_baseline"].reasons == [f"config train.lr: {old_lr} -> 0.0005"]
+    assert states["evaluate"].reasons == ["upstream train_refiner changed (stale)",
+                                          "upstream train_baseline changed (stale)"]
+    assert states["register"].reasons == ["upstream train_refiner changed (stale)",
+                                          "upstream evaluate changed (stale)"]
+    untouched = {"pretrain_draft", "generate_drafts", "fit_evaluator"}
+    assert {n for n, s in states.items() if s.up_to_date} == untouched
+
+
+def test_a_code_version_bump_and_a_damaged_output_are_named(tmp_path, tiny_config):
+    store = ArtifactStore(tmp_path, tiny_config.name)
+    commit_all(store, tiny_config)
+    # More code reached by the stage: its code hash moves.
+    changed = tuple(dataclasses.replace(s, code=("wsfm.orchestrate.dag",))
+                    if s.name == "fit_evaluator" else s for s in STAGES)
+    states = by_stage(pipeline_status(changed, tiny_config, store))
+    [reason] = states["fit_evaluator"].reasons
+    assert reason.startswith("code changed: ") and reason.count(" -> ") == 1
+    assert states["evaluate"].reasons == ["upstream fit_evaluator changed (stale)"]
+
+    (folder,) = (store.root / tiny_config.name / "pretrain_draft").iterdir()
+    (folder / "out.txt").write_text("truncated!!!!!!!!")
+    states = by_stage(pipeline_status(STAGES, tiny_config, store))
+    assert states["pretrain_draft"].state == "stale"
+    assert "out.txt has 17 bytes" in states["pretrain_draft"].reasons[0]
+    assert newest_output(store, "pretrain_draft")["fingerprint"] == folder.name
