@@ -17,6 +17,7 @@ hence ``RAY_AUTH_MODE=token`` in :attr:`RayCluster.env`.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -24,12 +25,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MlflowServer", "RayCluster", "free_port", "mlflow_server", "ray_cluster",
+__all__ = ["MlflowServer", "RayCluster", "can_mask", "free_port", "mlflow_server", "ray_cluster",
            "stop_process"]
 
 BIN = Path(sys.executable).parent  # the venv's bin: ray, mlflow, wsfm
@@ -99,11 +100,27 @@ def _ray_ports(ip: str) -> list[str]:
     return args + [f"--min-worker-port={min(low, 60000)}", f"--max-worker-port={min(low, 60000) + 200}"]
 
 
-def _start_node(args: list[str], temp_dir: Path, log: Path, env: dict[str, str]
-                ) -> subprocess.Popen:
+def can_mask() -> bool:
+    """Whether this process may start a node in its own mount namespace (root, or
+    CAP_SYS_ADMIN): what :func:`ray_cluster`'s ``masks`` need."""
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs",
+                            "none", "/mnt"], capture_output=True)
+    return probe.returncode == 0
+
+
+def _start_node(args: list[str], temp_dir: Path, log: Path, env: dict[str, str],
+                masks: Sequence[Path] = ()) -> subprocess.Popen:
+    """``ray start --block``; with ``masks``, in a private mount namespace where an empty
+    tmpfs covers each of those folders: that node really does not see what is in them."""
+    prefix: list[str] = []
+    if masks:
+        mounts = " && ".join(f"mount -t tmpfs none {shlex.quote(str(m))}" for m in masks)
+        prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                  f'{mounts} && exec "$@"', "sh"]
     with open(log, "ab") as out:
-        return subprocess.Popen([str(BIN / "ray"), "start", "--block", "--disable-usage-stats",
-                                 f"--temp-dir={temp_dir}", *args], stdout=out,
+        return subprocess.Popen([*prefix, str(BIN / "ray"), "start", "--block",
+                                 "--disable-usage-stats", f"--temp-dir={temp_dir}", *args],
+                                stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 start_new_session=True)
 
@@ -130,10 +147,12 @@ def _wait_nodes(address: str, count: int, env: dict[str, str], temp_dir: Path,
 @contextmanager
 def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *,
                 num_cpus: int = 1, resource: str = "node", extra_env: dict[str, str] | None = None,
+                masks: Mapping[int, Sequence[Path]] | None = None,
                 timeout: float = 300.0) -> Iterator[RayCluster]:
     """A head on ``ips[0]`` and one worker node per further address, each with ``num_cpus``
     CPUs and ``{resource}_<i>: 1`` plus ``{resource}: 1`` as custom resources. The processes
-    get ``PATH`` with this venv's ``bin`` first (a job's ``wsfm run`` entrypoint needs it)."""
+    get ``PATH`` with this venv's ``bin`` first (a job's ``wsfm run`` entrypoint needs it).
+    ``masks[i]``: folders that node ``i`` must not see (see :func:`_start_node`)."""
     root = Path(root)
     temp_dir = root / "ray-tmp"
     temp_dir.mkdir(parents=True, exist_ok=True)
@@ -154,7 +173,8 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
                         f"--ray-client-server-port={free_port(head)}", *common]
             else:
                 args = [f"--address={cluster.address}", *common]
-            cluster.processes.append(_start_node(args, temp_dir, root / f"node-{i}.log", env))
+            cluster.processes.append(_start_node(args, temp_dir, root / f"node-{i}.log", env,
+                                                 (masks or {}).get(i, ())))
             if i == 0:
                 _wait_nodes(cluster.address, 1, env, temp_dir, cluster.processes, timeout)
         _wait_nodes(cluster.address, len(ips), env, temp_dir, cluster.processes, timeout)

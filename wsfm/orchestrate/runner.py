@@ -166,6 +166,9 @@ def _execute(config, store, tracker, parent, plan, home, address, echo,
     running: dict[Any, tuple[str, str, float]] = {}
     outcomes: list[StageOutcome] = []
     try:
+        from wsfm.orchestrate.cluster import check_artifact_root
+
+        check_artifact_root(str(store.root))  # every node must see it: refuse before running
         while waiting or running:
             for name in list(waiting):
                 deps = get_stage(name).deps
