@@ -16,6 +16,7 @@ hence ``RAY_AUTH_MODE=token`` in :attr:`RayCluster.env`.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -85,6 +86,18 @@ class RayCluster:
     @property
     def env(self) -> dict[str, str]:
         return {"RAY_AUTH_MODE": "token"}
+
+    def nodes(self) -> dict[str, str]:
+        """``{node id: address}`` of the alive nodes (asked through a fresh driver)."""
+        code = ("import json, ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
+                "print(json.dumps({n['NodeID']: n['NodeManagerAddress'] for n in ray.nodes() "
+                "if n['Alive']}))")
+        out = subprocess.run([sys.executable, "-c", code, self.address], text=True,
+                             capture_output=True, timeout=300,
+                             env={**os.environ, **self.env})
+        if out.returncode != 0:
+            raise RuntimeError(f"cannot list the nodes of {self.address}: {out.stderr[-2000:]}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _ray_ports(ip: str) -> list[str]:
@@ -166,6 +179,7 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
         for i, ip in enumerate(ips):
             res = f'{{"{resource}": 1, "{resource}_{i}": 1}}'
             common = [f"--node-ip-address={ip}", f"--num-cpus={num_cpus}", "--num-gpus=0",
+                      f"--object-store-memory={400 * 2**20}",  # small: shared 2-core box
                       f"--resources={res}", *_ray_ports(ip)]
             if i == 0:
                 args = ["--head", f"--port={port}", f"--dashboard-host={head}",

@@ -164,6 +164,8 @@ def _add_cluster_commands(sub, common: argparse.ArgumentParser) -> None:
     submit.add_argument("--env", action="append", metavar="KEY=VALUE",
                         help="another environment variable for the job (repeatable)")
     submit.add_argument("--submission-id", help="the job's id (default: Ray makes one)")
+    submit.add_argument("--working-dir", type=Path, help="the folder uploaded as the job's "
+                        "working_dir, holding the pipeline file (default: this project)")
     submit.add_argument("--follow", action="store_true", help="print the job's logs until "
                         "it ends; exit 0 if it SUCCEEDED, 1 if it FAILED, 130 if STOPPED")
     submit.set_defaults(func=cmd_submit)

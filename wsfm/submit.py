@@ -225,11 +225,14 @@ def connect(address: str | None):
     address in the message."""
     if "RAY_AUTH_MODE" not in os.environ and _token_at_hand(os.environ):
         os.environ["RAY_AUTH_MODE"] = "token"  # read by Ray on first use in this process
+    from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
     url = resolve_address(address)
     try:
         return JobSubmissionClient(url)
+    except AuthenticationError as exc:
+        raise ValueError(f"the Ray Jobs API at {url} refused this client: {exc}") from exc
     except (ConnectionError, RuntimeError) as exc:
         raise ValueError(f"cannot reach the Ray Jobs API at {url}: {exc}") from exc
 
@@ -311,7 +314,7 @@ def cmd_submit(args: Any) -> int:
     submission = build_submission(args.pipeline, home=args.home, profile=args.profile,
                                   from_stage=args.from_stage, only=args.only, force=args.force,
                                   workers=args.workers, gpu=args.gpu, dry_run=args.dry_run,
-                                  env=args.env or ())
+                                  env=args.env or (), working_dir=args.working_dir)
     client = connect(args.address)
     job_id = submit(client, submission, args.submission_id)
     address = resolve_address(args.address)
