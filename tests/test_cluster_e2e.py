@@ -26,11 +26,10 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from wsfm.shards import read_manifest
-from wsfm.stages import STAGES
-
 from tests.conftest import ROOT, TOY2D
 from tests.servers import mlflow_server, ray_cluster
+from wsfm.shards import read_manifest
+from wsfm.stages import STAGES
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.cluster]
 STAGE_NAMES = [s.name for s in STAGES]

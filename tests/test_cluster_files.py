@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsfm.cli import build_parser
-
 from tests.conftest import ROOT
+from wsfm.cli import build_parser
 
 CLUSTER = ROOT / "cluster"
 YAMLS = sorted(CLUSTER.glob("*.yaml")) + sorted(CLUSTER.glob("*.yml"))

@@ -13,11 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from wsfm.cli import build_parser
-from wsfm.submit import (EXCLUDES, build_submission, check_upload, job_env, measure_upload,
-                         run_args)
-
 from tests.conftest import ROOT
+from wsfm.cli import build_parser
+from wsfm.submit import (
+    EXCLUDES,
+    build_submission,
+    check_upload,
+    job_env,
+    measure_upload,
+    run_args,
+)
 
 
 def make_project(root: Path) -> dict[str, int]:

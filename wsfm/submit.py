@@ -299,8 +299,8 @@ def job_rows(details: Sequence[Any], now: float | None = None) -> list[JobRow]:
 
 
 def format_rows(rows: Sequence[JobRow]) -> list[str]:
-    lines = [f"{'submission id':<28} {'status':<10} {'pipeline':<26} {'profile':<10} "
-             f"{'started (UTC)':<19} {'seconds':>8}"]
+    lines = [(f"{'submission id':<28} {'status':<10} {'pipeline':<26} {'profile':<10} "
+              f"{'started (UTC)':<19} {'seconds':>8}")]
     for r in rows:
         secs = f"{r.seconds:8.0f}" if r.seconds is not None else f"{'-':>8}"
         lines.append(f"{r.submission_id:<28} {r.status:<10} {r.pipeline:<26} {r.profile:<10} "
