@@ -19,10 +19,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -167,8 +169,9 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
     get ``PATH`` with this venv's ``bin`` first (a job's ``wsfm run`` entrypoint needs it).
     ``masks[i]``: folders that node ``i`` must not see (see :func:`_start_node`)."""
     root = Path(root)
-    temp_dir = root / "ray-tmp"
-    temp_dir.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    # Short: Ray's unix sockets live under it, and their paths may not exceed 107 bytes.
+    temp_dir = Path(tempfile.mkdtemp(prefix="wsfm-ray-", dir="/tmp"))
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
            **(extra_env or {})}
     env.pop("RAY_ADDRESS", None)
@@ -197,6 +200,9 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
     finally:
         for proc in reversed(cluster.processes):  # workers first, then the head
             stop_process(proc)
+        shutil.copytree(temp_dir, root / "ray-tmp", dirs_exist_ok=True, symlinks=True,
+                        ignore=shutil.ignore_patterns("sockets", "*.sock", "runtime_resources"))
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _wait_http(url: str, timeout: float) -> None:
