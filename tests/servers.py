@@ -200,8 +200,11 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
     finally:
         for proc in reversed(cluster.processes):  # workers first, then the head
             stop_process(proc)
-        shutil.copytree(temp_dir, root / "ray-tmp", dirs_exist_ok=True, symlinks=True,
-                        ignore=shutil.ignore_patterns("sockets", "*.sock", "runtime_resources"))
+        try:  # keep the logs with the test's files
+            shutil.copytree(temp_dir, root / "ray-tmp", dirs_exist_ok=True, symlinks=True,
+                            ignore=shutil.ignore_patterns("sockets", "runtime_resources"))
+        except (shutil.Error, OSError):
+            pass
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
