@@ -34,7 +34,7 @@ from typing import Any
 
 __all__ = ["EXCLUDES", "JobRow", "Submission", "Upload", "build_submission", "check_upload",
            "cmd_jobs", "cmd_submit", "connect", "exit_code", "follow", "format_rows", "job_env", "job_rows", "measure_upload",
-           "project_root", "resolve_address", "run_args"]
+           "project_root", "resolve_address", "run_args", "use_token_if_any"]
 
 # gitignore-style patterns, relative to the working_dir (Ray's runtime-env ``excludes``).
 EXCLUDES = [".venv/", "venv/", ".git/", "wsfm-runs/", "mlruns/", "mlartifacts/", "*.db",
@@ -219,12 +219,19 @@ def _token_at_hand(environ: Mapping[str, str]) -> bool:
     return bool(environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(path)
 
 
+def use_token_if_any() -> None:
+    """Set ``RAY_AUTH_MODE=token`` when a token is at hand and no mode was chosen. Ray reads
+    the mode once, when it is first imported: call this before anything imports Ray."""
+    if ("RAY_AUTH_MODE" not in os.environ and "ray" not in sys.modules
+            and _token_at_hand(os.environ)):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def connect(address: str | None):
     """A ``JobSubmissionClient`` for the cluster, sending the auth token when there is one.
     Ray's own errors (unreachable head, refused token) are raised as ``ValueError`` with the
     address in the message."""
-    if "RAY_AUTH_MODE" not in os.environ and _token_at_hand(os.environ):
-        os.environ["RAY_AUTH_MODE"] = "token"  # read by Ray on first use in this process
+    use_token_if_any()
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
@@ -311,6 +318,7 @@ def format_rows(rows: Sequence[JobRow]) -> list[str]:
 def cmd_submit(args: Any) -> int:
     """``wsfm submit``: check, submit, print how to follow; with ``--follow`` wait for the
     end and return the job's exit code."""
+    use_token_if_any()
     submission = build_submission(args.pipeline, home=args.home, profile=args.profile,
                                   from_stage=args.from_stage, only=args.only, force=args.force,
                                   workers=args.workers, gpu=args.gpu, dry_run=args.dry_run,
@@ -332,6 +340,7 @@ def cmd_submit(args: Any) -> int:
 
 def cmd_jobs(args: Any) -> int:
     """``wsfm jobs list | status ID | logs ID [--follow] | stop ID``."""
+    use_token_if_any()
     client = connect(args.address)
     if args.jobs_command == "list":
         for line in format_rows(job_rows(client.list_jobs())):
