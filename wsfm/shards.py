@@ -65,7 +65,7 @@ class ShardRecord:
     bytes: int
     sha256: str
     seed: int
-    seconds: float = 0.0  # wall time to make it (the one column that is not reproducible)
+    seconds: float = 0.0  # wall time to make it (not reproducible, nor is node)
     draft_sha256: str = ""  # sha256 of the draft model file the shard was sampled from
     pair: str = "none"  # precomputed coupling: none, nearest, minibatch_ot (idx.npy present)
     node: str = ""  # Ray node id of the task that wrote it ("" outside Ray; not reproducible)

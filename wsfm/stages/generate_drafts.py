@@ -7,7 +7,7 @@ that training does not redo it), writes the tar atomically and then its stats re
 stage is resumable: a shard whose stats record matches its job and whose tar matches the
 record (size, sha256) is kept, every other one is made again; the manifest is assembled from
 the stats records, so a resumed run's manifest equals an uninterrupted run's (all columns but
-the wall-clock ``seconds``).
+the wall-clock ``seconds`` and the ``node`` that made each shard).
 """
 
 from __future__ import annotations
