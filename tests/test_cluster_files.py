@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,34 @@ def test_the_local_scripts_are_executable_and_valid_bash():
         subprocess.run(["bash", "-n", str(path)], check=True)
     assert "ray stop" not in (CLUSTER / "stop-local.sh").read_text().replace(
         "Never `ray stop`", "")
+
+
+@pytest.mark.cluster
+def test_start_local_and_stop_local_start_and_stop_exactly_their_nodes(tmp_path):
+    state = tmp_path / "state"
+    env = {**os.environ, "WSFM_CLUSTER_STATE": str(state), "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    pids: list[list[str]] = []
+    try:
+        start = subprocess.run([str(CLUSTER / "start-local.sh"), "--workers", "1",
+                                "--dashboard-port", "28266"], env=env, text=True,
+                               capture_output=True, timeout=600, check=False)
+        print(start.stdout, start.stderr[-3000:])
+        assert start.returncode == 0 and "Ray is up: 2 nodes" in start.stdout
+        pids = [line.split() for line in (state / "pids").read_text().splitlines()]
+        assert [ip for ip, _ in pids] == ["127.0.0.2", "127.0.0.3"]
+        again = subprocess.run([str(CLUSTER / "start-local.sh")], env=env, text=True,
+                               capture_output=True, timeout=60, check=False)
+        assert again.returncode == 1 and "already running" in again.stderr
+        listed = subprocess.run([sys.executable, "-m", "wsfm.cli", "jobs", "list", "--address",
+                                 "http://127.0.0.2:28266"], env=env, text=True,
+                                capture_output=True, timeout=120, check=False)
+        assert listed.returncode == 0 and "submission id" in listed.stdout
+    finally:
+        stop = subprocess.run([str(CLUSTER / "stop-local.sh")], env=env, text=True,
+                              capture_output=True, timeout=300, check=False)
+        print(stop.stdout, stop.stderr)
+    assert stop.returncode == 0 and stop.stdout.count(": stopped") == 2
+    for _, pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(int(pid), 0)  # the node's whole process group is gone
