@@ -1,8 +1,97 @@
 #!/usr/bin/env bash
-# Start a one-node Ray cluster on this machine (head only), for `wsfm run --address auto`.
-# Stop it with `ray stop`.
+# A multi-node Ray cluster on this machine, for development: a head on 127.0.0.2 and N worker
+# nodes on 127.0.0.3, 127.0.0.4, ... (loopback addresses: Ray keeps them, unlike 127.0.0.1,
+# which it replaces with the interface address). Each node has its own CPUs and the custom
+# resources {"wsfm_node": 1, "wsfm_node_<i>": 1}.
+#
+#   cluster/start-local.sh [--workers N] [--cpus C] [--dashboard-port P]    (defaults 1, 1, 8265)
+#   cluster/stop-local.sh                                                   stops exactly these
+#
+# Each node is one `ray start --block` in its own process group, started in the background;
+# its pid goes to $WSFM_CLUSTER_STATE/pids (default /tmp/wsfm-local-cluster), and the cluster
+# has its own --temp-dir there, so a plain `ray.init()` elsewhere never joins it by accident.
+# Token authentication (Ray's default) stays on: clients need RAY_AUTH_MODE=token, and read
+# the token from ~/.ray/auth_token (the head writes it) or RAY_AUTH_TOKEN.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-"$here/.venv/bin/ray" start --head --num-cpus "${NUM_CPUS:-$(nproc)}" \
-    --include-dashboard=false "$@"
-echo "Ray is up: run pipelines with  .venv/bin/wsfm run pipelines/toy2d.yaml --address auto"
+bin="$here/.venv/bin"
+state="${WSFM_CLUSTER_STATE:-/tmp/wsfm-local-cluster}"
+workers=1 cpus=1 dash=8265
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --workers) workers="$2"; shift 2 ;;
+        --cpus) cpus="$2"; shift 2 ;;
+        --dashboard-port) dash="$2"; shift 2 ;;
+        *) echo "usage: $0 [--workers N] [--cpus C] [--dashboard-port P]" >&2; exit 2 ;;
+    esac
+done
+if [ -s "$state/pids" ]; then
+    while read -r ip pid; do
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "a local cluster is already running (node $ip, pid $pid): cluster/stop-local.sh" >&2
+            exit 1
+        fi
+    done < "$state/pids"
+fi
+rm -rf "$state" && mkdir -p "$state/ray"
+export RAY_AUTH_MODE=token PATH="$bin:$PATH"  # the nodes run jobs' `wsfm run` entrypoints
+
+free_port() {  # a port nothing listens on at address $1
+    "$bin/python" -c 'import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
+}
+ports() {  # every server a node opens gets a free port: Ray's fixed defaults collide between nodes
+    local ip=$1 low
+    low=$(free_port "$ip"); [ "$low" -gt 60000 ] && low=60000
+    echo "--node-manager-port=$(free_port "$ip") --object-manager-port=$(free_port "$ip")" \
+         "--metrics-export-port=$(free_port "$ip") --runtime-env-agent-port=$(free_port "$ip")" \
+         "--dashboard-agent-grpc-port=$(free_port "$ip") --dashboard-agent-listen-port=$(free_port "$ip")" \
+         "--min-worker-port=$low --max-worker-port=$((low + 200))"
+}
+start_node() {  # start_node INDEX IP ARGS...: one `ray start --block` in its own session
+    local i=$1 ip=$2; shift 2
+    # shellcheck disable=SC2046
+    setsid "$bin/ray" start --block --disable-usage-stats --temp-dir="$state/ray" \
+        --node-ip-address="$ip" --num-cpus="$cpus" --num-gpus=0 \
+        --resources="{\"wsfm_node\": 1, \"wsfm_node_$i\": 1}" $(ports "$ip") "$@" \
+        > "$state/node-$i.log" 2>&1 < /dev/null &
+    echo "$ip $!" >> "$state/pids"
+}
+wait_nodes() {  # wait_nodes COUNT: until COUNT nodes are alive (or 300 s)
+    local probe='import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); print(sum(n["Alive"] for n in ray.nodes()))'
+    for _ in $(seq 150); do
+        if [ "$("$bin/python" -c "$probe" "$address" 2>/dev/null | tail -1)" = "$1" ]; then
+            return 0
+        fi
+        sleep 2
+    done
+    echo "the cluster did not reach $1 nodes: see $state/node-*.log; cluster/stop-local.sh" >&2
+    exit 1
+}
+
+head=127.0.0.2
+port=$(free_port $head)
+address="$head:$port"
+echo "$address" > "$state/address"
+echo "http://$head:$dash" > "$state/dashboard"
+start_node 0 $head --head --port="$port" --dashboard-host=$head --dashboard-port="$dash" \
+    --include-dashboard=true --ray-client-server-port="$(free_port $head)"
+wait_nodes 1
+for i in $(seq "$workers"); do
+    start_node "$i" "127.0.0.$((2 + i))" --address="$address"
+done
+wait_nodes $((workers + 1))
+
+cat <<MSG
+Ray is up: $((workers + 1)) nodes ($cpus CPU each), GCS $address, Jobs API http://$head:$dash
+State, logs and pids: $state
+
+  export RAY_AUTH_MODE=token     # every client sends the token in ~/.ray/auth_token
+  # submit a pipeline as a job (the artifact root must be a folder every node sees):
+  .venv/bin/wsfm submit pipelines/toy2d.yaml --profile smoke --address http://$head:$dash \\
+      --home "$here/wsfm-runs" --follow
+  .venv/bin/wsfm jobs list --address http://$head:$dash
+  # or drive it from here:
+  .venv/bin/wsfm run pipelines/toy2d.yaml --profile smoke --address $address
+
+Stop it with: cluster/stop-local.sh
+MSG

@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, help="output .npy file")
     sample.set_defaults(func=_cmd_sample)
 
+    _add_cluster_commands(sub, common)
     shards = sub.add_parser("shards", help="check or summarise a folder of draft shards")
     shards_sub = shards.add_subparsers(dest="shards_command", required=True, metavar="ACTION")
     verify = shards_sub.add_parser("verify", help="check every shard's size and sha256 "
@@ -175,6 +176,47 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(func=_cmd_shards_stats)
     add_commands(sub, common)
     return parser
+
+
+def _add_cluster_commands(sub, common: argparse.ArgumentParser) -> None:
+    """``wsfm submit`` and ``wsfm jobs`` (the logic is in :mod:`wsfm.submit`)."""
+    from wsfm.submit import cmd_jobs, cmd_submit
+
+    address = argparse.ArgumentParser(add_help=False)
+    address.add_argument("--address", help="the head's Jobs API, http://HEAD:8265 (default: "
+                         "$RAY_API_SERVER_ADDRESS, else $RAY_ADDRESS)")
+    submit = sub.add_parser("submit", parents=[common, address],
+                            help="run a pipeline as a Ray job on a cluster")
+    submit.add_argument("pipeline", help="pipeline YAML inside the project, e.g. "
+                        "pipelines/digits.yaml")
+    submit.add_argument("--profile", help="a named profile from the YAML")
+    group = submit.add_mutually_exclusive_group()
+    group.add_argument("--from", dest="from_stage", metavar="STAGE")
+    group.add_argument("--only", metavar="STAGE")
+    group.add_argument("--force", action="store_true")
+    submit.add_argument("--dry-run", action="store_true", help="the job prints the plan")
+    submit.add_argument("--workers", type=int, metavar="N")
+    submit.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None)
+    submit.add_argument("--env", action="append", metavar="KEY=VALUE",
+                        help="another environment variable for the job (repeatable)")
+    submit.add_argument("--submission-id", help="the job's id (default: Ray makes one)")
+    submit.add_argument("--working-dir", type=Path, help="the folder uploaded as the job's "
+                        "working_dir, holding the pipeline file (default: this project)")
+    submit.add_argument("--follow", action="store_true", help="print the job's logs until "
+                        "it ends; exit 0 if it SUCCEEDED, 1 if it FAILED, 130 if STOPPED")
+    submit.set_defaults(func=cmd_submit)
+
+    jobs = sub.add_parser("jobs", help="list, inspect, follow or stop submitted jobs")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    jobs_sub.add_parser("list", parents=[address], help="every submitted job, with its "
+                        "pipeline and profile").set_defaults(func=cmd_jobs)
+    for action, text in (("status", "a job's status"), ("logs", "a job's logs"),
+                         ("stop", "stop a job")):
+        cmd = jobs_sub.add_parser(action, parents=[address], help=text)
+        cmd.add_argument("id", help="the submission id")
+        if action == "logs":
+            cmd.add_argument("--follow", action="store_true", help="until the job ends")
+        cmd.set_defaults(func=cmd_jobs)
 
 
 def main(argv: list[str] | None = None) -> int:

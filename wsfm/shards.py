@@ -65,14 +65,16 @@ class ShardRecord:
     bytes: int
     sha256: str
     seed: int
-    seconds: float = 0.0  # wall time to make it (the one column that is not reproducible)
+    seconds: float = 0.0  # wall time to make it (not reproducible, nor is node)
     draft_sha256: str = ""  # sha256 of the draft model file the shard was sampled from
     pair: str = "none"  # precomputed coupling: none, nearest, minibatch_ot (idx.npy present)
+    node: str = ""  # Ray node id of the task that wrote it ("" outside Ray; not reproducible)
 
 
 _SCHEMA = pa.schema([("shard", pa.string()), ("count", pa.int64()), ("bytes", pa.int64()),
                      ("sha256", pa.string()), ("seed", pa.int64()), ("seconds", pa.float64()),
-                     ("draft_sha256", pa.string()), ("pair", pa.string())])
+                     ("draft_sha256", pa.string()), ("pair", pa.string()),
+                     ("node", pa.string())])
 
 
 def shard_name(index: int) -> str:

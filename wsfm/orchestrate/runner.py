@@ -193,6 +193,9 @@ def _execute(config, store, tracker, parent, plan, where: Location, address, ech
     demands = {name: stage_demand(get_stage(name), config) for name in todo}
     started = _init_ray(config, address)
     try:
+        from wsfm.orchestrate.cluster import check_artifact_root
+
+        check_artifact_root(where.artifacts)  # every node must see it: refuse before running
         total = Demand.from_ray(ray.cluster_resources())
         check_fits(demands, total)  # refused before anything runs
         loop = _Loop(items={item.stage: item for item in plan},

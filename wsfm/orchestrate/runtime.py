@@ -50,8 +50,9 @@ class RayRuntime:
         their output); at the end a :class:`MapError` names every failed item (``str(item)``)
         with its last error.
         """
+        # SPREAD: on a cluster the items go to every node (I/O, memory), not the driver's first.
         task = ray.remote(fn).options(num_cpus=self.num_cpus, max_retries=self.max_retries,
-                                      retry_exceptions=True)
+                                      retry_exceptions=True, scheduling_strategy="SPREAD")
         index = {task.remote(item): i for i, item in enumerate(items)}
         results: list[Any] = [None] * len(items)
         failures: list[str] = []

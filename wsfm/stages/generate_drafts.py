@@ -7,7 +7,7 @@ that training does not redo it), writes the tar atomically and then its stats re
 stage is resumable: a shard whose stats record matches its job and whose tar matches the
 record (size, sha256) is kept, every other one is made again; the manifest is assembled from
 the stats records, so a resumed run's manifest equals an uninterrupted run's (all columns but
-the wall-clock ``seconds``).
+the wall-clock ``seconds`` and the ``node`` that made each shard).
 """
 
 from __future__ import annotations
@@ -80,9 +80,16 @@ def make_shard(job: ShardJob) -> ShardResult:
         size, sha = writer.commit()
     record = ShardRecord(shard_name(job.index), writer.count, size, sha, job.seed,
                          seconds=time.perf_counter() - start, draft_sha256=job.draft_sha256,
-                         pair=job.pair)
+                         pair=job.pair, node=_node_id())
     write_stats(out, job.index, record)
     return ShardResult(record, reused=False, repaired=problem)
+
+
+def _node_id() -> str:
+    """The Ray node this task runs on ("" outside Ray): which node made which shard."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
 
 
 def _earlier_attempt(out: Path, job: ShardJob) -> tuple[ShardRecord | None, str | None]:

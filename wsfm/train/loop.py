@@ -182,6 +182,7 @@ def _finish(spec: TrainSpec, session: Session, engine, ema: EMA | None, state: T
     """Rank 0 writes the weights (EMA and raw, fp32), the DeepSpeed config and the summary."""
     rank, world = session.rank, session.world_size
     rss = _gather([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024], world)
+    nodes = _gather([_node_id()], world)  # where each rank ran
     if rank != 0:
         return
     tc, out = spec.train, Path(spec.out_dir)
@@ -196,13 +197,25 @@ def _finish(spec: TrainSpec, session: Session, engine, ema: EMA | None, state: T
                "seconds": seconds, **monitor.summary(),
                "samples_per_s_wall": ran * tc.batch_size / seconds if ran else float("nan"),
                "torch_threads": torch.get_num_threads(), "peak_rss_mb_max": max(rss),
-               **{f"peak_rss_mb_rank{r}": v for r, v in enumerate(rss)}}
+               **{f"peak_rss_mb_rank{r}": v for r, v in enumerate(rss)},
+               "nodes": nodes}  # Ray node id per rank: ranks on two nodes talked across them
     if not ran:  # resumed after the last step: nothing trained in this attempt
         summary["final_loss"] = state.loss
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
 
 
-def _gather(values: list[float], world: int) -> list[float]:
+def _node_id() -> str:
+    """This worker's Ray node id, or the host name when it runs outside Ray (fit_local)."""
+    import ray
+
+    if ray.is_initialized():
+        return ray.get_runtime_context().get_node_id()
+    import socket
+
+    return socket.gethostname()
+
+
+def _gather(values: list[Any], world: int) -> list[Any]:
     """Every rank's ``values``, concatenated in rank order."""
     if world == 1:
         return values
