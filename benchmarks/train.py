@@ -317,14 +317,16 @@ def _hot_path_section(args: argparse.Namespace, argv: list[str] | None) -> None:
         return
 
     def commit(tree: str) -> str:
-        return subprocess.run(["git", "-C", tree, "log", "-1", "--format=%h %s"],
-                              capture_output=True, text=True).stdout.strip()[:90]
+        done = subprocess.run(["git", "-C", tree, "log", "-1", "--format=%h %s"],
+                              capture_output=True, text=True)
+        return done.stdout.strip()[:90] if done.returncode == 0 else tree  # an export: its path
 
     body = (
         "The pipelines' training loop (toy2d MLP 256x3, cold objective, ZeRO-2, fp32, 1 torch "
         "thread per worker) on two checkouts, alternated run by run: 1 worker in-process "
         "(`fit_local`), 2 workers under Ray Train. Each run is a fresh process; ms/step is "
-        "the run's median step time (`train_summary.json`), wall samples/s the whole loop's "
+        "the run's median step time (`train_summary.json`; since the loop syncs only every "
+        "`log_every` steps, the median of per-window means), wall samples/s the whole loop's "
         "(start-up excluded).\n\n"
         f"- this tree: `{commit(str(ROOT))}`\n- other tree: `{commit(args.hot_path)}`\n\n"
         + table)
