@@ -1,6 +1,11 @@
 """Training throughput, written to the ``train`` section of BENCHMARKS.md.
 
     .venv/bin/python -m benchmarks.train [--steps 300] [--big-steps 80] [--batch 512]
+    .venv/bin/python -m benchmarks.train --hot-path OTHER_TREE [--rounds 3] [--steps 300]
+
+The second form writes the ``train-hot-path`` section instead: the pipelines' loop (1 worker
+in-process, 2 under Ray Train) on this checkout and on another one (e.g. ``git worktree add``
+of an older commit), alternated run by run, for a before/after of a change to the loop.
 
 In one run, for two velocity MLPs (the toy2d net, 256 x 3, and a bigger 1024 x 4 one, whose
 compute makes the fixed per-step overhead visible against real work), the same cold
@@ -15,8 +20,9 @@ objective (noise -> toy2d data), the same global batch and the same optimizer:
 - the peak RSS of each worker (and of the plain loop's process).
 
 Step times are medians over the steps after the first tenth (at most 20 warm-up steps), from
-the loop's own per-step timing; start-up (Ray, DeepSpeed, worker group) and checkpoints are
-left out. The plain loop runs in a fresh subprocess so that its thread count and RSS are its
+the loop's own timing (which knows only each window of ``log_every`` steps between its host
+syncs: each step counts as its window's mean; windows of 25 steps here); start-up (Ray,
+DeepSpeed, worker group) and checkpoints are left out. The plain loop runs in a fresh subprocess so that its thread count and RSS are its
 own, three times (before, between and after the Ray runs): this machine's load drifts.
 """
 
@@ -47,7 +53,7 @@ def _spec(model: ModelConfig, steps: int, batch: int, workers: int, out: str,
           zero_stage: int = 2) -> TrainSpec:
     train = TrainConfig(steps=steps, batch_size=batch, lr=1e-3, warmup_steps=min(20, steps),
                         num_workers=workers, zero_stage=zero_stage, checkpoint_every=0,
-                        log_every=max(1, steps // 2), max_failures=0)
+                        log_every=min(25, steps), max_failures=0)
     return TrainSpec(mode="cold", data=DataConfig(n_train=50000, n_test=1000), flow=FlowConfig(),
                      model=model, train=train, dim=2, out_dir=out)
 
@@ -317,14 +323,16 @@ def _hot_path_section(args: argparse.Namespace, argv: list[str] | None) -> None:
         return
 
     def commit(tree: str) -> str:
-        return subprocess.run(["git", "-C", tree, "log", "-1", "--format=%h %s"],
-                              capture_output=True, text=True).stdout.strip()[:90]
+        done = subprocess.run(["git", "-C", tree, "log", "-1", "--format=%h %s"],
+                              capture_output=True, text=True)
+        return done.stdout.strip()[:90] if done.returncode == 0 else tree  # an export: its path
 
     body = (
         "The pipelines' training loop (toy2d MLP 256x3, cold objective, ZeRO-2, fp32, 1 torch "
         "thread per worker) on two checkouts, alternated run by run: 1 worker in-process "
         "(`fit_local`), 2 workers under Ray Train. Each run is a fresh process; ms/step is "
-        "the run's median step time (`train_summary.json`), wall samples/s the whole loop's "
+        "the run's median step time (`train_summary.json`; since the loop syncs only every "
+        "`log_every` steps, the median of per-window means), wall samples/s the whole loop's "
         "(start-up excluded).\n\n"
         f"- this tree: `{commit(str(ROOT))}`\n- other tree: `{commit(args.hot_path)}`\n\n"
         + table)
