@@ -46,7 +46,7 @@ from wsfm.config import PipelineConfig, load_pipeline
 from wsfm.data.datasets import load_dataset
 from wsfm.data.toy2d import make_toy2d
 from wsfm.metrics import sliced_wasserstein
-from wsfm.stages.base import TrainSpec
+from wsfm.train.spec import TrainSpec
 from wsfm.stages.generate_drafts import ShardJob, make_shard
 from wsfm.train.local import fit_local
 from wsfm.train.objective import FlowObjective, Parameterisation, SVelocity

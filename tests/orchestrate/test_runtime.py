@@ -94,3 +94,22 @@ def test_local_runtime_maps_in_order_and_names_every_failed_item():
 
     with pytest.raises(MapError, match=r"2 of 4 tasks failed.*1: OSError: odd 1.*3: OSError"):
         LocalRuntime().map(odd_fails, [0, 1, 2, 3])
+
+
+def test_local_runtime_trains_a_pipeline_config_in_process(tmp_path, tiny_config):
+    """A pipeline's 2-worker training config trains in this process (one worker, the same
+    global batch) and leaves the stage's files, as on Ray Train."""
+    import json
+
+    from wsfm.orchestrate.local import LocalRuntime
+    from wsfm.train.spec import TrainSpec
+
+    assert tiny_config.train.num_workers == 2
+    spec = TrainSpec(mode="cold", data=tiny_config.data, flow=tiny_config.flow,
+                     model=tiny_config.model, train=tiny_config.train, dim=2,
+                     out_dir=str(tmp_path / "out"))
+    with pytest.warns(UserWarning, match="num_workers=2 is ignored"):
+        summary = LocalRuntime().train(spec)
+    assert summary["steps"] == tiny_config.train.steps and summary["world_size"] == 1
+    written = json.loads((tmp_path / "out" / "train_summary.json").read_text())
+    assert written["world_size"] == 1 and (tmp_path / "out" / "model.pt").is_file()

@@ -17,7 +17,7 @@ import torch
 
 from wsfm.config import DataConfig, FlowConfig, ModelConfig, TrainConfig
 from wsfm.shards import write_shard
-from wsfm.stages.base import TrainSpec
+from wsfm.train.spec import TrainSpec
 from wsfm.train.checkpoint import read_pointer
 from wsfm.train.local import CHECKPOINTS, fit_local
 from wsfm.train.monitor import DIVERGED, Divergence

@@ -63,8 +63,19 @@ class LocalRuntime:
         return results
 
     def train(self, spec: TrainSpec) -> dict[str, float]:
+        """Train in this process: one worker, the same global batch (``batch_size`` split
+        into ``grad_accum`` micro-batches), so the data per rank differs from a
+        ``num_workers``-worker run and the weights are close to, not equal to, Ray's."""
+        import dataclasses
+        import warnings
+
         from wsfm.train.local import fit_local
 
+        if spec.train.num_workers != 1:
+            warnings.warn(f"train.num_workers={spec.train.num_workers} is ignored in-process: "
+                          "one worker trains with the same global batch", stacklevel=2)
+            spec = dataclasses.replace(
+                spec, train=dataclasses.replace(spec.train, num_workers=1, micro_batch=0))
         return fit_local(spec)
 
     def publish(self, release: ModelRelease) -> dict[str, str]:

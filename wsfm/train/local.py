@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from wsfm.stages.base import TrainSpec
+from wsfm.train.spec import TrainSpec
 
 __all__ = ["CHECKPOINTS", "fit_local"]
 
