@@ -84,7 +84,7 @@ def _section(cls: type) -> type:
         except ValidationError as exc:
             raise ConfigError(_describe(exc, cls)) from None
 
-    cls.__init__ = __init__
+    setattr(cls, "__init__", __init__)  # noqa: B010  # replaces the generated one
     return cls
 
 
@@ -354,7 +354,9 @@ class PipelineConfig:
 
 def to_dict(obj: Any) -> Any:
     """A config (or part of one) as plain JSON-able data."""
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return obj
 
 
 def load_pipeline(path: str | Path, profile: str | None = None) -> PipelineConfig:

@@ -75,8 +75,10 @@ class ShardReader(torch.utils.data.IterableDataset):
             share = self.epoch_batches // workers + (worker < self.epoch_batches % workers)
             batches = itertools.islice(batches, share)
         for cols in batches:
-            tensors = tuple(torch.from_numpy(c) for c in cols)
-            yield tensors if self.with_index else tensors[0]
+            if self.with_index:
+                yield torch.from_numpy(cols[0]), torch.from_numpy(cols[1])
+            else:
+                yield torch.from_numpy(cols[0])
 
 
 def shard_batches(urls: Sequence[str], batch_size: int, **kwargs
@@ -147,7 +149,8 @@ class _RowQueue:
     """Rows of a stream of blocks, taken ``n`` at a time."""
 
     def __init__(self, blocks: Iterator[list[np.ndarray]]):
-        self.blocks, self.parts, self.rows = blocks, [], 0
+        self.blocks, self.rows = blocks, 0
+        self.parts: list[list[np.ndarray]] = []
 
     def take(self, n: int) -> list[np.ndarray]:
         while self.rows < n:

@@ -153,7 +153,8 @@ def _strip_docstrings(tree: ast.Module) -> ast.Module:
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list):
-            node.body = [s for s in body if not (isinstance(s, ast.Expr)
-                                                 and isinstance(s.value, ast.Constant)
-                                                 and isinstance(s.value.value, str))]
+            kept = [s for s in body if not (isinstance(s, ast.Expr)
+                                            and isinstance(s.value, ast.Constant)
+                                            and isinstance(s.value.value, str))]
+            setattr(node, "body", kept)  # the node types that have a body
     return tree

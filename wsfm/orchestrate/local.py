@@ -74,8 +74,9 @@ class LocalRuntime:
         if spec.train.num_workers != 1:
             warnings.warn(f"train.num_workers={spec.train.num_workers} is ignored in-process: "
                           "one worker trains with the same global batch", stacklevel=2)
-            spec = dataclasses.replace(
-                spec, train=dataclasses.replace(spec.train, num_workers=1, micro_batch=0))
+            train = dataclasses.replace(spec.train, num_workers=1,  # type: ignore[type-var]
+                                        micro_batch=0)  # a pydantic dataclass
+            spec = dataclasses.replace(spec, train=train)
         return fit_local(spec)
 
     def publish(self, release: ModelRelease) -> dict[str, str]:

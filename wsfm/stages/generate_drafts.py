@@ -70,6 +70,7 @@ def make_shard(job: ShardJob) -> ShardResult:
     out = Path(job.out_dir)
     old, problem = _earlier_attempt(out, job)
     if problem is None:
+        assert old is not None  # complete means its record is there
         return ShardResult(old, reused=True)
     (out / stats_name(job.index)).unlink(missing_ok=True)  # the record must come after the tar
     start = time.perf_counter()
@@ -167,8 +168,9 @@ def generate_drafts(ctx: StageContext) -> StageResult:
     finally:
         _remove_temporaries(ctx.out)  # left by tasks whose worker died mid-write
     seconds = time.perf_counter() - start
-    records = [read_stats(ctx.out, job.index) for job in jobs]
-    assert records == [r.record for r in results], "stats records differ from the tasks' results"
+    records = [r.record for r in results]
+    assert records == [read_stats(ctx.out, job.index) for job in jobs], \
+        "stats records differ from the tasks' results"
     write_manifest(ctx.out, records)
     repaired = [r.repaired for r in results if r.repaired]
     for line in repaired:

@@ -66,7 +66,7 @@ def lr_lambda(train: TrainConfig) -> Callable[[int], float]:
 
 def build_optimizer(train: TrainConfig, params) -> torch.optim.Optimizer:
     """AdamW: torch's on CPU; on GPU DeepSpeed's fused Adam when its op builds."""
-    kwargs = {"lr": train.lr, "weight_decay": train.weight_decay}
+    kwargs: dict[str, Any] = {"lr": train.lr, "weight_decay": train.weight_decay}
     if not train.use_gpu:
         return torch.optim.AdamW(params, **kwargs)
     params = list(params)

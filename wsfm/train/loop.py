@@ -189,6 +189,7 @@ def _finish(spec: TrainSpec, session: Session, engine, ema: EMA | None, state: T
     with session.checkpoint(checkpoint_name(tc.steps)) as folder:
         raw = consolidated_state_dict(engine, tc, os.path.join(folder, DEEPSPEED))
     torch.save(raw, out / "model_raw.pt")
+    assert ema is not None  # rank 0 keeps the EMA
     torch.save(ema.weights(raw), out / "model.pt")
     (out / "deepspeed_config.json").write_text(json.dumps(deepspeed_config(tc, world), indent=2))
     ran = tc.steps - start
