@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from wsfm.config import DataConfig, FlowConfig, ModelConfig, TrainConfig
-from wsfm.shards import write_shard
+from tests.helpers import write_shard
 from wsfm.train.spec import TrainSpec
 from wsfm.train.checkpoint import read_pointer
 from wsfm.train.local import CHECKPOINTS, fit_local
