@@ -278,7 +278,8 @@ def _collect(loop: _Loop, ref, store, tracker, echo, board: StageBoard,
             for line in stage_tail(log_path, name, 10):
                 echo(f"    | {line}")
             echo(f"    (the full traceback: {log_path})")
-            print(f"{name} failed:\n{exc}", file=sys.stderr, flush=True)  # into the log
+            trace = "".join(traceback.format_exception(exc))  # the remote trace is in it
+            print(f"{name} failed:\n{trace}", file=sys.stderr, flush=True)  # into the log
         return
     tracker.log(run_id, params=record.get("params"), metrics=record["metrics"],
                 tags=record.get("tags"))

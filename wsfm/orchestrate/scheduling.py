@@ -73,11 +73,14 @@ def stage_demand(spec: StageSpec, config: PipelineConfig) -> Demand:
 
 
 def check_fits(demands: Mapping[str, Demand], total: Demand) -> None:
-    """Raise ValueError naming every stage that needs more than the cluster has in all."""
+    """Raise a :class:`~wsfm.errors.UserError` naming every stage that needs more than the
+    cluster has in all."""
     too_big = [f"{name} needs {d.describe()}" for name, d in demands.items()
                if not d.fits_in(total)]
     if too_big:
-        raise ValueError(f"{'; '.join(too_big)} at a time, but the cluster has "
+        from wsfm.errors import UserError
+
+        raise UserError(f"{'; '.join(too_big)} at a time, but the cluster has "
                          f"{total.describe()} in all, so it could never start. Lower "
                          "train.num_workers (--workers) or resources.<stage>, or join a bigger "
                          "cluster (--address)")
