@@ -1,4 +1,5 @@
-"""MLflow adapter: the run tree, rank-0 training metrics and the registered pyfunc model.
+"""MLflow adapter: the run tree, rank-0 training metrics and the registered pyfunc model
+(``wsfm/serving.py``, logged as code) with the champion rule of ``wsfm.registry``.
 
 One parent run per pipeline invocation, one child run per stage. The store defaults to a
 SQLite file under the working folder (``MLFLOW_TRACKING_URI`` points elsewhere, a server say).
@@ -8,18 +9,27 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema, TensorSpec
+
+from wsfm.registry import Score, decide
+from wsfm.stages.base import ModelRelease
 
 __all__ = [
     "CHAMPION",
     "Tracker",
-    "WSFMPyfunc",
+    "champion_score",
+    "log_model",
+    "model_signature",
     "flatten",
     "log_step_metrics",
     "publish_model",
@@ -95,57 +105,85 @@ def log_step_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int
                                                  for k, v in metrics.items()])
 
 
-class WSFMPyfunc(mlflow.pyfunc.PythonModel):
-    """Draft + refiner + t0 + solver; ``predict({"n": 16, "seed": 0, "steps": None})``."""
-
-    def load_context(self, context) -> None:
-        from wsfm.bundle import load_bundle
-
-        self.sampler = load_bundle(context.artifacts["bundle"])
-
-    def predict(self, context, model_input, params=None) -> np.ndarray:
-        request = _request(model_input)
-        steps = request.get("steps")
-        samples, _ = self.sampler.sample(int(request.get("n", 16)), int(request.get("seed", 0)),
-                                         steps=None if steps is None else int(steps))
-        return samples
+def model_signature(settings) -> ModelSignature:
+    """The request table (``wsfm.serving``) and the answer's shape for this bundle's kind."""
+    inputs = Schema([ColSpec("long", "n"), ColSpec("long", "seed"),
+                     ColSpec("double", "t0", required=False),
+                     ColSpec("long", "steps", required=False),
+                     ColSpec("string", "method", required=False)])
+    if settings.kind == "text":
+        outputs = Schema([ColSpec("string")])
+    else:
+        shape = settings.shape if settings.kind == "image" else (settings.dim,)
+        outputs = Schema([TensorSpec(np.dtype(np.float32), (-1, *shape))])
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def _request(model_input: Any) -> dict[str, Any]:
-    if hasattr(model_input, "to_dict"):  # a DataFrame: one request per frame, first row
-        records = model_input.to_dict(orient="records")
-        if not records:
-            raise ValueError("empty request")
-        model_input = records[0]
-    if not isinstance(model_input, dict):
-        raise ValueError(f"expected a mapping like {{'n': 16}}, got {type(model_input).__name__}")
-    unknown = set(model_input) - {"n", "seed", "steps"}
-    if unknown:
-        raise ValueError(f"unknown request keys {sorted(unknown)} (known: n, seed, steps)")
-    return {k: v for k, v in model_input.items() if v is not None and v == v}  # drop NaN
-
-
-def publish_model(uri: str, run_id: str, bundle: Path, model_name: str,
-                  champion: bool) -> dict[str, str]:
-    """Log ``bundle`` as a pyfunc model in ``run_id``, register it, maybe alias it."""
+def _requirements() -> list[str]:
+    """What the model needs beyond the ``wsfm`` package itself (installed beside it)."""
+    import pandas
     import torch
 
-    import wsfm
+    return [f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
+            f"numpy=={np.__version__}", f"pandas=={pandas.__version__}", "scikit-learn"]
+
+
+def log_model(uri: str, run_id: str, bundle: Path, model_name: str):
+    """Log ``bundle`` as a models-from-code pyfunc (``wsfm/serving.py``: nothing pickled)
+    with its signature and an input example, and register it as ``model_name``."""
+    import pandas as pd
+
+    from wsfm import serving
+    from wsfm.bundle import read_settings
 
     mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pyfunc.log_model(
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        # MLflow 3.17 itself compares the example's column index with a range() when it
+        # writes the example (mlflow/models/utils.py), which pandas >= 3 deprecates; nothing
+        # in our call can avoid it.
+        warnings.filterwarnings("ignore", message="Operation with range is deprecated",
+                                module=r"mlflow\.models\.utils")
+        return mlflow.pyfunc.log_model(
             name="model",
-            python_model=WSFMPyfunc(),
+            python_model=serving.__file__,
             artifacts={"bundle": str(bundle)},
-            code_paths=[str(Path(wsfm.__file__).parent)],
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy",
-                              "scikit-learn", "mlflow"],
+            signature=model_signature(read_settings(bundle)),
+            input_example=pd.DataFrame({"n": [4], "seed": [0]}),
+            pip_requirements=_requirements(),
             registered_model_name=model_name,
         )
-    version = str(info.registered_model_version)
+
+
+def champion_score(client: MlflowClient, name: str) -> tuple[str | None, Score | None]:
+    """The current champion's version and recorded score (None, None without a champion)."""
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None, None
+        raise
+    return str(version.version), Score.from_tags(version.tags)
+
+
+def publish_model(uri: str, run_id: str, release: ModelRelease) -> dict[str, str]:
+    """Log and register ``release``; move ``champion`` to it when ``wsfm.registry.decide``
+    says so. The score, the decision and the numbers behind it are tagged on the version."""
     client = MlflowClient(uri)
-    if champion:
-        client.set_registered_model_alias(model_name, CHAMPION, version)
-    return {"model_name": model_name, "model_version": version,
-            "model_alias": CHAMPION if champion else ""}
+    previous, previous_score = champion_score(client, release.name)
+    info = log_model(uri, run_id, release.bundle, release.name)
+    version = str(info.registered_model_version)
+    decision = decide(release.score, release.gates_passed, previous_score, previous)
+    tags = {**release.tags, **(release.score.tags() if release.score else {}),
+            "wsfm.gates_passed": str(release.gates_passed).lower(),
+            "wsfm.decision": "promoted" if decision.promote else "kept",
+            "wsfm.decision_reason": decision.reason,
+            "wsfm.previous_champion": previous or ""}
+    if previous_score is not None:
+        tags.update(previous_score.tags("wsfm.previous_"))
+    for key, value in tags.items():
+        client.set_model_version_tag(release.name, version, key, value)
+    if decision.promote:
+        client.set_registered_model_alias(release.name, CHAMPION, version)
+    return {"model_name": release.name, "model_version": version,
+            "model_alias": CHAMPION if decision.promote else "",
+            "champion_decision": decision.reason}

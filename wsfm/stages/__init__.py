@@ -25,7 +25,7 @@ STAGES: tuple[StageSpec, ...] = (
               ("pretrain_draft", "train_refiner", "train_baseline", "fit_evaluator"),
               ("flow", "model", "evaluate")),
     StageSpec("register", register, ("pretrain_draft", "train_refiner", "evaluate"),
-              ("task", "flow", "evaluate", "gates", "model")),
+              ("task", "flow", "evaluate", "gates", "model"), version=2),
 )
 
 
