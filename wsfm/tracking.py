@@ -7,6 +7,7 @@ SQLite file under the working folder (``MLFLOW_TRACKING_URI`` points elsewhere, 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import warnings
@@ -28,6 +29,11 @@ __all__ = [
     "CHAMPION",
     "Tracker",
     "champion_score",
+    "check_tracking_server",
+    "git_state",
+    "log_manifest_input",
+    "redact",
+    "start_system_metrics",
     "log_model",
     "model_signature",
     "flatten",
@@ -38,7 +44,14 @@ __all__ = [
 
 CHAMPION = "champion"
 _MAX_PARAM = 6000
-_MAX_ARTIFACT_BYTES = 20 * 1024 * 1024  # big shard tars stay in the artifact store
+# Outputs logged as links (``links.json``: where they live, their size), not copied: shards,
+# training checkpoints and anything big. They already sit in the artifact store.
+_LINK_BYTES = 5 * 1024 * 1024
+_LINK_PATTERNS = ("*.tar", "model_raw.pt", "checkpoint*", "*.ckpt")
+SYSTEM_METRICS_STAGES = ("train_refiner", "train_baseline")
+DRAFTS_STAGE = "generate_drafts"  # its manifest is the dataset input of train_refiner
+HEADLINE = ("cold_quality", "warm_quality", "draft_quality", "reference", "speedup_nfe",
+            "speedup_wall")
 
 
 def tracking_uri(home: Path) -> str:
@@ -60,6 +73,7 @@ class Tracker:
     def __init__(self, uri: str, experiment: str, artifact_root: Path | None = None):
         self.uri = uri
         self.client = MlflowClient(uri)
+        self._monitors: dict[str, Any] = {}  # run id -> its system metrics monitor
         exp = self.client.get_experiment_by_name(experiment)
         if exp is not None:
             self.experiment_id = exp.experiment_id
@@ -87,16 +101,127 @@ class Tracker:
         )
 
     def log_files(self, run_id: str, folder: Path) -> None:
-        """Log the stage's files, leaving out files too big to copy (shards)."""
-        for path in sorted(Path(folder).rglob("*")):
-            if path.is_file() and path.stat().st_size <= _MAX_ARTIFACT_BYTES:
-                rel = path.parent.relative_to(folder)
+        """Log the stage's small files; big ones (shards, checkpoints) as links in
+        ``links.json`` (``{relative path: {"uri", "bytes"}}``), not copied."""
+        folder = Path(folder)
+        links = {}
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file():
+                continue
+            rel = path.relative_to(folder)
+            if _is_large(rel, path.stat().st_size):
+                links[str(rel)] = {"uri": path.resolve().as_uri(), "bytes": path.stat().st_size}
+            else:
                 self.client.log_artifact(run_id, str(path),
-                                         None if str(rel) == "." else str(rel))
+                                         None if str(rel.parent) == "." else str(rel.parent))
+        if links:
+            self.client.log_dict(run_id, links, "links.json")
+            self.log(run_id, tags={"wsfm.linked_files": str(len(links))})
 
     def finish(self, run_id: str, ok: bool) -> None:
+        monitor = self._monitors.pop(run_id, None)
         status = RunStatus.FINISHED if ok else RunStatus.FAILED
         self.client.set_terminated(run_id, RunStatus.to_string(status))
+        if monitor is not None:
+            monitor.finish()
+
+    def log_source(self, run_id: str, pipeline_file: str | Path, config: Any) -> None:
+        """The parent run's provenance: git commit and dirty flag of the code that ran, the
+        pipeline YAML (artifact ``pipeline/``) and the resolved config (``config.json``)."""
+        from wsfm.config import to_dict
+
+        self.log(run_id, tags=git_state(Path(__file__).parent))
+        if pipeline_file and Path(pipeline_file).is_file():
+            self.client.log_artifact(run_id, str(pipeline_file), "pipeline")
+        self.client.log_dict(run_id, to_dict(config), "config.json")
+
+    def stage_started(self, run_id: str, stage: str, inputs: dict[str, str]) -> None:
+        """A stage's run before its work: system metrics for the training stages, and the
+        draft manifest as the dataset input of the stage that reads the drafts."""
+        if stage in SYSTEM_METRICS_STAGES:
+            self._monitors[run_id] = start_system_metrics(self.uri, run_id)
+        if DRAFTS_STAGE in inputs:
+            log_manifest_input(self.client, run_id, Path(inputs[DRAFTS_STAGE]))
+
+    def log_headline(self, run_id: str, evaluated: Path | None) -> None:
+        """The evaluation's headline numbers as the parent run's metrics and its plots as
+        images, so that the runs table compares pipelines at a glance."""
+        report_file = Path(evaluated or "") / "metrics.json"
+        if evaluated is None or not report_file.is_file():
+            return
+        report = json.loads(report_file.read_text())
+        rows = report["rows"]
+        cold = max((r for r in rows if r["method"] == "cold"), key=lambda r: r["nfe"])
+        warm = next(r for r in rows if r["method"].startswith("warm") and r["t0"] == report["t0"])
+        numbers = {"cold_quality": cold["quality"], "warm_quality": warm["quality"],
+                   "draft_quality": rows[0]["quality"], **report}
+        self.log(run_id, metrics={f"eval/{k}": float(numbers[k]) for k in HEADLINE
+                                  if isinstance(numbers.get(k), (int, float))},
+                 tags={"wsfm.metric": str(report.get("metric", ""))})
+        for name in ("samples.png", "quality_vs_nfe.png"):
+            if (Path(evaluated) / name).is_file():
+                from PIL import Image
+
+                with Image.open(Path(evaluated) / name) as image:
+                    self.client.log_image(run_id, image.convert("RGB"), f"plots/{name}")
+
+
+def _is_large(rel: Path, size: int) -> bool:
+    """A file to link rather than copy: big, or a shard or checkpoint (by name or folder)."""
+    from fnmatch import fnmatch
+
+    return size > _LINK_BYTES or any(fnmatch(part, pattern) for part in rel.parts
+                                     for pattern in _LINK_PATTERNS)
+
+
+def git_state(path: Path) -> dict[str, str]:
+    """``mlflow.source.git.commit`` and ``wsfm.git_dirty`` of the checkout holding ``path``
+    ("unknown" outside a git checkout, an installed package say)."""
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(["git", "-C", str(path), *args], capture_output=True,
+                                  text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"mlflow.source.git.commit": "unknown", "wsfm.git_dirty": "unknown"}
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"mlflow.source.git.commit": commit,
+            "wsfm.git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower()}
+
+
+def start_system_metrics(uri: str, run_id: str):
+    """CPU, memory, disk, network (and GPU where present) of this machine into ``run_id``
+    every few seconds, until the run ends (``SystemMetricsMonitor.finish``)."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=2, tracking_uri=uri)
+    monitor.start()
+    return monitor
+
+
+def log_manifest_input(client: MlflowClient, run_id: str, drafts: Path) -> None:
+    """The draft shards' manifest as an MLflow dataset input of ``run_id``; its digest is
+    the manifest file's sha256 (first 32 hex digits: ``sha256sum manifest.parquet``)."""
+    import hashlib
+
+    import pandas as pd
+    from mlflow.entities import DatasetInput, InputTag
+
+    manifest = drafts / "manifest.parquet"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{drafts} has no manifest.parquet to log as the drafts input")
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:32]
+    dataset = mlflow.data.from_pandas(pd.read_parquet(manifest),
+                                      source=manifest.resolve().as_uri(), name="drafts",
+                                      digest=digest)
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[
+        InputTag("mlflow.data.context", "training")])])
 
 
 def log_step_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
@@ -187,3 +312,47 @@ def publish_model(uri: str, run_id: str, release: ModelRelease) -> dict[str, str
     return {"model_name": release.name, "model_version": version,
             "model_alias": CHAMPION if decision.promote else "",
             "champion_decision": decision.reason}
+
+
+def redact(uri: str) -> str:
+    """``uri`` without any ``user:password@`` part, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_tracking_server(uri: str, timeout: float = 15.0) -> None:
+    """For an HTTP tracking URI: one request with the credentials of
+    ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``; a server that is down or
+    refuses them raises ``wsfm.errors.UserError`` (one line, no credential in it). A local
+    store (``sqlite:``, a folder) needs no check."""
+    import requests
+
+    from wsfm.errors import UserError
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    auth = (user, password) if user and password else None
+    shown = redact(uri)
+    try:
+        reply = requests.get(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search",
+                             params={"max_results": 1}, auth=auth, timeout=timeout)
+    except requests.RequestException as exc:
+        raise UserError(f"MLflow tracking server {shown} (MLFLOW_TRACKING_URI) cannot be "
+                        f"reached: {type(exc).__name__}; start it, or unset "
+                        "MLFLOW_TRACKING_URI to use the local store") from None
+    if reply.status_code in (401, 403):
+        who = f"user {user!r}" if user else "no credentials"
+        raise UserError(f"MLflow tracking server {shown} refused {who} (HTTP "
+                        f"{reply.status_code}): set MLFLOW_TRACKING_USERNAME and "
+                        "MLFLOW_TRACKING_PASSWORD to an account it knows")
+    if reply.status_code >= 400:
+        raise UserError(f"MLflow tracking server {shown} answered HTTP {reply.status_code} "
+                        "to a search for experiments: is MLFLOW_TRACKING_URI an MLflow server?")

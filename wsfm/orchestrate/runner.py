@@ -83,6 +83,10 @@ def run_pipeline(config: PipelineConfig, *, home: Path, pipeline_file: str = "",
     if config.data.kind in USER_KINDS:
         load_dataset(config.data)  # users' data is validated before anything runs or is made
     home = Path(home).resolve()
+    if not dry_run:  # a tracking server that is down or refuses us: one error, before any work
+        from wsfm.tracking import check_tracking_server, tracking_uri
+
+        check_tracking_server(tracking_uri(home))
     store = ArtifactStore(home / "artifacts", config.name)
     plan = make_plan(STAGES, config, store, force=force, from_stage=from_stage, only=only)
     if dry_run:
@@ -96,6 +100,7 @@ def run_pipeline(config: PipelineConfig, *, home: Path, pipeline_file: str = "",
     parent = tracker.start_run(config.name, tags={"wsfm.pipeline_file": pipeline_file,
                                                   "wsfm.profile": profile or "default"})
     tracker.log(parent, params=to_dict(config))
+    tracker.log_source(parent, pipeline_file, config)
     outcomes = _record_cached(tracker, parent, store, plan, echo)
     todo = [item for item in plan if item.action == "run"]
     if todo:
@@ -105,6 +110,8 @@ def run_pipeline(config: PipelineConfig, *, home: Path, pipeline_file: str = "",
     order = [s.name for s in STAGES]
     outcomes.sort(key=lambda o: order.index(o.stage))
     summary = RunSummary(config.name, parent, outcomes, plan)
+    evaluated = [store.path(i.stage, i.fingerprint) for i in plan if i.stage == "evaluate"]
+    tracker.log_headline(parent, evaluated[0] if evaluated else None)
     tracker.finish(parent, summary.ok)
     _print_table(summary, echo)
     return summary
@@ -230,6 +237,7 @@ def _submit(config, store, tracker, parent, items, name, home):
                          max_retries=res.max_retries,
                          progress_path=str(store.partial(name, item.fingerprint) / SNAPSHOT))
     inputs = {d: str(store.path(d, items[d].fingerprint)) for d in spec.deps}
+    tracker.stage_started(run_id, name, inputs)
     record = {"mlflow_run_id": run_id, "version": spec.version,
               "inputs": {d: items[d].fingerprint for d in spec.deps}}
     task = ray.remote(execute_stage).options(num_cpus=res.num_cpus, num_gpus=res.num_gpus,
