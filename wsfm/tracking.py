@@ -153,8 +153,9 @@ class Tracker:
         rows = report["rows"]
         cold = max((r for r in rows if r["method"] == "cold"), key=lambda r: r["nfe"])
         warm = next(r for r in rows if r["method"].startswith("warm") and r["t0"] == report["t0"])
-        numbers = {"cold_quality": cold["quality"], "warm_quality": warm["quality"],
-                   "draft_quality": rows[0]["quality"], **report}
+        draft = next((r for r in rows if r["method"] == "draft"), {})
+        numbers = {**report, "cold_quality": cold["quality"], "warm_quality": warm["quality"],
+                   "draft_quality": draft.get("quality")}
         self.log(run_id, metrics={f"eval/{k}": float(numbers[k]) for k in HEADLINE
                                   if isinstance(numbers.get(k), (int, float))},
                  tags={"wsfm.metric": str(report.get("metric", ""))})
