@@ -1,8 +1,13 @@
 """MLflow adapter: the run tree, rank-0 training metrics and the registered pyfunc model
 (``wsfm/serving.py``, logged as code) with the champion rule of ``wsfm.registry``.
 
-One parent run per pipeline invocation, one child run per stage. The store defaults to a
-SQLite file under the working folder (``MLFLOW_TRACKING_URI`` points elsewhere, a server say).
+One parent run per pipeline invocation (git state, pipeline YAML, resolved config, the
+evaluation's headline numbers and plots), one child run per stage (params, metrics, small
+files; shards and checkpoints as links; system metrics and the drafts dataset input for the
+training stages). The store defaults to a SQLite file under the working folder
+(``MLFLOW_TRACKING_URI`` points elsewhere, a server say: :func:`check_tracking_server`).
+Credentials stay in the environment (``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD``); nothing
+here logs or prints them.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -23,22 +28,24 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema, TensorSpec
 
 from wsfm.registry import Score, decide
-from wsfm.stages.base import ModelRelease
+
+if TYPE_CHECKING:
+    from wsfm.stages.base import ModelRelease
 
 __all__ = [
     "CHAMPION",
     "Tracker",
     "champion_score",
     "check_tracking_server",
+    "flatten",
     "git_state",
     "log_manifest_input",
+    "log_model",
+    "log_step_metrics",
+    "model_signature",
+    "publish_model",
     "redact",
     "start_system_metrics",
-    "log_model",
-    "model_signature",
-    "flatten",
-    "log_step_metrics",
-    "publish_model",
     "tracking_uri",
 ]
 
