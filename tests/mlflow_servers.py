@@ -74,7 +74,10 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    """No MLflow settings of this process; this venv's scripts (uvicorn, gunicorn) first on
+    PATH, as the servers start them by name."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
 
 
 @contextmanager
