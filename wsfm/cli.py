@@ -50,28 +50,9 @@ def _train_overrides(config, *, workers: int | None, gpu: bool | None):
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    import mlflow
-    import numpy as np
+    from wsfm.models_cli import cmd_sample
 
-    from wsfm.orchestrate.storage import locate
-
-    from mlflow.exceptions import MlflowException
-
-    from wsfm.errors import InputNotFound
-
-    mlflow.set_tracking_uri(locate(_home(args.home)).mlflow_uri)
-    try:
-        model = mlflow.pyfunc.load_model(args.model)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        raise InputNotFound(f"no model {args.model} in {mlflow.get_tracking_uri()}: "
-                            f"{exc.message}") from exc
-    samples = model.predict({"n": args.n, "seed": args.seed, "steps": args.steps})
-    np.save(args.out, np.asarray(samples))
-    print(f"wrote {len(samples)} samples of shape {tuple(np.asarray(samples).shape[1:])} "
-          f"to {args.out}")
-    return 0
+    return cmd_sample(args, _home(args.home))
 
 
 def _cmd_shards_verify(args: argparse.Namespace) -> int:
@@ -157,10 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("-n", type=int, default=1000, help="number of samples")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--steps", type=int, help="solver steps (default: the model's t0 and h)")
-    sample.add_argument("--out", required=True, help="output .npy file")
+    sample.add_argument("--t0", type=float, help="start time (default: the model's)")
+    sample.add_argument("--method", help="ODE method, e.g. heun (default: the model's)")
+    sample.add_argument("--out", required=True, help="vectors: .npy; images: .npy and a .png "
+                        "grid beside it; text: a text file, one sample per line")
     sample.set_defaults(func=_cmd_sample)
 
     _add_cluster_commands(sub, common)
+
+    from wsfm.models_cli import add_models_command
+
+    add_models_command(sub, common, _home)
+
     shards = sub.add_parser("shards", help="check or summarise a folder of draft shards")
     shards_sub = shards.add_subparsers(dest="shards_command", required=True, metavar="ACTION")
     verify = shards_sub.add_parser("verify", help="check every shard's size and sha256 "

@@ -1,34 +1,64 @@
-"""MLflow adapter: the run tree, rank-0 training metrics and the registered pyfunc model.
+"""MLflow adapter: the run tree, rank-0 training metrics and the registered pyfunc model
+(``wsfm/serving.py``, logged as code) with the champion rule of ``wsfm.registry``.
 
-One parent run per pipeline invocation, one child run per stage. The store defaults to a
-SQLite file under the working folder (``MLFLOW_TRACKING_URI`` points elsewhere, a server say).
+One parent run per pipeline invocation (git state, pipeline YAML, resolved config, the
+evaluation's headline numbers and plots), one child run per stage (params, metrics, small
+files; shards and checkpoints as links; system metrics and the drafts dataset input for the
+training stages). The store defaults to a SQLite file under the working folder
+(``MLFLOW_TRACKING_URI`` points elsewhere, a server say: :func:`check_tracking_server`).
+Credentials stay in the environment (``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD``); nothing
+here logs or prints them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema, TensorSpec
+
+from wsfm.registry import Score, decide
+
+if TYPE_CHECKING:
+    from wsfm.stages.base import ModelRelease
 
 __all__ = [
     "CHAMPION",
     "Tracker",
-    "WSFMPyfunc",
+    "champion_score",
+    "check_tracking_server",
     "flatten",
+    "git_state",
+    "log_manifest_input",
+    "log_model",
     "log_step_metrics",
+    "model_signature",
     "publish_model",
+    "redact",
+    "start_system_metrics",
     "tracking_uri",
 ]
 
 CHAMPION = "champion"
 _MAX_PARAM = 6000
-_MAX_ARTIFACT_BYTES = 20 * 1024 * 1024  # big shard tars stay in the artifact store
+# Outputs logged as links (``links.json``: where they live, their size), not copied: shards,
+# training checkpoints and anything big. They already sit in the artifact store.
+_LINK_BYTES = 5 * 1024 * 1024
+_LINK_PATTERNS = ("*.tar", "model_raw.pt", "checkpoint*", "*.ckpt")
+SYSTEM_METRICS_STAGES = ("train_refiner", "train_baseline")
+DRAFTS_STAGE = "generate_drafts"  # its manifest is the dataset input of train_refiner
+HEADLINE = ("cold_quality", "warm_quality", "draft_quality", "reference", "speedup_nfe",
+            "speedup_wall")
 
 
 def tracking_uri(home: Path) -> str:
@@ -50,6 +80,7 @@ class Tracker:
     def __init__(self, uri: str, experiment: str, artifact_root: Path | None = None):
         self.uri = uri
         self.client = MlflowClient(uri)
+        self._monitors: dict[str, Any] = {}  # run id -> its system metrics monitor
         exp = self.client.get_experiment_by_name(experiment)
         if exp is not None:
             self.experiment_id = exp.experiment_id
@@ -77,16 +108,128 @@ class Tracker:
         )
 
     def log_files(self, run_id: str, folder: Path) -> None:
-        """Log the stage's files, leaving out files too big to copy (shards)."""
-        for path in sorted(Path(folder).rglob("*")):
-            if path.is_file() and path.stat().st_size <= _MAX_ARTIFACT_BYTES:
-                rel = path.parent.relative_to(folder)
+        """Log the stage's small files; big ones (shards, checkpoints) as links in
+        ``links.json`` (``{relative path: {"uri", "bytes"}}``), not copied."""
+        folder = Path(folder)
+        links = {}
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file():
+                continue
+            rel = path.relative_to(folder)
+            if _is_large(rel, path.stat().st_size):
+                links[str(rel)] = {"uri": path.resolve().as_uri(), "bytes": path.stat().st_size}
+            else:
                 self.client.log_artifact(run_id, str(path),
-                                         None if str(rel) == "." else str(rel))
+                                         None if str(rel.parent) == "." else str(rel.parent))
+        if links:
+            self.client.log_dict(run_id, links, "links.json")
+            self.log(run_id, tags={"wsfm.linked_files": str(len(links))})
 
     def finish(self, run_id: str, ok: bool) -> None:
+        monitor = self._monitors.pop(run_id, None)
         status = RunStatus.FINISHED if ok else RunStatus.FAILED
         self.client.set_terminated(run_id, RunStatus.to_string(status))
+        if monitor is not None:
+            monitor.finish()
+
+    def log_source(self, run_id: str, pipeline_file: str | Path, config: Any) -> None:
+        """The parent run's provenance: git commit and dirty flag of the code that ran, the
+        pipeline YAML (artifact ``pipeline/``) and the resolved config (``config.json``)."""
+        from wsfm.config import to_dict
+
+        self.log(run_id, tags=git_state(Path(__file__).parent))
+        if pipeline_file and Path(pipeline_file).is_file():
+            self.client.log_artifact(run_id, str(pipeline_file), "pipeline")
+        self.client.log_dict(run_id, to_dict(config), "config.json")
+
+    def stage_started(self, run_id: str, stage: str, inputs: dict[str, str]) -> None:
+        """A stage's run before its work: system metrics for the training stages, and the
+        draft manifest as the dataset input of the stage that reads the drafts."""
+        if stage in SYSTEM_METRICS_STAGES:
+            self._monitors[run_id] = start_system_metrics(self.uri, run_id)
+        if DRAFTS_STAGE in inputs:
+            log_manifest_input(self.client, run_id, Path(inputs[DRAFTS_STAGE]))
+
+    def log_headline(self, run_id: str, evaluated: Path | None) -> None:
+        """The evaluation's headline numbers as the parent run's metrics and its plots as
+        images, so that the runs table compares pipelines at a glance."""
+        report_file = Path(evaluated or "") / "metrics.json"
+        if evaluated is None or not report_file.is_file():
+            return
+        report = json.loads(report_file.read_text())
+        rows = report["rows"]
+        cold = max((r for r in rows if r["method"] == "cold"), key=lambda r: r["nfe"])
+        warm = next(r for r in rows if r["method"].startswith("warm") and r["t0"] == report["t0"])
+        draft = next((r for r in rows if r["method"] == "draft"), {})
+        numbers = {**report, "cold_quality": cold["quality"], "warm_quality": warm["quality"],
+                   "draft_quality": draft.get("quality")}
+        self.log(run_id, metrics={f"eval/{k}": float(numbers[k]) for k in HEADLINE
+                                  if isinstance(numbers.get(k), (int, float))},
+                 tags={"wsfm.metric": str(report.get("metric", ""))})
+        for name in ("samples.png", "quality_vs_nfe.png"):
+            if (Path(evaluated) / name).is_file():
+                from PIL import Image
+
+                with Image.open(Path(evaluated) / name) as image:
+                    self.client.log_image(run_id, image.convert("RGB"), f"plots/{name}")
+
+
+def _is_large(rel: Path, size: int) -> bool:
+    """A file to link rather than copy: big, or a shard or checkpoint (by name or folder)."""
+    from fnmatch import fnmatch
+
+    return size > _LINK_BYTES or any(fnmatch(part, pattern) for part in rel.parts
+                                     for pattern in _LINK_PATTERNS)
+
+
+def git_state(path: Path) -> dict[str, str]:
+    """``mlflow.source.git.commit`` and ``wsfm.git_dirty`` of the checkout holding ``path``
+    ("unknown" outside a git checkout, an installed package say)."""
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(["git", "-C", str(path), *args], capture_output=True,
+                                  text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"mlflow.source.git.commit": "unknown", "wsfm.git_dirty": "unknown"}
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"mlflow.source.git.commit": commit,
+            "wsfm.git_dirty": "unknown" if dirty is None else str(bool(dirty)).lower()}
+
+
+def start_system_metrics(uri: str, run_id: str):
+    """CPU, memory, disk, network (and GPU where present) of this machine into ``run_id``
+    every few seconds, until the run ends (``SystemMetricsMonitor.finish``)."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=2, tracking_uri=uri)
+    monitor.start()
+    return monitor
+
+
+def log_manifest_input(client: MlflowClient, run_id: str, drafts: Path) -> None:
+    """The draft shards' manifest as an MLflow dataset input of ``run_id``; its digest is
+    the manifest file's sha256 (first 32 hex digits: ``sha256sum manifest.parquet``)."""
+    import hashlib
+
+    import pandas as pd
+    from mlflow.entities import DatasetInput, InputTag
+
+    manifest = drafts / "manifest.parquet"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{drafts} has no manifest.parquet to log as the drafts input")
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:32]
+    dataset = mlflow.data.from_pandas(pd.read_parquet(manifest),
+                                      source=manifest.resolve().as_uri(), name="drafts",
+                                      digest=digest)
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[
+        InputTag("mlflow.data.context", "training")])])
 
 
 def log_step_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
@@ -95,57 +238,129 @@ def log_step_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int
                                                  for k, v in metrics.items()])
 
 
-class WSFMPyfunc(mlflow.pyfunc.PythonModel):
-    """Draft + refiner + t0 + solver; ``predict({"n": 16, "seed": 0, "steps": None})``."""
-
-    def load_context(self, context) -> None:
-        from wsfm.bundle import load_bundle
-
-        self.sampler = load_bundle(context.artifacts["bundle"])
-
-    def predict(self, context, model_input, params=None) -> np.ndarray:
-        request = _request(model_input)
-        steps = request.get("steps")
-        samples, _ = self.sampler.sample(int(request.get("n", 16)), int(request.get("seed", 0)),
-                                         steps=None if steps is None else int(steps))
-        return samples
+def model_signature(settings) -> ModelSignature:
+    """The request table (``wsfm.serving``) and the answer's shape for this bundle's kind."""
+    inputs = Schema([ColSpec("long", "n"), ColSpec("long", "seed"),
+                     ColSpec("double", "t0", required=False),
+                     ColSpec("long", "steps", required=False),
+                     ColSpec("string", "method", required=False)])
+    if settings.kind == "text":
+        outputs = Schema([ColSpec("string")])
+    else:
+        shape = settings.shape if settings.kind == "image" else (settings.dim,)
+        outputs = Schema([TensorSpec(np.dtype(np.float32), (-1, *shape))])
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def _request(model_input: Any) -> dict[str, Any]:
-    if hasattr(model_input, "to_dict"):  # a DataFrame: one request per frame, first row
-        records = model_input.to_dict(orient="records")
-        if not records:
-            raise ValueError("empty request")
-        model_input = records[0]
-    if not isinstance(model_input, dict):
-        raise ValueError(f"expected a mapping like {{'n': 16}}, got {type(model_input).__name__}")
-    unknown = set(model_input) - {"n", "seed", "steps"}
-    if unknown:
-        raise ValueError(f"unknown request keys {sorted(unknown)} (known: n, seed, steps)")
-    return {k: v for k, v in model_input.items() if v is not None and v == v}  # drop NaN
-
-
-def publish_model(uri: str, run_id: str, bundle: Path, model_name: str,
-                  champion: bool) -> dict[str, str]:
-    """Log ``bundle`` as a pyfunc model in ``run_id``, register it, maybe alias it."""
+def _requirements() -> list[str]:
+    """What the model needs beyond the ``wsfm`` package itself (installed beside it)."""
+    import pandas
     import torch
 
-    import wsfm
+    return [f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
+            f"numpy=={np.__version__}", f"pandas=={pandas.__version__}", "scikit-learn"]
+
+
+def log_model(uri: str, run_id: str, bundle: Path, model_name: str):
+    """Log ``bundle`` as a models-from-code pyfunc (``wsfm/serving.py``: nothing pickled)
+    with its signature and an input example, and register it as ``model_name``."""
+    import pandas as pd
+
+    from wsfm import serving
+    from wsfm.bundle import read_settings
 
     mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pyfunc.log_model(
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        # MLflow 3.17 itself compares the example's column index with a range() when it
+        # writes the example (mlflow/models/utils.py), which pandas >= 3 deprecates; nothing
+        # in our call can avoid it.
+        warnings.filterwarnings("ignore", message="Operation with range is deprecated",
+                                module=r"mlflow\.models\.utils")
+        return mlflow.pyfunc.log_model(
             name="model",
-            python_model=WSFMPyfunc(),
+            python_model=serving.__file__,
             artifacts={"bundle": str(bundle)},
-            code_paths=[str(Path(wsfm.__file__).parent)],
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy",
-                              "scikit-learn", "mlflow"],
+            signature=model_signature(read_settings(bundle)),
+            input_example=pd.DataFrame({"n": [4], "seed": [0]}),
+            pip_requirements=_requirements(),
             registered_model_name=model_name,
         )
-    version = str(info.registered_model_version)
+
+
+def champion_score(client: MlflowClient, name: str) -> tuple[str | None, Score | None]:
+    """The current champion's version and recorded score (None, None without a champion)."""
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None, None
+        raise
+    return str(version.version), Score.from_tags(version.tags)
+
+
+def publish_model(uri: str, run_id: str, release: ModelRelease) -> dict[str, str]:
+    """Log and register ``release``; move ``champion`` to it when ``wsfm.registry.decide``
+    says so. The score, the decision and the numbers behind it are tagged on the version."""
     client = MlflowClient(uri)
-    if champion:
-        client.set_registered_model_alias(model_name, CHAMPION, version)
-    return {"model_name": model_name, "model_version": version,
-            "model_alias": CHAMPION if champion else ""}
+    previous, previous_score = champion_score(client, release.name)
+    info = log_model(uri, run_id, release.bundle, release.name)
+    version = str(info.registered_model_version)
+    decision = decide(release.score, release.gates_passed, previous_score, previous)
+    tags = {**release.tags, **(release.score.tags() if release.score else {}),
+            "wsfm.gates_passed": str(release.gates_passed).lower(),
+            "wsfm.decision": "promoted" if decision.promote else "kept",
+            "wsfm.decision_reason": decision.reason,
+            "wsfm.previous_champion": previous or ""}
+    if previous_score is not None:
+        tags.update(previous_score.tags("wsfm.previous_"))
+    for key, value in tags.items():
+        client.set_model_version_tag(release.name, version, key, value)
+    if decision.promote:
+        client.set_registered_model_alias(release.name, CHAMPION, version)
+    return {"model_name": release.name, "model_version": version,
+            "model_alias": CHAMPION if decision.promote else "",
+            "champion_decision": decision.reason}
+
+
+def redact(uri: str) -> str:
+    """``uri`` without any ``user:password@`` part, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_tracking_server(uri: str, timeout: float = 15.0) -> None:
+    """For an HTTP tracking URI: one request with the credentials of
+    ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``; a server that is down or
+    refuses them raises ``wsfm.errors.UserError`` (one line, no credential in it). A local
+    store (``sqlite:``, a folder) needs no check."""
+    import requests
+
+    from wsfm.errors import UserError
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    auth = (user, password) if user and password else None
+    shown = redact(uri)
+    try:
+        reply = requests.get(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search",
+                             params={"max_results": 1}, auth=auth, timeout=timeout)
+    except requests.RequestException as exc:
+        raise UserError(f"MLflow tracking server {shown} (MLFLOW_TRACKING_URI) cannot be "
+                        f"reached: {type(exc).__name__}; start it, or unset "
+                        "MLFLOW_TRACKING_URI to use the local store") from None
+    if reply.status_code in (401, 403):
+        who = f"user {user!r}" if user else "no credentials"
+        raise UserError(f"MLflow tracking server {shown} refused {who} (HTTP "
+                        f"{reply.status_code}): set MLFLOW_TRACKING_USERNAME and "
+                        "MLFLOW_TRACKING_PASSWORD to an account it knows")
+    if reply.status_code >= 400:
+        raise UserError(f"MLflow tracking server {shown} answered HTTP {reply.status_code} "
+                        "to a search for experiments: is MLFLOW_TRACKING_URI an MLflow server?")

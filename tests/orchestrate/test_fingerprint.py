@@ -267,7 +267,8 @@ def stage_inputs(tmp_path, tiny_config, draft_dir):
     row = {"quality": 1.0, "spread": 0.0, "t0": tiny_config.flow.t0}
     rows = [{**row, "method": "cold", "nfe": 100}, {**row, "method": "warm_ot", "nfe": 10}]
     (evaluated / "metrics.json").write_text(json.dumps(
-        {"rows": rows, "t0": tiny_config.flow.t0, "speedup_nfe": 10.0}))
+        {"rows": rows, "t0": tiny_config.flow.t0, "speedup_nfe": 10.0, "metric": "swd",
+         "lower_is_better": True}))
     fitted = tmp_path / "fit_evaluator-in"
     fit_evaluator(context(tiny_config, fitted))
     return {"pretrain_draft": draft_dir, "fit_evaluator": fitted, "evaluate": evaluated,

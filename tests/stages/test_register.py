@@ -2,23 +2,33 @@ import json
 
 import numpy as np
 import pytest
-
 from mlflow.tracking import MlflowClient
 
-from wsfm.bundle import load_bundle
+from wsfm.bundle import load_bundle, read_settings
 from wsfm.orchestrate.local import LocalRuntime
-from wsfm.stages.register import check_gates, register
+from wsfm.stages.register import check_gates, choose_t0, register
 from wsfm.tracking import Tracker
 
 from tests.stages.conftest import context, save_untrained
 
 
-def report(warm_q, cold_q=1.0, speedup=10.0):
-    return {"t0": 0.9, "speedup_nfe": speedup, "rows": [
-        {"method": "cold", "t0": 0.0, "nfe": 100, "quality": cold_q, "spread": 0.0},
-        {"method": "cold", "t0": 0.0, "nfe": 10, "quality": 9.0, "spread": 0.0},
-        {"method": "warm_ot", "t0": 0.9, "nfe": int(100 / speedup), "quality": warm_q,
-         "spread": 0.0}]}
+def report(warm_q, cold_q=1.0, speedup=10.0, spread=0.0):
+    return {"t0": 0.9, "metric": "swd", "lower_is_better": True, "speedup_nfe": speedup,
+            "rows": [
+                {"method": "cold", "t0": 0.0, "nfe": 100, "quality": cold_q, "spread": 0.0},
+                {"method": "cold", "t0": 0.0, "nfe": 10, "quality": 9.0, "spread": 0.0},
+                {"method": "warm_ot", "t0": 0.9, "nfe": int(100 / speedup), "quality": warm_q,
+                 "spread": spread}]}
+
+
+def sweep(qualities: dict[float, float], cold_q=1.0) -> dict:
+    """Warm rows at each t0 (NFE = ceil((1 - t0) 100)) with the given qualities."""
+    rows = [{"method": "cold", "t0": 0.0, "nfe": 100, "quality": cold_q, "spread": 0.0},
+            {"method": "cold", "t0": 0.0, "nfe": 5, "quality": 0.1, "spread": 0.0},
+            {"method": "draft", "t0": 0.9, "nfe": 0, "quality": 0.0, "spread": 0.0}]
+    rows += [{"method": "warm", "t0": t0, "nfe": round((1 - t0) * 100), "quality": q,
+              "spread": 0.0} for t0, q in qualities.items()]
+    return {"t0": 0.9, "metric": "swd", "lower_is_better": True, "rows": rows}
 
 
 @pytest.mark.parametrize("warm_q,speedup,passes", [(1.05, 10.0, True), (1.2, 10.0, False),
@@ -27,26 +37,73 @@ def test_gates(warm_q, speedup, passes):
     assert (check_gates(report(warm_q, speedup=speedup), 0.1, 5.0) == []) is passes
 
 
-def test_bundle_loads_into_a_sampler_that_matches_the_settings(tmp_path, tiny_config,
-                                                              draft_dir):
+def test_the_shipped_t0_is_the_largest_that_meets_the_tolerance_against_cold_at_100():
+    # Quality worsens as t0 grows; the tolerance (10% of cold = 0.1) admits up to 1.1.
+    rep = sweep({0.5: 0.95, 0.8: 1.05, 0.9: 1.3, 0.95: 2.0})
+    choice = choose_t0(rep, 0.1)
+    assert choice.t0 == 0.8 and choice.automatic and choice.speedup == 100 / 20
+    assert choice.cold["nfe"] == 100  # not the better-looking cold row at NFE 5
+    # Not monotone: the largest passing t0 wins even past a failing one.
+    assert choose_t0(sweep({0.5: 0.9, 0.8: 1.5, 0.9: 1.08}), 0.1).t0 == 0.9
+    # Higher is better: the rule flips.
+    up = {**sweep({0.5: 0.9, 0.9: 0.7}, cold_q=0.95), "lower_is_better": False}
+    assert choose_t0(up, 0.1).t0 == 0.5
+    # None meets it: the configured t0 is kept (and the gates will fail on it).
+    fallback = choose_t0(sweep({0.5: 3.0, 0.9: 4.0}), 0.1)
+    assert fallback.t0 == 0.9 and not fallback.automatic
+    assert check_gates(sweep({0.5: 3.0, 0.9: 4.0}), 0.1, 5.0, fallback.t0)
+
+
+@pytest.fixture
+def registry(tmp_path, tiny_config, draft_dir):
+    """Runs ``register`` against a real SQLite store with a given evaluation report."""
     refiner = save_untrained(tiny_config, tmp_path / "refiner", 1)
-    evaluated = tmp_path / "evaluate"
-    evaluated.mkdir()
-    (evaluated / "metrics.json").write_text(json.dumps(report(1.5)))
-    out = tmp_path / "register"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run_id = Tracker(uri, "register-test", tmp_path / "mlartifacts").start_run("register")
-    runtime = LocalRuntime(tracking={"uri": uri, "run_id": run_id})
-    result = register(context(tiny_config, out, runtime, pretrain_draft=draft_dir,
-                              train_refiner=refiner, evaluate=evaluated))
-    assert result.tags["gates_passed"] == "false"
-    # Released through the runtime: registered, but not made the champion (the gates failed).
-    version = MlflowClient(uri).get_model_version(result.tags["model_name"],
-                                                  result.tags["model_version"])
-    assert version.run_id == run_id and not version.aliases
-    assert result.tags["model_alias"] == ""
-    assert json.loads((out / "gates.json").read_text())["failures"]
-    sampler = load_bundle(out / "bundle")
+    tracker = Tracker(uri, "register-test", tmp_path / "mlartifacts")
+
+    def run(rep: dict, k: int):
+        evaluated = tmp_path / f"evaluate{k}"
+        evaluated.mkdir()
+        (evaluated / "metrics.json").write_text(json.dumps(rep))
+        runtime = LocalRuntime(tracking={"uri": uri, "run_id": tracker.start_run("register")})
+        return register(context(tiny_config, tmp_path / f"register{k}", runtime,
+                                pretrain_draft=draft_dir, train_refiner=refiner,
+                                evaluate=evaluated))
+
+    return run, MlflowClient(uri)
+
+
+def test_failed_gates_register_without_the_alias(registry, tmp_path, tiny_config):
+    run, client = registry
+    result = run(report(1.5), 0)
+    assert result.tags["gates_passed"] == "false" and result.tags["model_alias"] == ""
+    version = client.get_model_version(result.tags["model_name"], result.tags["model_version"])
+    assert not version.aliases and version.tags["wsfm.decision"] == "kept"
+    assert json.loads((tmp_path / "register0" / "gates.json").read_text())["failures"]
+    sampler = load_bundle(tmp_path / "register0" / "bundle")
     samples, nfe = sampler.sample(50, seed=3)
     assert samples.shape == (50, 2) and np.isfinite(samples).all()
     assert nfe == 10 and sampler.t0 == tiny_config.flow.t0
+    assert read_settings(tmp_path / "register0" / "bundle").kind == "vector"
+
+
+def test_the_champion_moves_only_to_a_model_at_least_as_good(registry):
+    run, client = registry
+    name = "wsfm-toy2d"
+    first = run(sweep({0.5: 1.0, 0.9: 1.05}), 0)  # ships t0 = 0.9
+    assert first.tags["model_alias"] == "champion"
+    v1 = client.get_model_version(name, "1")
+    assert v1.tags["wsfm.t0"] == "0.9" and v1.tags["wsfm.speedup_nfe"] == "10"
+    assert v1.tags["wsfm.quality"] == "1.05" and v1.tags["wsfm.decision"] == "promoted"
+
+    worse = run(sweep({0.5: 1.08, 0.9: 1.09}), 1)  # passes the gates, but worse than v1
+    assert worse.tags["model_alias"] == "" and worse.tags["gates_passed"] == "true"
+    v2 = client.get_model_version(name, "2")
+    assert v2.tags["wsfm.decision"] == "kept" and v2.tags["wsfm.previous_champion"] == "1"
+    assert v2.tags["wsfm.previous_quality"] == "1.05" and "worse than" in \
+        v2.tags["wsfm.decision_reason"]
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+
+    better = run(sweep({0.5: 0.9, 0.9: 0.95}), 2)
+    assert better.tags["model_alias"] == "champion"
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "3"

@@ -97,6 +97,10 @@ def run_pipeline(config: PipelineConfig, *, home: str | Path, pipeline_file: str
     if config.data.kind in USER_KINDS:
         load_dataset(config.data)  # users' data is validated before anything runs or is made
     where = locate(home)
+    if not dry_run:  # a tracking server that is down or refuses us: one error, before any work
+        from wsfm.tracking import check_tracking_server
+
+        check_tracking_server(where.mlflow_uri)
     store = open_store(where.artifacts, config.name)
     plan = make_plan(STAGES, config, store, force=force, from_stage=from_stage, only=only)
     if dry_run:
@@ -112,6 +116,7 @@ def run_pipeline(config: PipelineConfig, *, home: str | Path, pipeline_file: str
     parent = tracker.start_run(config.name, tags={"wsfm.pipeline_file": pipeline_file,
                                                   "wsfm.profile": profile or "default"})
     tracker.log(parent, params=to_dict(config))
+    tracker.log_source(parent, pipeline_file, config)
     outcomes = _record_cached(tracker, parent, store, plan, echo)
     todo = [item for item in plan if item.action == "run"]
     if todo:
@@ -125,6 +130,9 @@ def run_pipeline(config: PipelineConfig, *, home: str | Path, pipeline_file: str
     order = [s.name for s in STAGES]
     outcomes.sort(key=lambda o: order.index(o.stage))
     summary = RunSummary(config.name, parent, outcomes, plan)
+    evaluated = summary.by_stage().get("evaluate")
+    if evaluated is not None and evaluated.status in ("ran", "cached"):
+        tracker.log_headline(parent, store.stage_in("evaluate", evaluated.fingerprint))
     tracker.finish(parent, summary.ok)
     _print_table(summary, echo)
     if not summary.ok and log_path is not None:
@@ -307,6 +315,9 @@ def _submit(config, store, tracker, parent, items, name, where: Location):
                          max_retries=res.max_retries,
                          progress_path=str(store.partial(name, item.fingerprint) / SNAPSHOT))
     inputs = {d: items[d].fingerprint for d in spec.deps}
+    if isinstance(store, ArtifactStore):  # local folders: the manifest is read in place
+        tracker.stage_started(run_id, name, {d: str(store.path(d, fp))
+                                             for d, fp in inputs.items()})
     record = {"mlflow_run_id": run_id, "code": stage_code_hash(spec),
               "inputs": {d: items[d].fingerprint for d in spec.deps},
               "config": recorded_params(spec, config)}  # what `wsfm status` compares

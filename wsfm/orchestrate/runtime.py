@@ -90,15 +90,14 @@ class RayRuntime:
 
 
 def publish(tracking: dict[str, str] | None, release: ModelRelease) -> dict[str, str]:
-    """Log ``release`` into the MLflow run ``tracking`` (``{"uri", "run_id"}``) and register
-    it (``wsfm.tracking.publish_model``)."""
+    """Log ``release`` into the MLflow run ``tracking`` (``{"uri", "run_id"}``), register it
+    and apply the champion rule (``wsfm.tracking.publish_model``)."""
     if not tracking:
         raise ValueError(f"cannot register {release.name}: this runtime has no MLflow run to "
                          "log the model into (give it tracking={'uri', 'run_id'})")
     from wsfm.tracking import publish_model
 
-    return publish_model(tracking["uri"], tracking["run_id"], release.bundle, release.name,
-                         champion=release.champion)
+    return publish_model(tracking["uri"], tracking["run_id"], release)
 
 
 def _describe(exc: ray.exceptions.RayError) -> str:

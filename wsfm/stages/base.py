@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from wsfm.config import PipelineConfig
+from wsfm.registry import Score
 from wsfm.train.spec import TrainSpec
 
 __all__ = ["ModelRelease", "Runtime", "StageContext", "StageResult", "StageSpec", "TrainSpec"]
@@ -22,11 +23,15 @@ __all__ = ["ModelRelease", "Runtime", "StageContext", "StageResult", "StageSpec"
 @dataclass(frozen=True)
 class ModelRelease:
     """A model bundle for the registry: ``bundle`` (a folder, ``wsfm.bundle``) registered as
-    ``name``, and made the ``champion`` or not."""
+    ``name``. It may take the ``champion`` alias only if ``gates_passed``; then the runtime
+    compares ``score`` with the current champion's by ``wsfm.registry.decide``. ``tags``
+    (the t0 choice, say) go on the new version."""
 
     bundle: Path
     name: str
-    champion: bool
+    gates_passed: bool
+    score: Score | None = None
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class Runtime(Protocol):
@@ -49,8 +54,10 @@ class Runtime(Protocol):
         ...
 
     def publish(self, release: ModelRelease) -> dict[str, str]:
-        """Log the bundle as a model in the stage's tracking run and register it; returns
-        ``model_name``, ``model_version`` and ``model_alias`` (tags for the stage)."""
+        """Log the bundle as a model in the stage's tracking run, register it, and move the
+        ``champion`` alias to it when ``wsfm.registry.decide`` says so (against the current
+        champion's recorded score). Returns tags for the stage: ``model_name``,
+        ``model_version``, ``model_alias`` ("champion" or "") and ``champion_decision``."""
         ...
 
 

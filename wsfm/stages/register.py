@@ -1,60 +1,124 @@
-"""Stage ``register``: bundle draft + refiner + sampler settings, check the gates, release.
+"""Stage ``register``: pick t0, bundle draft + refiner + sampler settings, check the gates,
+release.
 
-The stage builds the bundle, decides whether the gates pass and hands the bundle to its
-runtime (``ctx.runtime.publish``), which logs it as an MLflow pyfunc model in the stage's run,
-registers it as ``wsfm-<task>`` and sets the ``champion`` alias when the gates pass.
+The shipped t0 is automatic (:func:`choose_t0`): the largest evaluated start time whose warm
+row meets the tolerance against the cold row at N = ``evaluate.cold_nfe``; the refiner serves
+every t0 (it sees the rescaled time), so only the number of steps changes. The stage hands
+the bundle, whether the gates pass and its :class:`wsfm.registry.Score` to its runtime
+(``ctx.runtime.publish``), which logs it as an MLflow pyfunc model in the stage's run,
+registers it as ``wsfm-<task>`` and moves the ``champion`` alias only when the new version
+passes the gates and is at least as good as the current champion (``wsfm.registry.decide``).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from wsfm.bundle import SamplerSettings, write_bundle
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
+from wsfm.registry import Score
 from wsfm.stages.base import ModelRelease, StageContext, StageResult
 from wsfm.stages.evaluate import parity, warm_method_name
 
-__all__ = ["check_gates", "register"]
+__all__ = ["T0Choice", "check_gates", "choose_t0", "register"]
 
 
-def check_gates(report: dict, rel_tolerance: float, min_speedup: float) -> list[str]:
-    """Reasons the shipped configuration fails the gates (empty: it passes)."""
-    rows = report["rows"]
-    t0 = report["t0"]
-    cold = max((r for r in rows if r["method"] == "cold"), key=lambda r: r["nfe"])
-    warm_rows = [r for r in rows if r["method"].startswith("warm") and r["t0"] == t0]
-    warm = next(r for r in warm_rows if cold["nfe"] / r["nfe"] == report["speedup_nfe"])
+@dataclass(frozen=True)
+class T0Choice:
+    """The shipped start time and the evaluation rows behind it."""
+
+    t0: float
+    warm: dict  # the warm row at t0 (metrics.json)
+    cold: dict  # the cold row it was held against
+    automatic: bool  # False: no warm row met the tolerance, the configured t0 is kept
+
+    @property
+    def speedup(self) -> float:
+        return self.cold["nfe"] / self.warm["nfe"]
+
+    def tags(self) -> dict[str, str]:
+        return {"wsfm.t0": repr(self.t0), "wsfm.t0_automatic": str(self.automatic).lower(),
+                "wsfm.nfe": str(self.warm["nfe"]), "wsfm.cold_nfe": str(self.cold["nfe"]),
+                "wsfm.speedup_nfe": f"{self.speedup:.6g}"}
+
+
+def _cold_reference(report: dict) -> dict:
+    """The cold row at the largest NFE (N = ``evaluate.cold_nfe``, 100 by default)."""
+    cold = [r for r in report["rows"] if r["method"] == "cold"]
+    if not cold:
+        raise ValueError("metrics.json has no cold rows to hold the warm rows against")
+    return max(cold, key=lambda r: r["nfe"])
+
+
+def _warm_rows(report: dict) -> list[dict]:
+    return [r for r in report["rows"] if r["method"].startswith("warm")]
+
+
+def choose_t0(report: dict, rel_tolerance: float) -> T0Choice:
+    """The largest t0 whose warm row meets ``rel_tolerance`` against the cold reference
+    (``evaluate.parity``); the configured ``report["t0"]`` when none does."""
+    cold = _cold_reference(report)
+    lower = report.get("lower_is_better", True)
+    passing = [r for r in _warm_rows(report) if parity(r, cold, rel_tolerance, lower)]
+    if passing:
+        best = max(passing, key=lambda r: r["t0"])
+        return T0Choice(float(best["t0"]), best, cold, automatic=True)
+    configured = [r for r in _warm_rows(report) if r["t0"] == report["t0"]]
+    if not configured:
+        raise ValueError(f"metrics.json has no warm row at the configured t0={report['t0']}")
+    return T0Choice(float(report["t0"]), configured[0], cold, automatic=False)
+
+
+def check_gates(report: dict, rel_tolerance: float, min_speedup: float,
+                t0: float | None = None) -> list[str]:
+    """Reasons the configuration at ``t0`` (default: the configured one) fails the gates
+    (empty: it passes)."""
+    t0 = report["t0"] if t0 is None else t0
+    cold = _cold_reference(report)
+    warm = next((r for r in _warm_rows(report) if r["t0"] == t0), None)
+    if warm is None:
+        raise ValueError(f"metrics.json has no warm row at t0={t0}")
+    speedup = cold["nfe"] / warm["nfe"]
     failures = []
     if not parity(warm, cold, rel_tolerance, report.get("lower_is_better", True)):
         failures.append(f"quality: warm {warm['quality']:.4g} at NFE {warm['nfe']} is worse than "
                         f"cold {cold['quality']:.4g} at NFE {cold['nfe']} beyond tolerance")
-    if report["speedup_nfe"] < min_speedup:
-        failures.append(f"speed-up {report['speedup_nfe']:.2f}x is below {min_speedup}x")
+    if speedup < min_speedup:
+        failures.append(f"speed-up {speedup:.2f}x is below {min_speedup}x")
     return failures
 
 
 def register(ctx: StageContext) -> StageResult:
     cfg = ctx.config
     report = json.loads((ctx.inputs["evaluate"] / "metrics.json").read_text())
-    failures = check_gates(report, cfg.gates.rel_tolerance, cfg.gates.min_speedup)
+    choice = choose_t0(report, cfg.gates.rel_tolerance)
+    failures = check_gates(report, cfg.gates.rel_tolerance, cfg.gates.min_speedup, choice.t0)
     data = load_dataset(cfg.data)
-    settings = SamplerSettings(t0=cfg.flow.t0, method=cfg.evaluate.method,
+    settings = SamplerSettings(t0=choice.t0, method=cfg.evaluate.method,
                                step_size=1.0 / cfg.evaluate.cold_nfe,
                                draft_noise=cfg.flow.draft_noise, dim=data.dim,
                                model=net_spec(cfg.model, data),
                                form="discrete" if data.kind == "text" else "continuous",
                                exponent=cfg.flow.kappa_exponent,
-                               temperature=cfg.flow.temperature)
+                               temperature=cfg.flow.temperature, kind=data.kind,
+                               shape=data.shape if data.kind == "image" else (),
+                               alphabet=data.text.alphabet if data.text else "")
     write_bundle(ctx.out / "bundle", ctx.inputs["pretrain_draft"] / "draft.npz",
                  ctx.inputs["train_refiner"] / "model.pt", settings)
-    (ctx.out / "gates.json").write_text(json.dumps({"passed": not failures,
-                                                    "failures": failures}, indent=2))
+    (ctx.out / "gates.json").write_text(json.dumps({
+        "passed": not failures, "failures": failures, "t0": choice.t0,
+        "t0_automatic": choice.automatic, "speedup_nfe": choice.speedup}, indent=2))
+    score = Score(report["metric"], float(choice.warm["quality"]),
+                  float(choice.warm["spread"]), bool(report.get("lower_is_better", True)))
     release = ctx.runtime.publish(ModelRelease(ctx.out / "bundle", f"wsfm-{cfg.task}",
-                                               champion=not failures))
+                                               gates_passed=not failures, score=score,
+                                               tags=choice.tags()))
     return StageResult(
-        metrics={"gates_passed": float(not failures), "speedup_nfe": report["speedup_nfe"]},
+        params={"t0_shipped": choice.t0},
+        metrics={"gates_passed": float(not failures), "speedup_nfe": choice.speedup,
+                 "t0_shipped": choice.t0, "quality_shipped": score.value},
         tags={**release, "gates_passed": str(not failures).lower(),
               "method": warm_method_name(cfg.flow.coupling)},
     )
-
