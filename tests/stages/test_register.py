@@ -7,6 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from wsfm.bundle import load_bundle
 from wsfm.orchestrate.local import LocalRuntime
+from wsfm.report import EvalReport, Row
 from wsfm.stages.register import check_gates, register
 from wsfm.tracking import Tracker
 
@@ -14,11 +15,14 @@ from tests.stages.conftest import context, save_untrained
 
 
 def report(warm_q, cold_q=1.0, speedup=10.0):
-    return {"t0": 0.9, "speedup_nfe": speedup, "rows": [
-        {"method": "cold", "t0": 0.0, "nfe": 100, "quality": cold_q, "spread": 0.0},
-        {"method": "cold", "t0": 0.0, "nfe": 10, "quality": 9.0, "spread": 0.0},
-        {"method": "warm_ot", "t0": 0.9, "nfe": int(100 / speedup), "quality": warm_q,
-         "spread": 0.0}]}
+    def row(method, t0, nfe, quality):
+        return Row(method, t0, nfe, "euler", quality, 0.0, sec_per_1k=1.0)
+
+    return EvalReport.build(
+        task="toy2d", metric="swd", lower_is_better=True, reference=0.1, reference_how="test",
+        reference_n=100, t0=0.9, cold_nfe=100, warm_method="warm_ot", solver="euler",
+        speedup_wall=speedup, rows=[row("cold", 0.0, 100, cold_q), row("cold", 0.0, 10, 9.0),
+                                    row("warm_ot", 0.9, int(100 / speedup), warm_q)]).to_dict()
 
 
 @pytest.mark.parametrize("warm_q,speedup,passes", [(1.05, 10.0, True), (1.2, 10.0, False),

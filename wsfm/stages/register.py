@@ -13,24 +13,26 @@ from wsfm.bundle import SamplerSettings, write_bundle
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
 from wsfm.stages.base import ModelRelease, StageContext, StageResult
-from wsfm.stages.evaluate import parity, warm_method_name
+from wsfm.report import EvalReport, parity
+from wsfm.stages.evaluate import warm_method_name
 
 __all__ = ["check_gates", "register"]
 
 
-def check_gates(report: dict, rel_tolerance: float, min_speedup: float) -> list[str]:
-    """Reasons the shipped configuration fails the gates (empty: it passes)."""
-    rows = report["rows"]
-    t0 = report["t0"]
-    cold = max((r for r in rows if r["method"] == "cold"), key=lambda r: r["nfe"])
-    warm_rows = [r for r in rows if r["method"].startswith("warm") and r["t0"] == t0]
-    warm = next(r for r in warm_rows if cold["nfe"] / r["nfe"] == report["speedup_nfe"])
+def check_gates(report: EvalReport | dict, rel_tolerance: float,
+                min_speedup: float) -> list[str]:
+    """Reasons the shipped configuration fails the gates (empty: it passes). The rows are
+    the report's own rule: the best cold row at ``cold_nfe``, the warm row shipped at t0."""
+    if isinstance(report, dict):
+        report = EvalReport.from_dict(report)
+    cold, warm = report.cold_reference(), report.shipped()
     failures = []
-    if not parity(warm, cold, rel_tolerance, report.get("lower_is_better", True)):
-        failures.append(f"quality: warm {warm['quality']:.4g} at NFE {warm['nfe']} is worse than "
-                        f"cold {cold['quality']:.4g} at NFE {cold['nfe']} beyond tolerance")
-    if report["speedup_nfe"] < min_speedup:
-        failures.append(f"speed-up {report['speedup_nfe']:.2f}x is below {min_speedup}x")
+    if not parity(warm, cold, rel_tolerance, report.lower_is_better):
+        failures.append(f"quality: {warm.method} {warm.quality:.4g} at NFE {warm.nfe} is worse "
+                        f"than {cold.method} {cold.quality:.4g} at NFE {cold.nfe} beyond "
+                        "tolerance")
+    if report.speedup_nfe < min_speedup:
+        failures.append(f"speed-up {report.speedup_nfe:.2f}x is below {min_speedup}x")
     return failures
 
 
