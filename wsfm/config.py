@@ -253,6 +253,8 @@ class EvalConfig:
                  "warm", "ngram")
         if bad := [m for m in self.methods if m not in known]:
             raise ValueError(f"methods: unknown {bad} (known: {list(known)})")
+        if "reflow" in self.methods and "cold_ot" not in self.methods:
+            raise ValueError("methods: 'reflow' is one round on 'cold_ot': list cold_ot too")
         if not {"cold", "warm"} <= set(self.methods):
             raise ValueError("methods must include 'cold' and 'warm' (the gates compare them)")
         if bad := [s for s in self.solvers if s not in ("euler", "midpoint", "heun", "rk4")]:
