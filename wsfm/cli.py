@@ -107,6 +107,12 @@ def _cmd_shards_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from wsfm.bench import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsfm", description="Warm-Start Flow Matching: run "
                                      "pipelines and sample from registered models.")
@@ -139,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--steps", type=int, help="solver steps (default: the model's t0 and h)")
     sample.add_argument("--out", required=True, help="output .npy file")
     sample.set_defaults(func=_cmd_sample)
+
+    bench = sub.add_parser("bench", parents=[common], help="run a pipeline and rewrite its "
+                           "BENCHMARKS.md section (rows, targets, where the time went)")
+    bench.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/toy2d.yaml")
+    bench.add_argument("--profile", help="a named profile from the YAML, e.g. smoke")
+    bench.add_argument("--benchmarks", help="the BENCHMARKS.md to rewrite (default: the "
+                       "repository's)")
+    bench.set_defaults(func=_cmd_bench)
 
     shards = sub.add_parser("shards", help="check or summarise a folder of draft shards")
     shards_sub = shards.add_subparsers(dest="shards_command", required=True, metavar="ACTION")

@@ -35,6 +35,8 @@ __all__ = ["SEED_BASE", "evaluate", "parity", "plan_jobs", "rows_from_scores", "
 SEED_BASE = 10_000  # sampling seeds, disjoint from training and shard seeds
 FROM_ZERO = ("cold", "cold_ot", "reflow", "draft_source")  # flows over the whole path
 TEXT_ONLY, VECTOR_ONLY = ("ngram",), ("cold_ot", "reflow")
+COPYING_KEYS = ("copy_ratio", "near_copy_share", "train_share", "held_out_share",
+                "distinct_share")
 TEXT_SOLVER = "jump"  # the discrete sampler: one network call per jump step
 
 
@@ -103,8 +105,9 @@ def plan_jobs(cfg: PipelineConfig, inputs: dict[str, str], text: bool) -> list[E
 
 
 def rows_from_scores(scores: Sequence[SeedScore], n: int, primary: str) -> list[Row]:
-    """One row per (row name, t0, NFE, solver): seed means, the spread of the primary metric,
-    the median draw time per 1,000 samples and the row's total cost."""
+    """One row per (row name, t0, NFE, solver): seed means, the spread of the primary metric
+    (and ``<key>_spread`` of the copying checks), the median draw time per 1,000 samples and
+    the row's total cost."""
     groups: dict[tuple, list[SeedScore]] = {}
     for s in scores:
         groups.setdefault((s.row, s.t0, s.nfe, s.solver), []).append(s)
@@ -115,8 +118,11 @@ def rows_from_scores(scores: Sequence[SeedScore], n: int, primary: str) -> list[
             method=name, t0=t0, nfe=nfe, solver=solver, quality=float(statistics.fmean(q)),
             spread=float(statistics.pstdev(q)) if len(q) > 1 else 0.0,
             sec_per_1k=float(statistics.median(g.sample_seconds for g in group)) / n * 1000,
-            metrics={k: float(statistics.fmean(g.scores[k] for g in group))
-                     for k in group[0].scores},
+            metrics={**{k: float(statistics.fmean(g.scores[k] for g in group))
+                        for k in group[0].scores},
+                     # The copying checks' seed spread: their target allows it.
+                     **{f"{k}_spread": float(statistics.pstdev(g.scores[k] for g in group))
+                        for k in COPYING_KEYS if k in group[0].scores}},
             seeds=len(group), seconds=float(sum(g.seconds for g in group))))
     return rows
 
