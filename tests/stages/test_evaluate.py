@@ -104,3 +104,50 @@ def test_wall_speedup_pairs_cold_and_warm_runs_and_takes_the_median():
     assert wall_speedup(cold, warm, 5, clock=lambda: now[0]) == 10.0
     assert [m for m, _ in seeds] == ["cold", "warm"] * 5  # interleaved
     assert seeds[0][1] == seeds[1][1] != seeds[2][1]  # a pair shares its seed
+
+
+def test_text_rows_carry_copying_shares_entropy_and_the_ngram_rivals(tmp_path):
+    import torch
+
+    from wsfm.components import net_spec
+    from wsfm.config import load_pipeline
+    from wsfm.data.datasets import load_dataset
+    from wsfm.drafts.ngram import MAX_ORDER
+    from wsfm.models import build_model
+    from wsfm.stages.pretrain_draft import pretrain_draft
+
+    from tests.conftest import ROOT
+
+    cfg = load_pipeline(ROOT / "pipelines" / "words.yaml", profile="smoke")
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, top_n=400),
+                              evaluate=dataclasses.replace(
+                                  cfg.evaluate, n_samples=200, seeds=2, nfe_grid=[2],
+                                  methods=["draft", "retrieval", "ngram", "cold", "warm"]))
+    data = load_dataset(cfg.data)
+    spec = net_spec(cfg.model, data)
+    folders = {}
+    for name, seed in (("train_refiner", 1), ("train_baseline", 2)):
+        torch.manual_seed(seed)
+        kwargs = dict(spec)
+        net = build_model(kwargs.pop("kind"), dim=data.dim, **kwargs)
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        torch.save(net.state_dict(), folders[name] / "model.pt")
+    for name, stage in (("pretrain_draft", pretrain_draft), ("fit_evaluator", fit_evaluator)):
+        folders[name] = tmp_path / name
+        stage(context(cfg, folders[name]))
+    out = tmp_path / "eval"
+    evaluate(context(cfg, out, LocalRuntime(), **folders))
+    report = EvalReport.from_dict(json.loads((out / "metrics.json").read_text()))
+    rows = {r.method: r for r in report.rows}
+    assert {f"ngram{k}" for k in range(2, MAX_ORDER + 1)} <= set(rows)
+    assert report.warm_method == "warm_nearest" and report.solver == "jump"
+    for r in report.rows:
+        assert {"train_share", "held_out_share", "distinct_share", "nll_per_char",
+                "sample_entropy"} <= set(r.metrics)
+    # Retrieval gives back training words only; real data's own shares are reported.
+    assert rows["retrieval"].metrics["train_share"] == 1.0
+    assert rows["retrieval"].metrics["held_out_share"] == 0.0
+    real = report.reference_metrics
+    assert 0.0 < real["real_held_out_share"] < real["real_train_share"] < 1.0
+    assert (out / "samples.txt").is_file()

@@ -211,11 +211,13 @@ class EvalEnv:
         """Real samples for the floor and the copying checks' own values, and how they were
         drawn (``EvalReport.reference_how``)."""
         m = self.reference_n
-        how = (f"the reference split (real rows never scored against) against the held-out "
-               f"split, on {m} samples; rows report '{self.evaluator.primary}_n{m}', their "
-               f"first {m} samples, where they have more" if m < self.n else
-               f"the reference split against the held-out split, on {m} samples, as many as "
-               f"each method")
+        # The floor's bias with sample size (Frechet distance, SWD) is matched, not corrected:
+        # real data and every row are compared at the same n (the rows' first m samples).
+        source = ("fresh draws of the task's distribution" if self.cfg.data.kind == "toy2d"
+                  else "training rows, as many as the held-out split")
+        how = (f"real data ({source}) against the held-out split, on {m} samples"
+               + (f"; rows report '{self.evaluator.primary}_n{m}' on their first {m} samples "
+                  "to compare with it" if m < self.n else ", as many as each method"))
         return self.data.reference[:m], how
 
     def real_copying(self) -> dict[str, float]:
