@@ -44,27 +44,25 @@ def plot_quality_vs_nfe(path: Path, report: EvalReport) -> None:
     plt.close(fig)
 
 
-def show_samples(out: Path, data: Dataset, held_out: np.ndarray, shown: dict[str, np.ndarray],
-          warm: Row, cold: Row) -> None:
-    """``samples.png`` (scatter or image grids); for text, ``samples.txt`` as well."""
+def show_samples(out: Path, data: Dataset, panels: dict[str, np.ndarray]) -> None:
+    """``samples.png``: one panel per title of ``panels`` (scatter plots, image grids or
+    words); for text, ``samples.txt`` as well."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    titles = {"data": "held-out data", "drafts": "drafts (NFE 0)",
-              "warm": f"{warm.method} t0={warm.t0} (NFE {warm.nfe}, {warm.solver})",
-              "cold": f"{cold.method} (NFE {cold.nfe}, {cold.solver})"}
-    clouds = {"data": held_out, **shown}
-    keys = ("data", "drafts", "warm", "cold")
     if data.text is not None:
         decode = data.text.decode
-        lines = [f"## {titles[k]}\n" + "\n".join(decode(clouds[k][:40])) for k in keys]
+        lines = [f"## {title}\n" + "\n".join(decode(x[:40])) for title, x in panels.items()]
         (out / "samples.txt").write_text("\n\n".join(lines) + "\n")
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4), sharex=data.kind == "vector",
-                             sharey=data.kind == "vector")
-    for ax, key in zip(axes, keys):
-        x = clouds[key]
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False,
+                             sharex=data.kind == "vector", sharey=data.kind == "vector")
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (title, x) in zip(axes.flat, panels.items()):
         if data.kind == "image":
             ax.imshow(_grid(x[:64], data.shape), cmap="gray" if data.shape[0] == 1 else None)
             ax.axis("off")
@@ -75,7 +73,7 @@ def show_samples(out: Path, data: Dataset, held_out: np.ndarray, shown: dict[str
             ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.5)
         else:
             ax.hist(x[:, 0], bins=60)
-        ax.set_title(titles[key])
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "samples.png", dpi=80)
     plt.close(fig)

@@ -127,6 +127,23 @@ def rows_from_scores(scores: Sequence[SeedScore], n: int, primary: str) -> list[
     return rows
 
 
+def _panels(env: EvalEnv, cfg: PipelineConfig, warm: Row, cold: Row, warm_sampler,
+            cold_sampler) -> dict[str, object]:
+    """``samples.png``'s panels: held-out data, drafts, the shipped row, the cold reference,
+    and each other flow from t = 0 at the shipped row's NFE (what the same cost buys)."""
+    n, seed = env.n, SEED_BASE
+    panels = {"held-out data": env.data.test[:n], "drafts (NFE 0)": env.draft.sample(n, seed),
+              f"{warm.method} t0={warm.t0:g} (NFE {warm.nfe}, {warm.solver})":
+                  warm_sampler.sample(n, seed)[0],
+              f"{cold.method} (NFE {cold.nfe}, {cold.solver})":
+                  cold_sampler.sample(n, seed, steps=cold.nfe // _calls(cold.solver))[0]}
+    for m in (m for m in FROM_ZERO if m in cfg.evaluate.methods):
+        steps = warm.nfe // _calls(warm.solver)
+        panels[f"{m} (NFE {warm.nfe}, {warm.solver})"] = env.sampler(
+            m, warm.solver, 0.0).sample(n, seed, steps=steps)[0]
+    return panels
+
+
 def evaluate(ctx: StageContext) -> StageResult:
     began = time.perf_counter()
     cfg, ev = ctx.config, ctx.config.evaluate
@@ -158,10 +175,7 @@ def evaluate(ctx: StageContext) -> StageResult:
         seconds=time.perf_counter() - began)
     (ctx.out / "metrics.json").write_text(json.dumps(report.to_dict(), indent=2))
     plot_quality_vs_nfe(ctx.out / "quality_vs_nfe.png", report)
-    shown = {"drafts": env.draft.sample(env.n, SEED_BASE),
-             "warm": warm_sampler.sample(env.n, SEED_BASE)[0],
-             "cold": cold_sampler.sample(env.n, SEED_BASE, steps=cold_steps)[0]}
-    show_samples(ctx.out, data, data.test[:env.n], shown, warm, cold)
+    show_samples(ctx.out, data, _panels(env, cfg, warm, cold, warm_sampler, cold_sampler))
     draft = next((r for r in rows if r.method == "draft"), None)
     return StageResult(params={"metric": primary}, metrics={
         "cold_quality": cold.quality, "warm_quality": warm.quality,
