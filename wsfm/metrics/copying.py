@@ -28,7 +28,7 @@ __all__ = ["NEAR_COPY_QUANTILE", "CopyingReference", "copying_metrics", "nearest
            "text_copying"]
 
 NEAR_COPY_QUANTILE = 0.05
-_CHUNK = 256  # sample rows per block of distances: (256, N_train) float64
+_CHUNK = 128  # sample rows per block of distances: (128, N_train) float64
 
 
 def nearest_distances(x: np.ndarray, train: np.ndarray) -> np.ndarray:
