@@ -58,3 +58,28 @@ def test_warm_from_zero_is_the_draft_source_objective():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="unknown objective mode"):
         FlowObjective("hot", FlowConfig())
+
+
+def test_a_reflow_stream_reads_the_stored_pairs_and_the_objective_keeps_them(tmp_path):
+    import numpy as np
+
+    from wsfm.train.data import BatchStream
+
+    from tests.helpers import write_shard
+
+    rng = np.random.default_rng(0)
+    pairs = rng.normal(size=(512, 4)).astype(np.float32)  # [z | x1] for 2-d data
+    rec = write_shard(tmp_path, 0, pairs, seed=1)
+    data = torch.full((100, 2), 99.0)
+    stream = BatchStream("reflow", data, 32, rank=0, world_size=1, seed=0,
+                         shard_urls=[str(tmp_path / rec.shard)], shuffle_buffer=64)
+    source, _, gen = next(stream)
+    batch = FlowObjective("reflow", FlowConfig()).make_batch(source, _, gen)
+    stored = {tuple(row) for row in pairs.round(5).tolist()}
+    got = torch.cat([batch.x0, batch.x1], 1).numpy().round(5).tolist()
+    assert all(tuple(row) in stored for row in got)  # every pair arrives whole
+    with pytest.raises(ValueError, match="reflow training needs shards"):
+        BatchStream("reflow", data, 32, rank=0, world_size=1, seed=0)
+    cold_ot = BatchStream("cold_ot", data, 32, rank=0, world_size=1, seed=0)
+    noise, rows, _ = next(cold_ot)
+    assert noise.shape == (32, 2) and torch.equal(rows, data[:32])
