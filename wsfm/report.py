@@ -111,7 +111,7 @@ class EvalReport:
 
 def _strict(cls: type, d: dict[str, Any], what: str) -> dict[str, Any]:
     names = {f.name for f in fields(cls)}
-    required = {f.name for f in fields(cls) 
+    required = {f.name for f in fields(cls)
                 if f.default is MISSING and f.default_factory is MISSING}
     unknown, missing = sorted(set(d) - names), sorted(required - set(d))
     if unknown or missing:
@@ -137,8 +137,8 @@ def best_cold_row(rows: Sequence[Row], cold_nfe: int, lower_is_better: bool) -> 
     found = _best((r for r in rows if r.method in COLD_METHODS and r.nfe == cold_nfe),
                   lower_is_better)
     if found is None:
-        raise ValueError(f"no cold row at NFE {cold_nfe} (cold rows: "
-                         f"{sorted({(r.method, r.solver, r.nfe) for r in rows if r.method in COLD_METHODS})})")
+        have = sorted({(r.method, r.solver, r.nfe) for r in rows if r.method in COLD_METHODS})
+        raise ValueError(f"no cold row at NFE {cold_nfe} (cold rows: {have})")
     return found
 
 

@@ -139,8 +139,9 @@ class EvalEnv:
             raise ValueError(f"evaluate needs the output of {stage} for its methods")
         skipped = self.inputs[stage] / "skipped.json"
         if skipped.is_file():
-            raise ValueError(f"{stage} skipped its training ({json.loads(skipped.read_text())['reason']}); "
-                             f"rerun it: wsfm run PIPELINE --from {stage}")
+            why = json.loads(skipped.read_text())["reason"]
+            raise ValueError(f"{stage} skipped its training ({why}); rerun it: "
+                             f"wsfm run PIPELINE --from {stage}")
         return load_net(self.spec, self.data.dim, self.inputs[stage] / "model.pt")
 
     @functools.lru_cache(maxsize=8)  # noqa: B019

@@ -77,8 +77,8 @@ def plan_jobs(cfg: PipelineConfig, inputs: dict[str, str], text: bool) -> list[E
     ev, t0 = cfg.evaluate, cfg.flow.t0
     for m in ev.methods:
         if m in (VECTOR_ONLY if text else TEXT_ONLY):
-            raise ValueError(f"evaluate.methods: {m!r} is for {'vector and image' if text else 'text'}"
-                             " data only")
+            kind = "vector and image" if text else "text"
+            raise ValueError(f"evaluate.methods: {m!r} is for {kind} data only")
     solvers = [TEXT_SOLVER] if text else list(ev.solvers)
     grid = sorted({ev.cold_nfe, *ev.nfe_grid}, reverse=True)
     warm_t0s = warm_starts(t0, ev.warm_t0s, ev.nfe_grid, 1.0 / ev.cold_nfe)
