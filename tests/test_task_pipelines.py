@@ -29,7 +29,8 @@ def test_task_smoke_pipeline(tmp_path, task, metric, lower):
     assert report["task"] == task and report["metric"] == metric
     assert report["lower_is_better"] is lower
     methods = {r["method"] for r in report["rows"]}
-    assert {"draft", "cold", "warm_ot", "zero_shot"} <= methods
+    assert {"draft", "cold", "zero_shot"} <= methods
+    assert any(m.startswith("warm") for m in methods)  # warm_ot, or warm_nearest for words
     assert report["speedup_nfe"] == 10.0
     # The reference (real held-out data) beats the draft on the task's own metric.
     draft = next(r for r in report["rows"] if r["method"] == "draft")

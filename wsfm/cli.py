@@ -93,6 +93,12 @@ def _cmd_shards_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from wsfm.bench import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from wsfm import __version__
     from wsfm.commands import add_commands
@@ -149,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     from wsfm.models_cli import add_models_command
 
     add_models_command(sub, common, _home)
+
+    bench = sub.add_parser("bench", parents=[common], help="run a pipeline and rewrite its "
+                           "BENCHMARKS.md section (rows, targets, where the time went)")
+    bench.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/toy2d.yaml")
+    bench.add_argument("--profile", help="a named profile from the YAML, e.g. smoke")
+    bench.add_argument("--benchmarks", help="the BENCHMARKS.md to rewrite (default: the "
+                       "repository's)")
+    bench.set_defaults(func=_cmd_bench)
 
     shards = sub.add_parser("shards", help="check or summarise a folder of draft shards")
     shards_sub = shards.add_subparsers(dest="shards_command", required=True, metavar="ACTION")

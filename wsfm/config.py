@@ -288,10 +288,28 @@ class EvalConfig:
     method: Literal["euler", "midpoint", "heun", "rk4"] = "euler"
     n_projections: int = 256
     timing_repeats: int = 5  # interleaved cold/warm pairs behind speedup_wall
+    # The report's methods (wsfm.stages.evaluate.METHODS; "warm" is the refiner, its rows
+    # named after the coupling) and the ODE solvers every flow method is sampled with.
+    methods: list[str] = field(default_factory=lambda: [
+        "draft", "retrieval", "cold", "cold_ot", "reflow", "draft_source", "zero_shot", "warm"])
+    solvers: list[str] = field(default_factory=lambda: ["euler", "midpoint", "heun"])
 
     def __post_init__(self) -> None:
         if self.seeds < 1 or self.n_samples < 2 or self.cold_nfe < 1 or self.timing_repeats < 1:
             raise ValueError("seeds, n_samples, cold_nfe and timing_repeats must be positive")
+        known = ("draft", "retrieval", "cold", "cold_ot", "reflow", "draft_source", "zero_shot",
+                 "warm", "ngram")
+        if bad := [m for m in self.methods if m not in known]:
+            raise ValueError(f"methods: unknown {bad} (known: {list(known)})")
+        if "reflow" in self.methods and "cold_ot" not in self.methods:
+            raise ValueError("methods: 'reflow' is one round on 'cold_ot': list cold_ot too")
+        if not {"cold", "warm"} <= set(self.methods):
+            raise ValueError("methods must include 'cold' and 'warm' (the gates compare them)")
+        if bad := [s for s in self.solvers if s not in ("euler", "midpoint", "heun", "rk4")]:
+            raise ValueError(f"solvers: unknown {bad} (known: euler, midpoint, heun, rk4)")
+        if self.method not in self.solvers:
+            raise ValueError(f"solvers {self.solvers} must include the shipped method "
+                             f"{self.method!r}")
         if any(n < 1 for n in self.nfe_grid):
             raise ValueError(f"nfe_grid entries must be >= 1, got {self.nfe_grid}")
         if any(not 0.0 <= t < 1.0 for t in self.warm_t0s):
@@ -318,6 +336,10 @@ STAGE_NAMES = (
     "generate_drafts",
     "train_refiner",
     "train_baseline",
+    "train_cold_ot",
+    "generate_reflow",
+    "train_reflow",
+    "train_draft_source",
     "fit_evaluator",
     "evaluate",
     "register",

@@ -67,7 +67,10 @@ def test_a_config_change_reruns_only_the_stages_that_read_it(tmp_path, tiny_conf
     plan = actions(make_plan(STAGES, changed, store))
     assert plan == {"pretrain_draft": "cached", "generate_drafts": "cached",
                     "train_refiner": "run", "train_baseline": "cached",
-                    "fit_evaluator": "cached", "evaluate": "run", "register": "run"}
+                    "fit_evaluator": "cached", "evaluate": "run", "register": "run",
+                    # The rivals: draft_source starts at t = 0 whatever flow.t0 says.
+                    "train_cold_ot": "cached", "generate_reflow": "cached",
+                    "train_reflow": "cached", "train_draft_source": "cached"}
 
 
 def test_unknown_stage_names_the_known_ones(tmp_path, tiny_config):

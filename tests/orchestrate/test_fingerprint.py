@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wsfm.config import DataConfig, FlowConfig, PipelineConfig, ResourceConfig
+from wsfm.config import to_dict, DataConfig, FlowConfig, PipelineConfig, ResourceConfig
 from wsfm.orchestrate.dag import downstream, make_plan
 from wsfm.orchestrate.fingerprint import (code_closure, code_hash, fingerprint, read_field,
                                           stage_code_hash)
@@ -26,6 +26,7 @@ from wsfm.train.discrete_objective import make_objective
 from tests.stages.conftest import context, draft_dir, save_untrained  # noqa: F401 (fixture)
 from wsfm.data.datasets import load_dataset
 from wsfm.orchestrate.local import LocalRuntime
+from wsfm.report import EvalReport, Row
 from wsfm.tracking import Tracker
 
 # --- every leaf field of the config -------------------------------------------------------
@@ -50,6 +51,9 @@ def candidates(tp, value) -> list:
     if origin is typing.Literal:
         return list(typing.get_args(tp))
     if origin is list:
+        (item,) = typing.get_args(tp)
+        if item is str or typing.get_origin(item) is typing.Literal:  # names: drop the last
+            return [value[:-1], value[1:]]
         return [[x + 1 for x in value], [x / 2 for x in value], [*value, value[-1]]]
     if origin is dict:
         return [{"evaluate": ResourceConfig(num_cpus=2.0)}]
@@ -264,14 +268,21 @@ def undeclared(stage: str, reads: set[str]) -> set[str]:
 def stage_inputs(tmp_path, tiny_config, draft_dir):
     evaluated = tmp_path / "evaluate-in"
     evaluated.mkdir()
-    row = {"quality": 1.0, "spread": 0.0, "t0": tiny_config.flow.t0}
-    rows = [{**row, "method": "cold", "nfe": 100}, {**row, "method": "warm_ot", "nfe": 10}]
-    (evaluated / "metrics.json").write_text(json.dumps(
-        {"rows": rows, "t0": tiny_config.flow.t0, "speedup_nfe": 10.0, "metric": "swd",
-         "lower_is_better": True}))
+    rows = [Row("cold", 0.0, 100, "euler", 1.0, 0.0, 1.0),
+            Row("warm_ot", tiny_config.flow.t0, 10, "euler", 1.0, 0.0, 1.0)]
+    report = EvalReport.build(task="toy2d", metric="swd", lower_is_better=True, reference=0.1,
+                              reference_how="test", reference_n=10, t0=tiny_config.flow.t0,
+                              cold_nfe=100, warm_method="warm_ot", solver="euler",
+                              speedup_wall=10.0, rows=rows)
+    (evaluated / "metrics.json").write_text(json.dumps(report.to_dict()))
     fitted = tmp_path / "fit_evaluator-in"
     fit_evaluator(context(tiny_config, fitted))
-    return {"pretrain_draft": draft_dir, "fit_evaluator": fitted, "evaluate": evaluated,
+    rivals = {}
+    for name in ("train_cold_ot", "train_reflow", "train_draft_source"):  # not in the methods
+        rivals[name] = tmp_path / f"{name}-in"
+        rivals[name].mkdir()
+        (rivals[name] / "skipped.json").write_text(json.dumps({"reason": "not listed"}))
+    return {**rivals, "pretrain_draft": draft_dir, "fit_evaluator": fitted, "evaluate": evaluated,
             "train_refiner": save_untrained(tiny_config, tmp_path / "refiner", 1),
             "train_baseline": save_untrained(tiny_config, tmp_path / "cold", 2)}
 
@@ -280,11 +291,16 @@ def stage_inputs(tmp_path, tiny_config, draft_dir):
     ("pretrain_draft", pretrain_draft, None),
     ("fit_evaluator", fit_evaluator, None),
     ("generate_drafts", generate_drafts, LocalRuntime()),
-    ("evaluate", evaluate, None),
+    ("evaluate", evaluate, LocalRuntime()),  # it fans its rows out through runtime.map
     ("register", register, "local-with-tracking"),
 ])
 def test_the_stages_read_only_what_they_declare(tmp_path, tiny_config, stage_inputs, stage, fn,
-                                                runtime):
+                                                runtime, monkeypatch):
+    import wsfm.stages.eval_jobs as eval_jobs
+
+    # The evaluation jobs cache their set-up per process under a key made of the whole config:
+    # a key, not a read that shapes the output, so it looks through the recorder.
+    monkeypatch.setattr(eval_jobs, "to_dict", lambda c: to_dict(getattr(c, "_obj", c)))
     config = tiny_config
     if stage == "generate_drafts":  # pairing reads the data config too
         config = dataclasses.replace(

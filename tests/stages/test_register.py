@@ -6,29 +6,36 @@ from mlflow.tracking import MlflowClient
 
 from wsfm.bundle import load_bundle, read_settings
 from wsfm.orchestrate.local import LocalRuntime
+from wsfm.report import EvalReport, Row
 from wsfm.stages.register import check_gates, choose_t0, register
 from wsfm.tracking import Tracker
 
 from tests.stages.conftest import context, save_untrained
 
 
+def _row(method, t0, nfe, quality, spread=0.0):
+    return Row(method, t0, nfe, "euler", quality, spread, sec_per_1k=1.0)
+
+
+def _report(rows, warm_method="warm_ot", lower_is_better=True) -> dict:
+    """metrics.json as ``evaluate`` writes it, from the typed report."""
+    return EvalReport.build(
+        task="toy2d", metric="swd", lower_is_better=lower_is_better, reference=0.1,
+        reference_how="test", reference_n=100, t0=0.9, cold_nfe=100, warm_method=warm_method,
+        solver="euler", speedup_wall=1.0, rows=rows).to_dict()
+
+
 def report(warm_q, cold_q=1.0, speedup=10.0, spread=0.0):
-    return {"t0": 0.9, "metric": "swd", "lower_is_better": True, "speedup_nfe": speedup,
-            "rows": [
-                {"method": "cold", "t0": 0.0, "nfe": 100, "quality": cold_q, "spread": 0.0},
-                {"method": "cold", "t0": 0.0, "nfe": 10, "quality": 9.0, "spread": 0.0},
-                {"method": "warm_ot", "t0": 0.9, "nfe": int(100 / speedup), "quality": warm_q,
-                 "spread": spread}]}
+    return _report([_row("cold", 0.0, 100, cold_q), _row("cold", 0.0, 10, 9.0),
+                    _row("warm_ot", 0.9, int(100 / speedup), warm_q, spread)])
 
 
-def sweep(qualities: dict[float, float], cold_q=1.0) -> dict:
+def sweep(qualities: dict[float, float], cold_q=1.0, lower_is_better=True) -> dict:
     """Warm rows at each t0 (NFE = ceil((1 - t0) 100)) with the given qualities."""
-    rows = [{"method": "cold", "t0": 0.0, "nfe": 100, "quality": cold_q, "spread": 0.0},
-            {"method": "cold", "t0": 0.0, "nfe": 5, "quality": 0.1, "spread": 0.0},
-            {"method": "draft", "t0": 0.9, "nfe": 0, "quality": 0.0, "spread": 0.0}]
-    rows += [{"method": "warm", "t0": t0, "nfe": round((1 - t0) * 100), "quality": q,
-              "spread": 0.0} for t0, q in qualities.items()]
-    return {"t0": 0.9, "metric": "swd", "lower_is_better": True, "rows": rows}
+    rows = [_row("cold", 0.0, 100, cold_q), _row("cold", 0.0, 5, 0.1),
+            _row("draft", 0.9, 0, 0.0)]
+    rows += [_row("warm", t0, round((1 - t0) * 100), q) for t0, q in qualities.items()]
+    return _report(rows, warm_method="warm", lower_is_better=lower_is_better)
 
 
 @pytest.mark.parametrize("warm_q,speedup,passes", [(1.05, 10.0, True), (1.2, 10.0, False),
@@ -42,11 +49,11 @@ def test_the_shipped_t0_is_the_largest_that_meets_the_tolerance_against_cold_at_
     rep = sweep({0.5: 0.95, 0.8: 1.05, 0.9: 1.3, 0.95: 2.0})
     choice = choose_t0(rep, 0.1)
     assert choice.t0 == 0.8 and choice.automatic and choice.speedup == 100 / 20
-    assert choice.cold["nfe"] == 100  # not the better-looking cold row at NFE 5
+    assert choice.cold.nfe == 100  # not the better-looking cold row at NFE 5
     # Not monotone: the largest passing t0 wins even past a failing one.
     assert choose_t0(sweep({0.5: 0.9, 0.8: 1.5, 0.9: 1.08}), 0.1).t0 == 0.9
     # Higher is better: the rule flips.
-    up = {**sweep({0.5: 0.9, 0.9: 0.7}, cold_q=0.95), "lower_is_better": False}
+    up = sweep({0.5: 0.9, 0.9: 0.7}, cold_q=0.95, lower_is_better=False)
     assert choose_t0(up, 0.1).t0 == 0.5
     # None meets it: the configured t0 is kept (and the gates will fail on it).
     fallback = choose_t0(sweep({0.5: 3.0, 0.9: 4.0}), 0.1)

@@ -10,6 +10,11 @@ reference data's length weights ``w_L``:
 A length with reference weight but no samples counts as rate 0 (the generator never makes
 such words); samples whose length has no reference weight (e.g. empty strings) do not enter
 it; they do count in ``valid_rate`` and ``length_tv``.
+
+**NLL with entropy.** ``nll_per_char`` under a reference LM fitted on held-out words rewards
+likely characters, so a generator that repeats a few common words scores well on it; the
+``sample_entropy`` (nats per symbol of the samples' own character distribution, letters and
+end) falls when it does. Report the two together (as the field does), never NLL alone.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["CharNgramLM", "length_histogram", "text_metrics"]
+__all__ = ["CharNgramLM", "length_histogram", "sample_entropy", "text_metrics"]
 
 _END = "$"  # end-of-word symbol, predicted after the last letter
 _BOS = "^"  # start padding of the first contexts (never predicted)
@@ -110,6 +115,20 @@ def length_histogram(lengths: Iterable[int], max_len: int) -> np.ndarray:
     return np.bincount(arr, minlength=max_len + 1) / arr.size
 
 
+def sample_entropy(samples: Sequence[str]) -> float:
+    """Entropy (nats) of the symbol distribution pooled over ``samples``: every letter of
+    every word and one end symbol per word (the symbols that ``nll_per_char`` scores)."""
+    counts: Counter[str] = Counter()
+    for w in samples:
+        counts.update(w)
+        counts[_END] += 1
+    total = sum(counts.values())
+    if total == 0:
+        raise ValueError("sample_entropy needs at least one sample")
+    p = np.array(list(counts.values()), dtype=np.float64) / total
+    return float(-(p * np.log(p)).sum())
+
+
 def text_metrics(samples: Sequence[str], train: set[str] | frozenset[str],
                  valid: set[str] | frozenset[str], ref_lengths: Sequence[int],
                  lm: CharNgramLM) -> dict[str, float]:
@@ -125,7 +144,7 @@ def text_metrics(samples: Sequence[str], train: set[str] | frozenset[str],
     Returns:
         ``valid_rate_std``, ``valid_rate``, ``novel_valid_rate`` (share of samples valid and
         not in ``train``), ``nll_per_char`` (nats), ``length_tv`` (total variation between
-        the sample and reference length histograms, in [0, 1]).
+        the sample and reference length histograms, in [0, 1]), ``sample_entropy`` (nats).
     """
     if len(samples) == 0:
         raise ValueError("text_metrics needs at least one sample")
@@ -144,4 +163,5 @@ def text_metrics(samples: Sequence[str], train: set[str] | frozenset[str],
         "novel_valid_rate": float((ok & novel).mean()),
         "nll_per_char": lm.nll_per_char(samples),
         "length_tv": float(0.5 * np.abs(hist - weights).sum()),
+        "sample_entropy": sample_entropy(samples),
     }

@@ -6,6 +6,7 @@ from wsfm.stages.fit_evaluator import fit_evaluator
 from wsfm.stages.generate_drafts import generate_drafts
 from wsfm.stages.pretrain_draft import pretrain_draft
 from wsfm.stages.register import register
+from wsfm.stages.rivals import generate_reflow, train_cold_ot, train_draft_source, train_reflow
 from wsfm.stages.train import train_baseline, train_refiner
 
 __all__ = ["STAGES", "Runtime", "StageContext", "StageResult", "StageSpec", "TrainSpec",
@@ -30,13 +31,28 @@ STAGES: tuple[StageSpec, ...] = (
     # Cold: t0 = 0 and no widening or coupling, but text still follows kappa(s) = s ** k.
     StageSpec("train_baseline", train_baseline, (),
               reads=(*_TRAIN, "flow.kappa_exponent"), code=_TRAIN_CODE, resumable=True),
+    # The evaluation's trained rivals (wsfm.stages.rivals), one stage each, with the same
+    # network and budget; a method missing from evaluate.methods leaves skipped.json, so each
+    # reads that list (changing it reruns them, cheaply where they skip).
+    StageSpec("train_cold_ot", train_cold_ot, (), reads=(*_TRAIN, "evaluate.methods"),
+              code=_TRAIN_CODE, resumable=True),
+    StageSpec("generate_reflow", generate_reflow, ("train_cold_ot",),
+              reads=("seed", "data", "model", "shards"), resumable=True),
+    StageSpec("train_reflow", train_reflow, ("generate_reflow",),
+              reads=(*_TRAIN, "evaluate.methods"), code=_TRAIN_CODE, resumable=True),
+    StageSpec("train_draft_source", train_draft_source, ("generate_drafts",),
+              reads=(*_TRAIN, "flow.draft_noise", "flow.sigma_min", "flow.coupling",
+                     "flow.kappa_exponent", "evaluate.methods"), code=_TRAIN_CODE,
+              resumable=True),
     StageSpec("fit_evaluator", fit_evaluator, (),
               reads=("seed", "data", "evaluate.n_projections")),
     StageSpec("evaluate", evaluate,
-              ("pretrain_draft", "train_refiner", "train_baseline", "fit_evaluator"),
-              reads=("task", "data", "model", *_SAMPLER, "evaluate.n_samples", "evaluate.seeds",
-                     "evaluate.cold_nfe", "evaluate.nfe_grid", "evaluate.warm_t0s",
-                     "evaluate.method", "evaluate.timing_repeats")),
+              ("pretrain_draft", "train_refiner", "train_baseline", "fit_evaluator",
+               "train_cold_ot", "train_reflow", "train_draft_source"),
+              reads=("seed", "task", "data", "model", *_SAMPLER, "evaluate.n_samples",
+                     "evaluate.seeds", "evaluate.cold_nfe", "evaluate.nfe_grid",
+                     "evaluate.warm_t0s", "evaluate.method", "evaluate.timing_repeats",
+                     "evaluate.methods", "evaluate.solvers")),
     StageSpec("register", register, ("pretrain_draft", "train_refiner", "evaluate"),
               reads=("task", "data", "model", *_SAMPLER, "evaluate.method", "evaluate.cold_nfe",
                      "gates")),

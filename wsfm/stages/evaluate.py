@@ -1,49 +1,54 @@
-"""Stage ``evaluate``: quality against NFE for draft, cold, zero-shot and warm sampling.
+"""Stage ``evaluate``: quality against NFE for every method of ``evaluate.methods``.
 
-Writes ``metrics.json`` in the schema of the benchmark protocol (one row per method and NFE:
-mean quality and spread over sampling seeds, wall seconds per 1,000 samples including the
-draft; ``speedup_wall`` from interleaved cold/warm pairs) and ``samples.png``, a scatter plot of data, drafts, warm and cold samples.
+The work fans out through ``ctx.runtime.map``, one task per method, solver and sampling seed
+(``wsfm.stages.eval_jobs``); the rows it returns become an :class:`wsfm.report.EvalReport`,
+which is written as ``metrics.json`` (one row per method, start time, NFE and solver: mean
+quality and spread over seeds, wall seconds per 1,000 samples including the draft, every
+metric with the copying checks, and what the row cost). ``speedup_nfe`` and ``parity`` follow
+the report's row rule; ``speedup_wall`` comes from interleaved draws of the two rows it
+compares. Beside it: ``quality_vs_nfe.png`` and ``samples.png`` (``samples.txt`` for text).
+
+NFE counts network calls: a solver with ``k`` calls per step reaches NFE ``n`` in ``n / k``
+steps (NFE the solver cannot reach exactly are left out), and a warm start at ``t0`` with the
+cold step ``h`` costs ``ceil((1 - t0) / h) k``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
-import numpy as np
-
-from wsfm.bundle import load_net
-from wsfm.components import make_sampler, net_spec
-from wsfm.data.datasets import Dataset, load_dataset
-from wsfm.drafts import load_draft
-from wsfm.metrics.evaluators import load_evaluator
+from wsfm.config import PipelineConfig
+from wsfm.data.datasets import load_dataset
+from wsfm.drafts.ngram import MAX_ORDER
+from wsfm.flow.solvers import nfe_per_step
+from wsfm.report import EvalReport, Row, best_cold_row, parity, shipped_row
 from wsfm.stages.base import StageContext, StageResult
+from wsfm.stages.eval_jobs import NET_STAGE, EvalEnv, EvalJob, Point, SeedScore, run_eval_job
+from wsfm.stages.eval_plots import plot_quality_vs_nfe, show_samples
 
-__all__ = ["evaluate", "parity", "wall_speedup", "warm_method_name"]
+__all__ = ["SEED_BASE", "evaluate", "parity", "plan_jobs", "rows_from_scores", "wall_speedup",
+           "warm_method_name", "warm_starts"]
 
 SEED_BASE = 10_000  # sampling seeds, disjoint from training and shard seeds
+FROM_ZERO = ("cold", "cold_ot", "reflow", "draft_source")  # flows over the whole path
+TEXT_ONLY, VECTOR_ONLY = ("ngram",), ("cold_ot", "reflow")
+COPYING_KEYS = ("copy_ratio", "near_copy_share", "train_share", "held_out_share",
+                "distinct_share")
+TEXT_SOLVER = "jump"  # the discrete sampler: one network call per jump step
 
 
 def warm_method_name(coupling: str) -> str:
-    return "warm" if coupling == "independent" else "warm_ot"
-
-
-def parity(warm: dict, cold: dict, rel_tolerance: float = 0.0,
-           lower_is_better: bool = True) -> bool:
-    """Warm no worse than cold, within the seed spread (and a relative tolerance)."""
-    slack = max(rel_tolerance * abs(cold["quality"]), cold["spread"] + warm["spread"])
-    if lower_is_better:
-        return warm["quality"] <= cold["quality"] + slack
-    return warm["quality"] >= cold["quality"] - slack
+    """The refiner's row: named after the coupling it was trained with."""
+    return {"independent": "warm", "minibatch_ot": "warm_ot",
+            "nearest": "warm_nearest"}[coupling]
 
 
 def warm_starts(t0: float, t0s: list[float], nfe_grid: list[int], h: float) -> list[float]:
     """The start times to evaluate warm sampling at: the configured ``t0``, the benchmark's
-    ``t0s``, and ``1 - n h`` for each small NFE ``n`` of the grid (late starts)."""
+    ``t0s``, and ``1 - n h`` for each small step count ``n`` of the grid (late starts)."""
     late = [round(1.0 - n * h, 9) for n in nfe_grid if 1.0 - n * h >= min([t0, *t0s]) - 1e-9]
     return sorted({t0, *t0s, *late})
 
@@ -63,136 +68,119 @@ def wall_speedup(cold: Callable[[int], object], warm: Callable[[int], object], r
     return float(statistics.median(ratios))
 
 
-def _measure(method: str, t0: float, n: int, seeds: int,
-             draw: Callable[[int], tuple[np.ndarray, int]],
-             score: Callable[[np.ndarray], dict[str, float]],
-             primary: str) -> tuple[dict, np.ndarray]:
-    scores, seconds, nfe, x = [], [], 0, None
-    for k in range(seeds):
-        start = time.perf_counter()
-        x, nfe = draw(SEED_BASE + k)
-        seconds.append(time.perf_counter() - start)
-        scores.append(score(x))
-    qualities = [s[primary] for s in scores]
-    row = {"method": method, "t0": t0, "nfe": nfe,
-           "quality": float(statistics.fmean(qualities)),
-           "spread": float(statistics.pstdev(qualities)) if seeds > 1 else 0.0,
-           "sec_per_1k": float(statistics.median(seconds)) / n * 1000,
-           "metrics": {k: float(statistics.fmean(s[k] for s in scores)) for k in scores[0]}}
-    return row, x
+def _calls(solver: str) -> int:
+    return 1 if solver == TEXT_SOLVER else nfe_per_step(solver)
+
+
+def plan_jobs(cfg: PipelineConfig, inputs: dict[str, str], text: bool) -> list[EvalJob]:
+    """One job per method (row), solver and seed (module docstring for the points)."""
+    ev, t0 = cfg.evaluate, cfg.flow.t0
+    for m in ev.methods:
+        if m in (VECTOR_ONLY if text else TEXT_ONLY):
+            kind = "vector and image" if text else "text"
+            raise ValueError(f"evaluate.methods: {m!r} is for {kind} data only")
+    solvers = [TEXT_SOLVER] if text else list(ev.solvers)
+    grid = sorted({ev.cold_nfe, *ev.nfe_grid}, reverse=True)
+    warm_t0s = warm_starts(t0, ev.warm_t0s, ev.nfe_grid, 1.0 / ev.cold_nfe)
+    plans: list[tuple[str, str, str, tuple[Point, ...], int]] = []  # method, row, solver, ...
+    for m in ev.methods:
+        if m in ("draft", "retrieval"):
+            plans.append((m, m, "none", (Point(t0),), 0))
+        elif m == "ngram":
+            plans += [("ngram", f"ngram{k}", "none", (Point(t0),), k)
+                      for k in range(2, MAX_ORDER + 1)]
+        for solver in solvers if NET_STAGE[m] else ():
+            k = _calls(solver)
+            if m in FROM_ZERO:
+                points = tuple(Point(0.0, n // k) for n in grid if n % k == 0)
+            elif m == "warm":
+                points = tuple(Point(t) for t in warm_t0s)
+            else:  # zero_shot
+                points = tuple(Point(t) for t in sorted({t0, *ev.warm_t0s}))
+            row = warm_method_name(cfg.flow.coupling) if m == "warm" else m
+            plans.append((m, row, solver, points, 0))
+    frozen = tuple(sorted(inputs.items()))
+    return [EvalJob(cfg, frozen, m, row, solver, points, SEED_BASE + s, order)
+            for m, row, solver, points, order in plans for s in range(ev.seeds)]
+
+
+def rows_from_scores(scores: Sequence[SeedScore], n: int, primary: str) -> list[Row]:
+    """One row per (row name, t0, NFE, solver): seed means, the spread of the primary metric
+    (and ``<key>_spread`` of the copying checks), the median draw time per 1,000 samples and
+    the row's total cost."""
+    groups: dict[tuple, list[SeedScore]] = {}
+    for s in scores:
+        groups.setdefault((s.row, s.t0, s.nfe, s.solver), []).append(s)
+    rows = []
+    for (name, t0, nfe, solver), group in groups.items():
+        q = [g.scores[primary] for g in group]
+        rows.append(Row(
+            method=name, t0=t0, nfe=nfe, solver=solver, quality=float(statistics.fmean(q)),
+            spread=float(statistics.pstdev(q)) if len(q) > 1 else 0.0,
+            sec_per_1k=float(statistics.median(g.sample_seconds for g in group)) / n * 1000,
+            metrics={**{k: float(statistics.fmean(g.scores[k] for g in group))
+                        for k in group[0].scores},
+                     # The copying checks' seed spread: their target allows it.
+                     **{f"{k}_spread": float(statistics.pstdev(g.scores[k] for g in group))
+                        for k in COPYING_KEYS if k in group[0].scores}},
+            seeds=len(group), seconds=float(sum(g.seconds for g in group))))
+    return rows
+
+
+def _panels(env: EvalEnv, cfg: PipelineConfig, warm: Row, cold: Row, warm_sampler,
+            cold_sampler) -> dict[str, object]:
+    """``samples.png``'s panels: held-out data, drafts, the shipped row, the cold reference,
+    and each other flow from t = 0 at the shipped row's NFE (what the same cost buys)."""
+    n, seed = env.n, SEED_BASE
+    panels = {"held-out data": env.data.test[:n], "drafts (NFE 0)": env.draft.sample(n, seed),
+              f"{warm.method} t0={warm.t0:g} (NFE {warm.nfe}, {warm.solver})":
+                  warm_sampler.sample(n, seed)[0],
+              f"{cold.method} (NFE {cold.nfe}, {cold.solver})":
+                  cold_sampler.sample(n, seed, steps=cold.nfe // _calls(cold.solver))[0]}
+    for m in (m for m in FROM_ZERO if m in cfg.evaluate.methods):
+        steps = warm.nfe // _calls(warm.solver)
+        panels[f"{m} (NFE {warm.nfe}, {warm.solver})"] = env.sampler(
+            m, warm.solver, 0.0).sample(n, seed, steps=steps)[0]
+    return panels
 
 
 def evaluate(ctx: StageContext) -> StageResult:
+    began = time.perf_counter()
     cfg, ev = ctx.config, ctx.config.evaluate
     data = load_dataset(cfg.data)
-    evaluator = load_evaluator(ctx.inputs["fit_evaluator"])
-    spec = net_spec(cfg.model, data)
-    draft = load_draft(ctx.inputs["pretrain_draft"] / "draft.npz")
-    refiner = load_net(spec, data.dim, ctx.inputs["train_refiner"] / "model.pt")
-    cold_net = load_net(spec, data.dim, ctx.inputs["train_baseline"] / "model.pt")
-    n, t0, h = ev.n_samples, cfg.flow.t0, 1.0 / ev.cold_nfe
-    score = lambda x: evaluator.score(x, data.test)  # noqa: E731
-    primary = evaluator.primary
+    text = data.text is not None
+    inputs = {k: str(v) for k, v in ctx.inputs.items()}
+    jobs = plan_jobs(cfg, inputs, text)
+    results = ctx.runtime.map(run_eval_job, jobs, desc="evaluate", unit="jobs")
+    env = EvalEnv(cfg, inputs)  # this process: the floor, the wall speed-up, the pictures
+    primary, low = env.evaluator.primary, env.evaluator.lower_is_better
+    rows = rows_from_scores([s for r in results for s in r], env.n, primary)
+    solver = TEXT_SOLVER if text else ev.method
     warm_name = warm_method_name(cfg.flow.coupling)
-
-    def sampler(net, t0_, start="draft", draft_=draft):
-        return make_sampler(data, draft_, net, t0_, step_size=h, method=ev.method,
-                            draft_noise=cfg.flow.draft_noise, start=start,
-                            exponent=cfg.flow.kappa_exponent, temperature=cfg.flow.temperature)
-
-    cold = sampler(cold_net, 0.0, draft_=None)
-    rows, shown = [], {}
-    row, shown["drafts"] = _measure("draft", t0, n, ev.seeds, lambda s: (draft.sample(n, s), 0),
-                                    score, primary)
-    rows.append(row)
-    for steps in sorted({ev.cold_nfe, *ev.nfe_grid}, reverse=True):
-        row, x = _measure("cold", 0.0, n, ev.seeds, lambda s: cold.sample(n, s, steps=steps),
-                          score, primary)
-        rows.append(row)
-        shown.setdefault("cold", x)
-    # Warm rows start a fresh draft at t0' and take the cold run's step h. The refiner sees the
-    # rescaled time s, so one refiner serves every t0': only the NFE changes.
-    for t0_ in warm_starts(t0, ev.warm_t0s, ev.nfe_grid, h):
-        warm = sampler(refiner, t0_)
-        row, x = _measure(warm_name, t0_, n, ev.seeds, lambda s: warm.sample(n, s), score,
-                          primary)
-        rows.append(row)
-        if t0_ == t0:
-            shown["warm"] = x
-    for t0_ in sorted({t0, *ev.warm_t0s}):
-        zero_shot = sampler(cold_net, t0_, start="noised_draft")
-        rows.append(_measure("zero_shot", t0_, n, ev.seeds, lambda s: zero_shot.sample(n, s),
-                             score, primary)[0])
-
-    warm_sampler = sampler(refiner, t0)
-    warm_nfe = warm_sampler.expected_nfe()
-    cold_full = next(r for r in rows if r["method"] == "cold" and r["nfe"] == cold.expected_nfe())
-    warm_main = next(r for r in rows if r["method"] == warm_name and r["t0"] == t0)
-    report = {
-        "task": cfg.task, "metric": primary, "lower_is_better": evaluator.lower_is_better,
-        "reference": score(data.reference[:n])[primary], "t0": t0, "rows": rows,
-        "speedup_nfe": cold_full["nfe"] / warm_main["nfe"],
-        # Interleaved pairs: the rows' own timings ran minutes apart, under whatever load.
-        "speedup_wall": wall_speedup(lambda s: cold.sample(n, s, steps=ev.cold_nfe),
-                                     lambda s: warm_sampler.sample(n, s),
-                                     ev.timing_repeats),
-        "parity": parity(warm_main, cold_full, lower_is_better=evaluator.lower_is_better),
-    }
-    (ctx.out / "metrics.json").write_text(json.dumps(report, indent=2))
-    _show(ctx.out, data, data.test[:n], shown, warm_main, cold_full)
-    assert math.isclose(report["speedup_nfe"], ev.cold_nfe / warm_nfe)
+    cold, warm = best_cold_row(rows, ev.cold_nfe, low), shipped_row(rows, warm_name,
+                                                                      cfg.flow.t0, solver)
+    cold_sampler = env.sampler(cold.method, cold.solver, 0.0)
+    warm_sampler = env.sampler("warm", solver, cfg.flow.t0)
+    cold_steps = cold.nfe // _calls(cold.solver)
+    # Interleaved pairs: the rows' own timings ran apart, under whatever load.
+    speedup_wall = wall_speedup(lambda s: cold_sampler.sample(env.n, s, steps=cold_steps),
+                                lambda s: warm_sampler.sample(env.n, s), ev.timing_repeats)
+    real, how = env.real_data()
+    real_scores = env.evaluator.score(real, data.test)
+    report = EvalReport.build(
+        task=cfg.task, metric=primary, lower_is_better=low, reference=real_scores[primary],
+        reference_how=how, reference_n=len(real), t0=cfg.flow.t0, cold_nfe=ev.cold_nfe,
+        warm_method=warm_name, solver=solver, rows=rows, speedup_wall=speedup_wall,
+        reference_metrics={**real_scores, **env.real_copying()},
+        seconds=time.perf_counter() - began)
+    (ctx.out / "metrics.json").write_text(json.dumps(report.to_dict(), indent=2))
+    plot_quality_vs_nfe(ctx.out / "quality_vs_nfe.png", report)
+    show_samples(ctx.out, data, _panels(env, cfg, warm, cold, warm_sampler, cold_sampler))
+    draft = next((r for r in rows if r.method == "draft"), None)
     return StageResult(params={"metric": primary}, metrics={
-        "cold_quality": cold_full["quality"], "warm_quality": warm_main["quality"],
-        "draft_quality": rows[0]["quality"], "reference": report["reference"],
-        "speedup_nfe": report["speedup_nfe"], "speedup_wall": report["speedup_wall"],
-        "parity": float(report["parity"])})
-
-
-def _show(out: Path, data: Dataset, held_out: np.ndarray, shown: dict[str, np.ndarray],
-          warm: dict, cold: dict) -> None:
-    """``samples.png`` (scatter or image grids); for text, ``samples.txt`` as well."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    titles = {"data": "held-out data", "drafts": "drafts (NFE 0)",
-              "warm": f"warm t0={warm['t0']} (NFE {warm['nfe']})",
-              "cold": f"cold (NFE {cold['nfe']})"}
-    clouds = {"data": held_out, **shown}
-    keys = ("data", "drafts", "warm", "cold")
-    if data.text is not None:
-        decode = data.text.decode
-        lines = [f"## {titles[k]}\n" + "\n".join(decode(clouds[k][:40])) for k in keys]
-        (out / "samples.txt").write_text("\n\n".join(lines) + "\n")
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4), sharex=data.kind == "vector",
-                             sharey=data.kind == "vector")
-    for ax, key in zip(axes, keys):
-        x = clouds[key]
-        if data.kind == "image":
-            ax.imshow(_grid(x[:64], data.shape), cmap="gray" if data.shape[0] == 1 else None)
-            ax.axis("off")
-        elif data.text is not None:
-            ax.text(0, 1, "\n".join(data.text.decode(x[:24])), va="top", family="monospace")
-            ax.axis("off")
-        elif x.shape[1] >= 2:
-            ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.5)
-        else:
-            ax.hist(x[:, 0], bins=60)
-        ax.set_title(titles[key])
-    fig.tight_layout()
-    fig.savefig(out / "samples.png", dpi=80)
-    plt.close(fig)
-
-
-def _grid(x: np.ndarray, shape: tuple[int, ...], cols: int = 8) -> np.ndarray:
-    """(n, C*H*W) in [-1, 1] -> one (rows*H, cols*W[, C]) image in [0, 1]."""
-    c, h, w = shape
-    n = len(x)
-    rows = -(-n // cols)
-    imgs = np.clip((x.reshape(n, c, h, w) + 1) / 2, 0, 1)
-    canvas = np.ones((rows * h, cols * w, c))
-    for i, img in enumerate(imgs):
-        r, k = divmod(i, cols)
-        canvas[r * h:(r + 1) * h, k * w:(k + 1) * w] = img.transpose(1, 2, 0)
-    return canvas[..., 0] if c == 1 else canvas
+        "cold_quality": cold.quality, "warm_quality": warm.quality,
+        **({"draft_quality": draft.quality} if draft else {}),
+        "reference": report.reference, "speedup_nfe": report.speedup_nfe,
+        "speedup_wall": report.speedup_wall, "parity": float(report.parity),
+        "rows": float(len(rows)), "seconds": report.seconds,
+        "row_seconds": float(sum(r.seconds for r in rows))})

@@ -48,8 +48,8 @@ class BatchStream:
     def __init__(self, mode: Literal["warm", "cold"], data: Tensor, batch: int, *, rank: int,
                  world_size: int, seed: int, shard_urls: Sequence[str] = (),
                  shuffle_buffer: int = 2000, paired: bool = False):
-        if mode == "warm" and not shard_urls:
-            raise ValueError("warm training needs draft shards")
+        if mode in ("warm", "reflow") and not shard_urls:
+            raise ValueError(f"{mode} training needs shards")
         if paired and mode != "warm":
             raise ValueError("only warm training reads paired drafts")
         self.mode, self.data, self.batch, self.paired = mode, data, batch, paired
@@ -63,7 +63,7 @@ class BatchStream:
 
     def __next__(self) -> tuple[Tensor, Tensor, torch.Generator]:
         gen = step_generator(self.seed, self.rank, self.consumed)
-        if self.mode == "cold":
+        if self.mode in ("cold", "cold_ot"):
             source = torch.randn(self.batch, self.data.shape[1], generator=gen)
         elif self.paired:
             source, rows = next(self._reader())
@@ -100,7 +100,7 @@ class BatchStream:
                 raise ValueError(f"checkpoint's data stream has {key} {state[key]}, this run "
                                  f"{getattr(self, key)}")
         self._drafts = None
-        if self.mode == "warm":
+        if self.mode in ("warm", "reflow"):
             reader = self._reader()
             for _ in range(state["consumed"]):
                 next(reader)

@@ -119,29 +119,47 @@ def flow_matching_loss(net: nn.Module, path: WarmPath, batch: Batch, generator: 
 
 
 class FlowObjective:
-    """Cold (noise -> data) or warm (widened draft at ``t0`` -> data) flow matching.
+    """Cold (noise -> data) or warm (widened draft at ``t0`` -> data) flow matching, and two
+    rivals of the evaluation (``wsfm.stages.rivals``):
 
-    The cold baseline ignores every flow setting (t0 = 0, no widening, independent pairs), so
-    "same network, same budget" holds with one loop for both. ``paired``: the sources arrive
-    with their partners (precomputed by ``generate_drafts``, ``shards.pair``), so no coupling
-    runs here; the stored pairing matched the drafts before widening. ``parameterisation``:
-    what the network sees and regresses on (the default is the package's choice; the others
-    are for ``benchmarks/parameterisation.py``).
+    - ``cold`` ignores every flow setting (t0 = 0, no widening, independent pairs), so "same
+      network, same budget" holds with one loop for both;
+    - ``cold_ot``: noise -> data from t = 0 with minibatch-OT pairs (OT-CFM);
+    - ``reflow``: each source row holds a pair ``[x0 | x1]`` (B, 2D) made before training
+      (noise and a cold model's sample from it); the flow runs from t = 0 on those pairs
+      and the data rows are not used;
+    - ``warm``: the refiner. ``paired``: the sources arrive with their partners (precomputed
+      by ``generate_drafts``, ``shards.pair``), so no coupling runs here; the stored pairing
+      matched the drafts before widening. A warm objective with ``flow.t0 = 0`` is the
+      ``draft_source`` rival (the whole path from the widened drafts).
+
+    ``parameterisation``: what the network sees and regresses on (the default is the
+    package's choice; the others are for ``benchmarks/parameterisation.py``).
     """
 
-    def __init__(self, mode: Literal["warm", "cold"], flow: FlowConfig, paired: bool = False,
-                 parameterisation: Parameterisation = Parameterisation()):
+    def __init__(self, mode: Literal["warm", "cold", "cold_ot", "reflow"], flow: FlowConfig,
+                 paired: bool = False, parameterisation: Parameterisation = Parameterisation()):
+        if mode not in ("warm", "cold", "cold_ot", "reflow"):
+            raise ValueError(f"unknown objective mode {mode!r}")
         self.parameterisation = parameterisation
         warm = mode == "warm"
         t0 = flow.t0 if warm else 0.0
         self.widener = WarmPath(t0, draft_noise=flow.draft_noise if warm else 0.0)
         # Sources arrive widened, so the path itself adds only sigma_min noise.
         self.path = WarmPath(t0, sigma_min=flow.sigma_min if warm else 0.0)
-        self.pair = get_coupling(flow.coupling if warm and not paired else "independent")
+        self.split = mode == "reflow"
+        if mode == "warm":  # only the refiner reads the coupling (cold runs ignore it)
+            coupling = "independent" if paired else flow.coupling
+        else:
+            coupling = "minibatch_ot" if mode == "cold_ot" else "independent"
+        self.pair = get_coupling(coupling)
 
     def make_batch(self, source: Tensor, data: Tensor, generator: torch.Generator) -> Batch:
         """Widen the sources (B, D), then pair them with data (B, D): the coupling sees what
         the flow starts from."""
+        if self.split:  # reflow: the pairs are fixed, the data rows are not used
+            x0, x1 = source.chunk(2, dim=1)
+            return Batch(x0, x1)
         x0 = self.widener.widen(source, generator=generator)
         x0, x1 = self.pair(x0, data)
         return Batch(x0, x1)

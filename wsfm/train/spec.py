@@ -18,7 +18,8 @@ __all__ = ["TrainSpec"]
 class TrainSpec:
     """Everything one distributed training run needs; picklable, paths absolute."""
 
-    mode: Literal["warm", "cold"]
+    # cold_ot, reflow: the evaluation's rivals (wsfm.train.objective.FlowObjective)
+    mode: Literal["warm", "cold", "cold_ot", "reflow"]
     data: DataConfig
     flow: FlowConfig  # cold runs use t0 = 0 and ignore the rest
     model: ModelConfig

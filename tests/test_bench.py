@@ -1,0 +1,72 @@
+from wsfm.bench import section_body, targets
+from wsfm.benchmarks_md import write_section
+from wsfm.report import EvalReport, Row
+
+
+def row(method, nfe, quality, solver="euler", t0=0.0, spread=0.0, **metrics):
+    return Row(method, t0, nfe, solver, quality, spread, 1.0, metrics=metrics, seeds=3,
+               seconds=2.0)
+
+
+def report(rows, **kw):
+    fields = dict(task="toy2d", metric="swd", lower_is_better=True, reference=0.05,
+                  reference_how="reference split", reference_n=2000, t0=0.9, cold_nfe=100,
+                  warm_method="warm_ot", solver="euler", rows=rows, speedup_wall=9.5,
+                  reference_metrics={"real_copy_ratio": 1.0, "real_near_copy_share": 0.05})
+    return EvalReport.build(**{**fields, **kw})
+
+
+ROWS = [row("draft", 0, 1.0, "none", 0.9, copy_ratio=1.3, near_copy_share=0.0),
+        row("cold", 100, 0.30, spread=0.01, copy_ratio=1.0, near_copy_share=0.05),
+        row("cold_ot", 100, 0.20, "heun", spread=0.01, copy_ratio=0.98, near_copy_share=0.05),
+        row("cold", 2, 1.9), row("cold_ot", 2, 0.25, "heun"), row("reflow", 2, 0.22),
+        row("cold", 1, 2.0), row("reflow", 1, 0.24),
+        row("warm_ot", 10, 0.21, t0=0.9, spread=0.01, copy_ratio=0.9, near_copy_share=0.1),
+        row("warm_ot", 4, 0.26, t0=0.96), row("warm_ot", 2, 0.21, t0=0.98),
+        row("warm_ot", 1, 0.5, t0=0.99)]
+
+
+def by_name(ts):
+    return {t.name: t for t in ts}
+
+
+def test_targets_use_the_best_rival_at_every_nfe():
+    t = by_name(targets(report(ROWS)))
+    assert t["parity at 10x (10 NFE)"].result == "met"  # 0.21 vs the best cold, cold_ot 0.20
+    assert t["parity at 25x (4 NFE)"].result == "missed"
+    assert "(gap +0.06)" in t["parity at 25x (4 NFE)"].numbers
+    assert t["parity at 50x (2 NFE) (stretch)"].result == "met"
+    assert t["equal-NFE win at NFE 2"].result == "met"  # 0.21 beats reflow's 0.22
+    assert "reflow" in t["equal-NFE win at NFE 2"].numbers
+    assert t["equal-NFE win at NFE 1"].result == "missed"  # 0.5 vs reflow's 0.24
+    assert t["equal-NFE win at NFE 4"].result == "n/a"  # no rival row at 4
+    copying = t["copying: warm copy_ratio no lower than cold's"]
+    assert copying.result == "missed" and "warm 0.9 vs cold 0.98" in copying.numbers
+    assert t["warm beats its draft"].result == "met"
+    assert t["guaranteed speed-up (wall >= 0.9 x NFE ratio, draft included)"].result == "met"
+
+
+def test_text_targets_compare_with_the_best_ngram_and_count_held_out_words():
+    rows = [row("cold", 100, 0.60, "jump", train_share=0.5, held_out_share=0.01),
+        row("ngram2", 0, 0.20, "none", 0.9), row("ngram4", 0, 0.45, "none", 0.9),
+        row("warm_nearest", 10, 0.40, "jump", 0.9, train_share=0.3, held_out_share=0.005)]
+    r = report(rows, metric="valid_rate_std", lower_is_better=False, solver="jump",
+               warm_method="warm_nearest", reference_metrics={"real_held_out_share": 0.1})
+    t = by_name(targets(r))
+    assert t["words: the refiner beats the best n-gram draft"].result == "missed"
+    assert "ngram4" in t["words: the refiner beats the best n-gram draft"].numbers
+    assert t["words: generates held-out words"].result == "met"
+    assert t["copying: warm train_share no higher than cold's"].result == "met"
+
+
+def test_the_section_is_written_with_rows_targets_and_time(tmp_path):
+    body = section_body(report(ROWS), 3, 2000, {"train_baseline": 60.0, "evaluate": 30.0},
+                        100.0, ["evaluate"], 11)
+    path = tmp_path / "BENCHMARKS.md"
+    write_section("quality-toy2d", "Quality against speed: toy2d", "wsfm bench x", body, path)
+    write_section("quality-toy2d", "Quality against speed: toy2d", "wsfm bench x", body, path)
+    text = path.read_text()
+    assert text.count("<!-- begin quality-toy2d -->") == 1
+    assert "| cold_ot | heun | 0 | 100 | 0.2 ± 0.01 |  | 0.98 / 5.0% |" in text
+    assert "parity at 25x (4 NFE) | missed" in text
+    assert "Total stage time 90 s" in text

@@ -1,0 +1,81 @@
+import json
+
+import pytest
+
+from wsfm.report import EvalReport, Row, best_at_nfe, best_cold_row, parity, shipped_row
+from wsfm.stages.register import check_gates
+
+
+def row(method, nfe, quality, solver="euler", t0=0.0, spread=0.0):
+    return Row(method, t0, nfe, solver, quality, spread, sec_per_1k=1.0)
+
+
+def report(rows, cold_nfe=100, solver="euler", lower=True):
+    return EvalReport.build(task="toy2d", metric="swd", lower_is_better=lower, reference=0.1,
+                            reference_how="test", reference_n=100, t0=0.9, cold_nfe=cold_nfe,
+                            warm_method="warm_ot", solver=solver, rows=rows, speedup_wall=9.0)
+
+
+def test_cold_reference_is_the_best_cold_row_at_cold_nfe_over_couplings_and_solvers():
+    rows = [row("cold", 100, 0.30), row("cold", 100, 0.25, "heun"), row("cold_ot", 100, 0.22),
+            row("cold_ot", 128, 0.01),  # more calls than cold_nfe: not the reference
+            row("reflow", 100, 0.05),  # not a cold method (the equal-NFE rival)
+            row("cold", 10, 0.5), row("warm_ot", 10, 0.2, t0=0.9)]
+    assert best_cold_row(rows, 100, True) == row("cold_ot", 100, 0.22)
+    assert best_cold_row(rows, 100, False) == row("cold", 100, 0.30)
+    with pytest.raises(ValueError, match="no cold row at NFE 64"):
+        best_cold_row(rows, 64, True)
+
+
+def test_speedup_counts_network_calls_for_every_solver():
+    # heun: 2 calls a step. The shipped warm row at t0 = 0.9 with h = 1/100: 10 steps, 20
+    # calls; the cold reference at 100 calls took 50 steps. 100 / 20 = 5, not 100 / 10.
+    rows = [row("cold", 100, 0.3, "heun"), row("warm_ot", 20, 0.28, "heun", t0=0.9),
+            row("warm_ot", 10, 0.1, "euler", t0=0.9)]
+    r = report(rows, solver="heun")
+    assert r.shipped() == rows[1] and r.speedup_nfe == 5.0 and r.parity
+
+
+def test_gates_use_the_cold_row_at_cold_nfe_even_with_a_larger_grid_entry():
+    # An nfe_grid entry above cold_nfe used to become the gate's cold row (and then no warm
+    # row matched the speed-up: StopIteration).
+    rows = [row("cold", 128, 0.20), row("cold", 100, 1.0), row("warm_ot", 10, 1.05, t0=0.9)]
+    r = report(rows)
+    assert r.cold_reference().nfe == 100 and r.speedup_nfe == 10.0
+    assert check_gates(r, 0.1, 5.0) == []
+    assert check_gates(json.loads(json.dumps(r.to_dict())), 0.1, 5.0) == []  # from metrics.json
+    worse = report([row("cold", 128, 0.2), row("cold", 100, 1.0), row("warm_ot", 10, 1.2, t0=0.9)])
+    assert len(check_gates(worse, 0.1, 5.0)) == 1
+
+
+def test_round_trip_and_strict_keys():
+    r = report([row("cold", 100, 1.0), row("warm_ot", 10, 1.0, t0=0.9)])
+    again = EvalReport.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert again == r
+    bad = r.to_dict()
+    del bad["cold_nfe"]
+    with pytest.raises(ValueError, match="missing keys \\['cold_nfe'\\]"):
+        EvalReport.from_dict(bad)
+    bad = {**r.to_dict(), "extra": 1}
+    with pytest.raises(ValueError, match="unknown keys \\['extra'\\]"):
+        EvalReport.from_dict(bad)
+
+
+def test_shipped_row_and_best_at_nfe():
+    rows = [row("warm_ot", 10, 0.3, t0=0.9), row("warm_ot", 20, 0.2, "heun", t0=0.9),
+            row("cold", 2, 0.9), row("cold_ot", 2, 0.5, "midpoint"), row("reflow", 2, 0.4)]
+    assert shipped_row(rows, "warm_ot", 0.9, "euler").nfe == 10
+    with pytest.raises(ValueError):
+        shipped_row(rows, "warm", 0.9, "euler")
+    assert best_at_nfe(rows, ("cold", "cold_ot"), 2, True).method == "cold_ot"
+    assert best_at_nfe(rows, ("cold", "cold_ot", "reflow"), 2, True).method == "reflow"
+    assert best_at_nfe(rows, ("cold",), 4, True) is None
+
+
+def test_parity_allows_the_seed_spread_and_no_more():
+    cold = row("cold", 100, 1.0, spread=0.05)
+    assert parity(row("w", 10, 1.09, spread=0.05), cold)
+    assert not parity(row("w", 10, 1.11, spread=0.05), cold)
+    assert parity(row("w", 10, 1.15), cold, rel_tolerance=0.2)
+    assert parity(row("w", 10, 0.91, spread=0.05), cold, lower_is_better=False)
+    assert not parity(row("w", 10, 0.89, spread=0.05), cold, lower_is_better=False)

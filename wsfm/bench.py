@@ -1,0 +1,234 @@
+"""``wsfm bench PIPELINE [--profile P]``: run a pipeline and rewrite its BENCHMARKS.md section.
+
+The section holds every row of the evaluation (``metrics.json``, read as an
+:class:`wsfm.report.EvalReport`), the targets of the benchmark protocol met or missed with
+their numbers, and where the time went (each stage, and the evaluation's own rows). Finished
+stages are reused from the artifact store, so a rerun after a change reruns only what the
+change touches.
+
+Targets (the row rule of ``wsfm.report``: the cold reference is the best cold row at
+``cold_nfe`` over couplings and solvers):
+
+- parity at 10x, 25x and (stretch) 50x: the best warm row at ``cold_nfe / k`` calls (any
+  start, any solver) within the seed spread of the cold reference;
+- equal-NFE win at 1, 2, 4, 8: the best warm row beats the best of cold, cold_ot and reflow
+  at the same calls (any solver);
+- copying: warm's copy ratio no lower than the cold reference's, within their seed spreads
+  (text: warm's share of training words no higher than cold's);
+- words: the refiner beats the best n-gram draft (orders 2 to ``MAX_ORDER``) and generates
+  held-out words;
+- warm beats its draft; the guaranteed speed-up holds in wall time (>= 0.9 of the NFE ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from wsfm.benchmarks_md import markdown_table, write_section
+from wsfm.report import FEW_STEP_RIVALS, EvalReport, Row, best_at_nfe, better, parity
+
+__all__ = ["Target", "main", "section_body", "targets"]
+
+EQUAL_NFE = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    result: str  # met, missed, or n/a (no row to judge it by)
+    numbers: str
+
+
+def _q(r: Row) -> str:
+    return f"{r.quality:.4g} ± {r.spread:.2g}"
+
+
+def _warm_rows(report: EvalReport) -> list[Row]:
+    return [r for r in report.rows if r.method == report.warm_method]
+
+
+def _parity_targets(report: EvalReport) -> list[Target]:
+    cold, low, out = report.cold_reference(), report.lower_is_better, []
+    for factor, note in ((10, ""), (25, ""), (50, " (stretch)")):
+        nfe = report.cold_nfe // factor
+        w = best_at_nfe(_warm_rows(report), [report.warm_method], nfe, low)
+        name = f"parity at {factor}x ({nfe} NFE){note}"
+        if w is None:
+            out.append(Target(name, "n/a", f"no {report.warm_method} row at NFE {nfe}"))
+            continue
+        gap = w.quality - cold.quality
+        out.append(Target(name, "met" if parity(w, cold, lower_is_better=low) else "missed",
+                          f"{w.method} t0={w.t0:g} {w.solver} {_q(w)} vs {cold.method} "
+                          f"{cold.solver}@{cold.nfe} {_q(cold)} (gap {gap:+.3g})"))
+    return out
+
+
+def _equal_nfe_targets(report: EvalReport) -> list[Target]:
+    low, out = report.lower_is_better, []
+    for n in EQUAL_NFE:
+        w = best_at_nfe(_warm_rows(report), [report.warm_method], n, low)
+        rival = best_at_nfe(report.rows, FEW_STEP_RIVALS, n, low)
+        name = f"equal-NFE win at NFE {n}"
+        if w is None or rival is None:
+            out.append(Target(name, "n/a", f"no {'warm' if w is None else 'rival'} row at "
+                                           f"NFE {n}"))
+            continue
+        out.append(Target(name, "met" if better(w.quality, rival.quality, low) else "missed",
+                          f"{w.method} {w.solver} {_q(w)} vs best rival {rival.method} "
+                          f"{rival.solver} {_q(rival)}"))
+    return out
+
+
+def _copying_target(report: EvalReport) -> Target:
+    warm, cold = report.shipped(), report.cold_reference()
+    key, higher_copies = (("copy_ratio", False) if "copy_ratio" in warm.metrics
+                          else ("train_share", True))
+    w, c = warm.metrics.get(key), cold.metrics.get(key)
+    if w is None or c is None:
+        return Target("copying: warm no closer to the training set than cold", "n/a",
+                      f"no {key} in the rows")
+    slack = warm.metrics.get(f"{key}_spread", 0.0) + cold.metrics.get(f"{key}_spread", 0.0)
+    ok = (w <= c + slack) if higher_copies else (w >= c - slack)
+    real = report.reference_metrics.get(f"real_{key}")
+    return Target(f"copying: warm {key} {'no higher' if higher_copies else 'no lower'} than "
+                  "cold's", "met" if ok else "missed",
+                  f"warm {w:.3g} vs cold {c:.3g} (spreads {slack:.2g}); real data "
+                  f"{real:.3g}" if real is not None else f"warm {w:.3g} vs cold {c:.3g}")
+
+
+def _text_targets(report: EvalReport) -> list[Target]:
+    warm, low = report.shipped(), report.lower_is_better
+    ngrams = [r for r in report.rows if r.method.startswith("ngram")]
+    out = []
+    if ngrams:
+        best = (min if low else max)(ngrams, key=lambda r: r.quality)
+        out.append(Target("words: the refiner beats the best n-gram draft",
+                          "met" if better(warm.quality, best.quality, low) else "missed",
+                          f"{warm.method} {_q(warm)} vs {best.method} {_q(best)} "
+                          f"(gap {warm.quality - best.quality:+.3g})"))
+    share = warm.metrics.get("held_out_share")
+    if share is not None:
+        real = report.reference_metrics.get("real_held_out_share", float("nan"))
+        out.append(Target("words: generates held-out words", "met" if share > 0 else "missed",
+                          f"{100 * share:.2f}% of samples are held-out words (real data "
+                          f"{100 * real:.1f}%)"))
+    return out
+
+
+def targets(report: EvalReport) -> list[Target]:
+    out = [*_parity_targets(report), *_equal_nfe_targets(report), _copying_target(report)]
+    if "train_share" in report.shipped().metrics:
+        out += _text_targets(report)
+    warm = report.shipped()
+    draft = next((r for r in report.rows if r.method == "draft"), None)
+    if draft:
+        out.append(Target("warm beats its draft", "met" if better(
+            warm.quality, draft.quality, report.lower_is_better) else "missed",
+            f"{warm.method} {_q(warm)} vs draft {_q(draft)}"))
+    out.append(Target("guaranteed speed-up (wall >= 0.9 x NFE ratio, draft included)",
+                      "met" if report.speedup_wall >= 0.9 * report.speedup_nfe else "missed",
+                      f"NFE {report.speedup_nfe:.2f}x, wall {report.speedup_wall:.2f}x"))
+    return out
+
+
+def _row_cells(report: EvalReport, r: Row) -> list[object]:
+    m = r.metrics
+    matched = m.get(f"{report.metric}_n{report.reference_n}")
+    copying = ""
+    if "copy_ratio" in m:
+        copying = f"{m['copy_ratio']:.3g} / {100 * m['near_copy_share']:.1f}%"
+    elif "train_share" in m:
+        copying = (f"{100 * m['train_share']:.1f}% / {100 * m['held_out_share']:.2f}% / "
+                   f"{100 * m['distinct_share']:.0f}%")
+    extra = ", ".join(f"{k} {v:.3g}" for k, v in m.items()
+                      if k != report.metric and not k.endswith("_spread")
+                      and k not in ("copy_ratio", "near_copy_share", "train_share",
+                                    "held_out_share", "distinct_share")
+                      and not k.startswith(f"{report.metric}_n"))
+    return [r.method, r.solver, f"{r.t0:g}", r.nfe, _q(r),
+            "" if matched is None else f"{matched:.4g}", copying, f"{r.sec_per_1k:.3g}",
+            f"{r.seconds:.1f}", extra]
+
+
+def section_body(report: EvalReport, seeds: int, n: int, stage_seconds: dict[str, float],
+                 wall: float, ran: list[str], total: int) -> str:
+    text = "copy ratio / near-copies" if "copy_ratio" in report.shipped().metrics else (
+        "training words / held-out words / distinct")
+    real = ", ".join(f"{k.removeprefix('real_')} {v:.3g}" for k, v in
+                     report.reference_metrics.items() if k.startswith("real_"))
+    direction = "lower" if report.lower_is_better else "higher"
+    rows = sorted(report.rows, key=lambda r: (r.method, r.solver, -r.nfe))
+    costly = sorted(report.rows, key=lambda r: -r.seconds)[:5]
+    return "\n".join([
+        f"Metric: `{report.metric}` ({direction} is better), mean ± spread over {seeds} "
+        f"sampling seeds of {n} samples; seconds per 1,000 samples include the draft. NFE "
+        "counts network calls (heun and midpoint: 2 a step).", "",
+        f"Floor (real data): {report.reference:.4g}: {report.reference_how}. Real data's own "
+        f"copying values: {real}.", "",
+        markdown_table(["method", "solver", "t0", "NFE", "quality",
+                        f"at n={report.reference_n}", text, "s / 1k", "row s", "other"],
+                       [_row_cells(report, r) for r in rows]),
+        "", f"Cold reference: {report.cold_reference().method} "
+            f"{report.cold_reference().solver} at NFE {report.cold_nfe}; shipped: "
+            f"{report.warm_method} at t0={report.t0:g} with {report.solver} "
+            f"(speed-up {report.speedup_nfe:.3g}x in NFE, {report.speedup_wall:.3g}x wall; "
+            f"parity {'yes' if report.parity else 'no'}).", "",
+        "Targets:", "",
+        markdown_table(["target", "result", "numbers"],
+                       [[t.name, t.result, t.numbers] for t in targets(report)]),
+        "", "Where the time went (seconds per stage, from the run that made each output):", "",
+        markdown_table(["stage", "seconds"], [[s, v] for s, v in stage_seconds.items()]),
+        "", f"Evaluation: {report.seconds:.0f} s wall for {len(report.rows)} rows "
+            f"({sum(r.seconds for r in report.rows):.0f} s of row work over the tasks); the "
+            "costliest rows: " + ", ".join(f"{r.method}/{r.solver}@{r.nfe} {r.seconds:.0f} s"
+                                           for r in costly) + ".",
+        f"Total stage time {sum(stage_seconds.values()):.0f} s (branches overlap, so the wall "
+        f"time is lower); this invocation: {wall:.0f} s wall, {len(ran)} of {total} stages "
+        f"ran ({', '.join(ran) or 'all cached'})."])
+
+
+def main(argv: list[str] | None = None, prog: str = "wsfm bench") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("pipeline")
+    parser.add_argument("--profile")
+    parser.add_argument("--home", default=None)
+    parser.add_argument("--benchmarks", default=None, help="the BENCHMARKS.md to rewrite "
+                        "(default: the repository's)")
+    return run(parser.parse_args(argv), prog)
+
+
+def run(args: argparse.Namespace, prog: str = "wsfm bench") -> int:
+    import os
+
+    from wsfm.benchmarks_md import BENCHMARKS
+    from wsfm.config import load_pipeline
+    from wsfm.orchestrate.runner import run_pipeline
+    from wsfm.orchestrate.store import ArtifactStore
+
+    home = Path(args.home or os.environ.get("WSFM_HOME") or "wsfm-runs").resolve()
+    config = load_pipeline(args.pipeline, profile=args.profile)
+    start = time.perf_counter()
+    summary = run_pipeline(config, home=home, pipeline_file=str(args.pipeline),
+                           profile=args.profile)
+    wall = time.perf_counter() - start
+    if not summary.ok:
+        return 1
+    store = ArtifactStore(home / "artifacts", config.name)
+    fps = {item.stage: item.fingerprint for item in summary.plan}
+    report = EvalReport.from_dict(json.loads(
+        (store.path("evaluate", fps["evaluate"]) / "metrics.json").read_text()))
+    records = {s: store.load(s, fp) for s, fp in fps.items()}
+    seconds = {s: float(r.get("seconds", 0.0)) for s, r in records.items() if r}
+    ran = [o.stage for o in summary.outcomes if o.status == "ran"]
+    profile = f" --profile {args.profile}" if args.profile else ""
+    write_section(f"quality-{config.name}{'-' + args.profile if args.profile else ''}",
+                  f"Quality against speed: {config.name}{profile}",
+                  f"{prog} {args.pipeline}{profile}",
+                  section_body(report, config.evaluate.seeds, config.evaluate.n_samples,
+                               seconds, wall, ran, len(summary.outcomes)),
+                  path=Path(args.benchmarks) if args.benchmarks else BENCHMARKS)
+    return 0

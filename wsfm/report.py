@@ -1,0 +1,166 @@
+"""The evaluation report as a typed record, and the one rule that picks its key rows.
+
+``evaluate`` builds an :class:`EvalReport` and writes ``metrics.json`` from it; ``register``
+(the gates), ``wsfm bench`` and ``benchmarks/quality.py`` (BENCHMARKS.md) read it back with
+:meth:`EvalReport.from_dict` and use the same rows:
+
+- the **cold reference** (:func:`best_cold_row`): the best row at NFE ``cold_nfe`` over every
+  cold method (``COLD_METHODS``: any coupling) and every solver. NFE counts network calls, so
+  a heun row at NFE 100 took 50 steps;
+- the **shipped warm row** (:func:`shipped_row`): the warm method the pipeline trains, at the
+  configured ``t0``, sampled with the shipped solver.
+
+``speedup_nfe`` is the cold reference's NFE over the shipped row's NFE, both in network calls,
+and ``parity`` compares the two rows. Pure: no Ray, no MLflow, no torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["COLD_METHODS", "FEW_STEP_RIVALS", "EvalReport", "Row", "best_at_nfe",
+           "best_cold_row", "better", "parity", "shipped_row"]
+
+COLD_METHODS = ("cold", "cold_ot")  # from noise at t = 0, trained with any coupling
+FEW_STEP_RIVALS = ("cold", "cold_ot", "reflow")  # the equal-NFE target's rivals (no draft)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One method at one start time, NFE and solver, over ``seeds`` sampling seeds.
+
+    ``quality``: mean of the primary metric over seeds; ``spread``: its population std;
+    ``sec_per_1k``: median wall seconds per 1,000 samples (draft included, scoring excluded);
+    ``metrics``: every metric's seed mean (copying checks included); ``seconds``: what the
+    row cost the evaluation (sampling and scoring, all seeds).
+    """
+
+    method: str
+    t0: float
+    nfe: int
+    solver: str
+    quality: float
+    spread: float
+    sec_per_1k: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    seeds: int = 1
+    seconds: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Row:
+        return cls(**_strict(cls, d, "row"))
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """What ``metrics.json`` holds (module docstring for the row rule).
+
+    ``reference``: the primary metric of real data against the held-out split on
+    ``reference_n`` samples, ``reference_how`` says which data and why that size;
+    ``reference_metrics``: every metric of that real data (copying checks included: the
+    data's own values). ``seconds``: the whole evaluation's wall time.
+    """
+
+    task: str
+    metric: str
+    lower_is_better: bool
+    reference: float
+    reference_how: str
+    reference_n: int
+    t0: float
+    cold_nfe: int
+    warm_method: str
+    solver: str
+    rows: tuple[Row, ...]
+    speedup_nfe: float
+    speedup_wall: float
+    parity: bool
+    reference_metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @classmethod
+    def build(cls, *, rows: Sequence[Row], speedup_wall: float, **fields_: Any) -> EvalReport:
+        """A report whose ``speedup_nfe`` and ``parity`` follow the row rule."""
+        draft = cls(rows=tuple(rows), speedup_wall=speedup_wall, speedup_nfe=math.nan,
+                    parity=False, **fields_)
+        cold, warm = draft.cold_reference(), draft.shipped()
+        return cls(**{**draft._fields(), "speedup_nfe": cold.nfe / warm.nfe,
+                      "parity": parity(warm, cold, lower_is_better=draft.lower_is_better)})
+
+    def _fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def cold_reference(self) -> Row:
+        return best_cold_row(self.rows, self.cold_nfe, self.lower_is_better)
+
+    def shipped(self) -> Row:
+        return shipped_row(self.rows, self.warm_method, self.t0, self.solver)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvalReport:
+        kwargs = _strict(cls, d, "metrics.json")
+        kwargs["rows"] = tuple(Row.from_dict(r) for r in kwargs["rows"])
+        return cls(**kwargs)
+
+
+def _strict(cls: type, d: dict[str, Any], what: str) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    required = {f.name for f in fields(cls)
+                if f.default is MISSING and f.default_factory is MISSING}
+    unknown, missing = sorted(set(d) - names), sorted(required - set(d))
+    if unknown or missing:
+        raise ValueError(f"{what}: unknown keys {unknown}, missing keys {missing} "
+                         f"(an evaluation from an older version: rerun evaluate)")
+    return dict(d)
+
+
+def better(a: float, b: float, lower_is_better: bool) -> bool:
+    """``a`` strictly better than ``b``."""
+    return a < b if lower_is_better else a > b
+
+
+def _best(rows: Iterable[Row], lower_is_better: bool) -> Row | None:
+    rows = list(rows)
+    if not rows:
+        return None
+    return (min if lower_is_better else max)(rows, key=lambda r: r.quality)
+
+
+def best_cold_row(rows: Sequence[Row], cold_nfe: int, lower_is_better: bool) -> Row:
+    """The best row at exactly ``cold_nfe`` network calls over ``COLD_METHODS`` and solvers."""
+    found = _best((r for r in rows if r.method in COLD_METHODS and r.nfe == cold_nfe),
+                  lower_is_better)
+    if found is None:
+        have = sorted({(r.method, r.solver, r.nfe) for r in rows if r.method in COLD_METHODS})
+        raise ValueError(f"no cold row at NFE {cold_nfe} (cold rows: {have})")
+    return found
+
+
+def shipped_row(rows: Sequence[Row], warm_method: str, t0: float, solver: str) -> Row:
+    """The warm row the pipeline ships: ``warm_method`` at ``t0`` with ``solver``."""
+    for r in rows:
+        if r.method == warm_method and math.isclose(r.t0, t0) and r.solver == solver:
+            return r
+    raise ValueError(f"no {warm_method} row at t0={t0} with solver {solver!r}")
+
+
+def best_at_nfe(rows: Sequence[Row], methods: Iterable[str], nfe: int,
+                lower_is_better: bool) -> Row | None:
+    """The best row of ``methods`` at exactly ``nfe`` calls (any solver, any t0), or None."""
+    wanted = set(methods)
+    return _best((r for r in rows if r.method in wanted and r.nfe == nfe), lower_is_better)
+
+
+def parity(warm: Row, cold: Row, rel_tolerance: float = 0.0,
+           lower_is_better: bool = True) -> bool:
+    """Warm no worse than cold, within the seed spread (and a relative tolerance)."""
+    slack = max(rel_tolerance * abs(cold.quality), cold.spread + warm.spread)
+    if lower_is_better:
+        return warm.quality <= cold.quality + slack
+    return warm.quality >= cold.quality - slack

@@ -1,0 +1,232 @@
+"""The evaluation's parallel work: one :class:`EvalJob` per method, solver and sampling seed.
+
+A job draws ``n`` samples at each of its points (a start time and a step count), times the
+draw (the draft included), and scores it: the evaluator's metrics against the held-out split,
+the primary metric again on the first ``reference_n`` samples where that is fewer than ``n``
+(the size the real-data floor is computed at), and the copying checks
+(``wsfm.metrics.copying``). Jobs are picklable and run through ``ctx.runtime.map`` (Ray
+tasks under the pipeline); a worker process loads the data, evaluator, draft and networks once
+and reuses them for every job it gets.
+
+How each method samples (``METHODS``):
+
+- ``draft``: the draft alone (NFE 0); ``retrieval``: each draft replaced by its nearest
+  training row (Euclidean; Hamming for text), NFE 0: what a look-up gives;
+- ``ngram<k>`` (text): a character k-gram draft fitted here on the training words, alone;
+- ``cold``, ``cold_ot``, ``reflow``: from noise (all-mask for text) at t = 0;
+- ``draft_source``: from the widened draft at t = 0 (the refiner's pairs, the whole path);
+- ``zero_shot``: the cold model from a noised draft at t0 on its own clock;
+- ``warm``: the refiner from the widened draft at t0 (rows named after its coupling).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wsfm.config import PipelineConfig, to_dict
+
+__all__ = ["EvalJob", "METHODS", "NET_STAGE", "Point", "SeedScore", "run_eval_job"]
+
+# Method -> the stage whose model.pt it samples with ("" : no network).
+NET_STAGE = {"draft": "", "retrieval": "", "ngram": "", "cold": "train_baseline",
+             "cold_ot": "train_cold_ot", "reflow": "train_reflow",
+             "draft_source": "train_draft_source", "zero_shot": "train_baseline",
+             "warm": "train_refiner"}
+METHODS = tuple(NET_STAGE)
+
+
+@dataclass(frozen=True)
+class Point:
+    """Where to sample: from ``t0`` with ``steps`` solver steps (None: the cold step ``h``)."""
+
+    t0: float
+    steps: int | None = None
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """``method`` (a key of ``NET_STAGE``) named ``row`` in the report, with ``solver`` at
+    every point of ``points``, for one sampling ``seed``; ``inputs``: upstream folders."""
+
+    config: PipelineConfig
+    inputs: tuple[tuple[str, str], ...]
+    method: str
+    row: str
+    solver: str
+    points: tuple[Point, ...]
+    seed: int
+    order: int = 0  # ngram: the draft's order
+
+    def __str__(self) -> str:  # how a failed task is named
+        return f"{self.row}/{self.solver} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class SeedScore:
+    """One seed's draw at one point: its metrics, the draw's seconds (sampling and draft)
+    and the seconds with scoring."""
+
+    row: str
+    t0: float
+    nfe: int
+    solver: str
+    seed: int
+    scores: dict[str, float]
+    sample_seconds: float
+    seconds: float
+
+
+def run_eval_job(job: EvalJob) -> list[SeedScore]:
+    env = _env(json.dumps(to_dict(job.config), sort_keys=True), job.inputs, job.config)
+    out = []
+    for point in job.points:
+        start = time.perf_counter()
+        x, nfe = env.draw(job, point)
+        drawn = time.perf_counter()
+        scores = env.score(x)
+        out.append(SeedScore(job.row, point.t0, nfe, job.solver, job.seed, scores,
+                             drawn - start, time.perf_counter() - start))
+    return out
+
+
+_ENVS: dict[str, EvalEnv] = {}
+
+
+def _env(key: str, inputs: tuple[tuple[str, str], ...], config: PipelineConfig) -> EvalEnv:
+    """One :class:`EvalEnv` per config (``key``: its JSON) and inputs in this process."""
+    full = f"{key}|{inputs}"
+    if full not in _ENVS:
+        _ENVS.clear()  # a worker serves one evaluation at a time: keep memory flat
+        _ENVS[full] = EvalEnv(config, dict(inputs))
+    return _ENVS[full]
+
+
+class EvalEnv:
+    """What sampling and scoring need, loaded once: data, evaluator, draft, networks."""
+
+    def __init__(self, config: PipelineConfig, inputs: dict[str, str]):
+        from wsfm.components import net_spec
+        from wsfm.data.datasets import load_dataset
+        from wsfm.drafts import load_draft
+        from wsfm.metrics.copying import CopyingReference
+        from wsfm.metrics.evaluators import load_evaluator
+
+        self.cfg, self.inputs = config, {k: Path(v) for k, v in inputs.items()}
+        self.data = load_dataset(config.data)
+        self.evaluator = load_evaluator(self.inputs["fit_evaluator"])
+        self.draft = load_draft(self.inputs["pretrain_draft"] / "draft.npz")
+        self.spec = net_spec(config.model, self.data)
+        self.n = config.evaluate.n_samples
+        self.reference_n = min(self.n, len(self.data.reference))
+        self.h = 1.0 / config.evaluate.cold_nfe
+        if self.data.text is None:
+            self.copy_ref = CopyingReference.fit(self.data.train, self.data.test)
+        else:
+            self.train_words = frozenset(self.data.text.train_words)
+            self.test_words = frozenset(self.data.text.test_words)
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - one env per process, kept for its life
+    def net(self, stage: str):
+        from wsfm.bundle import load_net
+
+        if stage not in self.inputs:
+            raise ValueError(f"evaluate needs the output of {stage} for its methods")
+        skipped = self.inputs[stage] / "skipped.json"
+        if skipped.is_file():
+            why = json.loads(skipped.read_text())["reason"]
+            raise ValueError(f"{stage} skipped its training ({why}); rerun it: "
+                             f"wsfm run PIPELINE --from {stage}")
+        return load_net(self.spec, self.data.dim, self.inputs[stage] / "model.pt")
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019
+    def ngram(self, order: int):
+        from wsfm.drafts.ngram import CharNgramDraft
+
+        return CharNgramDraft(order=order, seed=self.cfg.seed).fit(self.data.train)
+
+    def sampler(self, method: str, solver: str, t0: float):
+        """The sampler of a flow method (module docstring)."""
+        from wsfm.components import make_sampler
+
+        flow = self.cfg.flow
+        net = self.net(NET_STAGE[method])
+        draft, start, noise = None, "draft", 0.0
+        if method in ("warm", "draft_source"):
+            draft, noise = self.draft, flow.draft_noise
+        elif method == "zero_shot":
+            draft, start = self.draft, "noised_draft"
+        return make_sampler(self.data, draft, net, t0, step_size=self.h, method=solver,
+                            draft_noise=noise, start=start, exponent=flow.kappa_exponent,
+                            temperature=flow.temperature)
+
+    def draw(self, job: EvalJob, point: Point) -> tuple[np.ndarray, int]:
+        """(n, D) samples and the NFE spent."""
+        n, seed = self.n, job.seed
+        if job.method == "draft":
+            return self.draft.sample(n, seed), 0
+        if job.method == "ngram":
+            return self.ngram(job.order).sample(n, seed), 0
+        if job.method == "retrieval":
+            return self.retrieve(self.draft.sample(n, seed)), 0
+        return self.sampler(job.method, job.solver, point.t0).sample(n, seed, steps=point.steps)
+
+    def retrieve(self, x: np.ndarray) -> np.ndarray:
+        """Each row of ``x`` replaced by its nearest training row."""
+        import torch
+
+        from wsfm.flow.couplings import nearest_indices
+        from wsfm.flow.discrete import hamming_nearest_indices
+
+        train = torch.from_numpy(self.data.train)
+        nearest = hamming_nearest_indices if self.data.text is not None else nearest_indices
+        xt = torch.from_numpy(np.ascontiguousarray(x))
+        idx = np.concatenate([nearest(xt[s:s + 256], train).numpy()
+                              for s in range(0, len(xt), 256)])
+        return self.data.train[idx]
+
+    def score(self, x: np.ndarray) -> dict[str, float]:
+        """The evaluator's metrics, the primary one at ``reference_n`` samples, and the
+        copying checks."""
+        ev, test = self.evaluator, self.data.test
+        scores = dict(ev.score(x, test))
+        if self.reference_n < len(x):
+            scores[f"{ev.primary}_n{self.reference_n}"] = ev.score(x[:self.reference_n],
+                                                                   test)[ev.primary]
+        return {**scores, **self.copying(x)}
+
+    def copying(self, x: np.ndarray) -> dict[str, float]:
+        from wsfm.metrics.copying import copying_metrics, text_copying
+
+        if self.data.text is None:
+            return copying_metrics(x, self.data.train, self.copy_ref)
+        codes = np.clip(np.asarray(x, np.int64), 0, self.data.text.vocab - 1)
+        return text_copying(self.data.text.decode(codes), self.train_words, self.test_words)
+
+    def real_data(self) -> tuple[np.ndarray, str]:
+        """Real samples for the floor and the copying checks' own values, and how they were
+        drawn (``EvalReport.reference_how``)."""
+        m = self.reference_n
+        # The floor's bias with sample size (Frechet distance, SWD) is matched, not corrected:
+        # real data and every row are compared at the same n (the rows' first m samples).
+        source = ("fresh draws of the task's distribution" if self.cfg.data.kind == "toy2d"
+                  else "training rows, as many as the held-out split")
+        how = (f"real data ({source}) against the held-out split, on {m} samples"
+               + (f"; rows report '{self.evaluator.primary}_n{m}' on their first {m} samples "
+                  "to compare with it" if m < self.n else ", as many as each method"))
+        return self.data.reference[:m], how
+
+    def real_copying(self) -> dict[str, float]:
+        """The copying checks' values for real data: held-out rows (vectors, images), or
+        ``n`` words drawn uniformly from every word, as the data draws them (text)."""
+        if self.data.text is None:
+            return {f"real_{k}": v for k, v in self.copying(self.data.test).items()}
+        rng = np.random.default_rng(self.cfg.seed)
+        pool = np.concatenate([self.data.train, self.data.test])
+        return {f"real_{k}": v
+                for k, v in self.copying(pool[rng.integers(len(pool), size=self.n)]).items()}

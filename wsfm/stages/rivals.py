@@ -1,0 +1,178 @@
+"""The evaluation's trained rivals, one stage each (so adding one reruns nothing else).
+
+- ``train_cold_ot``: flow matching from noise with minibatch-OT pairs (OT-CFM);
+- ``generate_reflow``: pairs for one round of rectified flow on ``cold_ot``: noise ``z`` and
+  the cold_ot model's sample from it at ``REFLOW_STEPS`` Euler steps, written as rows
+  ``[z | x1]`` (2D) into WebDataset shards by one ``ctx.runtime.map`` task per shard, with
+  ``generate_drafts``' layout, records and resume rules (``shards.num_shards`` x
+  ``per_shard`` pairs);
+- ``train_reflow``: flow matching on those pairs;
+- ``train_draft_source``: flow matching from the widened drafts over the whole path
+  (t0 = 0), with the refiner's shards and pairs: a good source without a late start.
+
+Every one trains with the refiner's network and budget (``ctx.runtime.train``). A stage whose
+method is not in ``evaluate.methods`` (or does not apply to text) writes ``skipped.json``
+instead and trains nothing; evaluation refuses a skipped output of a method it was asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wsfm.config import PipelineConfig
+from wsfm.data.datasets import load_dataset
+from wsfm.shards import (BLOCK, ShardRecord, ShardWriter, read_manifest, read_stats,
+                         sha256_file, shard_name, write_manifest, write_stats)
+from wsfm.stages.base import StageContext, StageResult
+from wsfm.stages.generate_drafts import (CHUNK_BLOCKS, _earlier_attempt, _remove_temporaries,
+                                        chunk_seed)
+from wsfm.stages.train import _result
+from wsfm.train.spec import TrainSpec
+
+__all__ = ["REFLOW_STEPS", "ReflowJob", "generate_reflow", "make_reflow_shard",
+           "train_cold_ot", "train_draft_source", "train_reflow"]
+
+REFLOW_STEPS = 100  # Euler steps of the cold_ot model that make the reflow pairs
+REFLOW_SEED = 7_000_000  # shard seeds, disjoint from the drafts' and evaluation's
+
+
+def _skip(ctx: StageContext, method: str) -> StageResult | None:
+    """A StageResult for a method that is not wanted here (and ``skipped.json``), else None."""
+    cfg = ctx.config
+    reason = ""
+    if method not in cfg.evaluate.methods:
+        reason = f"{method!r} is not in evaluate.methods"
+    elif cfg.data.is_text and method in ("cold_ot", "reflow"):
+        reason = f"{method!r} does not apply to text (an all-mask source)"
+    if not reason:
+        return None
+    (ctx.out / "skipped.json").write_text(json.dumps({"reason": reason}))
+    return StageResult(metrics={"skipped": 1.0}, tags={"skipped": reason})
+
+
+def _spec(cfg: PipelineConfig, out: Path, mode: str, urls: tuple[str, ...] = (),
+          paired: bool = False, flow=None) -> TrainSpec:
+    return TrainSpec(mode=mode, data=cfg.data, flow=flow or cfg.flow, model=cfg.model,
+                     train=cfg.train, dim=load_dataset(cfg.data).dim, out_dir=str(out),
+                     shard_urls=urls, paired=paired)
+
+
+def train_cold_ot(ctx: StageContext) -> StageResult:
+    skipped = _skip(ctx, "cold_ot")
+    return skipped or _result(ctx.runtime.train(_spec(ctx.config, ctx.out, "cold_ot")))
+
+
+def train_draft_source(ctx: StageContext) -> StageResult:
+    skipped = _skip(ctx, "draft_source")
+    if skipped:
+        return skipped
+    shards = ctx.inputs["generate_drafts"]
+    records = read_manifest(shards)
+    urls = tuple(str(shards / rec.shard) for rec in records)
+    paired = {rec.pair for rec in records} != {"none"}
+    flow = dataclasses.replace(ctx.config.flow, t0=0.0)  # the whole path from the drafts
+    return _result(ctx.runtime.train(_spec(ctx.config, ctx.out, "warm", urls, paired, flow)))
+
+
+def train_reflow(ctx: StageContext) -> StageResult:
+    skipped = _skip(ctx, "reflow")
+    if skipped:
+        return skipped
+    pairs = ctx.inputs["generate_reflow"]
+    urls = tuple(str(pairs / rec.shard) for rec in read_manifest(pairs))
+    return _result(ctx.runtime.train(_spec(ctx.config, ctx.out, "reflow", urls)))
+
+
+@dataclass(frozen=True)
+class ReflowJob:
+    """One shard of reflow pairs; picklable. Field names follow ``generate_drafts.ShardJob``
+    (its resume check reads them); ``draft_sha256`` is the cold_ot weights' sha256."""
+
+    model_path: str
+    config: PipelineConfig
+    out_dir: str
+    index: int
+    count: int
+    seed: int
+    draft_sha256: str
+    block: int = BLOCK
+    pair: str = "none"
+
+    def __str__(self) -> str:
+        return f"{shard_name(self.index)} (seed {self.seed})"
+
+
+def _pairs(job: ReflowJob) -> Iterator[np.ndarray]:
+    """(rows, 2D) float32 ``[z | x1]`` pairs, chunk by chunk, deterministic in the seed."""
+    from wsfm.bundle import load_net
+    from wsfm.components import net_spec
+    from wsfm.flow.solvers import integrate
+
+    data = load_dataset(job.config.data)
+    net = load_net(net_spec(job.config.model, data), data.dim, job.model_path)
+    rows = job.block * CHUNK_BLOCKS
+    for c, start in enumerate(range(0, job.count, rows)):
+        gen = torch.Generator().manual_seed(chunk_seed(job.seed, c))
+        z = torch.randn(min(rows, job.count - start), data.dim, generator=gen)
+        with torch.no_grad():
+            x1 = integrate(lambda x, t: net(x, t), z, 0.0, 1.0, steps=REFLOW_STEPS,
+                           method="euler").x
+        yield torch.cat([z, x1], 1).numpy().astype(np.float32)
+
+
+def make_reflow_shard(job: ReflowJob) -> ShardRecord:
+    """Make (or find complete) one shard of pairs and its stats record."""
+    out = Path(job.out_dir)
+    old, problem = _earlier_attempt(out, job)
+    if problem is None:
+        return old
+    start = time.perf_counter()
+    with ShardWriter(out, job.index) as writer:
+        for x in _pairs(job):
+            for s in range(0, len(x), job.block):
+                writer.write(x[s:s + job.block], None)
+        size, sha = writer.commit()
+    record = ShardRecord(shard_name(job.index), writer.count, size, sha, job.seed,
+                         seconds=time.perf_counter() - start, draft_sha256=job.draft_sha256)
+    write_stats(out, job.index, record)
+    return record
+
+
+def _count(job: ReflowJob) -> int:
+    return job.count
+
+
+def generate_reflow(ctx: StageContext) -> StageResult:
+    skipped = _skip(ctx, "reflow")
+    if skipped:
+        return skipped
+    cfg, sh = ctx.config, ctx.config.shards
+    model = ctx.inputs["train_cold_ot"] / "model.pt"
+    if not model.is_file():
+        raise FileNotFoundError(f"{model}: reflow needs the cold_ot model (is cold_ot in "
+                                "evaluate.methods?)")
+    sha = sha256_file(model)
+    jobs = [ReflowJob(str(model), cfg, str(ctx.out), i, sh.per_shard,
+                      seed=cfg.seed * 1_000_003 + REFLOW_SEED + i, draft_sha256=sha,
+                      block=sh.block) for i in range(sh.num_shards)]
+    _remove_temporaries(ctx.out)
+    start = time.perf_counter()
+    try:
+        records = ctx.runtime.map(make_reflow_shard, jobs, desc="generate_reflow",
+                                  unit="shards", work=_count, work_unit="pairs")
+    finally:
+        _remove_temporaries(ctx.out)  # left by tasks whose worker died mid-write
+    assert records == [read_stats(ctx.out, j.index) for j in jobs]
+    write_manifest(ctx.out, records)
+    seconds = time.perf_counter() - start
+    pairs = sum(r.count for r in records)
+    return StageResult(metrics={"pairs": pairs, "seconds": seconds,
+                                "pairs_per_s": pairs / max(seconds, 1e-9)})
