@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 import yaml
 
-from wsfm.cli import main
-
 from tests.conftest import ROOT, TOY2D
+from wsfm.cli import main
 
 pytestmark = pytest.mark.reliability
 
