@@ -40,6 +40,7 @@ __all__ = [
     "MANIFEST",
     "ShardRecord",
     "ShardWriter",
+    "ShardsDamaged",
     "check_members",
     "check_shard",
     "member_problem",
@@ -75,6 +76,10 @@ class ShardRecord:
 _SCHEMA = pa.schema([("shard", pa.string()), ("count", pa.int64()), ("bytes", pa.int64()),
                      ("sha256", pa.string()), ("seed", pa.int64()), ("seconds", pa.float64()),
                      ("draft_sha256", pa.string()), ("pair", pa.string())])
+
+
+class ShardsDamaged(RuntimeError):
+    """Shards differ from their manifest or hold something refused; the message names each."""
 
 
 def shard_name(index: int) -> str:

@@ -20,10 +20,13 @@ from wsfm.config import USER_KINDS, PipelineConfig, to_dict
 from wsfm.data.datasets import load_dataset
 from wsfm.orchestrate.board import StageBoard
 from wsfm.orchestrate.dag import PlanItem, make_plan
+from wsfm.orchestrate.locks import file_lock, stage_lock
 from wsfm.orchestrate.runtime import RayRuntime
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.progress import SNAPSHOT
 from wsfm.stages import STAGES, StageContext, get_stage
+from wsfm.train.faults import ENV as FAULT_ENV
+from wsfm.train.faults import stage_fault
 
 __all__ = ["RunSummary", "StageOutcome", "execute_stage", "run_pipeline"]
 
@@ -56,22 +59,61 @@ class RunSummary:
 
 def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], store_root: str,
                   fp: str, runtime: RayRuntime, record: dict[str, Any]) -> dict[str, Any]:
-    """Run one stage into a temporary folder, then commit it."""
-    spec = get_stage(name)
+    """Run one stage into a temporary folder, then commit it, holding the output's lock:
+    when another invocation made it meanwhile, its record is returned instead."""
     store = ArtifactStore(store_root, config.name)
+    with stage_lock(store.root, config.name, name, fp) as waited:
+        made = store.load(name, fp) if waited else None
+        if made is not None:
+            return {**made, "tags": {**made.get("tags", {}), "wsfm.status": "reused",
+                                     "wsfm.producer_run_id": made.get("mlflow_run_id", "")}}
+        return _run_stage(name, config, inputs, store, fp, runtime, record)
+
+
+def _run_stage(name: str, config: PipelineConfig, inputs: dict[str, str], store: ArtifactStore,
+               fp: str, runtime: RayRuntime, record: dict[str, Any]) -> dict[str, Any]:
+    spec = get_stage(name)
     tmp = store.begin(name, fp, resume=spec.resumable)
     start = time.perf_counter()
     try:
         result = spec.fn(StageContext(config, {k: Path(v) for k, v in inputs.items()}, tmp,
                                       runtime))
+        stage_fault(name)  # a fault drill (WSFM_FAULT): fail after the work, before the commit
         record = {**record, "metrics": result.metrics, "params": result.params,
                   "tags": dict(result.tags),
                   "seconds": time.perf_counter() - start}
         return store.commit(tmp, name, fp, record)
-    except BaseException:
+    except BaseException as exc:
+        full = _disk_full(exc, tmp)
         if not spec.resumable:
             store.discard(tmp)
+        if full is not None:
+            raise full from exc
         raise
+
+
+def _disk_full(exc: BaseException, folder: Path) -> OSError | None:
+    """An ``OSError(ENOSPC)`` naming ``folder`` when ``exc`` came from a full disk: ENOSPC in
+    its chain or text (a map task's error travels as text), or a failed write with under
+    1 MiB left there (``torch.save`` reports only "file write failed")."""
+    import errno
+    import shutil
+
+    chain: list[BaseException] = []
+    while exc is not None and len(chain) < 16:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    text = " ".join(str(e) for e in chain)
+    try:
+        free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
+    except OSError:
+        return None
+    if not (any(getattr(e, "errno", None) == errno.ENOSPC for e in chain)
+            or "No space left on device" in text or (free < 1 << 20 and "write" in text)):
+        return None
+    return OSError(errno.ENOSPC, f"No space left on device ({free:,} bytes free) for the "
+                   "output of this stage; nothing of it is marked complete. Free some space "
+                   "and run again", str(folder))
 
 
 def run_pipeline(config: PipelineConfig, *, home: Path, pipeline_file: str = "",
@@ -92,7 +134,8 @@ def run_pipeline(config: PipelineConfig, *, home: Path, pipeline_file: str = "",
 
     from wsfm.tracking import Tracker, tracking_uri
 
-    tracker = Tracker(tracking_uri(home), config.name, home / "mlartifacts")
+    with file_lock(home / "artifacts" / ".locks" / "tracking.lock"):  # two first runs at once
+        tracker = Tracker(tracking_uri(home), config.name, home / "mlartifacts")
     parent = tracker.start_run(config.name, tags={"wsfm.pipeline_file": pipeline_file,
                                                   "wsfm.profile": profile or "default"})
     tracker.log(parent, params=to_dict(config))
@@ -140,7 +183,8 @@ def _init_ray(config: PipelineConfig, address: str | None, board: StageBoard) ->
 
     if ray.is_initialized():
         return False
-    env = {**({} if config.train.use_gpu else {"DS_ACCELERATOR": "cpu"}), **board.env}
+    env = {**({} if config.train.use_gpu else {"DS_ACCELERATOR": "cpu"}), **board.env,
+           **{k: os.environ[k] for k in (FAULT_ENV,) if k in os.environ}}  # a fault drill
     ray.init(address=address or os.environ.get("RAY_ADDRESS"), runtime_env={"env_vars": env},
              include_dashboard=False, log_to_driver=True)
     return True

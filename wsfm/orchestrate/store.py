@@ -2,10 +2,11 @@
 
 A stage writes into a partial sibling folder, ``.<fingerprint>.partial``;
 :meth:`ArtifactStore.commit` renames it into place and then writes ``_SUCCESS.json``
-(fingerprint, inputs, params, metrics, files with sizes and sha256) last. A folder without a
-verified ``_SUCCESS.json`` does not count as done. A failed attempt's partial folder is kept:
-a *resumable* stage (draft shards, training checkpoints) picks up what it finished, every
-other stage starts it afresh.
+(fingerprint, inputs, params, metrics, files with sizes, sha256 and mtimes) last. A folder
+without a verified ``_SUCCESS.json`` does not count as done (a file missing, of another size,
+or changed since: its mtime moved and its sha256 differs). A failed attempt's partial folder
+is kept: a *resumable* stage (draft shards, training checkpoints) picks up what it finished,
+every other stage starts it afresh.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class ArtifactStore:
     def commit(self, tmp: Path, stage: str, fp: str, record: dict[str, Any]) -> dict[str, Any]:
         """Move ``tmp`` into place, replacing an older output, then write ``_SUCCESS.json``."""
         files = {
-            str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": sha256_file(p),
+                                      "mtime_ns": p.stat().st_mtime_ns}
             for p in sorted(tmp.rglob("*"))
             if p.is_file()
         }
@@ -112,7 +114,10 @@ class ArtifactStore:
             if path.stat().st_size != meta["bytes"]:
                 return None, (f"finished output damaged: {rel} has {path.stat().st_size} "
                               f"bytes, expected {meta['bytes']}")
-            if deep and sha256_file(path) != meta["sha256"]:
+            # A file rewritten in place keeps its size but not its mtime: only then (or when
+            # asked to be deep) is it hashed, so a plan stays cheap.
+            touched = meta.get("mtime_ns", path.stat().st_mtime_ns) != path.stat().st_mtime_ns
+            if (deep or touched) and sha256_file(path) != meta["sha256"]:
                 return None, f"finished output damaged: {rel} fails its sha256"
         return record, ""
 

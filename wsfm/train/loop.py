@@ -32,6 +32,7 @@ from wsfm.train.spec import TrainSpec
 from wsfm.train.checkpoint import DEEPSPEED, TrainState, checkpoint_name, restore, save
 from wsfm.train.data import BatchStream, as_tensor
 from wsfm.train.ema import EMA
+from wsfm.train.faults import step_hooks
 from wsfm.train.engine import (build_engine, consolidated_state_dict, deepspeed_config,
                                full_parameters, lr_lambda)
 from wsfm.train.monitor import (DIVERGED, Divergence, RankZeroMonitor, check_divergence,
@@ -67,7 +68,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     objective = make_objective(spec.mode, spec.flow, load_dataset(spec.data), paired=spec.paired)
     dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float32
-    hooks: Sequence[StepHook] = config.get("hooks") or ()
+    stage = "train_refiner" if spec.mode == "warm" else "train_baseline"
+    hooks: Sequence[StepHook] = (*(config.get("hooks") or ()), *step_hooks(stage))
     monitor = RankZeroMonitor(config.get("tracking"), rank=rank, every=tc.log_every,
                               total=tc.steps, start=start, batch=tc.batch_size,
                               desc=f"train_{'refiner' if spec.mode == 'warm' else 'baseline'}",
