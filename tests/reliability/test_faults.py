@@ -205,58 +205,6 @@ def test_two_invocations_of_one_stage_wait_for_each_other_and_reuse(tmp_path, dr
     assert not partial.exists()
 
 
-# -- Ray: a worker killed during draft generation ----------------------------------------
-
-
-def _stall_then_die(pid_file: Path, index: int):
-    """Shard ``index``'s first attempt writes part of its tar, says its pid, and waits to be
-    killed from outside."""
-    def wrap(fn):
-        def shard(job):
-            if job.index == index and not pid_file.exists():
-                writer = ShardWriter(Path(job.out_dir), job.index)
-                writer.write(np.zeros((7, 2), np.float32))
-                writer._fh.flush()
-                pid_file.write_text(str(os.getpid()))
-                time.sleep(600)
-            return fn(job)
-        return shard
-    return wrap
-
-
-@pytest.mark.pipeline
-def test_a_ray_worker_sigkilled_from_outside_during_draft_generation(
-        tmp_path, tiny_config, draft_dir, ray_local):  # noqa: F811
-    cfg = with_shards(tiny_config, num_shards=4, per_shard=400)
-    reference = tmp_path / "reference"
-    generate_drafts(context(cfg, reference, LocalRuntime(), pretrain_draft=draft_dir))
-
-    out, pid_file = tmp_path / "shards", tmp_path / "worker.pid"
-    killed: list[int] = []
-
-    def killer() -> None:
-        deadline = time.monotonic() + 300
-        while not pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        killed.append(int(pid_file.read_text()))
-        os.kill(killed[0], signal.SIGKILL)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
-    runtime = RayRuntime(storage_path=str(tmp_path / "ray"), run_name="t", max_retries=2)
-    result = generate_drafts(context(cfg, out, WrappingRuntime(runtime, _stall_then_die(
-        pid_file, 2)), pretrain_draft=draft_dir))
-    thread.join(timeout=10)
-
-    assert killed and killed[0] != os.getpid() and not psutil.pid_exists(killed[0])
-    assert result.metrics["shards_written"] == 4
-    assert verify_shards(out) == []
-    assert manifest_rows(out) == manifest_rows(reference)
-    for rec in read_manifest(reference):
-        assert (out / rec.shard).read_bytes() == (reference / rec.shard).read_bytes()
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the torn tar is gone
-
-
 # -- the command line --------------------------------------------------------------------
 
 
@@ -300,7 +248,7 @@ def test_the_driver_sigkilled_during_training_resumes_from_the_checkpoint(
     done = {s for s in STAGE_NAMES if list((home / "artifacts" / "toy2d" / s).glob(
         f"*/{SUCCESS}"))} if (home / "artifacts" / "toy2d").exists() else set()
     assert {"pretrain_draft", "generate_drafts"} <= done
-    before = {p: p.stat().st_mtime_ns for p in home.rglob(SUCCESS)}
+    before = {p: p.stat().st_mtime_ns for p in (home / "artifacts").rglob(SUCCESS)}
 
     proc = cli("run", str(pipeline), "--profile", "smoke", home=home)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -319,7 +267,7 @@ def test_a_stage_that_raises_keeps_upstream_discards_its_partial_and_exits_non_z
         pipeline, reference):
     home = reference
     store = ArtifactStore(home / "artifacts", "toy2d")
-    before = {p: p.stat().st_mtime_ns for p in home.rglob(SUCCESS)}
+    before = {p: p.stat().st_mtime_ns for p in (home / "artifacts").rglob(SUCCESS)}
     proc = cli("run", str(pipeline), "--profile", "smoke", "--from", "evaluate", home=home,
                **{ENV: "raise:evaluate"})
     assert proc.returncode == 1
@@ -327,7 +275,7 @@ def test_a_stage_that_raises_keeps_upstream_discards_its_partial_and_exits_non_z
     assert status["evaluate"] == "FAILED" and status["register"] == "blocked"
     assert "InjectedFault" in proc.stdout and "before its commit" in proc.stdout
     assert not list((home / "artifacts" / "toy2d" / "evaluate").glob(".*.partial"))
-    assert {p: p.stat().st_mtime_ns for p in home.rglob(SUCCESS)} == before
+    assert {p: p.stat().st_mtime_ns for p in (home / "artifacts").rglob(SUCCESS)} == before
     for stage in STAGE_NAMES:  # every output, upstream and the old evaluate, still verifies
         assert store.load(stage, committed(home, stage).name, deep=True) is not None, stage
 
@@ -401,3 +349,55 @@ def test_two_invocations_at_once_do_not_corrupt_each_other(pipeline, reference, 
         assert set(statuses) - {"ran"} <= {"reused", "cached"}
     assert len(client.search_model_versions("name='wsfm-toy2d'")) == 1
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+# -- Ray: a worker killed during draft generation ----------------------------------------
+
+
+def _stall_then_die(pid_file: Path, index: int):
+    """Shard ``index``'s first attempt writes part of its tar, says its pid, and waits to be
+    killed from outside."""
+    def wrap(fn):
+        def shard(job):
+            if job.index == index and not pid_file.exists():
+                writer = ShardWriter(Path(job.out_dir), job.index)
+                writer.write(np.zeros((7, 2), np.float32))
+                writer._fh.flush()
+                pid_file.write_text(str(os.getpid()))
+                time.sleep(600)
+            return fn(job)
+        return shard
+    return wrap
+
+
+@pytest.mark.pipeline
+def test_a_ray_worker_sigkilled_from_outside_during_draft_generation(
+        tmp_path, tiny_config, draft_dir, ray_local):  # noqa: F811
+    cfg = with_shards(tiny_config, num_shards=4, per_shard=400)
+    reference = tmp_path / "reference"
+    generate_drafts(context(cfg, reference, LocalRuntime(), pretrain_draft=draft_dir))
+
+    out, pid_file = tmp_path / "shards", tmp_path / "worker.pid"
+    killed: list[int] = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 300
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        killed.append(int(pid_file.read_text()))
+        os.kill(killed[0], signal.SIGKILL)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    runtime = RayRuntime(storage_path=str(tmp_path / "ray"), run_name="t", max_retries=2)
+    result = generate_drafts(context(cfg, out, WrappingRuntime(runtime, _stall_then_die(
+        pid_file, 2)), pretrain_draft=draft_dir))
+    thread.join(timeout=10)
+
+    assert killed and killed[0] != os.getpid() and not psutil.pid_exists(killed[0])
+    assert result.metrics["shards_written"] == 4
+    assert verify_shards(out) == []
+    assert manifest_rows(out) == manifest_rows(reference)
+    for rec in read_manifest(reference):
+        assert (out / rec.shard).read_bytes() == (reference / rec.shard).read_bytes()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the torn tar is gone
