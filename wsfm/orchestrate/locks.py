@@ -5,7 +5,7 @@ fingerprints. Without a lock both would build the same output in the same partia
 once. With :func:`stage_lock`, a stage task holds an exclusive ``flock`` on
 ``<artifacts>/.locks/<pipeline>/<stage>-<fingerprint>.lock`` from before it opens its partial
 folder until after its commit; the other invocation's task waits, then finds the output
-committed and reuses it (``waited`` says that it had to wait). :func:`file_lock` serialises
+committed and reuses it (``wsfm.orchestrate.runner.execute_stage``). :func:`file_lock` serialises
 the creation of the MLflow store and experiment, which two first runs would otherwise race on.
 
 ``flock`` locks belong to the open file: the kernel drops them when the holder dies, so a

@@ -58,12 +58,14 @@ class RunSummary:
 
 
 def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], store_root: str,
-                  fp: str, runtime: RayRuntime, record: dict[str, Any]) -> dict[str, Any]:
-    """Run one stage into a temporary folder, then commit it, holding the output's lock:
-    when another invocation made it meanwhile, its record is returned instead."""
+                  fp: str, runtime: RayRuntime, record: dict[str, Any],
+                  reuse: bool = True) -> dict[str, Any]:
+    """Run one stage into a temporary folder, then commit it, holding the output's lock.
+    With ``reuse`` (the plan did not force the stage), an output that another invocation
+    finished since the plan is returned instead of being made again."""
     store = ArtifactStore(store_root, config.name)
-    with stage_lock(store.root, config.name, name, fp) as waited:
-        made = store.load(name, fp) if waited else None
+    with stage_lock(store.root, config.name, name, fp):
+        made = store.load(name, fp) if reuse else None
         if made is not None:
             return {**made, "tags": {**made.get("tags", {}), "wsfm.status": "reused",
                                      "wsfm.producer_run_id": made.get("mlflow_run_id", "")}}
@@ -278,7 +280,8 @@ def _submit(config, store, tracker, parent, items, name, home):
               "inputs": {d: items[d].fingerprint for d in spec.deps}}
     task = ray.remote(execute_stage).options(num_cpus=res.num_cpus, num_gpus=res.num_gpus,
                                               max_retries=res.max_retries, name=f"stage:{name}")
-    ref = task.remote(name, config, inputs, str(store.root), item.fingerprint, runtime, record)
+    ref = task.remote(name, config, inputs, str(store.root), item.fingerprint, runtime, record,
+                      item.reason != "forced")
     return ref, run_id
 
 
