@@ -12,7 +12,9 @@ the creation of the MLflow store and experiment, which two first runs would othe
 SIGKILLed stage never leaves a stale lock. The lock files live apart from the stage folders
 (``.locks/``), so that listing a stage folder shows outputs only; they are never deleted (a
 deleted lock file lets a third process lock a new file while a second still waits on the old).
-They work on local file systems (and NFSv4); an object store needs its own scheme.
+They work on local file systems (and NFSv4); an object store needs its own scheme. A waiter
+polls (:data:`POLL`) rather than blocking in ``flock``, so that inside a Ray task it can give
+its CPU back while it waits (:func:`_idle`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["LOCKS", "file_lock", "stage_lock", "stage_lock_path"]
 
 LOCKS = ".locks"
+POLL = 1.0  # seconds between attempts while another process holds a lock
 
 
 def stage_lock_path(store_root: str | Path, pipeline: str, stage: str, fp: str) -> Path:
@@ -39,18 +43,43 @@ def file_lock(path: str | Path, *, note: str = "") -> Iterator[bool]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            waited = False
-        except BlockingIOError:
-            if note:
-                print(f"[wsfm] {note}: waiting for {path}", file=sys.stderr, flush=True)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            waited = True
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if note and not waited:
+                    print(f"[wsfm] {note}: waiting for {path}", file=sys.stderr, flush=True)
+                waited = True
+                _idle(POLL)
         try:
             yield waited
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _idle(seconds: float) -> None:
+    """Sleep. Inside a Ray task, by blocking on a zero-CPU timer task: Ray lends the CPU of a
+    task blocked in ``ray.get`` to others, but not of one blocked in ``flock``. (Two
+    invocations on a 2-CPU runtime each had a stage task waiting here on the stage the other
+    was training, holding the CPUs that the other's training workers needed: a deadlock.)"""
+    import ray
+
+    if ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE:
+        ray.get(_timer().remote(seconds))
+    else:
+        time.sleep(seconds)
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _timer():
+    import ray
+
+    return ray.remote(num_cpus=0)(_sleep)
 
 
 @contextlib.contextmanager
