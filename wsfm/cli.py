@@ -232,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as exc:
-        print(f"wsfm: error: {exc}", file=sys.stderr)
+        # One line whatever the message (a YAML parser's, say, spans several): the contract
+        # that scripts and the reliability tests rely on.
+        print("wsfm: error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2
 
 

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 import webdataset as wds
 
-__all__ = ["ShardReader", "shard_batches"]
+from wsfm.shards import member_problem
+
+__all__ = ["ShardReader", "ShardRefused", "shard_batches"]
 
 
 class ShardReader(torch.utils.data.IterableDataset):
@@ -96,14 +98,48 @@ def _blocks(urls: list[str], seed: int, columns: tuple[str, ...]) -> Iterator[li
     """Endless records drawn from ``urls`` with replacement: the named arrays of each."""
     stream = wds.DataPipeline(
         wds.ResampledShards(urls, seed=seed, worker_seed=lambda: 0, deterministic=True),
-        wds.tarfile_to_samples(),
+        _checked_samples,
     )
     for record in stream:
         missing = [c for c in columns if c not in record]
         if missing:
             raise ValueError(f"{record['__url__']}: record {record['__key__']} has no "
                              f"{missing[0]} (with_index needs shards made with shards.pair)")
-        yield [_load_npy(record[c]) for c in columns]
+        try:
+            yield [_load_npy(record[c]) for c in columns]
+        except ValueError as exc:
+            raise ShardRefused(f"{record['__url__']}: record {record['__key__']}: {exc}") from None
+
+
+class ShardRefused(ValueError):
+    """A shard holds something the reader will not take (an unsafe member name, an ``.npy``
+    of objects); the message names the shard and the member. ``str`` is the message alone:
+    WebDataset appends its stream objects to an exception's ``args`` on the way out."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):
+        return type(self), (self.message,)
+
+
+def _checked_samples(sources: Iterator[dict]) -> Iterator[dict]:
+    """``wds.tarfile_samples`` shard by shard, refusing unsafe member names before their
+    data is read (``wsfm.shards.member_problem``)."""
+    for source in sources:
+        url = source["url"]
+
+        def safe(name: str, url: str = url) -> bool:
+            why = member_problem(name)
+            if why is not None:
+                raise ShardRefused(f"{url}: member {name!r} is {why}")
+            return True
+
+        yield from wds.tarfile_samples([source], select_files=safe)
 
 
 _NPY_HEADERS: dict[bytes, tuple] = {}
@@ -121,7 +157,10 @@ def _load_npy(data: bytes) -> np.ndarray:
         read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                 else np.lib.format.read_array_header_2_0)
         spec = read(fh)
-        assert fh.tell() == end and not spec[2].hasobject, "unexpected .npy header"
+        if spec[2].hasobject:  # objects would need unpickling
+            raise ValueError(f"an .npy of dtype {spec[2]} is refused (objects are pickles)")
+        if fh.tell() != end:
+            raise ValueError("an .npy whose header length disagrees with its header")
         if len(_NPY_HEADERS) > 256:
             _NPY_HEADERS.clear()
         _NPY_HEADERS[data[:end]] = spec

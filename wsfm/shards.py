@@ -40,7 +40,10 @@ __all__ = [
     "MANIFEST",
     "ShardRecord",
     "ShardWriter",
+    "ShardsDamaged",
+    "check_members",
     "check_shard",
+    "member_problem",
     "read_manifest",
     "read_stats",
     "shard_key",
@@ -75,6 +78,10 @@ _SCHEMA = pa.schema([("shard", pa.string()), ("count", pa.int64()), ("bytes", pa
                      ("sha256", pa.string()), ("seed", pa.int64()), ("seconds", pa.float64()),
                      ("draft_sha256", pa.string()), ("pair", pa.string()),
                      ("node", pa.string())])
+
+
+class ShardsDamaged(RuntimeError):
+    """Shards differ from their manifest or hold something refused; the message names each."""
 
 
 def shard_name(index: int) -> str:
@@ -208,6 +215,49 @@ def check_shard(folder: Path, record: ShardRecord) -> str | None:
     return None
 
 
+def member_problem(name: str) -> str | None:
+    """Why a tar member name is refused, or None. Shards hold flat names (``<key>.x.npy``):
+    an absolute path, a ``..`` or a folder could land outside the folder of anyone who
+    extracts the tar, so none is accepted, whatever the manifest says."""
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "an absolute path"
+    if ".." in name.replace("\\", "/").split("/"):
+        return "a '..' path"
+    if "/" in name or "\\" in name:
+        return "a path with folders"
+    return None
+
+
+def check_members(path: Path) -> str | None:
+    """What is wrong inside tar ``path``: a member that is not a plain file, has an unsafe
+    name (:func:`member_problem`) or is an ``.npy`` of objects (loading one would unpickle);
+    None when every member is fine. Reads the headers, not the data."""
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for member in tar:
+                why = member_problem(member.name)
+                if why is None and not member.isreg():
+                    why = "not a regular file"
+                if why is None and member.name.endswith(".npy"):
+                    why = _npy_problem(tar.extractfile(member))
+                if why is not None:
+                    return f"{path}: member {member.name!r} is {why}"
+    except tarfile.TarError as exc:
+        return f"{path}: not a readable tar ({exc})"
+    return None
+
+
+def _npy_problem(fh) -> str | None:
+    try:
+        version = np.lib.format.read_magic(fh)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        _, _, dtype = read(fh)
+    except ValueError as exc:
+        return f"not a valid .npy ({exc})"
+    return f"an .npy of dtype {dtype} (objects are pickles)" if dtype.hasobject else None
+
+
 def write_manifest(folder: Path, records: Sequence[ShardRecord]) -> Path:
     """Write ``manifest.parquet`` (rows sorted by shard name) atomically."""
     rows = sorted((asdict(r) for r in records), key=lambda r: r["shard"])
@@ -230,11 +280,11 @@ def read_manifest(folder: Path) -> list[ShardRecord]:
 
 
 def verify_shards(folder: Path) -> list[str]:
-    """Check each shard against the manifest; one message per bad shard (empty: all good).
-
-    A tar in the folder that the manifest does not list is reported too."""
+    """Check each shard against the manifest, then its members (:func:`check_members`); one
+    message per bad shard (empty: all good). A tar the manifest does not list is reported too."""
     records = read_manifest(folder)
-    problems = [p for p in (check_shard(folder, r) for r in records) if p]
+    problems = [p for p in (check_shard(folder, r) or check_members(Path(folder) / r.shard)
+                            for r in records) if p]
     listed = {r.shard for r in records}
     problems += [f"{p}: not in the manifest" for p in sorted(Path(folder).glob("shard-*.tar"))
                  if p.name not in listed]

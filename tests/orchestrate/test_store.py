@@ -1,5 +1,7 @@
 import hashlib
 import json
+import os
+import time
 
 from wsfm.orchestrate.store import SUCCESS, ArtifactStore
 
@@ -17,7 +19,8 @@ def test_commit_moves_the_folder_into_place_and_records_files(tmp_path):
     on_disk = json.loads((final / SUCCESS).read_text())
     assert on_disk == json.loads(json.dumps(record))
     assert on_disk["files"]["a.bin"] == {"bytes": 5,
-                                         "sha256": hashlib.sha256(b"hello").hexdigest()}
+                                         "sha256": hashlib.sha256(b"hello").hexdigest(),
+                                         "mtime_ns": (final / "a.bin").stat().st_mtime_ns}
     assert on_disk["files"]["sub/b.txt"]["bytes"] == 10
     assert store.load("stage", "abc")["metrics"] == {"m": 1.0}
 
@@ -30,10 +33,14 @@ def test_incomplete_or_damaged_outputs_do_not_count(tmp_path):
     store.commit(tmp, "stage", "fp", {})
     path = store.path("stage", "fp") / "a.bin"
 
+    time.sleep(0.05)  # past the file system's clock tick: a rewrite moves the mtime
     path.write_bytes(b"01234")  # truncated: the size check catches it
     assert store.load("stage", "fp") is None
-    path.write_bytes(b"ABCDEFGHIJ")  # same size, other bytes: only the deep check catches it
-    assert store.load("stage", "fp") is not None
+    path.write_bytes(b"ABCDEFGHIJ")  # same size, other bytes: its mtime moved, so it is hashed
+    assert store.inspect("stage", "fp")[1] == "finished output damaged: a.bin fails its sha256"
+    mtime = json.loads((store.path("stage", "fp") / SUCCESS).read_text())["files"]["a.bin"]
+    os.utime(path, ns=(mtime["mtime_ns"], mtime["mtime_ns"]))  # ...and with its old mtime
+    assert store.load("stage", "fp") is not None  # only the deep check catches it
     assert store.load("stage", "fp", deep=True) is None
     (store.path("stage", "fp") / SUCCESS).unlink()
     assert store.load("stage", "fp") is None

@@ -90,16 +90,13 @@ def _image_folder(cfg: DataConfig) -> Dataset:
                          f"need at least 10")
     height, width = cfg.image_size
     mode = "L" if cfg.channels == 1 else "RGB"
-    first_mode, rows = None, []
+    first, rows = None, []
     for path in files:
         try:
             with Image.open(path) as img:
                 img.load()
-                if first_mode is None:
-                    first_mode = (img.mode, path)
-                elif img.mode != first_mode[0]:
-                    raise DataError(f"{folder}: images of mixed modes: {first_mode[1].name} is "
-                                     f"{first_mode[0]}, {path.name} is {img.mode}")
+                first = first or (img.mode, img.size, path)
+                _same_kind(folder, first, (img.mode, img.size, path))
                 arr = np.asarray(img.convert(mode).resize((width, height), Image.Resampling.BILINEAR))
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"{path}: not a readable image ({exc})") from exc
@@ -107,3 +104,12 @@ def _image_folder(cfg: DataConfig) -> Dataset:
         rows.append(arr.astype(np.float32).reshape(-1) / 127.5 - 1.0)
     x = np.stack(rows)
     return _held_out(x, cfg, "image", (cfg.channels, height, width))
+
+
+def _same_kind(folder: Path, first: tuple, this: tuple) -> None:
+    """Refuse a folder whose images differ in mode or size (W, H): one of them is probably
+    not what the user meant to train on, and resizing would hide it."""
+    for i, what in ((0, "modes"), (1, "sizes")):
+        if this[i] != first[i]:
+            raise DataError(f"{folder}: images of mixed {what}: {first[2].name} is {first[i]}, "
+                            f"{this[2].name} is {this[i]}")

@@ -24,6 +24,7 @@ from wsfm.config import USER_KINDS, PipelineConfig, to_dict
 from wsfm.data.datasets import load_dataset
 from wsfm.orchestrate.board import StageBoard
 from wsfm.orchestrate.dag import PlanItem, make_plan
+from wsfm.orchestrate.locks import file_lock, stage_lock
 from wsfm.orchestrate.logfile import stage_tail
 from wsfm.orchestrate.runtime import RayRuntime
 from wsfm.orchestrate.scheduling import Demand, Ledger, check_fits, stage_demand
@@ -33,6 +34,8 @@ from wsfm.orchestrate.storage import Location, locate, storage_env
 from wsfm.orchestrate.store import ArtifactStore, open_store
 from wsfm.progress import SNAPSHOT
 from wsfm.stages import STAGES, StageContext, get_stage
+from wsfm.train.faults import ENV as FAULT_ENV
+from wsfm.train.faults import stage_fault
 
 __all__ = ["RunSummary", "StageOutcome", "execute_stage", "run_pipeline"]
 
@@ -64,25 +67,70 @@ class RunSummary:
 
 
 def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], store_root: str,
-                  fp: str, runtime: RayRuntime, record: dict[str, Any]) -> dict[str, Any]:
-    """Run one stage into a temporary folder, then commit it. ``inputs``: upstream stage ->
-    fingerprint, staged in as local folders on this node."""
-    spec = get_stage(name)
+                  fp: str, runtime: RayRuntime, record: dict[str, Any],
+                  reuse: bool = True) -> dict[str, Any]:
+    """Run one stage into a temporary folder, then commit it, holding the output's lock.
+    ``inputs``: upstream stage -> fingerprint, staged in as local folders on this node. With
+    ``reuse`` (the plan did not force the stage), an output that another invocation finished
+    since the plan is returned instead of being made again. (On an object-store root the lock
+    is this node's: two invocations on different nodes still race, and the store's commit
+    protocol is what keeps a half-made output from counting.)"""
     store = open_store(store_root, config.name)
-    local = {dep: store.stage_in(dep, dep_fp) for dep, dep_fp in inputs.items()}
+    lock_root = store.root if isinstance(store, ArtifactStore) else store.cache
+    with stage_lock(lock_root, config.name, name, fp):
+        made = store.load(name, fp) if reuse else None
+        if made is not None:
+            return {**made, "tags": {**made.get("tags", {}), "wsfm.status": "reused",
+                                     "wsfm.producer_run_id": made.get("mlflow_run_id", "")}}
+        local = {dep: store.stage_in(dep, dep_fp) for dep, dep_fp in inputs.items()}
+        return _run_stage(name, config, local, store, fp, runtime, record)
+
+
+def _run_stage(name: str, config: PipelineConfig, inputs: dict[str, Path], store, fp: str,
+               runtime: RayRuntime, record: dict[str, Any]) -> dict[str, Any]:
+    spec = get_stage(name)
     tmp = store.begin(name, fp, resume=spec.resumable)
     start = time.perf_counter()
     try:
-        result = spec.fn(StageContext(config, local, tmp, runtime))
+        result = spec.fn(StageContext(config, inputs, tmp, runtime))
+        stage_fault(name)  # a fault drill (WSFM_FAULT): fail after the work, before the commit
         record = {**record, "metrics": result.metrics, "params": result.params,
                   "tags": dict(result.tags), "seconds": time.perf_counter() - start}
         return store.commit(tmp, name, fp, record)
-    except BaseException:
+    except BaseException as exc:
+        full = _disk_full(exc, tmp)
         if not spec.resumable:
             store.discard(tmp)
         else:
             store.keep(tmp, name, fp)  # a remote root: for a rerun on any node
+        if full is not None:
+            raise full from exc
         raise
+
+
+def _disk_full(exc: BaseException, folder: Path) -> OSError | None:
+    """An ``OSError(ENOSPC)`` naming ``folder`` when ``exc`` came from a full disk: ENOSPC in
+    its chain or text (a map task's error travels as text), or a failed write with under
+    1 MiB left there (``torch.save`` reports only "file write failed")."""
+    import errno
+    import shutil
+
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(chain) < 16:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    text = " ".join(str(e) for e in chain)
+    try:
+        free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
+    except OSError:
+        return None
+    if not (any(getattr(e, "errno", None) == errno.ENOSPC for e in chain)
+            or "No space left on device" in text or (free < 1 << 20 and "write" in text)):
+        return None
+    return OSError(errno.ENOSPC, f"No space left on device ({free:,} bytes free) for the "
+                   "output of this stage; nothing of it is marked complete. Free some space "
+                   "and run again", str(folder))
 
 
 def run_pipeline(config: PipelineConfig, *, home: str | Path, pipeline_file: str = "",
@@ -112,7 +160,9 @@ def run_pipeline(config: PipelineConfig, *, home: str | Path, pipeline_file: str
 
     from wsfm.tracking import Tracker
 
-    tracker = Tracker(where.mlflow_uri, config.name, where.mlflow_artifacts)
+    lock_root = Path(where.artifacts) if not where.remote else where.logs
+    with file_lock(lock_root / ".locks" / "tracking.lock"):  # two first runs at once
+        tracker = Tracker(where.mlflow_uri, config.name, where.mlflow_artifacts)
     parent = tracker.start_run(config.name, tags={"wsfm.pipeline_file": pipeline_file,
                                                   "wsfm.profile": profile or "default"})
     tracker.log(parent, params=to_dict(config))
@@ -172,7 +222,8 @@ def _init_ray(config: PipelineConfig, address: str | None) -> bool:
     if ray.is_initialized():
         return False
     env = {**({} if config.train.use_gpu else {"DS_ACCELERATOR": "cpu"}),
-           **storage_env()}  # a joined cluster's workers open an object-store home too
+           **storage_env(),  # a joined cluster's workers open an object-store home too
+           **{k: os.environ[k] for k in (FAULT_ENV,) if k in os.environ}}  # a fault drill
     ray.init(address=address or os.environ.get("RAY_ADDRESS"), runtime_env={"env_vars": env},
              include_dashboard=False, log_to_driver=True)
     return True
@@ -323,7 +374,8 @@ def _submit(config, store, tracker, parent, items, name, where: Location):
               "config": recorded_params(spec, config)}  # what `wsfm status` compares
     task = ray.remote(execute_stage).options(num_cpus=res.num_cpus, num_gpus=res.num_gpus,
                                               max_retries=res.max_retries, name=f"stage:{name}")
-    ref = task.remote(name, config, inputs, str(store.root), item.fingerprint, runtime, record)
+    ref = task.remote(name, config, inputs, str(store.root), item.fingerprint, runtime, record,
+                      item.reason != "forced")
     return ref, run_id
 
 

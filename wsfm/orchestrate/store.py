@@ -2,10 +2,11 @@
 
 A stage writes into a partial sibling folder, ``.<fingerprint>.partial``;
 :meth:`ArtifactStore.commit` renames it into place and then writes ``_SUCCESS.json``
-(fingerprint, inputs, params, metrics, files with sizes and sha256) last. A folder without a
-verified ``_SUCCESS.json`` does not count as done. A failed attempt's partial folder is kept:
-a *resumable* stage (draft shards, training checkpoints) picks up what it finished, every
-other stage starts it afresh.
+(fingerprint, inputs, params, metrics, files with sizes, sha256 and mtimes) last. A folder
+without a verified ``_SUCCESS.json`` does not count as done (a file missing, of another size,
+or changed since: its mtime moved and its sha256 differs). A failed attempt's partial folder
+is kept: a *resumable* stage (draft shards, training checkpoints) picks up what it finished,
+every other stage starts it afresh.
 
 The root may also be a URI (``s3://``, ``gs://``, ``file://``): :func:`open_store` then gives
 a :class:`~wsfm.orchestrate.remote_store.RemoteArtifactStore`, the same layout and protocol
@@ -93,6 +94,8 @@ class ArtifactStore:
     def commit(self, tmp: Path, stage: str, fp: str, record: dict[str, Any]) -> dict[str, Any]:
         """Move ``tmp`` into place, replacing an older output, then write ``_SUCCESS.json``."""
         files = file_table(tmp)
+        for rel, meta in files.items():  # a rename keeps them: a later rewrite moves them
+            meta["mtime_ns"] = (tmp / rel).stat().st_mtime_ns
         final = self.path(stage, fp)
         if final.exists():
             old = final.with_name(f".{fp}.old-{uuid.uuid4().hex[:8]}")
@@ -129,10 +132,13 @@ class ArtifactStore:
         problem = first_damage(record, sizes)
         if problem:
             return None, problem
-        if deep:
-            for rel, meta in record["files"].items():
-                if sha256_file(final / rel) != meta["sha256"]:
-                    return None, f"finished output damaged: {rel} fails its sha256"
+        for rel, meta in record["files"].items():
+            path = final / rel
+            # A file rewritten in place keeps its size but not its mtime: only then (or when
+            # asked to be deep) is it hashed, so a plan stays cheap.
+            touched = meta.get("mtime_ns", path.stat().st_mtime_ns) != path.stat().st_mtime_ns
+            if (deep or touched) and sha256_file(path) != meta["sha256"]:
+                return None, f"finished output damaged: {rel} fails its sha256"
         return record, ""
 
     def stage_in(self, stage: str, fp: str) -> Path:

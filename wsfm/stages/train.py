@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Literal
 
 from wsfm.data.datasets import load_dataset
-from wsfm.shards import read_manifest
+from wsfm.shards import ShardsDamaged, read_manifest, verify_shards
 from wsfm.stages.base import StageContext, StageResult
 from wsfm.train.spec import TrainSpec
 
@@ -39,6 +39,10 @@ def train_refiner(ctx: StageContext) -> StageResult:
     ``pair`` column) the refiner trains on those pairs and skips the in-loop coupling."""
     shards = ctx.inputs["generate_drafts"]
     records = read_manifest(shards)
+    damaged = verify_shards(shards)  # never train on a shard that changed since it was made
+    if damaged:
+        raise ShardsDamaged(f"refusing to train on damaged draft shards ({'; '.join(damaged)}); "
+                            "a rerun of the pipeline makes them again")
     pairs = {rec.pair for rec in records}
     if len(pairs) > 1:
         raise ValueError(f"{shards}: the manifest mixes pairings {sorted(pairs)}; rerun "

@@ -30,11 +30,11 @@ import torch
 
 from wsfm.train.data import BatchStream
 from wsfm.train.ema import EMA
-from wsfm.train.engine import TAG
+from wsfm.train.engine import TAG, weights_only_loads
 from wsfm.train.session import Session
 
-__all__ = ["DEEPSPEED", "POINTER", "TrainState", "checkpoint_name", "read_pointer", "restore",
-           "save"]
+__all__ = ["DEEPSPEED", "POINTER", "TrainState", "checkpoint_name", "load_engine", "read_pointer",
+           "restore", "save"]
 
 POINTER = "checkpoints.json"
 DEEPSPEED = "deepspeed"  # DeepSpeed's folder inside a checkpoint
@@ -80,17 +80,24 @@ def save(engine, state: TrainState, stream: BatchStream, ema: EMA | None, sessio
 def restore(folder: str, engine, state: TrainState, stream: BatchStream,
             ema: EMA | None) -> None:
     """Load the checkpoint in ``folder`` into the engine, the run state, the data stream and
-    the EMA."""
+    the EMA (weights-only unpickling throughout: ``load_engine``)."""
     trainer = json.loads(Path(folder, _STATE).read_text())
-    path, _ = engine.load_checkpoint(os.path.join(folder, DEEPSPEED), tag=TAG,
-                                     load_optimizer_states=True, load_lr_scheduler_states=True)
-    if path is None:
-        raise FileNotFoundError(f"no DeepSpeed checkpoint in {folder}/{DEEPSPEED}")
+    load_engine(engine, os.path.join(folder, DEEPSPEED))
     if ema is not None:
         ema.load_state_dict(torch.load(os.path.join(folder, _EMA), map_location="cpu",
                                        weights_only=True))
     state.load_state_dict(trainer)
     stream.load_state_dict(trainer["data"])
+
+
+def load_engine(engine, folder: str) -> None:
+    """Load a DeepSpeed checkpoint (weights, optimizer, schedule) with weights-only
+    unpickling: a checkpoint carrying a pickle payload is refused, the payload never runs."""
+    with weights_only_loads():
+        path, _ = engine.load_checkpoint(folder, tag=TAG, load_optimizer_states=True,
+                                         load_lr_scheduler_states=True)
+    if path is None:
+        raise FileNotFoundError(f"no DeepSpeed checkpoint in {folder}")
 
 
 def read_pointer(out_dir: Path) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from torch import nn
 from wsfm.config import TrainConfig
 
 __all__ = ["TAG", "build_engine", "build_optimizer", "consolidated_state_dict",
-           "deepspeed_config", "full_parameters", "lr_lambda"]
+           "deepspeed_config", "full_parameters", "lr_lambda", "weights_only_loads"]
 
 TAG = "state"  # DeepSpeed checkpoint tag inside each checkpoint's ``deepspeed/`` folder
 
@@ -121,5 +121,34 @@ def consolidated_state_dict(engine, train: TrainConfig,
         raise ValueError("ZeRO weights are consolidated from a checkpoint; none was given")
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-    state = get_fp32_state_dict_from_zero_checkpoint(checkpoint_dir, tag=TAG)
+    with weights_only_loads():
+        state = get_fp32_state_dict_from_zero_checkpoint(checkpoint_dir, tag=TAG)
     return {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+
+
+@contextlib.contextmanager
+def weights_only_loads() -> Iterator[None]:
+    """Make every ``torch.load`` inside load with ``weights_only=True``.
+
+    DeepSpeed reads its checkpoints with ``weights_only=False`` (its checkpoint engine and
+    ``zero_to_fp32``), which would run any pickle payload planted in a checkpoint folder. Inside
+    this block they unpickle tensors and plain containers only, plus the three plain records
+    that DeepSpeed's ZeRO optimizer states hold (allow-listed, never called: the unpickler
+    only sets their attributes); anything else is refused with ``UnpicklingError``.
+    """
+    from deepspeed.runtime.fp16.loss_scaler import LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    original = torch.load
+
+    def load(*args, **kwargs):
+        kwargs["weights_only"] = True
+        return original(*args, **kwargs)
+
+    with torch.serialization.safe_globals([LossScaler, ZeroStageEnum, fragment_address]):
+        torch.load = load
+        try:
+            yield
+        finally:
+            torch.load = original

@@ -1,9 +1,19 @@
-"""Fault injection for training runs: step hooks that kill or stall a worker on cue.
+"""Fault injection: step hooks that kill, stall or fail a worker on cue, and fault drills.
 
 ``fit(..., hooks=[KillAt(...)])`` calls each hook as ``hook(rank, step)`` on every worker
 after each optimizer step (and after that step's checkpoint). The tests use them to kill a
 worker, or stall one while the driver is killed, at a known step; a fire drill on a real
 cluster can do the same.
+
+A whole pipeline is drilled from outside through one environment variable, read here and
+nowhere else (the reliability tests use it; see RELIABILITY.md)::
+
+    WSFM_FAULT="pause:train_refiner@90"   # rank 0 of train_refiner stalls after step 90
+    WSFM_FAULT="raise:train_refiner@90"   # ... raises there instead (every attempt)
+    WSFM_FAULT="raise:evaluate"           # the stage raises after its work, before its commit
+
+Several faults are separated by commas. The variable reaches the Ray workers of a local
+runtime through the environment they inherit from the driver. Unset, nothing happens.
 """
 
 from __future__ import annotations
@@ -11,10 +21,18 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["KillAt", "PauseAt"]
+__all__ = ["ENV", "Fault", "InjectedFault", "KillAt", "PauseAt", "RaiseAt", "parse_faults",
+           "stage_fault", "step_hooks"]
+
+ENV = "WSFM_FAULT"
+
+
+class InjectedFault(RuntimeError):
+    """The failure that a fault drill asked for (never raised unless ``WSFM_FAULT`` is set)."""
 
 
 @dataclass(frozen=True)
@@ -43,3 +61,59 @@ class PauseAt:
     def __call__(self, rank: int, step: int) -> None:
         if rank == self.rank and step == self.step:
             time.sleep(self.seconds)
+
+
+@dataclass(frozen=True)
+class RaiseAt:
+    """Raise :class:`InjectedFault` on the worker of ``rank`` when it finishes ``step``."""
+
+    rank: int
+    step: int
+
+    def __call__(self, rank: int, step: int) -> None:
+        if rank == self.rank and step == self.step:
+            raise InjectedFault(f"injected fault ({ENV}): rank {rank} raised after step {step}")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One item of ``WSFM_FAULT``: ``action`` (pause, raise) at ``stage``, at ``step`` for a
+    training stage (None: at the end of the stage's work)."""
+
+    action: str
+    stage: str
+    step: int | None = None
+
+
+def parse_faults(value: str) -> list[Fault]:
+    """``"raise:evaluate,pause:train_refiner@90"`` -> faults; a malformed item is refused."""
+    faults = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        action, _, target = item.partition(":")
+        stage, _, step = target.partition("@")
+        if action not in ("pause", "raise") or not stage or (step and not step.isdigit()) or (
+                action == "pause" and not step):
+            raise ValueError(f"{ENV}={value!r}: cannot read {item!r} (expected "
+                             "pause:STAGE@STEP, raise:STAGE@STEP or raise:STAGE)")
+        faults.append(Fault(action, stage, int(step) if step else None))
+    return faults
+
+
+def _faults(environ: Mapping[str, str] | None) -> list[Fault]:
+    return parse_faults((os.environ if environ is None else environ).get(ENV, ""))
+
+
+def step_hooks(stage: str, environ: Mapping[str, str] | None = None
+               ) -> tuple[Callable[[int, int], None], ...]:
+    """The training-step hooks that ``WSFM_FAULT`` asks of ``stage`` (on rank 0)."""
+    kinds = {"pause": PauseAt, "raise": RaiseAt}
+    return tuple(kinds[f.action](rank=0, step=f.step) for f in _faults(environ)
+                 if f.stage == stage and f.step is not None)
+
+
+def stage_fault(stage: str, environ: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`InjectedFault` when ``WSFM_FAULT`` holds ``raise:<stage>``."""
+    if any(f.stage == stage and f.action == "raise" and f.step is None
+           for f in _faults(environ)):
+        raise InjectedFault(f"injected fault ({ENV}): {stage} raised after its work, "
+                            "before its commit")

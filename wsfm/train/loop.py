@@ -43,6 +43,7 @@ from wsfm.train.spec import TrainSpec
 from wsfm.train.checkpoint import DEEPSPEED, TrainState, checkpoint_name, restore, save
 from wsfm.train.data import BatchStream, as_tensor
 from wsfm.train.ema import EMA
+from wsfm.train.faults import step_hooks
 from wsfm.train.engine import (build_engine, consolidated_state_dict, deepspeed_config,
                                full_parameters, lr_lambda)
 from wsfm.train.discrete_objective import make_objective
@@ -96,6 +97,8 @@ def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = 
         objective = make_objective(spec.mode, spec.flow, load_dataset(spec.data),
                                    paired=spec.paired)
     dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float32
+    stage = "train_refiner" if spec.mode == "warm" else "train_baseline"
+    hooks = (*hooks, *step_hooks(stage))  # WSFM_FAULT drills (wsfm.train.faults)
     monitor = RankZeroMonitor(tracking, rank=rank, every=tc.log_every,
                               total=tc.steps, start=start, batch=tc.batch_size,
                               desc=f"train_{'refiner' if spec.mode == 'warm' else 'baseline'}",

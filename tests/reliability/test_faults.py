@@ -1,0 +1,403 @@
+"""Faults injected for real: killed processes, damaged shards, a full disk, two runs at once.
+
+The pipeline-level faults run the real command line (``python -m wsfm.cli run``) on the
+toy2d smoke profile, shortened to 120 training steps with a checkpoint every 40, against one
+undisturbed reference run of the module (same seeds, same fingerprints): a disturbed run
+must end with the reference's bytes. Faults inside a run are cued through ``WSFM_FAULT``
+(``wsfm.train.faults``). The tests that need no Ray (a full disk, the stage lock) drive
+``execute_stage`` with the in-process runtime. RELIABILITY.md tabulates all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import torch
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import ROOT, TOY2D
+from tests.stages.conftest import NoRuntime, context, draft_dir  # noqa: F401 - a fixture
+from tests.stages.test_generate_drafts import WrappingRuntime, manifest_rows, with_shards
+from tests.test_pipeline import stage_lines
+from wsfm.config import load_pipeline
+from wsfm.orchestrate.local import LocalRuntime
+from wsfm.orchestrate.runner import execute_stage
+from wsfm.orchestrate.runtime import RayRuntime
+from wsfm.orchestrate.store import SUCCESS, ArtifactStore
+from wsfm.shards import (
+    ShardRecord,
+    ShardsDamaged,
+    ShardWriter,
+    check_shard,
+    read_manifest,
+    verify_shards,
+)
+from wsfm.stages import STAGES
+from wsfm.stages.generate_drafts import generate_drafts
+from wsfm.stages.train import train_refiner
+from wsfm.train.checkpoint import read_pointer
+from wsfm.train.faults import ENV, parse_faults
+
+pytestmark = pytest.mark.reliability
+STAGE_NAMES = [s.name for s in STAGES]
+STEPS, EVERY, PAUSE = 120, 40, 90  # checkpoints at 40, 80, 120; the drill stalls after 90
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "WSFM_HOME": str(home), "PYTHONUNBUFFERED": "1", **extra}
+    for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", ENV):
+        if name not in extra:
+            env.pop(name, None)
+    return env
+
+
+def cli(*args: str, home: Path, timeout: int = 1200, **extra: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "wsfm.cli", *args], env=cli_env(home, **extra),
+                          text=True, capture_output=True, timeout=timeout, cwd=ROOT)
+    print(proc.stdout[-4000:], proc.stderr[-4000:])
+    return proc
+
+
+def committed(home: Path, stage: str) -> Path:
+    """The one committed output folder of ``stage`` under ``home``."""
+    [folder] = [p for p in (home / "artifacts" / "toy2d" / stage).iterdir()
+                if not p.name.startswith(".")]
+    return folder
+
+
+def assert_same_weights(got: Path, want: Path) -> None:
+    for name in ("model.pt", "model_raw.pt"):
+        a = torch.load(got / name, weights_only=True)
+        b = torch.load(want / name, weights_only=True)
+        assert a.keys() == b.keys()
+        for key in b:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> Path:
+    doc = yaml.safe_load(TOY2D.read_text())
+    smoke = doc["profiles"]["smoke"]
+    smoke["train"].update(steps=STEPS, checkpoint_every=EVERY, log_every=EVERY, warmup_steps=10)
+    smoke["gates"] = {"rel_tolerance": 100.0, "min_speedup": 5.0}
+    path = tmp_path_factory.mktemp("faults") / "toy2d.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(pipeline, tmp_path_factory) -> Path:
+    """One undisturbed run: its home."""
+    home = tmp_path_factory.mktemp("reference") / "home"
+    proc = cli("run", str(pipeline), "--profile", "smoke", home=home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return home
+
+
+# -- no Ray ------------------------------------------------------------------------------
+
+
+def test_fault_drills_are_parsed_strictly():
+    assert [(f.action, f.stage, f.step) for f in parse_faults("pause:train_refiner@90, "
+                                                              "raise:evaluate")] == [
+        ("pause", "train_refiner", 90), ("raise", "evaluate", None)]
+    for bad in ("explode:evaluate", "pause:train_refiner", "raise:", "raise:x@ten"):
+        with pytest.raises(ValueError, match=ENV):
+            parse_faults(bad)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A 128 KiB tmpfs (root only); ``remount(size)`` grows it. Unmounted at the end."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "artifacts"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mnt)], check=True)
+
+    def remount(size: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(mnt)], check=True)
+
+    try:
+        yield mnt, remount
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_full_disk_is_named_nothing_half_written_counts_and_a_rerun_succeeds(
+        tmpfs, tmp_path, tiny_config, draft_dir):  # noqa: F811
+    mnt, remount = tmpfs
+    cfg = with_shards(tiny_config, num_shards=4, per_shard=3000)  # about 170 KB of shards
+    reference = tmp_path / "reference"
+    generate_drafts(context(cfg, reference, LocalRuntime(), pretrain_draft=draft_dir))
+    inputs = {"pretrain_draft": str(draft_dir)}
+    store = ArtifactStore(mnt, cfg.name)
+
+    with pytest.raises(OSError, match=r"No space left on device") as info:
+        execute_stage("generate_drafts", cfg, inputs, str(mnt), "fp", LocalRuntime(), {})
+    assert info.value.filename == str(store.partial("generate_drafts", "fp"))
+    print(info.value)
+    assert store.load("generate_drafts", "fp") is None  # not marked complete...
+    assert not list(mnt.rglob(SUCCESS))
+    partial = store.partial("generate_drafts", "fp")
+    for stats in partial.glob("shard-*.json"):  # ...and a shard with a record is whole
+        record = json.loads(stats.read_text())
+        assert check_shard(partial, ShardRecord(**record)) is None
+
+    remount("16m")
+    record = execute_stage("generate_drafts", cfg, inputs, str(mnt), "fp", LocalRuntime(), {})
+    final = store.path("generate_drafts", "fp")
+    assert record["metrics"]["shards_reused"] >= 1  # what fitted the first time was kept
+    assert verify_shards(final) == [] and store.load("generate_drafts", "fp", deep=True)
+    assert manifest_rows(final) == manifest_rows(reference)
+
+
+STAGE_SCRIPT = r"""
+import json, sys
+from pathlib import Path
+from wsfm.config import load_pipeline
+from wsfm.orchestrate.local import LocalRuntime
+from wsfm.orchestrate.runner import execute_stage
+from tests.stages.test_generate_drafts import with_shards
+cfg = with_shards(load_pipeline(sys.argv[1], profile="smoke"), num_shards=4, per_shard=20000)
+record = execute_stage("generate_drafts", cfg, {"pretrain_draft": sys.argv[2]}, sys.argv[3],
+                       "fp", LocalRuntime(), {"mlflow_run_id": sys.argv[4]})
+print(json.dumps({"tags": record.get("tags", {}), "run": record.get("mlflow_run_id")}))
+"""
+
+
+def test_two_invocations_of_one_stage_wait_for_each_other_and_reuse(tmp_path, draft_dir):  # noqa: F811
+    """Two processes run the same stage output on one store: the second waits on the
+    stage's lock, then reuses what the first committed (nothing is built twice)."""
+    root = tmp_path / "artifacts"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [str(TOY2D), str(draft_dir), str(root)]
+    first = subprocess.Popen([sys.executable, "-c", STAGE_SCRIPT, *args, "first"], env=env,
+                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    partial = root / "toy2d" / "generate_drafts" / ".fp.partial"
+    deadline = time.monotonic() + 300
+    while not partial.exists():  # the first holds the lock and is writing shards
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    second = subprocess.Popen([sys.executable, "-c", STAGE_SCRIPT, *args, "second"], env=env,
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    out1, out2 = (json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1])
+                  for p in (first, second))
+    assert first.returncode == 0 and second.returncode == 0
+    assert out1["run"] == "first" and "wsfm.status" not in out1["tags"]
+    assert out2["tags"]["wsfm.status"] == "reused" and out2["run"] == "first"
+    store = ArtifactStore(root, "toy2d")
+    assert store.load("generate_drafts", "fp", deep=True) is not None
+    assert verify_shards(store.path("generate_drafts", "fp")) == []
+    assert not partial.exists()
+
+
+# -- the command line --------------------------------------------------------------------
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver; then its Ray processes (orphans a dead driver leaves behind)."""
+    children = psutil.Process(proc.pid).children(recursive=True)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    _, alive = psutil.wait_procs(children, timeout=20)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=20)
+
+
+@pytest.mark.pipeline
+def test_the_driver_sigkilled_during_training_resumes_from_the_checkpoint(
+        pipeline, reference, tmp_path):
+    home = tmp_path / "home"
+    log = tmp_path / "driver.log"
+    with open(log, "w") as fh:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "wsfm.cli", "run", str(pipeline), "--profile", "smoke"],
+            env=cli_env(home, **{ENV: f"pause:train_refiner@{PAUSE}"}), cwd=ROOT, stdout=fh,
+            stderr=subprocess.STDOUT)
+        try:
+            stage = home / "artifacts" / "toy2d" / "train_refiner"
+            deadline = time.monotonic() + 900
+            while True:  # the refiner checkpointed at step 80; rank 0 stalls after step 90
+                steps = [(read_pointer(p) or {}).get("step") for p in stage.glob(".*.partial")]
+                if 2 * EVERY in steps:
+                    break
+                assert driver.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "no checkpoint at step 80 in time"
+                time.sleep(0.2)
+        finally:
+            _kill_tree(driver)
+    assert not list(stage.glob("*/model.pt"))  # it was killed mid-training
+    done = {s for s in STAGE_NAMES if list((home / "artifacts" / "toy2d" / s).glob(
+        f"*/{SUCCESS}"))} if (home / "artifacts" / "toy2d").exists() else set()
+    assert {"pretrain_draft", "generate_drafts"} <= done
+    before = {p: p.stat().st_mtime_ns for p in (home / "artifacts").rglob(SUCCESS)}
+
+    proc = cli("run", str(pipeline), "--profile", "smoke", home=home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    status = stage_lines(proc.stdout)
+    assert all(status[s] == "cached" for s in done), status  # finished stages not rerun
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+    summary = json.loads((committed(home, "train_refiner") / "train_summary.json").read_text())
+    assert summary["resumed_from_step"] == 2 * EVERY and summary["steps"] == STEPS
+    assert_same_weights(committed(home, "train_refiner"), committed(reference, "train_refiner"))
+    assert_same_weights(committed(home, "train_baseline"),
+                        committed(reference, "train_baseline"))
+
+
+@pytest.mark.pipeline
+def test_a_stage_that_raises_keeps_upstream_discards_its_partial_and_exits_non_zero(
+        pipeline, reference):
+    home = reference
+    store = ArtifactStore(home / "artifacts", "toy2d")
+    before = {p: p.stat().st_mtime_ns for p in (home / "artifacts").rglob(SUCCESS)}
+    proc = cli("run", str(pipeline), "--profile", "smoke", "--from", "evaluate", home=home,
+               **{ENV: "raise:evaluate"})
+    assert proc.returncode == 1
+    status = stage_lines(proc.stdout)
+    assert status["evaluate"] == "FAILED" and status["register"] == "blocked"
+    assert "InjectedFault" in proc.stdout and "before its commit" in proc.stdout
+    assert not list((home / "artifacts" / "toy2d" / "evaluate").glob(".*.partial"))
+    assert {p: p.stat().st_mtime_ns for p in (home / "artifacts").rglob(SUCCESS)} == before
+    for stage in STAGE_NAMES:  # every output, upstream and the old evaluate, still verifies
+        assert store.load(stage, committed(home, stage).name, deep=True) is not None, stage
+
+    again = cli("run", str(pipeline), "--profile", "smoke", home=home)
+    assert again.returncode == 0 and stage_lines(again.stdout) == {
+        s: "cached" for s in STAGE_NAMES}
+
+
+@pytest.mark.pipeline
+def test_an_altered_shard_is_refused_by_training_named_by_verify_and_repaired_alone(
+        pipeline, reference, tmp_path):
+    home = reference
+    shards = committed(home, "generate_drafts")
+    bad, good = shards / "shard-000001.tar", shards / "shard-000000.tar"
+    original, good_mtime = bad.read_bytes(), good.stat().st_mtime_ns
+    with tarfile.open(bad) as tar:
+        offset = tar.getmembers()[-1].offset_data + 200  # inside a block of drafts
+    altered = bytearray(original)
+    altered[offset] ^= 0xFF
+    time.sleep(0.05)
+    bad.write_bytes(bytes(altered))  # same size, other bytes
+
+    verify = cli("shards", "verify", str(shards), home=home)
+    assert verify.returncode == 1 and "shard-000001.tar" in verify.stdout
+    assert "shard-000000.tar" not in verify.stdout
+
+    config = load_pipeline(pipeline, profile="smoke")
+    with pytest.raises(ShardsDamaged, match=r"shard-000001\.tar: sha256 differs"):
+        train_refiner(context(config, tmp_path / "train", NoRuntime(), generate_drafts=shards))
+
+    proc = cli("run", str(pipeline), "--profile", "smoke", home=home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    status = stage_lines(proc.stdout)
+    assert status["generate_drafts"] == "done"
+    assert {s for s, v in status.items() if v == "cached"} == set(STAGE_NAMES) - {
+        "generate_drafts"}
+    assert "shard-000001.tar fails its sha256" in proc.stdout
+    assert bad.read_bytes() == original  # remade byte for byte...
+    assert good.stat().st_mtime_ns == good_mtime  # ...and the good shard was kept
+    assert cli("shards", "verify", str(shards), home=home).returncode == 0
+
+
+@pytest.mark.pipeline
+def test_two_invocations_at_once_do_not_corrupt_each_other(pipeline, reference, tmp_path):
+    home = tmp_path / "home"
+    args = [sys.executable, "-m", "wsfm.cli", "run", str(pipeline), "--profile", "smoke"]
+    logs = [open(tmp_path / f"run{i}.log", "w+") for i in (1, 2)]
+    procs = [subprocess.Popen(args, env=cli_env(home), cwd=ROOT, stdout=fh,
+                              stderr=subprocess.STDOUT) for fh in logs]
+    codes = [p.wait(timeout=1800) for p in procs]
+    texts = [(tmp_path / f"run{i}.log").read_text() for i in (1, 2)]
+    for fh in logs:
+        fh.close()
+    assert codes == [0, 0], [t[-3000:] for t in texts]
+
+    store = ArtifactStore(home / "artifacts", "toy2d")
+    for stage in STAGE_NAMES:
+        folders = list((home / "artifacts" / "toy2d" / stage).iterdir())
+        assert [p.name for p in folders] == [committed(home, stage).name], stage  # no partial
+        assert store.load(stage, folders[0].name, deep=True) is not None
+    assert_same_weights(committed(home, "train_refiner"), committed(reference, "train_refiner"))
+    assert manifest_rows(committed(home, "generate_drafts")) == manifest_rows(
+        committed(reference, "generate_drafts"))
+
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("toy2d").experiment_id])
+    for stage in STAGE_NAMES:  # each stage was made once; the other run reused it
+        statuses = sorted(r.data.tags.get("wsfm.status") for r in runs
+                          if r.data.tags.get("wsfm.stage") == stage)
+        assert len(statuses) == 2 and statuses.count("ran") == 1, (stage, statuses)
+        assert set(statuses) - {"ran"} <= {"reused", "cached"}
+    assert len(client.search_model_versions("name='wsfm-toy2d'")) == 1
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+# -- Ray: a worker killed during draft generation ----------------------------------------
+
+
+def _stall_then_die(pid_file: Path, index: int):
+    """Shard ``index``'s first attempt writes part of its tar, says its pid, and waits to be
+    killed from outside."""
+    def wrap(fn):
+        def shard(job):
+            if job.index == index and not pid_file.exists():
+                writer = ShardWriter(Path(job.out_dir), job.index)
+                writer.write(np.zeros((7, 2), np.float32))
+                writer._fh.flush()
+                pid_file.write_text(str(os.getpid()))
+                time.sleep(600)
+            return fn(job)
+        return shard
+    return wrap
+
+
+@pytest.mark.pipeline
+def test_a_ray_worker_sigkilled_from_outside_during_draft_generation(
+        tmp_path, tiny_config, draft_dir, ray_local):  # noqa: F811
+    cfg = with_shards(tiny_config, num_shards=4, per_shard=400)
+    reference = tmp_path / "reference"
+    generate_drafts(context(cfg, reference, LocalRuntime(), pretrain_draft=draft_dir))
+
+    out, pid_file = tmp_path / "shards", tmp_path / "worker.pid"
+    killed: list[int] = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 300
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        killed.append(int(pid_file.read_text()))
+        os.kill(killed[0], signal.SIGKILL)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    runtime = RayRuntime(storage_path=str(tmp_path / "ray"), run_name="t", max_retries=2)
+    result = generate_drafts(context(cfg, out, WrappingRuntime(runtime, _stall_then_die(
+        pid_file, 2)), pretrain_draft=draft_dir))
+    thread.join(timeout=10)
+
+    assert killed and killed[0] != os.getpid() and not psutil.pid_exists(killed[0])
+    assert result.metrics["shards_written"] == 4
+    assert verify_shards(out) == []
+    assert manifest_rows(out) == manifest_rows(reference)
+    for rec in read_manifest(reference):
+        assert (out / rec.shard).read_bytes() == (reference / rec.shard).read_bytes()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the torn tar is gone
