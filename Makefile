@@ -7,7 +7,7 @@ PROFILE ?=
 RUN_ARGS ?=
 TEST_ARGS ?=
 
-.PHONY: setup run smoke test clean
+.PHONY: setup run smoke test lint clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ smoke:
 
 test: setup
 	$(BIN)/python -m pytest $(TEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf wsfm-runs .pytest_cache

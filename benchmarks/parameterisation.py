@@ -46,10 +46,10 @@ from wsfm.config import PipelineConfig, load_pipeline
 from wsfm.data.datasets import load_dataset
 from wsfm.data.toy2d import make_toy2d
 from wsfm.metrics import sliced_wasserstein
-from wsfm.train.spec import TrainSpec
 from wsfm.stages.generate_drafts import ShardJob, make_shard
 from wsfm.train.local import fit_local
 from wsfm.train.objective import FlowObjective, Parameterisation, SVelocity
+from wsfm.train.spec import TrainSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 T0S = (0.9, 0.96)
@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
               "SWD at NFE 1", "h=0.01 per train seed"]
     table = markdown_table(header, rows)
     print(table)
-    print(f"data {ref['data']:.4f}, draft {ref['draft']:.4f}, total {time.perf_counter() - start:.0f} s")
+    total = time.perf_counter() - start
+    print(f"data {ref['data']:.4f}, draft {ref['draft']:.4f}, total {total:.0f} s")
     if args.no_write:
         return
     cfg = ref["cfg"]

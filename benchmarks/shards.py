@@ -203,7 +203,7 @@ def reader_vs_training(cfg, draft_dir, work, repeats: int) -> tuple[list[list], 
     path = WarmPath(cfg.flow.t0)
     ot = get_coupling("minibatch_ot")
     rates = {"plain": [], "with minibatch OT": []}
-    for r in range(repeats):
+    for _ in range(repeats):
         for label, pair in (("plain", None), ("with minibatch OT", ot)):
             x0s = torch.randn(train_steps + 5, batch, 2)
             x1s = torch.randn(train_steps + 5, batch, 2)

@@ -19,11 +19,12 @@ objective (noise -> toy2d data), the same global batch and the same optimizer:
 - samples/s with 1 and with 2 CPU workers (ZeRO-2, same global batch);
 - the peak RSS of each worker (and of the plain loop's process).
 
-Step times are medians over the steps after the first tenth (at most 20 warm-up steps), from
-the loop's own timing (which knows only each window of ``log_every`` steps between its host
-syncs: each step counts as its window's mean; windows of 25 steps here); start-up (Ray,
-DeepSpeed, worker group) and checkpoints are left out. The plain loop runs in a fresh subprocess so that its thread count and RSS are its
-own, three times (before, between and after the Ray runs): this machine's load drifts.
+Step times are medians over the steps after the first tenth (at most 20 warm-up steps), from the
+loop's own timing (which knows only each window of ``log_every`` steps between its host syncs:
+each step counts as its window's mean; windows of 25 steps here); start-up (Ray, DeepSpeed,
+worker group) and checkpoints are left out. The plain loop runs in a fresh subprocess so that
+its thread count and RSS are its own, three times (before, between and after the Ray runs): this
+machine's load drifts.
 """
 
 from __future__ import annotations

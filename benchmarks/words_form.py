@@ -41,8 +41,14 @@ from wsfm.drafts import Draft
 from wsfm.drafts.gru import GRUDraft
 from wsfm.drafts.ngram import CharNgramDraft
 from wsfm.flow import ColdPath, WarmPath, integrate, minibatch_ot
-from wsfm.flow.discrete import (MixturePath, discrete_fm_loss, hamming_nearest, hamming_ot,
-                                jump_sample, mask_source)
+from wsfm.flow.discrete import (
+    MixturePath,
+    discrete_fm_loss,
+    hamming_nearest,
+    hamming_ot,
+    jump_sample,
+    mask_source,
+)
 from wsfm.metrics.text import CharNgramLM, text_metrics
 from wsfm.models.transformer import SeqTransformer
 
@@ -249,7 +255,8 @@ def discrete_rows(setup: Setup, draft: Draft | None, pool: Tensor | None, dname:
         for t0, n in grid:
             p = MixturePath(t0)
 
-            def sample(n_: int, seed: int, n=n, p=p) -> tuple[np.ndarray, int]:
+            def sample(n_: int, seed: int, n=n, p=p, final=final,
+                       temp=temp) -> tuple[np.ndarray, int]:
                 gen = torch.Generator().manual_seed(seed)
                 if cold:
                     x, kw = mask_source(n_, setup.x1.shape[1], MASK), {"steps": n}

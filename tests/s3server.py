@@ -42,7 +42,8 @@ def moto_server(timeout: float = 60.0) -> Iterator[str]:
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
-                    raise RuntimeError(f"moto server did not start: {log.read()[-2000:]!r}")
+                    raise RuntimeError(
+                        f"moto server did not start: {log.read()[-2000:]!r}") from None
                 time.sleep(0.2)
         yield endpoint
     finally:

@@ -112,7 +112,8 @@ def _ray_ports(ip: str) -> list[str]:
              "--dashboard-agent-listen-port": free_port(ip)}
     args = [f"{k}={v}" for k, v in ports.items()]
     # Worker ports: a small range above a free port (workers bind lazily, one each).
-    return args + [f"--min-worker-port={min(low, 60000)}", f"--max-worker-port={min(low, 60000) + 200}"]
+    first = min(low, 60000)
+    return args + [f"--min-worker-port={first}", f"--max-worker-port={first + 200}"]
 
 
 def can_mask() -> bool:

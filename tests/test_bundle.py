@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 
-from wsfm.bundle import BundleModel, SamplerSettings, decode_text, read_settings
-
 from tests.bundles import make_bundle
+from wsfm.bundle import BundleModel, SamplerSettings, decode_text, read_settings
 
 
 @pytest.mark.parametrize("kind", ["vector", "image", "text"])
@@ -15,7 +14,8 @@ def test_a_bundle_samples_in_the_natural_form_of_its_kind(tmp_path, kind):
     elif kind == "image":
         assert x.shape == (5, 1, 4, 4) and np.isfinite(x).all()
     else:
-        assert len(x) == 5 and all(isinstance(w, str) and set(w) <= set("abcdefghijklmnopqrstuvwxyz")
+        letters = set("abcdefghijklmnopqrstuvwxyz")
+        assert len(x) == 5 and all(isinstance(w, str) and set(w) <= letters
                                    for w in x)
     again = model.sample(5, seed=1)
     assert (np.array_equal(x, again) if kind != "text" else x == again)  # seeded

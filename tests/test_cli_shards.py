@@ -7,11 +7,10 @@ import sys
 
 import pytest
 
+from tests.stages.conftest import context, draft_dir  # noqa: F401  (fixture)
 from wsfm.cli import main
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.stages.generate_drafts import generate_drafts
-
-from tests.stages.conftest import context, draft_dir  # noqa: F401  (fixture)
 
 
 @pytest.fixture

@@ -3,10 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TOY2D
 from wsfm.cli import main
 from wsfm.config import ConfigError, PipelineConfig, TrainConfig, load_pipeline
-
-from tests.conftest import TOY2D
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -2,8 +2,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from wsfm.drafts import CharNgramDraft
 from wsfm.data.words import encode
+from wsfm.drafts import CharNgramDraft
 from wsfm.sampler import DiscreteWarmStartSampler
 
 TARGET = torch.from_numpy(encode(["hello"], 12))[0]  # (12,)

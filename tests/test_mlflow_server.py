@@ -12,22 +12,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pytest
 import requests
 import yaml
 from mlflow.tracking import MlflowClient
 
+import mlflow
+from tests.conftest import ROOT, TOY2D
+from tests.mlflow_servers import model_server, tracking_server
 from wsfm.config import load_pipeline
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.stages import STAGES, StageContext
 from wsfm.stages.register import register
 from wsfm.tracking import Tracker
-
-from tests.conftest import ROOT, TOY2D
-from tests.mlflow_servers import model_server, tracking_server
 
 pytestmark = pytest.mark.pipeline
 STAGE_NAMES = sorted(s.name for s in STAGES)
@@ -68,7 +67,8 @@ def served(tmp_path_factory):
             home = root / "home"
             first = wsfm("run", str(pipeline), "--profile", "smoke", home=home, env=server.env())
             assert first.returncode == 0, first.stderr[-3000:]
-            yield {"server": server, "client": client, "pipeline": pipeline, "home": home, "first": first,
+            yield {"server": server, "client": client, "pipeline": pipeline, "home": home,
+                   "first": first,
                    "wrong": wrong, "wrong_home": wrong_home, "outputs": [wrong, first],
                    "experiments_before": experiments_before,
                    "config": load_pipeline(pipeline, profile="smoke")}

@@ -5,12 +5,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from tests.bundles import make_bundle
 from wsfm.cli import main
 from wsfm.registry import Score
 from wsfm.stages.base import ModelRelease
 from wsfm.tracking import Tracker, publish_model, tracking_uri
-
-from tests.bundles import make_bundle
 
 
 def register(home, kind: str, quality: float, name: str | None = None) -> dict:

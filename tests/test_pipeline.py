@@ -21,12 +21,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import TOY2D
 from wsfm.config import load_pipeline
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.shards import read_manifest
 from wsfm.stages import STAGES
-
-from tests.conftest import TOY2D
 
 pytestmark = pytest.mark.pipeline
 STAGE_NAMES = [s.name for s in STAGES]

@@ -14,12 +14,11 @@ import pyarrow.fs as pafs
 import pytest
 import yaml
 
-from wsfm.orchestrate.remote_store import RemoteArtifactStore
-from wsfm.stages import STAGES
-
 from tests.conftest import TOY2D
 from tests.s3server import CREDENTIALS, make_bucket, moto_server
 from tests.test_pipeline import stage_lines
+from wsfm.orchestrate.remote_store import RemoteArtifactStore
+from wsfm.stages import STAGES
 
 pytestmark = pytest.mark.pipeline
 STAGE_NAMES = [s.name for s in STAGES]

@@ -8,13 +8,12 @@ import json
 import pytest
 import yaml
 
+from tests.conftest import TOY2D
+from tests.test_pipeline import stage_lines, wsfm
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.report import EvalReport
 from wsfm.shards import read_manifest
 from wsfm.stages import STAGES
-
-from tests.conftest import TOY2D
-from tests.test_pipeline import stage_lines, wsfm
 
 pytestmark = pytest.mark.pipeline
 

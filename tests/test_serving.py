@@ -9,17 +9,15 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.bundles import make_bundle
+from tests.conftest import ROOT
 from wsfm.registry import Score
 from wsfm.stages.base import ModelRelease
 from wsfm.tracking import Tracker, publish_model
-
-from tests.bundles import make_bundle
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.pipeline
 

@@ -5,9 +5,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import webdataset as wds
 
-from wsfm.shards import MANIFEST, read_manifest, shard_key, verify_shards, write_manifest
-
 from tests.helpers import write_shard
+from wsfm.shards import MANIFEST, read_manifest, shard_key, verify_shards, write_manifest
 
 
 def make_shards(folder, sizes, dim=3, with_index=False):

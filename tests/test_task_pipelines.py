@@ -6,11 +6,10 @@ import json
 
 import pytest
 
-from wsfm.orchestrate.store import ArtifactStore
-from wsfm.stages import STAGES
-
 from tests.conftest import ROOT
 from tests.test_pipeline import stage_lines, wsfm
+from wsfm.orchestrate.store import ArtifactStore
+from wsfm.stages import STAGES
 
 pytestmark = pytest.mark.pipeline
 

@@ -4,21 +4,20 @@ import logging
 import subprocess
 import time
 import warnings
-from string import ascii_lowercase
 from pathlib import Path
+from string import ascii_lowercase
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+import mlflow
+from tests.bundles import make_bundle
 from wsfm.registry import Score
 from wsfm.stages.base import ModelRelease
 from wsfm.tracking import Tracker, publish_model
-
-from tests.bundles import make_bundle
 
 
 def publish(tmp_path, kind: str, caplog=None) -> tuple[str, dict]:
@@ -55,7 +54,8 @@ def test_the_registered_model_predicts_in_the_form_of_its_kind(tmp_path, kind, s
     model = mlflow.pyfunc.load_model(f"models:/{tags['model_name']}@champion")
     out = model.predict(pd.DataFrame({"n": [7], "seed": [3]}))
     if shape is None:
-        assert len(out) == 7 and all(isinstance(w, str) and set(w) <= set(ascii_lowercase) for w in out)
+        letters = set(ascii_lowercase)
+        assert len(out) == 7 and all(isinstance(w, str) and set(w) <= letters for w in out)
     else:
         assert np.asarray(out).shape == shape and np.isfinite(out).all()
         again = model.predict({"n": 7, "seed": 3})
@@ -132,7 +132,9 @@ def test_the_parent_run_carries_git_state_pipeline_and_headline_numbers(tmp_path
                  {"method": "cold", "t0": 0.0, "nfe": 100, "quality": 0.05},
                  {"method": "cold", "t0": 0.0, "nfe": 10, "quality": 0.2},
                  {"method": "warm_ot", "t0": 0.9, "nfe": 10, "quality": 0.06}]}))
-    plt.plot([0, 1]); plt.savefig(evaluated / "samples.png"); plt.close()
+    plt.plot([0, 1])
+    plt.savefig(evaluated / "samples.png")
+    plt.close()
     t.log_headline(parent, evaluated)
     run = t.client.get_run(parent)
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,

@@ -19,9 +19,9 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-
 import torch
 from torch import nn
 
@@ -144,7 +144,8 @@ class BundleModel:
         if method is not None and s.form == "discrete":
             raise ValueError(f"method={method!r}: a text model samples by jumps, it has no "
                              "ODE method to choose")
-        changes = {k: v for k, v in (("t0", t0), ("method", method)) if v is not None}
+        changes: dict[str, Any] = {k: v for k, v in (("t0", t0), ("method", method))
+                                   if v is not None}
         sampler = (_sampler(dataclasses.replace(s, **changes), self._draft, self._net)
                    if changes else self.sampler)
         x, _ = sampler.sample(int(n), int(seed), steps=steps)

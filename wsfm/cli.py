@@ -52,7 +52,7 @@ def _train_overrides(config, *, workers: int | None, gpu: bool | None):
 def _cmd_sample(args: argparse.Namespace) -> int:
     from wsfm.models_cli import cmd_sample
 
-    return cmd_sample(args, _home(args.home))
+    return cmd_sample(args, Path(_home(args.home)))
 
 
 def _cmd_shards_verify(args: argparse.Namespace) -> int:

@@ -364,7 +364,8 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.resources) - set(STAGE_NAMES))
         if unknown:
-            raise ValueError(f"resources: unknown stage {unknown[0]!r} (stages: {list(STAGE_NAMES)})")
+            raise ValueError(f"resources: unknown stage {unknown[0]!r} "
+                             f"(stages: {list(STAGE_NAMES)})")
         if self.shards.pair not in ("none", self.flow.coupling):
             raise ValueError(f"shards.pair {self.shards.pair!r} stores the pairs that training "
                              f"then uses, but flow.coupling is {self.flow.coupling!r}: set them "

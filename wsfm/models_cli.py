@@ -23,9 +23,9 @@ KEY_TAGS = ("wsfm.metric", "wsfm.quality", "wsfm.spread", "wsfm.t0", "wsfm.speed
 
 
 def _client(home: Path):
-    import mlflow
     from mlflow.tracking import MlflowClient
 
+    import mlflow
     from wsfm.tracking import tracking_uri
 
     uri = tracking_uri(home)
@@ -71,9 +71,9 @@ def write_samples(samples, out: Path) -> list[Path]:
 
 
 def cmd_sample(args: argparse.Namespace, home: Path) -> int:
-    import mlflow
     from mlflow.exceptions import MlflowException
 
+    import mlflow
     from wsfm.errors import InputNotFound
 
     _client(home)

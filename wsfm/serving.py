@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
+
+import mlflow
 
 __all__ = ["REQUEST_COLUMNS", "WSFMModel", "parse_request"]
 
@@ -49,7 +50,7 @@ def parse_request(model_input: pd.DataFrame | dict) -> dict[str, Any]:
     return {k: REQUEST_COLUMNS[k](v) for k, v in given.items()}
 
 
-class WSFMModel(mlflow.pyfunc.PythonModel):
+class WSFMModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]  # lazy submodule
     """Draft + refiner + t0 + solver (``wsfm.bundle.BundleModel``) behind ``predict``."""
 
     def load_context(self, context) -> None:

@@ -32,8 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wsfm.errors import InputNotFound, UserError
+
 __all__ = ["EXCLUDES", "JobRow", "Submission", "Upload", "build_submission", "check_upload",
-           "cmd_jobs", "cmd_submit", "connect", "exit_code", "follow", "format_rows", "job_env", "job_rows", "measure_upload",
+           "cmd_jobs", "cmd_submit", "connect", "exit_code", "follow", "format_rows", "job_env",
+           "job_rows", "measure_upload",
            "project_root", "resolve_address", "run_args", "use_token_if_any"]
 
 # gitignore-style patterns, relative to the working_dir (Ray's runtime-env ``excludes``).
@@ -109,7 +112,7 @@ def check_upload(upload: Upload, limit: int | None = None) -> None:
         return
     lines = [f"{_mib(s)}  {p}" for s, p in upload.top] + ["biggest files:"] + [
         f"{_mib(s)}  {p}" for s, p in upload.biggest_files]
-    raise ValueError(f"the job's working_dir {upload.root} would upload {_mib(upload.bytes)} "
+    raise UserError(f"the job's working_dir {upload.root} would upload {_mib(upload.bytes)} "
                      f"in {upload.files} files, over Ray's limit of {_mib(limit)}; biggest "
                      "entries:\n  " + "\n  ".join(lines) + "\nmove them out of the project, "
                      "or list them in .rayignore")
@@ -142,10 +145,10 @@ def job_env(home: str | None, *, gpu: bool | None, extra: Sequence[str] = (),
     machine, where a relative path would mean a folder inside its temporary working_dir."""
     home = home or environ.get("WSFM_HOME")
     if not home:
-        raise ValueError("wsfm submit needs the artifact root: --home or WSFM_HOME, a path "
+        raise UserError("wsfm submit needs the artifact root: --home or WSFM_HOME, a path "
                          "every node mounts or an object-store URI (s3://...)")
     if "://" not in home and not os.path.isabs(home):
-        raise ValueError(f"--home / WSFM_HOME {home!r} is relative: give a path that every "
+        raise UserError(f"--home / WSFM_HOME {home!r} is relative: give a path that every "
                          "node of the cluster sees (absolute) or an object-store URI")
     env = {"WSFM_HOME": home, **{k: environ[k] for k in PASSED_ENV if environ.get(k)}}
     if not gpu:
@@ -153,7 +156,7 @@ def job_env(home: str | None, *, gpu: bool | None, extra: Sequence[str] = (),
     for item in extra:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--env {item!r}: expected KEY=VALUE")
+            raise UserError(f"--env {item!r}: expected KEY=VALUE")
         env[key] = value
     return {**env, **MERGE_ENV}
 
@@ -187,15 +190,15 @@ def build_submission(pipeline: str, *, home: str | None, profile: str | None = N
     path = Path(pipeline)
     path = path.resolve() if path.is_absolute() else (Path.cwd() / path).resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"pipeline file {path} not found")
+        raise InputNotFound(f"pipeline file {path} not found")
     if not path.is_relative_to(root):
-        raise ValueError(f"pipeline file {path} is outside the job's working_dir {root}: "
+        raise UserError(f"pipeline file {path} is outside the job's working_dir {root}: "
                          "only that folder is uploaded")
     upload = measure_upload(root)
     check_upload(upload)
     rel = str(path.relative_to(root))
     if rel not in upload.paths:
-        raise ValueError(f"pipeline file {rel} is excluded from the upload (EXCLUDES, "
+        raise UserError(f"pipeline file {rel} is excluded from the upload (EXCLUDES, "
                          ".gitignore or .rayignore)")
     argv = run_args(rel, profile=profile, from_stage=from_stage, only=only, force=force,
                     workers=workers, gpu=gpu, dry_run=dry_run)
@@ -209,7 +212,7 @@ def resolve_address(address: str | None, environ: Mapping[str, str] = os.environ
     """``--address``, else ``$RAY_API_SERVER_ADDRESS``, else ``$RAY_ADDRESS``."""
     found = address or environ.get("RAY_API_SERVER_ADDRESS") or environ.get("RAY_ADDRESS")
     if not found:
-        raise ValueError("no cluster: give --address http://HEAD:8265 (the head's dashboard) "
+        raise UserError("no cluster: give --address http://HEAD:8265 (the head's dashboard) "
                          "or set RAY_API_SERVER_ADDRESS / RAY_ADDRESS")
     return found
 
@@ -239,9 +242,9 @@ def connect(address: str | None):
     try:
         return JobSubmissionClient(url)
     except AuthenticationError as exc:
-        raise ValueError(f"the Ray Jobs API at {url} refused this client: {exc}") from exc
+        raise UserError(f"the Ray Jobs API at {url} refused this client: {exc}") from exc
     except (ConnectionError, RuntimeError) as exc:
-        raise ValueError(f"cannot reach the Ray Jobs API at {url}: {exc}") from exc
+        raise UserError(f"cannot reach the Ray Jobs API at {url}: {exc}") from exc
 
 
 def submit(client, submission: Submission, submission_id: str | None = None) -> str:
@@ -357,7 +360,7 @@ def cmd_jobs(args: Any) -> int:
         return 0
     rows = job_rows([client.get_job_info(args.id)])
     if not rows:
-        raise ValueError(f"{args.id} is a driver that connected, not a submitted job")
+        raise UserError(f"{args.id} is a driver that connected, not a submitted job")
     row = rows[0]
     print(f"job {row.submission_id}: {row.status}\n  pipeline {row.pipeline}, profile "
           f"{row.profile}\n  started {row.start} UTC, {row.seconds or 0:.0f} s\n"

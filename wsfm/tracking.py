@@ -19,7 +19,6 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import mlflow
 import numpy as np
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
@@ -27,6 +26,7 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema, TensorSpec
 
+import mlflow
 from wsfm.registry import Score, decide
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ HEADLINE = ("cold_quality", "warm_quality", "draft_quality", "reference", "speed
 
 
 def tracking_uri(home: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(home).resolve() / 'mlflow.db'}"
+    local = f"sqlite:///{Path(home).resolve() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or local
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -156,16 +157,18 @@ class Tracker:
         report_file = Path(evaluated or "") / "metrics.json"
         if evaluated is None or not report_file.is_file():
             return
-        report = json.loads(report_file.read_text())
-        rows = report["rows"]
-        cold = max((r for r in rows if r["method"] == "cold"), key=lambda r: r["nfe"])
-        warm = next(r for r in rows if r["method"].startswith("warm") and r["t0"] == report["t0"])
-        draft = next((r for r in rows if r["method"] == "draft"), {})
-        numbers = {**report, "cold_quality": cold["quality"], "warm_quality": warm["quality"],
-                   "draft_quality": draft.get("quality")}
+        from wsfm.report import EvalReport
+
+        report = EvalReport.from_dict(json.loads(report_file.read_text()))
+        draft = next((r.quality for r in report.rows if r.method == "draft"), None)
+        numbers: dict[str, Any] = {  # the report's own rule picks the rows
+            "cold_quality": report.cold_reference().quality,
+            "warm_quality": report.shipped().quality, "draft_quality": draft,
+            "reference": report.reference, "speedup_nfe": report.speedup_nfe,
+            "speedup_wall": report.speedup_wall}
         self.log(run_id, metrics={f"eval/{k}": float(numbers[k]) for k in HEADLINE
                                   if isinstance(numbers.get(k), (int, float))},
-                 tags={"wsfm.metric": str(report.get("metric", ""))})
+                 tags={"wsfm.metric": report.metric})
         for name in ("samples.png", "quality_vs_nfe.png"):
             if (Path(evaluated) / name).is_file():
                 from PIL import Image
@@ -225,7 +228,7 @@ def log_manifest_input(client: MlflowClient, run_id: str, drafts: Path) -> None:
     if not manifest.is_file():
         raise FileNotFoundError(f"{drafts} has no manifest.parquet to log as the drafts input")
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:32]
-    dataset = mlflow.data.from_pandas(pd.read_parquet(manifest),
+    dataset = mlflow.data.from_pandas(pd.read_parquet(manifest),  # type: ignore[attr-defined]
                                       source=manifest.resolve().as_uri(), name="drafts",
                                       digest=digest)
     client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[

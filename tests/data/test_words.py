@@ -1,8 +1,17 @@
 import numpy as np
 import pytest
 
-from wsfm.data.words import (ALPHABET, PAD, VOCAB, decode, encode, from_one_hot, load_words,
-                             one_hot, top_words)
+from wsfm.data.words import (
+    ALPHABET,
+    PAD,
+    VOCAB,
+    decode,
+    encode,
+    from_one_hot,
+    load_words,
+    one_hot,
+    top_words,
+)
 
 
 def test_encode_hand_values():

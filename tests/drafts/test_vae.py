@@ -5,7 +5,6 @@ import torch
 from wsfm.drafts import DRAFTS, VAEDraft, get_draft, load_draft
 
 
-
 def _data(n=1000, d=16, seed=0):
     """A noisy circle of radius 2 in a fixed plane of R^d (a curved 1-dim set), offset by 3;
     ``seed`` draws the points, the plane is the same for every seed."""

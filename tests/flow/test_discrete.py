@@ -6,9 +6,17 @@ import torch
 
 from wsfm.data.words import one_hot
 from wsfm.flow import minibatch_ot, num_steps
-from wsfm.flow.discrete import (MixturePath, cross_entropy_loss, discrete_fm_loss,
-                                hamming_distances, hamming_nearest, hamming_ot,
-                                jump_sample, jump_step, mask_source)
+from wsfm.flow.discrete import (
+    MixturePath,
+    cross_entropy_loss,
+    discrete_fm_loss,
+    hamming_distances,
+    hamming_nearest,
+    hamming_ot,
+    jump_sample,
+    jump_step,
+    mask_source,
+)
 
 V, L = 27, 12
 
@@ -93,7 +101,8 @@ def test_loss_trains_a_net():
     g = torch.Generator().manual_seed(0)
     x0 = mask_source(8, L, V)
     x1 = torch.randint(0, V, (8, L), generator=g)
-    loss = discrete_fm_loss(lambda x, s: net(x.float()), MixturePath(), x0, x1, g, corrupted_only=True)
+    loss = discrete_fm_loss(lambda x, s: net(x.float()), MixturePath(), x0, x1, g,
+                            corrupted_only=True)
     loss.backward()
     assert loss.ndim == 0 and net[0].weight.grad is not None
 

@@ -1,8 +1,13 @@
 import numpy as np
 import pytest
 
-from wsfm.metrics.copying import (NEAR_COPY_QUANTILE, CopyingReference, copying_metrics,
-                                  nearest_distances, text_copying)
+from wsfm.metrics.copying import (
+    NEAR_COPY_QUANTILE,
+    CopyingReference,
+    copying_metrics,
+    nearest_distances,
+    text_copying,
+)
 
 
 def clouds(seed=0):

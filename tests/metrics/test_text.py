@@ -70,5 +70,7 @@ def test_sample_entropy_by_hand():
 
     # "ab" + end, "ab" + end: a, b, $ each 1/3 -> log 3; one repeated letter: "aaa" -> a 3/4, $ 1/4.
     assert sample_entropy(["ab", "ab"]) == pytest.approx(math.log(3))
-    assert sample_entropy(["aaa"]) == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
-    assert "sample_entropy" in text_metrics(["cat"], set(), {"cat"}, [3], CharNgramLM(1).fit(["cat"]))
+    expected = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert sample_entropy(["aaa"]) == pytest.approx(expected)
+    lm = CharNgramLM(1).fit(["cat"])
+    assert "sample_entropy" in text_metrics(["cat"], set(), {"cat"}, [3], lm)

@@ -4,7 +4,6 @@ import torch
 from wsfm.models import MODELS, UNetLite, build_model
 
 
-
 def _net(**kw):
     torch.manual_seed(0)
     return UNetLite(**{"dim": 64, "channels": 8, "time_dim": 16, **kw})

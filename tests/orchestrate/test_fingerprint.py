@@ -10,24 +10,28 @@ from pathlib import Path
 
 import pytest
 
-from wsfm.config import to_dict, DataConfig, FlowConfig, PipelineConfig, ResourceConfig
+from tests.stages.conftest import context, draft_dir, save_untrained  # noqa: F401 (fixture)
+from wsfm.config import DataConfig, FlowConfig, PipelineConfig, ResourceConfig, to_dict
+from wsfm.data.datasets import load_dataset
 from wsfm.orchestrate.dag import downstream, make_plan
-from wsfm.orchestrate.fingerprint import (code_closure, code_hash, fingerprint, read_field,
-                                          stage_code_hash)
+from wsfm.orchestrate.fingerprint import (
+    code_closure,
+    code_hash,
+    fingerprint,
+    read_field,
+    stage_code_hash,
+)
+from wsfm.orchestrate.local import LocalRuntime
 from wsfm.orchestrate.store import ArtifactStore
+from wsfm.report import EvalReport, Row
 from wsfm.stages import STAGES, get_stage
 from wsfm.stages.evaluate import evaluate
 from wsfm.stages.fit_evaluator import fit_evaluator
 from wsfm.stages.generate_drafts import generate_drafts
 from wsfm.stages.pretrain_draft import pretrain_draft
 from wsfm.stages.register import register
-from wsfm.train.discrete_objective import make_objective
-
-from tests.stages.conftest import context, draft_dir, save_untrained  # noqa: F401 (fixture)
-from wsfm.data.datasets import load_dataset
-from wsfm.orchestrate.local import LocalRuntime
-from wsfm.report import EvalReport, Row
 from wsfm.tracking import Tracker
+from wsfm.train.discrete_objective import make_objective
 
 # --- every leaf field of the config -------------------------------------------------------
 
@@ -265,7 +269,7 @@ def undeclared(stage: str, reads: set[str]) -> set[str]:
 
 
 @pytest.fixture
-def stage_inputs(tmp_path, tiny_config, draft_dir):
+def stage_inputs(tmp_path, tiny_config, draft_dir):  # noqa: F811  (the fixture, by name)
     evaluated = tmp_path / "evaluate-in"
     evaluated.mkdir()
     rows = [Row("cold", 0.0, 100, "euler", 1.0, 0.0, 1.0),

@@ -9,15 +9,13 @@ import uuid
 import pyarrow.fs as pafs
 import pytest
 
+from tests.s3server import CREDENTIALS, make_bucket, moto_server
 from wsfm.orchestrate.dag import make_plan
-from wsfm.orchestrate.remote_store import CACHE_ENV
+from wsfm.orchestrate.remote_store import CACHE_ENV, RemoteArtifactStore
 from wsfm.orchestrate.runner import execute_stage
-from wsfm.orchestrate.remote_store import RemoteArtifactStore
 from wsfm.orchestrate.storage import locate, storage_env
 from wsfm.orchestrate.store import SUCCESS, ArtifactStore, open_store
 from wsfm.stages import STAGES
-
-from tests.s3server import CREDENTIALS, make_bucket, moto_server
 
 
 @pytest.fixture(scope="module")

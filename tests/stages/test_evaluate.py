@@ -4,13 +4,12 @@ import math
 
 import pytest
 
+from tests.stages.conftest import context, save_untrained
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.report import EvalReport
 from wsfm.stages.eval_jobs import Point
 from wsfm.stages.evaluate import evaluate, plan_jobs, wall_speedup
 from wsfm.stages.fit_evaluator import fit_evaluator
-
-from tests.stages.conftest import context, save_untrained
 
 
 def run_evaluate(tmp_path, config, draft_dir):
@@ -109,14 +108,13 @@ def test_wall_speedup_pairs_cold_and_warm_runs_and_takes_the_median():
 def test_text_rows_carry_copying_shares_entropy_and_the_ngram_rivals(tmp_path):
     import torch
 
+    from tests.conftest import ROOT
     from wsfm.components import net_spec
     from wsfm.config import load_pipeline
     from wsfm.data.datasets import load_dataset
     from wsfm.drafts.ngram import MAX_ORDER
     from wsfm.models import build_model
     from wsfm.stages.pretrain_draft import pretrain_draft
-
-    from tests.conftest import ROOT
 
     cfg = load_pipeline(ROOT / "pipelines" / "words.yaml", profile="smoke")
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, top_n=400),

@@ -11,6 +11,7 @@ import pytest
 import torch
 import webdataset as wds
 
+from tests.stages.conftest import context
 from wsfm.data.datasets import load_dataset
 from wsfm.drafts import load_draft
 from wsfm.orchestrate.local import LocalRuntime
@@ -18,8 +19,6 @@ from wsfm.orchestrate.runtime import MapError, RayRuntime
 from wsfm.shard_reader import shard_batches
 from wsfm.shards import MANIFEST, ShardWriter, read_manifest, verify_shards
 from wsfm.stages.generate_drafts import CHUNK_BLOCKS, generate_drafts
-
-from tests.stages.conftest import context
 
 DETERMINISTIC = ["shard", "count", "bytes", "sha256", "seed", "draft_sha256", "pair"]
 

@@ -1,9 +1,8 @@
+from tests.stages.conftest import context
 from wsfm.data.toy2d import make_toy2d
 from wsfm.drafts import load_draft
 from wsfm.metrics import sliced_wasserstein
 from wsfm.stages.pretrain_draft import pretrain_draft
-
-from tests.stages.conftest import context
 
 
 def test_draft_is_fitted_saved_and_visibly_imperfect(tmp_path, tiny_config):

@@ -4,13 +4,12 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.stages.conftest import context, save_untrained
 from wsfm.bundle import load_bundle, read_settings
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.report import EvalReport, Row
 from wsfm.stages.register import check_gates, choose_t0, register
 from wsfm.tracking import Tracker
-
-from tests.stages.conftest import context, save_untrained
 
 
 def _row(method, t0, nfe, quality, spread=0.0):

@@ -1,11 +1,12 @@
 import dataclasses
+import io
 import json
 import tarfile
-import io
 
 import numpy as np
 import torch
 
+from tests.stages.conftest import context, save_untrained
 from wsfm.bundle import load_net
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
@@ -13,8 +14,6 @@ from wsfm.flow.solvers import integrate
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.shards import read_manifest
 from wsfm.stages.rivals import REFLOW_STEPS, generate_reflow, train_cold_ot, train_reflow
-
-from tests.stages.conftest import context, save_untrained
 
 
 def with_methods(config, methods):

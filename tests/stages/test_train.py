@@ -6,6 +6,7 @@ import json
 import torch
 from mlflow.tracking import MlflowClient
 
+from tests.stages.conftest import context
 from wsfm.bundle import load_net
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
@@ -14,8 +15,6 @@ from wsfm.stages import get_stage
 from wsfm.stages.generate_drafts import generate_drafts
 from wsfm.stages.train import train_baseline, train_refiner
 from wsfm.tracking import Tracker
-
-from tests.stages.conftest import context
 
 
 def test_training_stages_are_resumable():

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from wsfm.config import DataConfig, FlowConfig, ModelConfig, TrainConfig
 from tests.helpers import write_shard
-from wsfm.train.spec import TrainSpec
+from wsfm.config import DataConfig, FlowConfig, ModelConfig, TrainConfig
 from wsfm.train.checkpoint import read_pointer
 from wsfm.train.local import CHECKPOINTS, fit_local
 from wsfm.train.monitor import DIVERGED, Divergence
 from wsfm.train.objective import FlowObjective
+from wsfm.train.spec import TrainSpec
 
 STEPS, EVERY = 12, 5  # checkpoints at steps 5, 10 and 12
 

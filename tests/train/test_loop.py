@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import write_shard
 from wsfm.config import FlowConfig, TrainConfig
 from wsfm.flow.paths import WarmPath
-from tests.helpers import write_shard
 from wsfm.train.data import BatchStream, step_generator
 from wsfm.train.ema import EMA
 from wsfm.train.engine import build_optimizer, deepspeed_config, lr_lambda
@@ -188,9 +188,9 @@ def test_paired_objectives_keep_the_stored_pairs():
 
 def test_a_restarted_worker_stops_at_once_after_a_divergence(tmp_path):
     from wsfm.config import DataConfig, ModelConfig
-    from wsfm.train.spec import TrainSpec
     from wsfm.train.loop import train_loop_per_worker
     from wsfm.train.monitor import DIVERGED, Divergence
+    from wsfm.train.spec import TrainSpec
 
     (tmp_path / DIVERGED).write_text('{"step": 7, "message": "cold training diverged at 7"}')
     spec = TrainSpec(mode="cold", data=DataConfig(), flow=FlowConfig(), model=ModelConfig(),

@@ -11,8 +11,13 @@ from torch import nn
 
 from wsfm.config import FlowConfig
 from wsfm.flow.paths import WarmPath
-from wsfm.train.objective import (Batch, FlowObjective, Parameterisation, SVelocity,
-                                  flow_matching_loss)
+from wsfm.train.objective import (
+    Batch,
+    FlowObjective,
+    Parameterisation,
+    SVelocity,
+    flow_matching_loss,
+)
 
 T0 = 0.8
 ALL = [Parameterisation(time, target) for time in ("s", "t")
@@ -144,9 +149,8 @@ def test_unknown_mode_is_refused():
 def test_a_reflow_stream_reads_the_stored_pairs_and_the_objective_keeps_them(tmp_path):
     import numpy as np
 
-    from wsfm.train.data import BatchStream
-
     from tests.helpers import write_shard
+    from wsfm.train.data import BatchStream
 
     rng = np.random.default_rng(0)
     pairs = rng.normal(size=(512, 4)).astype(np.float32)  # [z | x1] for 2-d data

@@ -23,15 +23,15 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from tests.helpers import write_shard
 from wsfm.components import net_spec
 from wsfm.config import DataConfig, FlowConfig, ModelConfig, TrainConfig
 from wsfm.data.datasets import load_dataset
-from tests.helpers import write_shard
-from wsfm.train.spec import TrainSpec
 from wsfm.tracking import Tracker
 from wsfm.train.checkpoint import read_pointer
 from wsfm.train.faults import KillAt
 from wsfm.train.monitor import Divergence
+from wsfm.train.spec import TrainSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS, EVERY = 16, 5  # checkpoints at steps 5, 10, 15 and 16

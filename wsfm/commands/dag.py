@@ -7,10 +7,10 @@ matplotlib (``.png``; no Graphviz binary needed).
 
 from __future__ import annotations
 
-from wsfm.errors import UserError
 import argparse
 from pathlib import Path
 
+from wsfm.errors import UserError
 from wsfm.orchestrate.staleness import StageState
 
 __all__ = ["add_parser", "edges", "format_dot", "format_mermaid", "format_text", "layers",

@@ -7,13 +7,13 @@ tracking store (``<home>/mlflow.db`` or ``$MLFLOW_TRACKING_URI``); writes nothin
 
 from __future__ import annotations
 
-from wsfm.errors import UserError
 import argparse
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wsfm.errors import UserError
 from wsfm.progress import format_duration
 
 __all__ = ["HEADLINE", "Invocation", "StageRow", "add_parser", "invocations"]

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from wsfm.config import DataConfig
-from wsfm.errors import DataError, InputNotFound
 from wsfm.data.base import Dataset, held_out, split
 from wsfm.data.text import load_text_dataset
 from wsfm.data.toy2d import make_toy2d
+from wsfm.errors import DataError, InputNotFound
 
 __all__ = ["Dataset", "load_dataset", "split"]
 
@@ -97,7 +97,8 @@ def _image_folder(cfg: DataConfig) -> Dataset:
                 img.load()
                 first = first or (img.mode, img.size, path)
                 _same_kind(folder, first, (img.mode, img.size, path))
-                arr = np.asarray(img.convert(mode).resize((width, height), Image.Resampling.BILINEAR))
+                resized = img.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
+                arr = np.asarray(resized)
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"{path}: not a readable image ({exc})") from exc
         arr = arr.reshape(height, width, cfg.channels).transpose(2, 0, 1)  # (C, H, W)

@@ -1,11 +1,12 @@
 """Text datasets: the ``wordfreq`` words task and users' text files, as character codes.
 
-A sequence is a word of lower-case letters ``a-z`` of at most ``max_len`` characters, encoded
-as ``max_len`` codes (``0`` = pad, ``1..26`` = ``a..z``, see ``wsfm.data.words``) and carried
+A sequence is a word of lower-case letters ``a-z`` of at most ``max_len`` characters, encoded as
+``max_len`` codes (``0`` = pad, ``1..26`` = ``a..z``, see ``wsfm.data.words``) and carried
 through the pipeline as a flat int64 row of those codes: the discrete form, chosen by
-measurement (BENCHMARKS.md, "words_form"). The dataset's :class:`~wsfm.data.base.TextInfo`
-says what the codes mean (vocabulary, mask token, decoder) to everything downstream. Users' ``text_lines`` files hold one sequence per
-line; a line with anything but ``a-z`` (after lower-casing) is refused with its number.
+measurement (BENCHMARKS.md, "words_form"). The dataset's :class:`~wsfm.data.base.TextInfo` says
+what the codes mean (vocabulary, mask token, decoder) to everything downstream. Users'
+``text_lines`` files hold one sequence per line; a line with anything but ``a-z`` (after
+lower-casing) is refused with its number.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from wsfm.config import DataConfig
-from wsfm.errors import DataError, InputNotFound
 from wsfm.data.base import Dataset, TextInfo, held_out
 from wsfm.data.words import ALPHABET, VOCAB, encode, load_words
+from wsfm.errors import DataError, InputNotFound
 
 __all__ = ["load_text_dataset", "read_text_lines"]
 

@@ -5,7 +5,7 @@ All fit roughly in ``[-4, 4]^2`` (the scale of TorchCFM / FFJORD's checkerboard)
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

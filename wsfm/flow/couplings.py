@@ -23,7 +23,7 @@ of the batch is used exactly once.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -32,8 +32,9 @@ evenly over ``s`` in [0, 1].
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 import torch
@@ -45,7 +46,8 @@ from wsfm.flow.solvers import num_steps
 
 __all__ = ["DiscretePathSample", "JumpResult", "MixturePath", "cross_entropy_loss",
            "discrete_fm_loss", "hamming_distances", "hamming_nearest",
-           "hamming_nearest_indices", "hamming_ot", "hamming_ot_permutation", "jump_sample", "jump_step", "mask_source"]
+           "hamming_nearest_indices", "hamming_ot", "hamming_ot_permutation", "jump_sample",
+           "jump_step", "mask_source"]
 
 TimeT = TypeVar("TimeT", Tensor, float)  # a time array, or one time
 Net = Callable[[Tensor, Tensor], Tensor]  # (codes (B, L) long, s (B,)) -> (B, L * V)

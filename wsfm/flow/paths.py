@@ -37,7 +37,6 @@ prediction, the one conversion that applies here, measured worse (above).
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import TypeVar
 
 import torch

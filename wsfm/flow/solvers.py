@@ -23,8 +23,8 @@ step ``h``" that the speed-up is defined by.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor

@@ -5,7 +5,7 @@ All are computed in float64 and are 0 for identical sets.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy.spatial.distance import cdist

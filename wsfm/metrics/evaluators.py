@@ -16,8 +16,12 @@ import numpy as np
 import torch
 
 from wsfm.metrics.distances import energy_distance, sliced_wasserstein
-from wsfm.metrics.features import (FeatureClassifier, frechet_distance, knn_precision_recall,
-                                   train_classifier)
+from wsfm.metrics.features import (
+    FeatureClassifier,
+    frechet_distance,
+    knn_precision_recall,
+    train_classifier,
+)
 
 __all__ = ["EVALUATORS", "Evaluator", "ImageEvaluator", "TextEvaluator", "VectorEvaluator",
            "load_evaluator"]
@@ -100,6 +104,7 @@ class ImageEvaluator(Evaluator):
         if self.net is not None:
             with torch.no_grad():
                 return self.net.features(torch.from_numpy(np.asarray(x, np.float32))).numpy()
+        assert self.pca is not None, "fit or load the evaluator first"
         mean, comps = self.pca
         return (x - mean) @ comps.T
 
@@ -119,6 +124,7 @@ class ImageEvaluator(Evaluator):
         if self.net is not None:
             torch.save(self.net.state_dict(), Path(folder) / "classifier.pt")
         else:
+            assert self.pca is not None, "fit the evaluator first"
             np.savez(Path(folder) / "pca.npz", mean=self.pca[0], components=self.pca[1])
 
     @classmethod

@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wsfm.errors import UserError
+
 __all__ = ["ArtifactRootNotShared", "NodeView", "alive_nodes", "check_artifact_root",
            "read_marker"]
 
@@ -27,7 +29,7 @@ MARKER_DIR = ".wsfm-visibility"
 Probe = Callable[[str, str], str | None]  # (marker URI or path, expected token) -> problem
 
 
-class ArtifactRootNotShared(ValueError):
+class ArtifactRootNotShared(UserError):
     """Some node of the cluster cannot see the artifact root (the message names it)."""
 
 

@@ -72,7 +72,7 @@ def fingerprint(spec: StageSpec, config: PipelineConfig, upstream: dict[str, str
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def code_hash(roots: tuple[str, ...], package: str = PACKAGE,
               package_dir: Path = PACKAGE_DIR) -> str:
     """sha256 over the docstring-free parse trees of ``code_closure(roots)``; cached per
@@ -106,7 +106,7 @@ def code_closure(roots: tuple[str, ...], package: str = PACKAGE,
     return hashes
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parse(source: str, module: str,
            is_package: bool) -> tuple[str, tuple[tuple[str, str], ...]]:
     """(hash of the parse tree without docstrings, the modules it may import); keyed by the
@@ -156,5 +156,5 @@ def _strip_docstrings(tree: ast.Module) -> ast.Module:
             kept = [s for s in body if not (isinstance(s, ast.Expr)
                                             and isinstance(s.value, ast.Constant)
                                             and isinstance(s.value.value, str))]
-            setattr(node, "body", kept)  # the node types that have a body
+            setattr(node, "body", kept)  # noqa: B010  # mypy: only some node types have one
     return tree

@@ -24,11 +24,11 @@ from wsfm.config import USER_KINDS, PipelineConfig, to_dict
 from wsfm.data.datasets import load_dataset
 from wsfm.orchestrate.board import StageBoard
 from wsfm.orchestrate.dag import PlanItem, make_plan
+from wsfm.orchestrate.fingerprint import stage_code_hash, stage_params
 from wsfm.orchestrate.locks import file_lock, stage_lock
 from wsfm.orchestrate.logfile import stage_tail
 from wsfm.orchestrate.runtime import RayRuntime
 from wsfm.orchestrate.scheduling import Demand, Ledger, check_fits, stage_demand
-from wsfm.orchestrate.fingerprint import stage_code_hash, stage_params
 from wsfm.orchestrate.staleness import recorded_params
 from wsfm.orchestrate.storage import Location, locate, storage_env
 from wsfm.orchestrate.store import ArtifactStore, open_store

@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
+from wsfm.errors import UserError
+
 __all__ = ["STORAGE_ENV", "Location", "filesystem", "is_uri", "join", "locate", "ray_storage",
            "storage_env"]
 
@@ -58,7 +60,7 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """
     parts = urlsplit(uri)
     if parts.query:
-        raise ValueError(f"{uri}: options in the URI are not supported; set the endpoint in "
+        raise UserError(f"{uri}: options in the URI are not supported; set the endpoint in "
                          "AWS_ENDPOINT_URL and the region in AWS_REGION")
     if parts.scheme == "s3":
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
@@ -68,7 +70,7 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     try:
         fs, path = pafs.FileSystem.from_uri(uri)
     except (ValueError, OSError) as exc:
-        raise ValueError(f"{uri}: not a filesystem that pyarrow can open ({exc})") from exc
+        raise UserError(f"{uri}: not a filesystem that pyarrow can open ({exc})") from exc
     return fs, path.rstrip("/")
 
 
@@ -125,8 +127,6 @@ def locate(home: str | Path) -> Location:
         home = str(home).rstrip("/")
         filesystem(home)  # fail now on a URI that pyarrow cannot open
         if not tracking:
-            from wsfm.errors import UserError
-
             raise UserError(f"the working folder {home} is a URI, where no SQLite MLflow store "
                              "can live: set MLFLOW_TRACKING_URI (a tracking server, e.g. "
                              "http://HOST:5000)")

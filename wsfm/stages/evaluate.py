@@ -19,6 +19,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from wsfm.config import PipelineConfig
 from wsfm.data.datasets import load_dataset
@@ -128,7 +129,7 @@ def rows_from_scores(scores: Sequence[SeedScore], n: int, primary: str) -> list[
 
 
 def _panels(env: EvalEnv, cfg: PipelineConfig, warm: Row, cold: Row, warm_sampler,
-            cold_sampler) -> dict[str, object]:
+            cold_sampler) -> dict[str, Any]:
     """``samples.png``'s panels: held-out data, drafts, the shipped row, the cold reference,
     and each other flow from t = 0 at the shipped row's NFE (what the same cost buys)."""
     n, seed = env.n, SEED_BASE

@@ -25,8 +25,18 @@ from wsfm.data.datasets import load_dataset
 from wsfm.drafts import load_draft
 from wsfm.flow.couplings import nearest_indices, ot_permutation
 from wsfm.flow.discrete import hamming_nearest_indices, hamming_ot_permutation
-from wsfm.shards import (BLOCK, ShardRecord, ShardWriter, check_shard, read_stats, sha256_file,
-                         shard_name, stats_name, write_manifest, write_stats)
+from wsfm.shards import (
+    BLOCK,
+    ShardRecord,
+    ShardWriter,
+    check_shard,
+    read_stats,
+    sha256_file,
+    shard_name,
+    stats_name,
+    write_manifest,
+    write_stats,
+)
 from wsfm.stages.base import StageContext, StageResult
 
 __all__ = ["ShardJob", "ShardResult", "chunk_seed", "generate_drafts", "make_shard"]

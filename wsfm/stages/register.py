@@ -20,8 +20,8 @@ from wsfm.bundle import SamplerSettings, write_bundle
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
 from wsfm.registry import Score
-from wsfm.stages.base import ModelRelease, StageContext, StageResult
 from wsfm.report import EvalReport, Row, parity
+from wsfm.stages.base import ModelRelease, StageContext, StageResult
 
 __all__ = ["T0Choice", "check_gates", "choose_t0", "register"]
 

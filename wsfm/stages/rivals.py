@@ -29,13 +29,26 @@ import torch
 
 from wsfm.config import PipelineConfig
 from wsfm.data.datasets import load_dataset
-from wsfm.shards import (BLOCK, ShardRecord, ShardWriter, read_manifest, read_stats,
-                         sha256_file, shard_name, write_manifest, write_stats)
+from wsfm.shards import (
+    BLOCK,
+    ShardRecord,
+    ShardWriter,
+    read_manifest,
+    read_stats,
+    sha256_file,
+    shard_name,
+    write_manifest,
+    write_stats,
+)
 from wsfm.stages.base import StageContext, StageResult
-from wsfm.stages.generate_drafts import (CHUNK_BLOCKS, _earlier_attempt, _remove_temporaries,
-                                        chunk_seed)
+from wsfm.stages.generate_drafts import (
+    CHUNK_BLOCKS,
+    _earlier_attempt,
+    _remove_temporaries,
+    chunk_seed,
+)
 from wsfm.stages.train import _result
-from wsfm.train.spec import TrainSpec
+from wsfm.train.spec import Mode, TrainSpec
 
 __all__ = ["REFLOW_STEPS", "ReflowJob", "generate_reflow", "make_reflow_shard",
            "train_cold_ot", "train_draft_source", "train_reflow"]
@@ -58,7 +71,7 @@ def _skip(ctx: StageContext, method: str) -> StageResult | None:
     return StageResult(metrics={"skipped": 1.0}, tags={"skipped": reason})
 
 
-def _spec(cfg: PipelineConfig, out: Path, mode: str, urls: tuple[str, ...] = (),
+def _spec(cfg: PipelineConfig, out: Path, mode: Mode, urls: tuple[str, ...] = (),
           paired: bool = False, flow=None) -> TrainSpec:
     return TrainSpec(mode=mode, data=cfg.data, flow=flow or cfg.flow, model=cfg.model,
                      train=cfg.train, dim=load_dataset(cfg.data).dim, out_dir=str(out),
@@ -78,7 +91,7 @@ def train_draft_source(ctx: StageContext) -> StageResult:
     records = read_manifest(shards)
     urls = tuple(str(shards / rec.shard) for rec in records)
     paired = {rec.pair for rec in records} != {"none"}
-    flow = dataclasses.replace(ctx.config.flow, t0=0.0)  # the whole path from the drafts
+    flow = dataclasses.replace(ctx.config.flow, t0=0.0)  # type: ignore[type-var]  # pydantic
     return _result(ctx.runtime.train(_spec(ctx.config, ctx.out, "warm", urls, paired, flow)))
 
 
@@ -131,8 +144,9 @@ def _pairs(job: ReflowJob) -> Iterator[np.ndarray]:
 def make_reflow_shard(job: ReflowJob) -> ShardRecord:
     """Make (or find complete) one shard of pairs and its stats record."""
     out = Path(job.out_dir)
-    old, problem = _earlier_attempt(out, job)
+    old, problem = _earlier_attempt(out, job)  # type: ignore[arg-type]  # same fields
     if problem is None:
+        assert old is not None  # complete means its record is there
         return old
     start = time.perf_counter()
     with ShardWriter(out, job.index) as writer:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from wsfm.train.spec import Mode
 
 __all__ = ["BatchStream", "as_tensor", "step_generator"]
 
@@ -45,7 +47,7 @@ class BatchStream:
             is returned with it.
     """
 
-    def __init__(self, mode: Literal["warm", "cold"], data: Tensor, batch: int, *, rank: int,
+    def __init__(self, mode: Mode, data: Tensor, batch: int, *, rank: int,
                  world_size: int, seed: int, shard_urls: Sequence[str] = (),
                  shuffle_buffer: int = 2000, paired: bool = False):
         if mode in ("warm", "reflow") and not shard_urls:

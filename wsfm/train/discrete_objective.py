@@ -1,11 +1,11 @@
 """The discrete (cross-entropy) objective for text: the mixture path from drafts to words.
 
 Same two methods as :class:`wsfm.train.objective.FlowObjective`, so the training loop runs it
-unchanged. Batches hold long character codes (the data's, as the dataset carries them); the cold baseline starts from the all-mask
-sequence, the warm refiner from drafts paired with data by Hamming distance: ``nearest``
-pairs each draft with its nearest word in the whole training set (measured: the only pairing
-with which the refiner beats its draft, BENCHMARKS.md "words_form"), ``minibatch_ot`` solves
-the assignment within the batch.
+unchanged. Batches hold long character codes (the data's, as the dataset carries them); the cold
+baseline starts from the all-mask sequence, the warm refiner from drafts paired with data by
+Hamming distance: ``nearest`` pairs each draft with its nearest word in the whole training set
+(measured: the only pairing with which the refiner beats its draft, BENCHMARKS.md "words_form"),
+``minibatch_ot`` solves the assignment within the batch.
 """
 
 from __future__ import annotations
@@ -17,9 +17,15 @@ from torch import Tensor, nn
 
 from wsfm.config import FlowConfig
 from wsfm.data.base import Dataset
-from wsfm.flow.discrete import (MixturePath, discrete_fm_loss, hamming_nearest, hamming_ot,
-                                mask_source)
+from wsfm.flow.discrete import (
+    MixturePath,
+    discrete_fm_loss,
+    hamming_nearest,
+    hamming_ot,
+    mask_source,
+)
 from wsfm.train.objective import Batch, FlowObjective
+from wsfm.train.spec import Mode
 
 __all__ = ["DiscreteObjective", "make_objective"]
 
@@ -63,12 +69,14 @@ class DiscreteObjective:
                                 generator, corrupted_only=not self.warm)
 
 
-def make_objective(mode: Literal["warm", "cold"], flow: FlowConfig, data: Dataset,
+def make_objective(mode: Mode, flow: FlowConfig, data: Dataset,
                    paired: bool = False):
     """Text data trains the discrete objective (its mask token from the data's vocabulary);
     everything else flow matching. ``paired``: the drafts come with precomputed partners
     (``shards.pair``)."""
     if data.text is not None:
+        if mode not in ("warm", "cold"):
+            raise ValueError(f"text data trains warm or cold only, not {mode!r}")
         pool = None
         if mode == "warm" and flow.coupling == "nearest" and not paired:
             pool = torch.from_numpy(data.train)

@@ -39,17 +39,27 @@ import torch
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
 from wsfm.models import build_model
-from wsfm.train.spec import TrainSpec
 from wsfm.train.checkpoint import DEEPSPEED, TrainState, checkpoint_name, restore, save
 from wsfm.train.data import BatchStream, as_tensor
-from wsfm.train.ema import EMA
-from wsfm.train.faults import step_hooks
-from wsfm.train.engine import (build_engine, consolidated_state_dict, deepspeed_config,
-                               full_parameters, lr_lambda)
 from wsfm.train.discrete_objective import make_objective
-from wsfm.train.monitor import (DIVERGED, Divergence, RankZeroMonitor, check_divergence,
-                                global_losses)
+from wsfm.train.ema import EMA
+from wsfm.train.engine import (
+    build_engine,
+    consolidated_state_dict,
+    deepspeed_config,
+    full_parameters,
+    lr_lambda,
+)
+from wsfm.train.faults import step_hooks
+from wsfm.train.monitor import (
+    DIVERGED,
+    Divergence,
+    RankZeroMonitor,
+    check_divergence,
+    global_losses,
+)
 from wsfm.train.session import Session
+from wsfm.train.spec import TrainSpec
 
 __all__ = ["deepspeed_config", "lr_lambda", "run", "train_loop_per_worker"]
 
@@ -81,7 +91,7 @@ def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = 
     ``spec.out_dir``. ``objective``: the one ``spec`` makes by default (``make_objective``);
     benchmarks pass variants (``FlowObjective``'s parameterisation)."""
     tc, out = spec.train, Path(spec.out_dir)
-    rank, world = session.rank, session.world_size
+    rank = session.rank
     engine, scheduler, ema, stream = _build(spec, session)
     state = TrainState()
     resume = session.resume_from()

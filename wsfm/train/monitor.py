@@ -1,10 +1,11 @@
 """What a training run tells the world: rank-0 metrics and progress, and divergence.
 
-Only rank 0 logs, every ``log_every`` steps: loss, learning rate, samples/s and step time to
-the stage's MLflow run, and a progress line (step, loss, samples/s, ETA) that Ray forwards to
-the invocation's log file. About once a second it also replaces ``progress.json`` in the stage
-folder, the snapshot from which the driver shows progress (``wsfm.progress``). Divergence (a NaN or inf loss on any rank) is decided
-collectively, so that every rank stops at the same step and none hangs in a collective.
+Only rank 0 logs, every ``log_every`` steps: loss, learning rate, samples/s and step time to the
+stage's MLflow run, and a progress line (step, loss, samples/s, ETA) that Ray forwards to the
+invocation's log file. About once a second it also replaces ``progress.json`` in the stage
+folder, the snapshot from which the driver shows progress (``wsfm.progress``). Divergence (a NaN
+or inf loss on any rank) is decided collectively, so that every rank stops at the same step and
+none hangs in a collective.
 """
 
 from __future__ import annotations

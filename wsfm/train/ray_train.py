@@ -21,15 +21,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ray.train import (CheckpointConfig, FailureConfig, RunConfig, ScalingConfig,
-                       TrainingFailedError)
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from wsfm.orchestrate.storage import ray_storage
-from wsfm.train.spec import TrainSpec
 from wsfm.train.checkpoint import POINTER
 from wsfm.train.loop import train_loop_per_worker
 from wsfm.train.monitor import DIVERGED, Divergence
+from wsfm.train.spec import TrainSpec
 
 __all__ = ["RAY_RUN", "fit", "ray_run_name"]
 

@@ -11,7 +11,10 @@ from typing import Literal
 
 from wsfm.config import DataConfig, FlowConfig, ModelConfig, TrainConfig
 
-__all__ = ["TrainSpec"]
+__all__ = ["Mode", "TrainSpec"]
+
+# The refiner (warm), the cold baseline, and the evaluation's trained rivals.
+Mode = Literal["warm", "cold", "cold_ot", "reflow"]
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,7 @@ class TrainSpec:
     """Everything one distributed training run needs; picklable, paths absolute."""
 
     # cold_ot, reflow: the evaluation's rivals (wsfm.train.objective.FlowObjective)
-    mode: Literal["warm", "cold", "cold_ot", "reflow"]
+    mode: Mode
     data: DataConfig
     flow: FlowConfig  # cold runs use t0 = 0 and ignore the rest
     model: ModelConfig
