@@ -31,7 +31,7 @@ from tests.servers import mlflow_server, ray_cluster
 from wsfm.shards import read_manifest
 from wsfm.stages import STAGES
 
-pytestmark = [pytest.mark.pipeline, pytest.mark.cluster]
+pytestmark = [pytest.mark.pipeline, pytest.mark.cluster, pytest.mark.extended]
 STAGE_NAMES = [s.name for s in STAGES]
 
 

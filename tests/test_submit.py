@@ -152,6 +152,7 @@ def wsfm(*args: str, env: dict[str, str] | None = None, timeout: int = 600
 
 
 @pytest.mark.cluster
+@pytest.mark.extended
 def test_a_request_without_the_token_is_refused(head):
     cluster, _ = head
     with pytest.raises(urllib.error.HTTPError) as err:
@@ -171,6 +172,7 @@ def test_a_request_without_the_token_is_refused(head):
 
 
 @pytest.mark.cluster
+@pytest.mark.extended
 def test_submit_follow_list_status_and_logs(head):
     cluster, root = head
     home = str(root / "home")
