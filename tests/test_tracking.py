@@ -126,12 +126,17 @@ def test_the_parent_run_carries_git_state_pipeline_and_headline_numbers(tmp_path
     t.log_source(parent, TOY2D, load_pipeline(TOY2D, profile="smoke"))
     evaluated = tmp_path / "evaluate"
     evaluated.mkdir()
-    (evaluated / "metrics.json").write_text(_json.dumps({
-        "metric": "swd", "t0": 0.9, "speedup_nfe": 10.0, "speedup_wall": 6.5, "reference": 0.01,
-        "rows": [{"method": "draft", "t0": 0.9, "nfe": 0, "quality": 0.3},
-                 {"method": "cold", "t0": 0.0, "nfe": 100, "quality": 0.05},
-                 {"method": "cold", "t0": 0.0, "nfe": 10, "quality": 0.2},
-                 {"method": "warm_ot", "t0": 0.9, "nfe": 10, "quality": 0.06}]}))
+    from wsfm.report import EvalReport, Row
+
+    def row(method, t0, nfe, quality):
+        return Row(method, t0, nfe, "euler", quality, 0.0, 1.0)
+
+    report = EvalReport.build(  # metrics.json as evaluate writes it
+        task="toy2d", metric="swd", lower_is_better=True, reference=0.01, reference_how="test",
+        reference_n=100, t0=0.9, cold_nfe=100, warm_method="warm_ot", solver="euler",
+        speedup_wall=6.5, rows=[row("draft", 0.9, 0, 0.3), row("cold", 0.0, 100, 0.05),
+                                row("cold", 0.0, 10, 0.2), row("warm_ot", 0.9, 10, 0.06)])
+    (evaluated / "metrics.json").write_text(_json.dumps(report.to_dict()))
     plt.plot([0, 1])
     plt.savefig(evaluated / "samples.png")
     plt.close()
