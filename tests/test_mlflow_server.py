@@ -28,7 +28,7 @@ from wsfm.stages import STAGES, StageContext
 from wsfm.stages.register import register
 from wsfm.tracking import Tracker
 
-pytestmark = [pytest.mark.pipeline, pytest.mark.extended]
+pytestmark = pytest.mark.pipeline
 STAGE_NAMES = sorted(s.name for s in STAGES)
 
 

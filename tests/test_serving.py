@@ -19,7 +19,7 @@ from wsfm.registry import Score
 from wsfm.stages.base import ModelRelease
 from wsfm.tracking import Tracker, publish_model
 
-pytestmark = [pytest.mark.pipeline, pytest.mark.extended]
+pytestmark = pytest.mark.pipeline
 
 
 def clean_env(**extra: str) -> dict[str, str]:
