@@ -40,6 +40,7 @@ __all__ = [
     "ResourceConfig",
     "ShardsConfig",
     "TrainConfig",
+    "flatten",
     "load_pipeline",
     "to_dict",
 ]
@@ -373,6 +374,16 @@ class PipelineConfig:
 
     def resources_for(self, stage: str) -> ResourceConfig:
         return self.resources.get(stage, ResourceConfig())
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping (``to_dict`` of a config) as ``{"train.lr": value, ...}``."""
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): tree}
 
 
 def to_dict(obj: Any) -> Any:

@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema, TensorSpec
 
 import mlflow
+from wsfm.config import flatten
 from wsfm.registry import Score, decide
 
 if TYPE_CHECKING:
@@ -64,15 +65,6 @@ HEADLINE = ("cold_quality", "warm_quality", "draft_quality", "reference", "speed
 def tracking_uri(home: Path) -> str:
     local = f"sqlite:///{Path(home).resolve() / 'mlflow.db'}"
     return os.environ.get("MLFLOW_TRACKING_URI") or local
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): tree}
 
 
 class Tracker:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from wsfm.config import PipelineConfig, to_dict
+from wsfm.config import PipelineConfig, flatten, to_dict
 from wsfm.orchestrate.dag import make_plan
 from wsfm.orchestrate.fingerprint import stage_code_hash, stage_params
 from wsfm.orchestrate.store import SUCCESS, ArtifactStore
@@ -47,21 +47,12 @@ class StageState:
         return self.state == "cached"
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): tree}
-
-
 def recorded_params(spec: StageSpec, config: PipelineConfig) -> dict[str, Any]:
     """The config values that enter ``spec``'s fingerprint (``stage_params``), flattened to
     leaves (``train.lr``) and JSON-normalised (tuples become lists), as ``_SUCCESS.json``
     stores them."""
     tree = {name: to_dict(value) for name, value in stage_params(spec, config).items()}
-    return json.loads(json.dumps(_flatten(tree), sort_keys=True, default=str))
+    return json.loads(json.dumps(flatten(tree), sort_keys=True, default=str))
 
 
 def diff_params(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
