@@ -11,7 +11,8 @@
 # its pid goes to $WSFM_CLUSTER_STATE/pids (default /tmp/wsfm-local-cluster), and the cluster
 # has its own --temp-dir there, so a plain `ray.init()` elsewhere never joins it by accident.
 # Token authentication (Ray's default) stays on: clients need RAY_AUTH_MODE=token, and read
-# the token from ~/.ray/auth_token (the head writes it) or RAY_AUTH_TOKEN.
+# the token from RAY_AUTH_TOKEN, or the file RAY_AUTH_TOKEN_PATH (default ~/.ray/auth_token).
+# `ray start` does not create that file: this script does when there is no token yet.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$here/.venv/bin"
@@ -35,6 +36,13 @@ if [ -s "$state/pids" ]; then
 fi
 rm -rf "$state" && mkdir -p "$state/ray"
 export RAY_AUTH_MODE=token PATH="$bin:$PATH"  # the nodes run jobs' `wsfm run` entrypoints
+token_file="${RAY_AUTH_TOKEN_PATH:-$HOME/.ray/auth_token}"
+if [ -z "${RAY_AUTH_TOKEN:-}" ] && [ ! -s "$token_file" ]; then
+    mkdir -p "$(dirname "$token_file")"
+    # 256 random bits, as `ray get-auth-token --generate` makes them; readable by this user only
+    (umask 077 && "$bin/python" -c 'import secrets; print(secrets.token_hex(32), end="")' > "$token_file")
+    echo "generated a Ray auth token in $token_file"
+fi
 
 free_port() {  # a port nothing listens on at address $1
     "$bin/python" -c 'import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
@@ -85,7 +93,7 @@ cat <<MSG
 Ray is up: $((workers + 1)) nodes ($cpus CPU each), GCS $address, Jobs API http://$head:$dash
 State, logs and pids: $state
 
-  export RAY_AUTH_MODE=token     # every client sends the token in ~/.ray/auth_token
+  export RAY_AUTH_MODE=token     # every client sends the token in $token_file
   # submit a pipeline as a job (the artifact root must be a folder every node sees):
   .venv/bin/wsfm submit pipelines/toy2d.yaml --profile smoke --address http://$head:$dash \\
       --home "$here/wsfm-runs" --follow

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -87,7 +88,8 @@ class RayCluster:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"RAY_AUTH_MODE": "token"}
+        """Token auth on, with this cluster's own token (see :func:`ray_cluster`)."""
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.temp_dir / "auth_token")}
 
     def nodes(self) -> dict[str, str]:
         """``{node id: address}`` of the alive nodes (asked through a fresh driver)."""
@@ -173,12 +175,18 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
     root.mkdir(parents=True, exist_ok=True)
     # Short: Ray's unix sockets live under it, and their paths may not exceed 107 bytes.
     temp_dir = Path(tempfile.mkdtemp(prefix="wsfm-ray-", dir="/tmp"))
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-           **(extra_env or {})}
-    env.pop("RAY_ADDRESS", None)
+    # Its own token: `ray start` with token auth does not create one, and a fresh machine has
+    # no ~/.ray/auth_token (256 random bits, as Ray's own generator makes them).
+    token = temp_dir / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
     head = ips[0]
     port, dash = free_port(head), free_port(head)
     cluster = RayCluster(f"{head}:{port}", f"http://{head}:{dash}", temp_dir, list(ips))
+    env = {**os.environ, **cluster.env, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+           **(extra_env or {})}
+    env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_AUTH_TOKEN", None)
     try:
         for i, ip in enumerate(ips):
             res = f'{{"{resource}": 1, "{resource}_{i}": 1}}'
@@ -203,7 +211,7 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
             stop_process(proc)
         try:  # keep the logs with the test's files
             shutil.copytree(temp_dir, root / "ray-tmp", dirs_exist_ok=True, symlinks=True,
-                            ignore=shutil.ignore_patterns("sockets", "runtime_resources"))
+                            ignore=shutil.ignore_patterns("sockets", "runtime_resources", "auth_token"))
         except (shutil.Error, OSError):
             pass
         shutil.rmtree(temp_dir, ignore_errors=True)

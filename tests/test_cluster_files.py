@@ -119,8 +119,11 @@ def test_the_local_scripts_are_executable_and_valid_bash():
 @pytest.mark.extended
 def test_start_local_and_stop_local_start_and_stop_exactly_their_nodes(tmp_path):
     state = tmp_path / "state"
-    env = {**os.environ, "WSFM_CLUSTER_STATE": str(state), "PYTHONPATH": str(ROOT)}
+    # A token file of its own that does not exist yet: the script must make it.
+    env = {**os.environ, "WSFM_CLUSTER_STATE": str(state), "PYTHONPATH": str(ROOT),
+           "RAY_AUTH_TOKEN_PATH": str(tmp_path / "ray" / "auth_token")}
     env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_AUTH_TOKEN", None)
     pids: list[list[str]] = []
     try:
         start = subprocess.run([str(CLUSTER / "start-local.sh"), "--workers", "1",
@@ -128,6 +131,8 @@ def test_start_local_and_stop_local_start_and_stop_exactly_their_nodes(tmp_path)
                                capture_output=True, timeout=600, check=False)
         print(start.stdout, start.stderr[-3000:])
         assert start.returncode == 0 and "Ray is up: 2 nodes" in start.stdout
+        assert "generated a Ray auth token" in start.stdout
+        assert len((tmp_path / "ray" / "auth_token").read_text()) == 64
         pids = [line.split() for line in (state / "pids").read_text().splitlines()]
         assert [ip for ip, _ in pids] == ["127.0.0.2", "127.0.0.3"]
         again = subprocess.run([str(CLUSTER / "start-local.sh")], env=env, text=True,

@@ -151,6 +151,11 @@ def wsfm(*args: str, env: dict[str, str] | None = None, timeout: int = 600
     return proc
 
 
+def token(cluster) -> dict[str, str]:
+    """Where a client finds this cluster's token; no ``RAY_AUTH_MODE``: it finds it itself."""
+    return {"RAY_AUTH_TOKEN_PATH": cluster.env["RAY_AUTH_TOKEN_PATH"]}
+
+
 @pytest.mark.cluster
 @pytest.mark.extended
 def test_a_request_without_the_token_is_refused(head):
@@ -166,8 +171,8 @@ def test_a_request_without_the_token_is_refused(head):
     wrong = wsfm("jobs", "list", "--address", cluster.dashboard,
                  env={"RAY_AUTH_TOKEN": "0" * 64})
     assert wrong.returncode == 2 and "refused this client" in wrong.stderr
-    # No RAY_AUTH_MODE given: the client finds ~/.ray/auth_token and sends it.
-    right = wsfm("jobs", "list", "--address", cluster.dashboard)
+    # No RAY_AUTH_MODE given: the client finds the token file and sends it.
+    right = wsfm("jobs", "list", "--address", cluster.dashboard, env=token(cluster))
     assert right.returncode == 0 and "submission id" in right.stdout
 
 
@@ -178,18 +183,18 @@ def test_submit_follow_list_status_and_logs(head):
     home = str(root / "home")
     done = wsfm("submit", "pipelines/toy2d.yaml", "--profile", "smoke", "--dry-run",
                 "--address", cluster.dashboard, "--home", home, "--submission-id",
-                "wsfm-dry-1", "--follow")
+                "wsfm-dry-1", "--follow", env=token(cluster))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[plan] pretrain_draft" in done.stdout and "job wsfm-dry-1: SUCCEEDED" in done.stdout
     failed = wsfm("submit", "pipelines/toy2d.yaml", "--only", "no_such_stage", "--address",
                   cluster.dashboard, "--home", home, "--submission-id", "wsfm-bad-1",
-                  "--follow")
+                  "--follow", env=token(cluster))
     assert failed.returncode == 1 and "job wsfm-bad-1: FAILED" in failed.stdout
-    listed = wsfm("jobs", "list", "--address", cluster.dashboard)
+    listed = wsfm("jobs", "list", "--address", cluster.dashboard, env=token(cluster))
     rows = {line.split()[0]: line.split()[1:4] for line in listed.stdout.splitlines()[1:]}
     assert rows["wsfm-dry-1"] == ["SUCCEEDED", "pipelines/toy2d.yaml", "smoke"]
     assert rows["wsfm-bad-1"] == ["FAILED", "pipelines/toy2d.yaml", "default"]
-    status = wsfm("jobs", "status", "wsfm-dry-1", "--address", cluster.dashboard)
+    status = wsfm("jobs", "status", "wsfm-dry-1", "--address", cluster.dashboard, env=token(cluster))
     assert "SUCCEEDED" in status.stdout and "profile smoke" in status.stdout
-    logs = wsfm("jobs", "logs", "wsfm-dry-1", "--address", cluster.dashboard)
+    logs = wsfm("jobs", "logs", "wsfm-dry-1", "--address", cluster.dashboard, env=token(cluster))
     assert "[plan] register" in logs.stdout
