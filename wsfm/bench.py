@@ -15,8 +15,8 @@ Targets (the row rule of ``wsfm.report``: the cold reference is the best cold ro
   at the same calls (any solver);
 - copying: warm's copy ratio no lower than the cold reference's, within their seed spreads
   (text: warm's share of training words no higher than cold's);
-- words: the refiner beats the best n-gram draft (orders 2 to ``MAX_ORDER``) and generates
-  held-out words;
+- words: the refiner beats the best n-gram draft (orders 2 to 5,
+  ``wsfm.stages.evaluate.NGRAM_RIVALS``) and generates held-out words;
 - warm beats its draft; the guaranteed speed-up holds in wall time (>= 0.9 of the NFE ratio).
 """
 

@@ -9,13 +9,51 @@ from wsfm.drafts import DRAFTS, CharNgramDraft, load_draft, read_kind
 
 def test_bigram_counts_by_hand():
     d = CharNgramDraft(order=2).fit(encode(["ab", "b"], 4))
-    c = d.counts
     start = 27
-    assert c.shape == (28, 27) and c.sum() == 5  # 3 symbols of "ab$" + 2 of "b$"
-    assert c[start, 1] == 1 and c[start, 2] == 1  # ^a, ^b
-    assert c[1, 2] == 1 and c[2, 0] == 2  # ab, b$
+    assert d.contexts.tolist() == [1, 2, start]  # a, b, ^: the contexts seen, sorted
+    c = dict(zip(d.contexts.tolist(), d.counts, strict=True))
+    assert d.counts.shape == (3, 27) and d.counts.sum() == 5  # 3 symbols of "ab$" + 2 of "b$"
+    assert c[start][1] == 1 and c[start][2] == 1  # ^a, ^b
+    assert c[1][2] == 1 and c[2][0] == 2  # ab, b$
     assert (d.min_len, d.max_len, d.dim) == (1, 2, 4)
-    assert np.allclose(d.probabilities().sum(axis=1), 1.0)
+    p = d.probabilities()
+    assert p.shape == (4, 27) and np.allclose(p.sum(axis=1), 1.0)
+    assert np.allclose(p[-1], 1 / 27)  # a context never seen: uniform
+    assert d.rows(np.array([start, 1, 5])).tolist() == [2, 0, 3]
+
+
+def _count_ngrams_by_dict(words: list[str], order: int) -> dict[tuple[str, str], int]:
+    """Reference counts: (context of order - 1 symbols, next symbol) over words padded
+    with ``^`` before and ``$`` after, counted in plain Python."""
+    out: dict[tuple[str, str], int] = {}
+    for w in words:
+        s = "^" * (order - 1) + w + "$"
+        for i in range(order - 1, len(s)):
+            key = (s[i - order + 1:i], s[i])
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("order", [1, 3, 5, 7])
+def test_sparse_counts_match_a_plain_python_count(order):
+    words = ["the", "then", "there", "other", "hat", "cathedral", "theatre", "ether"]
+    d = CharNgramDraft(order=order).fit(encode(words, 12))
+    sym = "$" + "abcdefghijklmnopqrstuvwxyz" + "^"
+    got = {}
+    for ctx, row in zip(d.contexts.tolist(), d.counts, strict=True):
+        letters = "".join(sym[(ctx // 28 ** (order - 2 - j)) % 28] for j in range(order - 1))
+        for nxt in np.flatnonzero(row):
+            got[(letters, sym[nxt])] = int(row[nxt])
+    assert got == _count_ngrams_by_dict(words, order)
+
+
+def test_order_five_draws_only_seen_continuations():
+    words = ["abcdef", "abcdxy", "bcdefg", "zzzzz"]
+    d = CharNgramDraft(order=5).fit(encode(words, 8))
+    grams = {w[i:i + 5] for w in ["^^^^" + w + "$" for w in words] for i in range(len(w) - 4)}
+    for w in decode(d.sample(300, seed=3)):
+        s = "^^^^" + w + "$"
+        assert all(s[i:i + 5] in grams for i in range(len(s) - 4)), w
 
 
 def _exact_word_probs(table: dict[str, dict[str, float]], lengths: range) -> dict[str, float]:
@@ -83,8 +121,13 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_errors():
+    from wsfm.drafts.ngram import MAX_ORDER
+
+    assert 28 ** (MAX_ORDER - 1) < 2 ** 63  # every context id fits int64
     with pytest.raises(ValueError):
-        CharNgramDraft(order=5)
+        CharNgramDraft(order=MAX_ORDER + 1)
+    with pytest.raises(ValueError):
+        CharNgramDraft(order=0)
     with pytest.raises(ValueError):
         CharNgramDraft().sample(3, 0)
     with pytest.raises(ValueError):

@@ -2,8 +2,11 @@
 
 Symbols: ``0`` = end (it doubles as the pad code of ``wsfm.data.words``), ``1..26`` =
 ``a..z``; contexts are the ``order - 1`` previous symbols, with ``27`` (start) before the
-first letter. The table of next-symbol counts is dense, ``(28 ** (order - 1), 27)``, so
-``order`` is limited to ``MAX_ORDER``.
+first letter, numbered ``sum_j s_j 28 ** (k - 1 - j)`` (oldest first). The table of
+next-symbol counts is sparse: one row per context seen in training (sorted ids), plus the
+uniform row that smoothing gives a context never seen. Its size follows the data, not
+``28 ** (order - 1)``, so high orders cost no more than the words they count; ``MAX_ORDER``
+keeps the context ids inside int64.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from wsfm.drafts.base import Draft, read_arrays
 
 __all__ = ["CharNgramDraft", "MAX_ORDER", "WordDraft", "fit_lengths", "words_from_data"]
 
-MAX_ORDER = 4
+MAX_ORDER = 12  # 28 ** 11 < 2 ** 63: context ids fit int64
 _START = VOCAB  # 27: the start symbol, only ever a context
 _CTX = VOCAB + 1  # context alphabet: end/pad, 26 letters, start
 _MAX_ROUNDS = 1000
@@ -128,13 +131,22 @@ class CharNgramDraft(WordDraft):
         self.order, self.alpha, self.seed = int(order), float(alpha), int(seed)
 
     @property
-    def counts(self) -> np.ndarray | None:
-        """(28 ** (order - 1), 27) int64 next-symbol counts (None before ``fit``)."""
-        return self.model
+    def contexts(self) -> np.ndarray:
+        """(U,) int64 sorted ids of the contexts seen in training."""
+        return self._fitted()[0]
 
-    @counts.setter
-    def counts(self, value: np.ndarray | None) -> None:
-        self.model = value
+    @property
+    def counts(self) -> np.ndarray:
+        """(U, 27) int64 next-symbol counts, row i for context ``contexts[i]``."""
+        return self._fitted()[1]
+
+    def rows(self, ctx: np.ndarray) -> np.ndarray:
+        """Row of each context id in ``counts``; ``U`` (one past the last) for a context
+        never seen in training."""
+        contexts = self.contexts
+        idx = np.searchsorted(contexts, ctx).clip(max=max(len(contexts) - 1, 0))
+        found = contexts[idx] == ctx if len(contexts) else np.zeros(np.shape(ctx), bool)
+        return np.where(found, idx, len(contexts))
 
     def __repr__(self) -> str:
         return f"CharNgramDraft(order={self.order}, alpha={self.alpha})"
@@ -158,9 +170,10 @@ class CharNgramDraft(WordDraft):
         ctx = self._context_ids(codes)[:, :self.max_len + 1]
         nxt = codes[:, :self.max_len + 1]
         used = np.arange(self.max_len + 1)[None, :] <= lengths[:, None]  # letters and the end
-        counts = np.zeros((_CTX ** (self.order - 1), VOCAB), dtype=np.int64)
-        np.add.at(counts, (ctx[used], nxt[used]), 1)
-        self.counts, self.mean_len = counts, float(lengths.mean())
+        contexts, row = np.unique(ctx[used], return_inverse=True)
+        counts = np.zeros((len(contexts), VOCAB), dtype=np.int64)
+        np.add.at(counts, (row, nxt[used]), 1)
+        self.model, self.mean_len = (contexts, counts), float(lengths.mean())
         return self
 
     @property
@@ -171,9 +184,10 @@ class CharNgramDraft(WordDraft):
         return float(2 * VOCAB * (self.mean_len + 1))
 
     def probabilities(self) -> np.ndarray:
-        """(28 ** (order - 1), 27) float64 next-symbol distributions (rows that no training
-        context reached are uniform)."""
-        counts = self._fitted().astype(np.float64) + self.alpha
+        """(U + 1, 27) float64 next-symbol distributions: row i for context ``contexts[i]``,
+        the last row (uniform) for any context never seen in training."""
+        counts = np.concatenate([self.counts, np.zeros((1, VOCAB), np.int64)])
+        counts = counts.astype(np.float64) + self.alpha
         totals = counts.sum(axis=1, keepdims=True)
         return np.divide(counts, totals, out=np.full_like(counts, 1.0 / VOCAB),
                          where=totals > 0)
@@ -191,7 +205,7 @@ class CharNgramDraft(WordDraft):
         keep = _CTX ** max(self.order - 2, 0)  # ids of the newest order - 2 symbols
         u = rng.random((n, self.max_len + 1))
         for i in range(self.max_len + 1):
-            sym = (cum[ctx] < u[:, i:i + 1]).sum(axis=1).clip(max=VOCAB - 1)
+            sym = (cum[self.rows(ctx)] < u[:, i:i + 1]).sum(axis=1).clip(max=VOCAB - 1)
             sym = np.where(alive, sym, 0)
             lengths[alive & (sym == 0)] = i
             alive &= sym != 0
@@ -206,10 +220,11 @@ class CharNgramDraft(WordDraft):
         return lambda m: self._draw(m, rng, cum)
 
     def save(self, path: str | Path) -> None:
-        counts = self._fitted()
+        contexts, counts = self._fitted()
         with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
             np.savez(f, kind=np.array(self.kind), order=np.array(self.order),
                      alpha=np.array(self.alpha), seed=np.array(self.seed), counts=counts,
+                     contexts=contexts,
                      width=np.array(self.width), max_len=np.array(self.max_len),
                      min_len=np.array(self.min_len),
                      mean_len=np.array(self.mean_len))
@@ -218,7 +233,7 @@ class CharNgramDraft(WordDraft):
     def load(cls, path: str | Path) -> Self:
         f = read_arrays(path, cls.kind)
         draft = cls(int(f["order"]), float(f["alpha"]), int(f["seed"]))
-        draft.counts = f["counts"].copy()
+        draft.model = (f["contexts"].copy(), f["counts"].copy())
         draft.width, draft.max_len = int(f["width"]), int(f["max_len"])
         draft.min_len = int(f["min_len"])
         draft.mean_len = float(f["mean_len"])

@@ -23,17 +23,17 @@ from typing import Any
 
 from wsfm.config import PipelineConfig
 from wsfm.data.datasets import load_dataset
-from wsfm.drafts.ngram import MAX_ORDER
 from wsfm.flow.solvers import nfe_per_step
 from wsfm.report import EvalReport, Row, best_cold_row, parity, shipped_row
 from wsfm.stages.base import StageContext, StageResult
 from wsfm.stages.eval_jobs import NET_STAGE, EvalEnv, EvalJob, Point, SeedScore, run_eval_job
 from wsfm.stages.eval_plots import plot_quality_vs_nfe, show_samples
 
-__all__ = ["SEED_BASE", "evaluate", "parity", "plan_jobs", "rows_from_scores", "wall_speedup",
-           "warm_method_name", "warm_starts"]
+__all__ = ["NGRAM_RIVALS", "SEED_BASE", "evaluate", "parity", "plan_jobs", "rows_from_scores",
+           "wall_speedup", "warm_method_name", "warm_starts"]
 
 SEED_BASE = 10_000  # sampling seeds, disjoint from training and shard seeds
+NGRAM_RIVALS = (2, 3, 4, 5)  # text: the character n-gram drafts alone, as rivals ("ngram")
 FROM_ZERO = ("cold", "cold_ot", "reflow", "draft_source")  # flows over the whole path
 TEXT_ONLY, VECTOR_ONLY = ("ngram",), ("cold_ot", "reflow")
 COPYING_KEYS = ("copy_ratio", "near_copy_share", "train_share", "held_out_share",
@@ -89,7 +89,7 @@ def plan_jobs(cfg: PipelineConfig, inputs: dict[str, str], text: bool) -> list[E
             plans.append((m, m, "none", (Point(t0),), 0))
         elif m == "ngram":
             plans += [("ngram", f"ngram{k}", "none", (Point(t0),), k)
-                      for k in range(2, MAX_ORDER + 1)]
+                      for k in NGRAM_RIVALS]
         for solver in solvers if NET_STAGE[m] else ():
             k = _calls(solver)
             if m in FROM_ZERO:
