@@ -47,20 +47,36 @@ fi
 free_port() {  # a port nothing listens on at address $1
     "$bin/python" -c 'import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
 }
-ports() {  # every server a node opens gets a free port: Ray's fixed defaults collide between nodes
-    local ip=$1 low
-    low=$(free_port "$ip"); [ "$low" -gt 60000 ] && low=60000
-    echo "--node-manager-port=$(free_port "$ip") --object-manager-port=$(free_port "$ip")" \
-         "--metrics-export-port=$(free_port "$ip") --runtime-env-agent-port=$(free_port "$ip")" \
-         "--dashboard-agent-grpc-port=$(free_port "$ip") --dashboard-agent-listen-port=$(free_port "$ip")" \
-         "--min-worker-port=$low --max-worker-port=$((low + 200))"
+ports() {  # ports IP [RESERVED...]: a free port for every server a node opens (Ray's fixed
+    # defaults collide between nodes), and a worker range that holds none of them nor RESERVED
+    "$bin/python" - "$@" <<'PY'
+import socket, sys
+ip, reserved = sys.argv[1], {int(p) for p in sys.argv[2:]}
+def free():
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+while True:
+    first = min(free(), 60000)
+    workers = range(first, first + 201)
+    if not reserved & set(workers):
+        break
+names = ["node-manager", "object-manager", "metrics-export", "runtime-env-agent",
+         "dashboard-agent-grpc", "dashboard-agent-listen"]
+ports = []
+for name in names:
+    while (port := free()) in workers:
+        pass
+    ports.append(f"--{name}-port={port}")
+print(" ".join(ports), f"--min-worker-port={first} --max-worker-port={first + 200}")
+PY
 }
 start_node() {  # start_node INDEX IP ARGS...: one `ray start --block` in its own session
     local i=$1 ip=$2; shift 2
     # shellcheck disable=SC2046
     setsid "$bin/ray" start --block --disable-usage-stats --temp-dir="$state/ray" \
         --node-ip-address="$ip" --num-cpus="$cpus" --num-gpus=0 \
-        --resources="{\"wsfm_node\": 1, \"wsfm_node_$i\": 1}" $(ports "$ip") "$@" \
+        --resources="{\"wsfm_node\": 1, \"wsfm_node_$i\": 1}" $(ports "$ip" $reserved) "$@" \
         > "$state/node-$i.log" 2>&1 < /dev/null &
     echo "$ip $!" >> "$state/pids"
 }
@@ -81,8 +97,11 @@ port=$(free_port $head)
 address="$head:$port"
 echo "$address" > "$state/address"
 echo "http://$head:$dash" > "$state/dashboard"
+client=$(free_port $head)
+reserved="$port $dash $client"  # the head's own ports: its worker range must not hold them
 start_node 0 $head --head --port="$port" --dashboard-host=$head --dashboard-port="$dash" \
-    --include-dashboard=true --ray-client-server-port="$(free_port $head)"
+    --include-dashboard=true --ray-client-server-port="$client"
+reserved=""
 wait_nodes 1
 for i in $(seq "$workers"); do
     start_node "$i" "127.0.0.$((2 + i))" --address="$address"

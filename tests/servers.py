@@ -104,18 +104,28 @@ class RayCluster:
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _ray_ports(ip: str) -> list[str]:
+def _ray_ports(ip: str, reserved: Sequence[int] = ()) -> list[str]:
     """Explicit free ports for every server a node opens: several clusters (other tests,
-    other users) share this machine, and Ray's fixed defaults would collide."""
-    low = free_port(ip)
-    ports = {"--node-manager-port": free_port(ip), "--object-manager-port": free_port(ip),
-             "--metrics-export-port": free_port(ip), "--runtime-env-agent-port": free_port(ip),
-             "--dashboard-agent-grpc-port": free_port(ip),
-             "--dashboard-agent-listen-port": free_port(ip)}
-    args = [f"{k}={v}" for k, v in ports.items()]
-    # Worker ports: a small range above a free port (workers bind lazily, one each).
-    first = min(low, 60000)
-    return args + [f"--min-worker-port={first}", f"--max-worker-port={first + 200}"]
+    other users) share this machine, and Ray's fixed defaults would collide. Workers get a
+    small range (they bind lazily, one each); the servers' ports are drawn outside it, as
+    Ray refuses a port that two components would share (``reserved``: ports the node was
+    already given, such as the head's GCS and dashboard)."""
+    while True:
+        first = min(free_port(ip), 60000)
+        workers = range(first, first + 201)
+        if not any(port in workers for port in reserved):
+            break
+
+    def outside() -> int:
+        while (port := free_port(ip)) in workers:
+            pass
+        return port
+
+    names = ("--node-manager-port", "--object-manager-port", "--metrics-export-port",
+             "--runtime-env-agent-port", "--dashboard-agent-grpc-port",
+             "--dashboard-agent-listen-port")
+    return [f"{name}={outside()}" for name in names] + [
+        f"--min-worker-port={first}", f"--max-worker-port={first + 200}"]
 
 
 def can_mask() -> bool:
@@ -190,13 +200,15 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
     try:
         for i, ip in enumerate(ips):
             res = f'{{"{resource}": 1, "{resource}_{i}": 1}}'
+            client = free_port(head)
             common = [f"--node-ip-address={ip}", f"--num-cpus={num_cpus}", "--num-gpus=0",
                       f"--object-store-memory={400 * 2**20}",  # small: shared 2-core box
-                      f"--resources={res}", *_ray_ports(ip)]
+                      f"--resources={res}",
+                      *_ray_ports(ip, (port, dash, client) if i == 0 else ())]
             if i == 0:
                 args = ["--head", f"--port={port}", f"--dashboard-host={head}",
                         f"--dashboard-port={dash}", "--include-dashboard=true",
-                        f"--ray-client-server-port={free_port(head)}", *common]
+                        f"--ray-client-server-port={client}", *common]
             else:
                 args = [f"--address={cluster.address}", *common]
             cluster.processes.append(_start_node(args, temp_dir, root / f"node-{i}.log", env,
