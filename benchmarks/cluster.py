@@ -25,7 +25,16 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("RAY_AUTH_MODE", "token")  # read by Ray once: before it is imported
+# Read by Ray once, before it is imported: token auth on, and one token file for both
+# clusters this process drives (tests/servers.py uses the file RAY_AUTH_TOKEN_PATH names).
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+if not os.path.isfile(os.environ.get("RAY_AUTH_TOKEN_PATH", "")):
+    import secrets
+
+    _token = Path(tempfile.mkdtemp(prefix="wsfm-bench-token-")) / "auth_token"
+    _token.write_text(secrets.token_hex(32))
+    _token.chmod(0o600)
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(_token)
 
 from benchmarks.report import markdown_table, median, write_section
 from tests.servers import ray_cluster

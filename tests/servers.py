@@ -84,12 +84,13 @@ class RayCluster:
     dashboard: str
     temp_dir: Path
     node_ips: list[str]
+    token_path: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
-        """Token auth on, with this cluster's own token (see :func:`ray_cluster`)."""
-        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.temp_dir / "auth_token")}
+        """Token auth on, with this cluster's token file (see :func:`ray_cluster`)."""
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.token_path)}
 
     def nodes(self) -> dict[str, str]:
         """``{node id: address}`` of the alive nodes (asked through a fresh driver)."""
@@ -185,14 +186,18 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
     root.mkdir(parents=True, exist_ok=True)
     # Short: Ray's unix sockets live under it, and their paths may not exceed 107 bytes.
     temp_dir = Path(tempfile.mkdtemp(prefix="wsfm-ray-", dir="/tmp"))
-    # Its own token: `ray start` with token auth does not create one, and a fresh machine has
-    # no ~/.ray/auth_token (256 random bits, as Ray's own generator makes them).
-    token = temp_dir / "auth_token"
-    token.write_text(secrets.token_hex(32))
-    token.chmod(0o600)
+    # A token file: `ray start` with token auth does not create one, and a fresh machine has
+    # no ~/.ray/auth_token. The caller's RAY_AUTH_TOKEN_PATH when that file exists (a process
+    # that drives several clusters: Ray reads the token once), else one of its own (256
+    # random bits, as Ray's own generator makes them).
+    given = (extra_env or {}).get("RAY_AUTH_TOKEN_PATH") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+    token = Path(given) if given and Path(given).is_file() else temp_dir / "auth_token"
+    if not token.is_file():
+        token.write_text(secrets.token_hex(32))
+        token.chmod(0o600)
     head = ips[0]
     port, dash = free_port(head), free_port(head)
-    cluster = RayCluster(f"{head}:{port}", f"http://{head}:{dash}", temp_dir, list(ips))
+    cluster = RayCluster(f"{head}:{port}", f"http://{head}:{dash}", temp_dir, list(ips), token)
     env = {**os.environ, **cluster.env, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
            **(extra_env or {})}
     env.pop("RAY_ADDRESS", None)
