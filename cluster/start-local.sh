@@ -34,6 +34,12 @@ if [ -s "$state/pids" ]; then
         fi
     done < "$state/pids"
 fi
+# Ray's unix sockets live under $state/ray/session_<date>_<time>_<pid>/sockets/, and a socket
+# path may not exceed 107 bytes: refuse a state folder that would break that, before starting.
+if [ "${#state}" -gt 40 ]; then
+    echo "WSFM_CLUSTER_STATE=$state is too long (${#state} characters, at most 40): Ray's socket paths under it would exceed 107 bytes; use a short folder such as /tmp/wsfm-cluster" >&2
+    exit 2
+fi
 rm -rf "$state" && mkdir -p "$state/ray"
 export RAY_AUTH_MODE=token PATH="$bin:$PATH"  # the nodes run jobs' `wsfm run` entrypoints
 token_file="${RAY_AUTH_TOKEN_PATH:-$HOME/.ray/auth_token}"
