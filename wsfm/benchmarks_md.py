@@ -60,8 +60,10 @@ def write_section(name: str, title: str, command: str, body: str,
                   path: Path = BENCHMARKS) -> None:
     """Replace (or append) section ``name`` of BENCHMARKS.md."""
     stamp = _dt.date.today().isoformat()
+    one, _, fifteen = os.getloadavg()  # other work on the machine slows every timing
     block = (f"<!-- begin {name} -->\n## {title}\n\nCommand: `{command}`  \n"
-             f"Date: {stamp}; machine: {machine()}\n\n{body.strip()}\n<!-- end {name} -->")
+             f"Date: {stamp}; machine: {machine()}; load average when written: {one:.1f} "
+             f"(1 min), {fifteen:.1f} (15 min)\n\n{body.strip()}\n<!-- end {name} -->")
     text = path.read_text() if path.exists() else HEADER
     pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->",
                          re.S)
