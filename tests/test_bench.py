@@ -48,6 +48,7 @@ def test_targets_use_the_best_rival_at_every_nfe():
 
 def test_text_targets_compare_with_the_best_ngram_and_count_held_out_words():
     rows = [row("cold", 100, 0.60, "jump", train_share=0.5, held_out_share=0.01),
+        row("draft", 0, 0.1, "none", 0.9, train_share=0.1, held_out_share=0.004),
         row("ngram2", 0, 0.20, "none", 0.9), row("ngram4", 0, 0.45, "none", 0.9),
         row("warm_nearest", 10, 0.40, "jump", 0.9, train_share=0.3, held_out_share=0.005)]
     r = report(rows, metric="valid_rate_std", lower_is_better=False, solver="jump",
@@ -55,7 +56,12 @@ def test_text_targets_compare_with_the_best_ngram_and_count_held_out_words():
     t = by_name(targets(r))
     assert t["words: the refiner beats the best n-gram draft"].result == "missed"
     assert "ngram4" in t["words: the refiner beats the best n-gram draft"].numbers
-    assert t["words: generates held-out words"].result == "met"
+    held_out = "words: generates held-out words (no fewer than its draft)"
+    assert t[held_out].result == "met"  # 0.5% against the draft's 0.4%
+    rows[1] = row("draft", 0, 0.1, "none", 0.9, train_share=0.1, held_out_share=0.009)
+    assert by_name(targets(report(rows, metric="valid_rate_std", lower_is_better=False,
+                                  solver="jump", warm_method="warm_nearest")))[
+        held_out].result == "missed"  # a share above 0 is not enough: the draft makes more
     assert t["copying: warm train_share no higher than cold's"].result == "met"
 
 

@@ -16,7 +16,8 @@ Targets (the row rule of ``wsfm.report``: the cold reference is the best cold ro
 - copying: warm's copy ratio no lower than the cold reference's, within their seed spreads
   (text: warm's share of training words no higher than cold's);
 - words: the refiner beats the best n-gram draft (orders 2 to 5,
-  ``wsfm.stages.evaluate.NGRAM_RIVALS``) and generates held-out words;
+  ``wsfm.stages.evaluate.NGRAM_RIVALS``) and generates held-out words no less often than its
+  own draft does;
 - warm beats its draft; the guaranteed speed-up holds in wall time (>= 0.9 of the NFE ratio).
 """
 
@@ -111,11 +112,16 @@ def _text_targets(report: EvalReport) -> list[Target]:
                           f"{warm.method} {_q(warm)} vs {best.method} {_q(best)} "
                           f"(gap {warm.quality - best.quality:+.3g})"))
     share = warm.metrics.get("held_out_share")
-    if share is not None:
+    draft = next((r for r in report.rows if r.method == "draft"), None)
+    if share is not None and draft is not None and "held_out_share" in draft.metrics:
+        # Any share above 0 would be too easy: the bar is the draft's own share, which
+        # generalises by construction (a character chain knows no word list).
         real = report.reference_metrics.get("real_held_out_share", float("nan"))
-        out.append(Target("words: generates held-out words", "met" if share > 0 else "missed",
-                          f"{100 * share:.2f}% of samples are held-out words (real data "
-                          f"{100 * real:.1f}%)"))
+        bar = draft.metrics["held_out_share"]
+        out.append(Target("words: generates held-out words (no fewer than its draft)",
+                          "met" if share >= bar else "missed",
+                          f"{100 * share:.2f}% of samples are held-out words vs the draft's "
+                          f"{100 * bar:.2f}% (real data {100 * real:.1f}%)"))
     return out
 
 
