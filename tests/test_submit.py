@@ -79,6 +79,14 @@ def test_the_project_itself_fits_under_rays_limit():
     assert not any(p.startswith((".venv", ".git/", "wsfm-runs")) for p in upload.paths)
 
 
+def test_every_package_folder_is_a_regular_package():
+    """A job's working_dir copy of ``wsfm`` must shadow the installed one whole: a folder
+    without ``__init__.py`` is a namespace package, which an editable install maps back to
+    its own tree, and a job then imported modules from two copies (seen: a module missing)."""
+    folders = {p.parent for p in (ROOT / "wsfm").rglob("*.py")}
+    assert [f for f in folders if not (f / "__init__.py").is_file()] == []
+
+
 def test_the_jobs_environment():
     environ = {"MLFLOW_TRACKING_URI": "http://mlflow:5000", "MLFLOW_TRACKING_PASSWORD": "pw",
                "WSFM_HOME": "/shared/runs", "HOME": "/root"}
