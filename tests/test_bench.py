@@ -46,6 +46,18 @@ def test_targets_use_the_best_rival_at_every_nfe():
     assert t["guaranteed speed-up (wall >= 0.9 x NFE ratio, draft included)"].result == "met"
 
 
+def test_a_copying_miss_above_real_data_says_so_and_stays_a_miss():
+    rows = [r if r.method != "warm_ot" or r.nfe != 10 else
+            row("warm_ot", 10, 0.21, t0=0.9, spread=0.01, copy_ratio=1.09) for r in ROWS]
+    rows = [r if (r.method, r.nfe, r.solver) != ("cold_ot", 100, "heun") else
+            row("cold_ot", 100, 0.20, "heun", spread=0.01, copy_ratio=1.19) for r in rows]
+    copying = by_name(targets(report(rows)))["copying: warm copy_ratio no lower than cold's"]
+    assert copying.result == "missed"
+    assert "neither is nearer the training set than new real data" in copying.numbers
+    plain = by_name(targets(report(ROWS)))["copying: warm copy_ratio no lower than cold's"]
+    assert "neither" not in plain.numbers  # warm 0.9 is below real data's 1.0: no such note
+
+
 def test_text_targets_compare_with_the_best_ngram_and_count_held_out_words():
     rows = [row("cold", 100, 0.60, "jump", train_share=0.5, held_out_share=0.01),
         row("draft", 0, 0.1, "none", 0.9, train_share=0.1, held_out_share=0.004),
