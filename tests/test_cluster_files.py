@@ -118,7 +118,6 @@ def test_the_local_scripts_are_executable_and_valid_bash():
 
 
 @pytest.mark.cluster
-@pytest.mark.extended
 def test_start_local_and_stop_local_start_and_stop_exactly_their_nodes(tmp_path):
     long = subprocess.run([str(CLUSTER / "start-local.sh")], text=True, capture_output=True,
                           env={**os.environ, "WSFM_CLUSTER_STATE": str(tmp_path / "state")},

@@ -20,7 +20,7 @@ from tests.test_pipeline import stage_lines
 from wsfm.orchestrate.remote_store import RemoteArtifactStore
 from wsfm.stages import STAGES
 
-pytestmark = [pytest.mark.pipeline, pytest.mark.extended]
+pytestmark = [pytest.mark.pipeline]
 STAGE_NAMES = [s.name for s in STAGES]
 BUCKET = "wsfm-e2e"
 

@@ -15,7 +15,7 @@ from wsfm.report import EvalReport
 from wsfm.shards import read_manifest
 from wsfm.stages import STAGES
 
-pytestmark = [pytest.mark.pipeline, pytest.mark.extended]
+pytestmark = [pytest.mark.pipeline]
 
 
 def test_smoke_pipeline_reports_the_rivals(tmp_path):

@@ -165,7 +165,6 @@ def token(cluster) -> dict[str, str]:
 
 
 @pytest.mark.cluster
-@pytest.mark.extended
 def test_a_request_without_the_token_is_refused(head):
     cluster, _ = head
     with pytest.raises(urllib.error.HTTPError) as err:
@@ -185,7 +184,6 @@ def test_a_request_without_the_token_is_refused(head):
 
 
 @pytest.mark.cluster
-@pytest.mark.extended
 def test_submit_follow_list_status_and_logs(head):
     cluster, root = head
     home = str(root / "home")

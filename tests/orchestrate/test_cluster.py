@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import ROOT, TOY2D
 from tests.servers import can_mask, ray_cluster
 
-pytestmark = [pytest.mark.cluster, pytest.mark.extended,
+pytestmark = [pytest.mark.cluster,
               pytest.mark.skipif(not can_mask(), reason="needs a private mount namespace "
                                  "(root or CAP_SYS_ADMIN) to hide a folder from one node")]
 

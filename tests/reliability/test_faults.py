@@ -223,7 +223,6 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.pipeline
-@pytest.mark.extended
 def test_the_driver_sigkilled_during_training_resumes_from_the_checkpoint(
         pipeline, reference, tmp_path):
     home = tmp_path / "home"
@@ -264,7 +263,6 @@ def test_the_driver_sigkilled_during_training_resumes_from_the_checkpoint(
 
 
 @pytest.mark.pipeline
-@pytest.mark.extended
 def test_a_stage_that_raises_keeps_upstream_discards_its_partial_and_exits_non_zero(
         pipeline, reference):
     home = reference
@@ -287,7 +285,6 @@ def test_a_stage_that_raises_keeps_upstream_discards_its_partial_and_exits_non_z
 
 
 @pytest.mark.pipeline
-@pytest.mark.extended
 def test_an_altered_shard_is_refused_by_training_named_by_verify_and_repaired_alone(
         pipeline, reference, tmp_path):
     home = reference
@@ -322,7 +319,6 @@ def test_an_altered_shard_is_refused_by_training_named_by_verify_and_repaired_al
 
 
 @pytest.mark.pipeline
-@pytest.mark.extended
 def test_two_invocations_at_once_do_not_corrupt_each_other(pipeline, reference, tmp_path):
     home = tmp_path / "home"
     args = [sys.executable, "-m", "wsfm.cli", "run", str(pipeline), "--profile", "smoke"]
@@ -375,7 +371,6 @@ def _stall_then_die(pid_file: Path, index: int):
 
 
 @pytest.mark.pipeline
-@pytest.mark.extended
 def test_a_ray_worker_sigkilled_from_outside_during_draft_generation(
         tmp_path, tiny_config, draft_dir, ray_local):  # noqa: F811
     cfg = with_shards(tiny_config, num_shards=4, per_shard=400)
