@@ -104,17 +104,23 @@ class RayCluster:
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _ray_ports(ip: str) -> list[str]:
+def _ray_ports(ip: str, taken: set[int]) -> list[str]:
     """Explicit free ports for every server a node opens: several clusters (other tests,
-    other users) share this machine, and Ray's fixed defaults would collide."""
-    low = free_port(ip)
+    other users) share this machine, and Ray's fixed defaults would collide. ``taken``: the
+    ports already given to this cluster (Ray refuses a worker port range that holds one of
+    them); the ones picked here are added to it."""
     ports = {"--node-manager-port": free_port(ip), "--object-manager-port": free_port(ip),
              "--metrics-export-port": free_port(ip), "--runtime-env-agent-port": free_port(ip),
              "--dashboard-agent-grpc-port": free_port(ip),
              "--dashboard-agent-listen-port": free_port(ip)}
+    taken.update(ports.values())
     args = [f"{k}={v}" for k, v in ports.items()]
-    # Worker ports: a small range above a free port (workers bind lazily, one each).
-    first = min(low, 60000)
+    # Worker ports: a small range above a free port (workers bind lazily, one each), clear of
+    # every port this cluster's servers use.
+    first = min(free_port(ip), 60000)
+    while any(first <= port <= first + 200 for port in taken):
+        first = min(free_port(ip), 60000)
+    taken.update(range(first, first + 201))
     return args + [f"--min-worker-port={first}", f"--max-worker-port={first + 200}"]
 
 
@@ -154,8 +160,11 @@ def _wait_nodes(address: str, count: int, env: dict[str, str], temp_dir: Path,
             if proc.poll() is not None:
                 raise RuntimeError(f"a ray node exited with {proc.returncode} (logs in "
                                    f"{temp_dir})")
-        out = subprocess.run([sys.executable, "-c", probe, address], env=env, text=True,
-                             capture_output=True, timeout=timeout)
+        try:  # bounded: a probe of a head that died hangs; the node's exit is checked above
+            out = subprocess.run([sys.executable, "-c", probe, address], env=env, text=True,
+                                 capture_output=True, timeout=min(timeout, 60))
+        except subprocess.TimeoutExpired:
+            continue
         if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(count)]:
             return
         time.sleep(2)
@@ -181,7 +190,8 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
     head = ips[0]
-    port, dash = free_port(head), free_port(head)
+    port, dash, client = free_port(head), free_port(head), free_port(head)
+    taken = {port, dash, client}
     cluster = RayCluster(f"{head}:{port}", f"http://{head}:{dash}", temp_dir, list(ips))
     env = {**os.environ, **cluster.env, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
            **(extra_env or {})}
@@ -192,11 +202,11 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
             res = f'{{"{resource}": 1, "{resource}_{i}": 1}}'
             common = [f"--node-ip-address={ip}", f"--num-cpus={num_cpus}", "--num-gpus=0",
                       f"--object-store-memory={400 * 2**20}",  # small: shared 2-core box
-                      f"--resources={res}", *_ray_ports(ip)]
+                      f"--resources={res}", *_ray_ports(ip, taken)]
             if i == 0:
                 args = ["--head", f"--port={port}", f"--dashboard-host={head}",
                         f"--dashboard-port={dash}", "--include-dashboard=true",
-                        f"--ray-client-server-port={free_port(head)}", *common]
+                        f"--ray-client-server-port={client}", *common]
             else:
                 args = [f"--address={cluster.address}", *common]
             cluster.processes.append(_start_node(args, temp_dir, root / f"node-{i}.log", env,
