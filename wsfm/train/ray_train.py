@@ -78,7 +78,8 @@ def fit(spec: TrainSpec, *, storage_path: str, run_name: str,
     files = spec.files or LocalFiles(str(out))
     name = ray_run_name(out, run_name, storage_path)
     filesystem, path = ray_storage(storage_path)  # an S3 endpoint from the environment
-    files.remove(DIVERGED)  # a new attempt may try again
+    (out / DIVERGED).unlink(missing_ok=True)  # a new attempt may try again,
+    files.remove(DIVERGED)  # and its workers on other nodes must not fetch an old marker
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"spec": spec, "tracking": tracking, "hooks": tuple(hooks),
