@@ -9,9 +9,10 @@ node (GCS, raylet, dashboard, workers) descends from that one ``ray start``, so 
 group stops the node. Each cluster has its own ``--temp-dir``: a ``ray.init()`` elsewhere on
 the machine never joins it by accident (Ray looks up ``/tmp/ray/ray_current_cluster``).
 
-Ray 2.60 turns token authentication on by default: the head writes its token to
-``~/.ray/auth_token`` and every client (joining nodes, drivers, the Jobs API) must send it,
-hence ``RAY_AUTH_MODE=token`` in :attr:`RayCluster.env`.
+Ray 2.60 turns token authentication on by default: every client (joining nodes, drivers,
+the Jobs API) must send the token, hence ``RAY_AUTH_MODE=token`` and ``RAY_AUTH_TOKEN_PATH``
+in :attr:`RayCluster.env`. ``ray start`` does not create a token, so each cluster brings its
+own file (see :func:`ray_cluster`).
 """
 
 from __future__ import annotations
@@ -105,28 +106,24 @@ class RayCluster:
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _ray_ports(ip: str, reserved: Sequence[int] = ()) -> list[str]:
+def _ray_ports(ip: str, taken: set[int]) -> list[str]:
     """Explicit free ports for every server a node opens: several clusters (other tests,
-    other users) share this machine, and Ray's fixed defaults would collide. Workers get a
-    small range (they bind lazily, one each); the servers' ports are drawn outside it, as
-    Ray refuses a port that two components would share (``reserved``: ports the node was
-    already given, such as the head's GCS and dashboard)."""
-    while True:
+    other users) share this machine, and Ray's fixed defaults would collide. ``taken``: the
+    ports already given to this cluster (Ray refuses a worker port range that holds one of
+    them); the ones picked here are added to it."""
+    ports = {"--node-manager-port": free_port(ip), "--object-manager-port": free_port(ip),
+             "--metrics-export-port": free_port(ip), "--runtime-env-agent-port": free_port(ip),
+             "--dashboard-agent-grpc-port": free_port(ip),
+             "--dashboard-agent-listen-port": free_port(ip)}
+    taken.update(ports.values())
+    args = [f"{k}={v}" for k, v in ports.items()]
+    # Worker ports: a small range above a free port (workers bind lazily, one each), clear of
+    # every port this cluster's servers use.
+    first = min(free_port(ip), 60000)
+    while any(first <= port <= first + 200 for port in taken):
         first = min(free_port(ip), 60000)
-        workers = range(first, first + 201)
-        if not any(port in workers for port in reserved):
-            break
-
-    def outside() -> int:
-        while (port := free_port(ip)) in workers:
-            pass
-        return port
-
-    names = ("--node-manager-port", "--object-manager-port", "--metrics-export-port",
-             "--runtime-env-agent-port", "--dashboard-agent-grpc-port",
-             "--dashboard-agent-listen-port")
-    return [f"{name}={outside()}" for name in names] + [
-        f"--min-worker-port={first}", f"--max-worker-port={first + 200}"]
+    taken.update(range(first, first + 201))
+    return args + [f"--min-worker-port={first}", f"--max-worker-port={first + 200}"]
 
 
 def can_mask() -> bool:
@@ -165,8 +162,11 @@ def _wait_nodes(address: str, count: int, env: dict[str, str], temp_dir: Path,
             if proc.poll() is not None:
                 raise RuntimeError(f"a ray node exited with {proc.returncode} (logs in "
                                    f"{temp_dir})")
-        out = subprocess.run([sys.executable, "-c", probe, address], env=env, text=True,
-                             capture_output=True, timeout=timeout)
+        try:  # bounded: a probe of a head that died hangs; the node's exit is checked above
+            out = subprocess.run([sys.executable, "-c", probe, address], env=env, text=True,
+                                 capture_output=True, timeout=min(timeout, 60))
+        except subprocess.TimeoutExpired:
+            continue
         if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(count)]:
             return
         time.sleep(2)
@@ -196,7 +196,8 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
         token.write_text(secrets.token_hex(32))
         token.chmod(0o600)
     head = ips[0]
-    port, dash = free_port(head), free_port(head)
+    port, dash, client = free_port(head), free_port(head), free_port(head)
+    taken = {port, dash, client}
     cluster = RayCluster(f"{head}:{port}", f"http://{head}:{dash}", temp_dir, list(ips), token)
     env = {**os.environ, **cluster.env, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
            **(extra_env or {})}
@@ -205,11 +206,9 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
     try:
         for i, ip in enumerate(ips):
             res = f'{{"{resource}": 1, "{resource}_{i}": 1}}'
-            client = free_port(head)
             common = [f"--node-ip-address={ip}", f"--num-cpus={num_cpus}", "--num-gpus=0",
                       f"--object-store-memory={400 * 2**20}",  # small: shared 2-core box
-                      f"--resources={res}",
-                      *_ray_ports(ip, (port, dash, client) if i == 0 else ())]
+                      f"--resources={res}", *_ray_ports(ip, taken)]
             if i == 0:
                 args = ["--head", f"--port={port}", f"--dashboard-host={head}",
                         f"--dashboard-port={dash}", "--include-dashboard=true",

@@ -33,22 +33,56 @@ def wsfm(*args: str, env: dict[str, str], cwd: Path,
     return proc
 
 
-@pytest.fixture(scope="module")
-def s3_run(tmp_path_factory):
-    """One smoke run (smaller still: a few training steps, two checkpoints) into the bucket,
-    and a second, identical invocation."""
-    root = tmp_path_factory.mktemp("e2e-s3")
+def small_smoke(root: Path, **evaluate) -> Path:
+    """The toy2d pipeline whose smoke profile is smaller still (a few training steps, two
+    checkpoints), written into ``root``; ``evaluate``: more settings of that section."""
     doc = yaml.safe_load(TOY2D.read_text())
     doc["profiles"]["smoke"] = {
         "data": {"n_train": 2000, "n_test": 500},
         "shards": {"num_shards": 2, "per_shard": 500},
         "train": {"steps": 40, "batch_size": 64, "warmup_steps": 5, "log_every": 10,
                   "checkpoint_every": 20},
-        "evaluate": {"n_samples": 300, "seeds": 2, "nfe_grid": [1, 2], "warm_t0s": [0.9]},
+        "evaluate": {"n_samples": 300, "seeds": 2, "nfe_grid": [1, 2], "warm_t0s": [0.9],
+                     **evaluate},
         "gates": {"rel_tolerance": 100.0, "min_speedup": 5.0},
     }
     pipeline = root / "toy2d.yaml"
     pipeline.write_text(yaml.safe_dump(doc))
+    return pipeline
+
+
+def bucket_contents(endpoint: str, prefix: str) -> tuple[dict[str, int], dict[str, dict]]:
+    """``({path: bytes}, {path of each _SUCCESS.json: its record})`` under ``prefix``."""
+    fs = pafs.S3FileSystem(endpoint_override=endpoint, region="us-east-1",
+                           access_key="testing", secret_key="testing")
+    listing = {info.path: info.size for info in fs.get_file_info(
+        pafs.FileSelector(prefix, recursive=True)) if info.type == pafs.FileType.File}
+    successes = {path: json.loads(fs.open_input_stream(path).read())
+                 for path in listing if path.endswith("/_SUCCESS.json")}
+    return listing, successes
+
+
+def assert_committed(listing: dict[str, int], successes: dict[str, dict], prefix: str,
+                     stages: list[str]) -> None:
+    """Each stage has one finished output under ``prefix``: every file its record lists is
+    there with its size, and no partial folder or undelivered outbox is left."""
+    for name in stages:
+        [success] = [p for p in successes if p.startswith(f"{prefix}/{name}/")]
+        record = successes[success]
+        folder = success.rsplit("/", 1)[0]
+        assert record["files"], name
+        for rel, meta in record["files"].items():  # every listed file, with its size
+            assert listing[f"{folder}/{rel}"] == meta["bytes"], (name, rel)
+        assert not any(f"/.{record['fingerprint']}.partial/" in p for p in listing)
+        assert not any(f"/.{record['fingerprint']}.outbox-" in p for p in listing)
+
+
+@pytest.fixture(scope="module")
+def s3_run(tmp_path_factory):
+    """One smoke run (smaller still: a few training steps, two checkpoints) into the bucket,
+    and a second, identical invocation."""
+    root = tmp_path_factory.mktemp("e2e-s3")
+    pipeline = small_smoke(root)
     with moto_server() as endpoint:
         make_bucket(endpoint, BUCKET)
         env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": endpoint,
@@ -59,13 +93,7 @@ def s3_run(tmp_path_factory):
         args = ("run", str(pipeline), "--profile", "smoke")
         first = wsfm(*args, env=env, cwd=root)
         second = wsfm(*args, env=env, cwd=root) if first.returncode == 0 else None
-        fs = pafs.S3FileSystem(endpoint_override=endpoint, region="us-east-1",
-                               access_key="testing", secret_key="testing")
-        listing = {info.path: info.size for info in fs.get_file_info(
-            pafs.FileSelector(f"{BUCKET}/wsfm", recursive=True))
-            if info.type == pafs.FileType.File}
-        successes = {path: json.loads(fs.open_input_stream(path).read())
-                     for path in listing if path.endswith("/_SUCCESS.json")}
+        listing, successes = bucket_contents(endpoint, f"{BUCKET}/wsfm")
     return {"first": first, "second": second, "listing": listing, "successes": successes,
             "root": root}
 
@@ -74,15 +102,8 @@ def test_every_stage_ran_and_its_output_is_committed_in_the_bucket(s3_run):
     assert s3_run["first"].returncode == 0, s3_run["first"].stderr[-3000:]
     assert stage_lines(s3_run["first"].stdout) == {n: "done" for n in STAGE_NAMES}
     listing = s3_run["listing"]
-    for name in STAGE_NAMES:
-        prefix = f"{BUCKET}/wsfm/artifacts/toy2d/{name}/"
-        [success] = [p for p in s3_run["successes"] if p.startswith(prefix)]
-        record = s3_run["successes"][success]
-        folder = success.rsplit("/", 1)[0]
-        assert record["files"], name
-        for rel, meta in record["files"].items():  # every listed file, with its size
-            assert listing[f"{folder}/{rel}"] == meta["bytes"], (name, rel)
-        assert not any(f"/.{record['fingerprint']}.partial/" in p for p in listing)
+    assert_committed(listing, s3_run["successes"], f"{BUCKET}/wsfm/artifacts/toy2d",
+                     STAGE_NAMES)
     shards = [p for p in listing if "/generate_drafts/" in p and p.endswith(".tar")]
     assert len(shards) == 2
 

@@ -1,6 +1,7 @@
 """The artifact store on an object store: a real S3 server (moto's, on 127.0.0.1) and
 ``file://``. Two "nodes" are two cache folders: what one commits, the other must fetch."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -225,3 +226,64 @@ def test_a_stage_fails_on_one_node_and_its_rerun_on_another_resumes_from_the_sto
     assert kept.load("generate_drafts", fps["generate_drafts"], deep=True) is not None
     assert (tmp_path / "node-b").is_dir() and kept._sizes(
         kept._key("generate_drafts", f".{fps['generate_drafts']}.partial")) == {}
+
+
+def test_a_task_on_another_node_reads_inputs_and_delivers_files_through_the_store(
+        root, tmp_path, monkeypatch):
+    """StoreFiles, as a fan-out task on a node that sees none of the stage's folders uses it:
+    the input comes from that node's verified copy, the output goes to the attempt's outbox,
+    and the stage's collect brings it into the folder that the commit uploads."""
+    stage_node = node(root, tmp_path, "a")
+    up = commit(stage_node, "up", "fp-up", {"draft.bin": b"d" * 300})["fingerprint"]
+    folder = stage_node.stage_in("up", up)
+    tmp = stage_node.begin("down", "fp-d")
+    files = stage_node.task_files("down", "fp-d", tmp, {"up": (up, folder)})
+    assert files.here() and files.input(folder / "draft.bin") == folder / "draft.bin"
+    with files.workspace() as out:
+        assert out == tmp  # the stage's own node writes in place
+    elsewhere = dataclasses.replace(files, node="the-stage-node")  # this process is not it
+    assert not elsewhere.here()
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache-b"))
+    seen = elsewhere.input(str(folder / "draft.bin"))
+    assert seen != folder / "draft.bin" and seen.read_bytes() == b"d" * 300
+    assert str(seen).startswith(str(tmp_path / "cache-b"))
+    with pytest.raises(ValueError, match="not under an input"):
+        elsewhere.input(tmp_path / "other.bin")
+    with elsewhere.workspace() as out:
+        assert out != tmp and out.is_dir()
+        (out / "shard.tar").write_bytes(b"s" * 1000)
+        (out / "stats.json").write_text("{}")
+        elsewhere.publish(out, "shard.tar", "stats.json")
+    assert not out.exists() and not (tmp / "shard.tar").exists()  # not collected yet
+    with elsewhere.workspace(fetch=["stats.json", "absent"]) as again:  # a restarted task
+        assert sorted(p.name for p in again.iterdir()) == ["stats.json"]
+    assert files.collect() == ["shard.tar", "stats.json"]  # on the stage's node
+    assert (tmp / "shard.tar").read_bytes() == b"s" * 1000
+    assert files.collect() == []  # the outbox is gone
+    record = stage_node.commit(tmp, "down", "fp-d", {})
+    assert set(record["files"]) == {"shard.tar", "stats.json"}
+    assert remote_files(stage_node, "down", "fp-d")["shard.tar"] == b"s" * 1000
+
+
+def test_an_outbox_nobody_collected_is_removed_by_the_next_attempt(root, tmp_path):
+    store = node(root, tmp_path, "a")
+    tmp = store.begin("down", "fp-d")
+    files = dataclasses.replace(store.task_files("down", "fp-d", tmp, {}), node="gone")
+    with files.workspace() as out:
+        (out / "x.bin").write_bytes(b"x")
+        files.publish(out, "x.bin")
+    assert store._sizes(store.outbox("down", "fp-d", files.attempt)) == {"x.bin": 1}
+    store.begin("down", "fp-d")  # the stage task died; its rerun starts afresh
+    assert store._sizes(store.outbox("down", "fp-d", files.attempt)) == {}
+
+
+def test_a_local_root_hands_tasks_the_folders_themselves(tmp_path):
+    store = ArtifactStore(tmp_path / "art", "pipe")
+    tmp = store.begin("down", "fp")
+    files = store.task_files("down", "fp", tmp, {})
+    with files.workspace(fetch=["x"]) as out:
+        assert out == tmp
+        (out / "x").write_text("1")
+        files.publish(out, "x")
+    assert files.collect() == [] and (tmp / "x").read_text() == "1"
+    assert files.input(tmp_path / "any") == tmp_path / "any"

@@ -9,8 +9,9 @@ fresh random token under the root, then runs one tiny task pinned to each alive 
 same token stops the run with a message naming the node (id and address) and the setting to
 change. One node alone needs no check: everything runs where the driver's root is.
 
-The marker is read and written through ``pyarrow.fs``: a local path and an object-store URI
-(``s3://``, ``gs://``) are checked alike.
+The marker is read and written through ``pyarrow.fs`` (``wsfm.orchestrate.storage.filesystem``
+for a URI: the S3 endpoint and region from the environment): a local path and an
+object-store URI (``s3://``, ``gs://``) are checked alike.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ def _fs(root: str):
     """``(filesystem, path)`` for a local path or a URI."""
     from pyarrow import fs
 
-    if "://" in root:
-        return fs.FileSystem.from_uri(root)
+    from wsfm.orchestrate.storage import filesystem, is_uri
+
+    if is_uri(root):
+        return filesystem(root)  # the S3 endpoint and region from the environment
     return fs.LocalFileSystem(), root
 
 

@@ -32,10 +32,22 @@ back the intact files of a finished output that no longer verifies, as the local
 it back). Training checkpoints need no copy: Ray Train writes them to ``<home>/ray`` in the
 same store, and the uploaded ``ray_run.json`` names the run to continue. Not covered: a node
 that dies in the middle of a stage uploads nothing, so the rerun starts that stage afresh
-(its checkpoints stay in the store, but no record names their run); and the tasks a stage
-fans out (shard tasks, Ray Train workers) share the stage's local folders, so on several
-nodes without a shared mount the stage's node must run them all (a shared mount as the root
-has no such limit).
+(its checkpoints stay in the store, but no record names their run).
+
+Fan-out. The tasks a stage fans out (shard tasks, evaluation jobs, Ray Train workers) may run
+on nodes that see none of the stage's local folders. :meth:`RemoteArtifactStore.task_files`
+gives the stage a :class:`StoreFiles` (``wsfm.taskfiles.TaskFiles``) to hand them: on the
+stage's own node a task reads and writes the stage's folders directly; on another node
+``input()`` stages the input in from the store into that node's cache (verified, as above),
+``workspace()`` is a scratch folder, and ``publish()`` uploads each finished file (one atomic
+object) to this attempt's outbox, ``<root>/<pipeline>/<stage>/.<fp>.outbox-<attempt>/``. Once
+the tasks are done the stage's runtime calls ``collect()``, which downloads the outbox into
+the stage's folder and deletes it; the stage then reads a complete folder and the commit
+above uploads it, ``_SUCCESS.json`` last, unchanged. An outbox left by a stage task that died
+is deleted by the next ``begin`` and by ``commit``. The price: a file made on another node
+crosses the network three times (task -> store -> stage node -> store), where a server-side
+copy would do (not done: the commit would then have to trust sizes and hashes it did not
+compute).
 """
 
 from __future__ import annotations
@@ -47,7 +59,10 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +72,7 @@ from wsfm.orchestrate.storage import filesystem, join
 from wsfm.orchestrate.store import SUCCESS, file_table, first_damage
 from wsfm.shards import sha256_file
 
-__all__ = ["CACHE_ENV", "RemoteArtifactStore", "cache_dir"]
+__all__ = ["CACHE_ENV", "RemoteArtifactStore", "StoreFiles", "cache_dir"]
 
 CACHE_ENV = "WSFM_CACHE"
 _CHUNK = 8 << 20
@@ -156,6 +171,7 @@ class RemoteArtifactStore:
         starts from the uploaded partial state, else this node's, else the intact files of a
         finished output that no longer verifies (then removed from the store)."""
         tmp = self.partial(stage, fp)
+        self._delete_outboxes(stage, fp)  # left by a stage task that died: nobody collects them
         uploaded = self._sizes(self._key(stage, f".{fp}.partial"))
         if not resume:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -186,6 +202,7 @@ class RemoteArtifactStore:
         with self.fs.open_output_stream(f"{final}/{SUCCESS}") as out:
             out.write(text.encode())
         self._delete(self._key(stage, f".{fp}.partial"))
+        self._delete_outboxes(stage, fp)
         (tmp / SUCCESS).write_text(text)
         _replace_dir(tmp, self.cached(stage, fp))
         return json.loads(text)
@@ -204,6 +221,36 @@ class RemoteArtifactStore:
 
     def discard(self, tmp: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- fan-out ----------------------------------------------------------------------------
+    def task_files(self, stage: str, fp: str, tmp: Path,
+                   inputs: dict[str, tuple[str, Path]]) -> StoreFiles:
+        """What the stage hands the tasks it fans out (called in the stage's task, on its
+        node): ``tmp`` is its build folder, ``inputs`` ``{dep: (fingerprint, local folder)}``."""
+        return StoreFiles(str(tmp), self.root, self.pipeline, stage, fp, _node_id(),
+                          tuple((dep, dep_fp, str(folder))
+                                for dep, (dep_fp, folder) in sorted(inputs.items())),
+                          uuid.uuid4().hex[:12])
+
+    def outbox(self, stage: str, fp: str, attempt: str) -> str:
+        """The key that one attempt's tasks deliver their files under."""
+        return self._key(stage, f".{fp}.outbox-{attempt}")
+
+    def _delete_outboxes(self, stage: str, fp: str) -> None:
+        folder = self._key(stage)
+        for info in self.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
+            if info.base_name.startswith(f".{fp}.outbox-"):
+                self._delete(info.path)
+
+    def fetch(self, key: str, dest: Path) -> bool:
+        """Download one object to ``dest`` if it is there (False if not)."""
+        if self.fs.get_file_info(key).type != pafs.FileType.File:
+            return False
+        base, name = key.rsplit("/", 1)
+        self._download_all(base, dest.parent, {name: None})  # renamed below when it differs
+        if dest.name != name:
+            os.replace(dest.parent / name, dest)
+        return True
 
     # -- the filesystem ---------------------------------------------------------------------
     def _sizes(self, base: str) -> dict[str, int]:
@@ -292,3 +339,115 @@ def _replace_dir(src: Path, dest: Path) -> None:
     except OSError:  # another task put its copy there first: the same files, keep it
         if not dest.exists():
             raise
+
+
+_INPUTS: dict[tuple[str, str, str, str], Path] = {}  # this process's staged-in inputs
+
+
+def _node_id() -> str:
+    """The Ray node this process runs on ("" outside Ray: one process sees everything)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+
+
+@dataclass(frozen=True)
+class StoreFiles:
+    """:class:`wsfm.taskfiles.TaskFiles` for an object-store root; picklable, made by
+    :meth:`RemoteArtifactStore.task_files` in the stage's task.
+
+    ``folder``: the stage's build folder on its node (``node``, a Ray node id);
+    ``inputs``: ``(dep, fingerprint, folder on the stage's node)`` of each upstream stage;
+    ``attempt``: this attempt's outbox (a fresh one per attempt, so a task never fetches
+    what an older attempt left)."""
+
+    folder: str
+    root: str
+    pipeline: str
+    stage: str
+    fp: str
+    node: str
+    inputs: tuple[tuple[str, str, str], ...] = ()
+    attempt: str = ""
+
+    def here(self) -> bool:
+        """Whether this process runs on the stage's node (and so sees its folders)."""
+        return _node_id() == self.node
+
+    def _store(self) -> RemoteArtifactStore:
+        return RemoteArtifactStore(self.root, self.pipeline)
+
+    def input(self, path: str | Path) -> Path:
+        """``path`` under an input folder of the stage's node, as this node sees it: the same
+        path here, else the same file in this node's verified copy of that input (staged in
+        from the store once per process)."""
+        if self.here():
+            return Path(path)
+        target = Path(path)
+        for dep, dep_fp, folder in self.inputs:
+            base = Path(folder)
+            if target == base or base in target.parents:
+                key = (self.root, self.pipeline, dep, dep_fp)
+                if key not in _INPUTS:
+                    _INPUTS[key] = self._store().stage_in(dep, dep_fp)
+                return _INPUTS[key] / target.relative_to(base)
+        raise ValueError(f"{path} is not under an input of {self.stage} "
+                         f"({', '.join(f for _, _, f in self.inputs) or 'it has none'})")
+
+    @contextmanager
+    def workspace(self, fetch: Sequence[str] = ()) -> Iterator[Path]:
+        """The stage's folder here; elsewhere a scratch folder under this node's cache with
+        those of ``fetch`` that this attempt's tasks already delivered (a task restarted
+        within the attempt: a divergence marker, the checkpoint pointer)."""
+        if self.here():
+            yield Path(self.folder)
+            return
+        parent = cache_dir() / ".tasks"
+        parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{self.stage}-", dir=parent))
+        try:
+            if fetch:
+                store = self._store()
+                box = store.outbox(self.stage, self.fp, self.attempt)
+                for name in fetch:
+                    store.fetch(f"{box}/{name}", scratch / name)
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def publish(self, workspace: Path, *names: str) -> None:
+        """Upload ``names`` (files under ``workspace``) to this attempt's outbox, each one
+        whole; nothing to do when ``workspace`` is the stage's folder."""
+        if Path(workspace).resolve() == Path(self.folder).resolve() or not names:
+            return
+        store = self._store()
+        store._upload_all(Path(workspace), store.outbox(self.stage, self.fp, self.attempt),
+                          list(names))
+
+    def remove(self, name: str) -> None:
+        (Path(self.folder) / name).unlink(missing_ok=True)
+        store = self._store()
+        store._delete(f"{store.outbox(self.stage, self.fp, self.attempt)}/{name}")
+
+    def collect(self) -> list[str]:
+        """Download this attempt's outbox into the stage's folder (each file replaced whole,
+        its size checked), then delete the outbox. Called on the stage's node."""
+        store = self._store()
+        box = store.outbox(self.stage, self.fp, self.attempt)
+        sizes = store._sizes(box)
+        if not sizes:
+            return []
+        folder = Path(self.folder)
+        incoming = folder / f".collect-{uuid.uuid4().hex[:8]}"
+        try:
+            store._download_all(box, incoming, dict(sizes))
+            for rel, size in sizes.items():
+                got = (incoming / rel).stat().st_size
+                if got != size:
+                    raise OSError(f"{box}/{rel}: {got} bytes arrived, the store lists {size}")
+                (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(incoming / rel, folder / rel)
+        finally:
+            shutil.rmtree(incoming, ignore_errors=True)
+        store._delete(box)
+        return sorted(sizes)

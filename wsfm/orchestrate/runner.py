@@ -12,6 +12,7 @@ Ray starts only when something has to run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -83,16 +84,23 @@ def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], sto
             return {**made, "tags": {**made.get("tags", {}), "wsfm.status": "reused",
                                      "wsfm.producer_run_id": made.get("mlflow_run_id", "")}}
         local = {dep: store.stage_in(dep, dep_fp) for dep, dep_fp in inputs.items()}
-        return _run_stage(name, config, local, store, fp, runtime, record)
+        return _run_stage(name, config, local, store, fp, runtime, record, inputs)
 
 
 def _run_stage(name: str, config: PipelineConfig, inputs: dict[str, Path], store, fp: str,
-               runtime: RayRuntime, record: dict[str, Any]) -> dict[str, Any]:
+               runtime: RayRuntime, record: dict[str, Any],
+               input_fps: dict[str, str] | None = None) -> dict[str, Any]:
     spec = get_stage(name)
     tmp = store.begin(name, fp, resume=spec.resumable)
+    # What the stage's fan-out tasks use to reach its folders from any node (wsfm.taskfiles);
+    # the Ray runtime collects what they delivered after each map and each training run.
+    files = store.task_files(name, fp, tmp, {dep: ((input_fps or {}).get(dep, ""), folder)
+                                             for dep, folder in inputs.items()})
+    if isinstance(runtime, RayRuntime):
+        runtime = dataclasses.replace(runtime, files=files)
     start = time.perf_counter()
     try:
-        result = spec.fn(StageContext(config, inputs, tmp, runtime))
+        result = spec.fn(StageContext(config, inputs, tmp, runtime, files))
         stage_fault(name)  # a fault drill (WSFM_FAULT): fail after the work, before the commit
         record = {**record, "metrics": result.metrics, "params": result.params,
                   "tags": dict(result.tags), "seconds": time.perf_counter() - start}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +12,7 @@ import ray
 
 from wsfm.progress import Progress
 from wsfm.stages.base import ModelRelease
+from wsfm.taskfiles import TaskFiles
 from wsfm.train.spec import TrainSpec
 
 __all__ = ["MapError", "RayRuntime"]
@@ -30,6 +33,9 @@ class RayRuntime:
         max_retries: retries of a map task whose worker dies or that raises.
         num_cpus: CPUs per map task.
         progress_path: where a map keeps its progress snapshot for the driver's bar ("" none).
+        files: the stage's files as its tasks reach them (``wsfm.taskfiles``; set in the
+            stage's task): after each map and each training run it collects what tasks on
+            other nodes delivered into the stage's folder.
     """
 
     storage_path: str
@@ -38,6 +44,7 @@ class RayRuntime:
     max_retries: int = 3
     num_cpus: float = 1.0
     progress_path: str = ""
+    files: TaskFiles | None = None
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *, desc: str = "",
             unit: str = "items", work: Callable[[Any], float] | None = None,
@@ -60,7 +67,7 @@ class RayRuntime:
                             work_total=None if work is None else sum(work(x) for x in items),
                             work_unit=work_unit, path=self.progress_path or None)
         pending = list(index)
-        with progress:
+        with progress, self._collecting():
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1, timeout=progress.interval)
                 if ready and pending:  # collect whatever else finished meanwhile
@@ -79,9 +86,21 @@ class RayRuntime:
                            f"{self.max_retries} retries: " + "; ".join(failures))
         return results
 
+    @contextlib.contextmanager
+    def _collecting(self) -> Iterator[None]:
+        """Bring what the tasks delivered into the stage's folder once they are done, failed
+        ones included (a resumable stage keeps what the others made)."""
+        try:
+            yield
+        finally:
+            if self.files is not None:
+                self.files.collect()
+
     def train(self, spec: TrainSpec) -> dict[str, float]:
         from wsfm.train.ray_train import fit
 
+        if spec.files is None and self.files is not None:  # fit collects rank 0's files
+            spec = dataclasses.replace(spec, files=self.files)
         return fit(spec, storage_path=self.storage_path, run_name=self.run_name,
                    tracking=self.tracking)
 

@@ -12,7 +12,9 @@ The root may also be a URI (``s3://``, ``gs://``, ``file://``): :func:`open_stor
 a :class:`~wsfm.orchestrate.remote_store.RemoteArtifactStore`, the same layout and protocol
 staged through a node-local cache (its module docstring tells how). Both give a stage's task
 local folders: :meth:`ArtifactStore.stage_in` for an input, :meth:`ArtifactStore.begin` for
-the output, and :meth:`ArtifactStore.keep` for a failed resumable attempt's partial folder.
+the output, and :meth:`ArtifactStore.keep` for a failed resumable attempt's partial folder;
+and :meth:`ArtifactStore.task_files` gives what the stage hands the tasks it fans out
+(``wsfm.taskfiles``): here every node sees the stage's folders, so they use them directly.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from wsfm.shards import sha256_file
+from wsfm.taskfiles import LocalFiles
 
 __all__ = ["SUCCESS", "ArtifactStore", "file_table", "first_damage", "open_store"]
 
@@ -144,6 +147,11 @@ class ArtifactStore:
     def stage_in(self, stage: str, fp: str) -> Path:
         """The local folder of a finished output, for a stage that reads it (here: itself)."""
         return self.path(stage, fp)
+
+    def task_files(self, stage: str, fp: str, tmp: Path,
+                   inputs: dict[str, tuple[str, Path]]) -> LocalFiles:
+        """For the stage's fan-out tasks: the folders themselves (every node sees them)."""
+        return LocalFiles(str(tmp))
 
     def keep(self, tmp: Path, stage: str, fp: str) -> None:
         """Keep a failed resumable attempt's partial folder: here it stays where it is."""

@@ -3,7 +3,9 @@
 A stage reads ``ctx.inputs[upstream]`` (finished artifact folders), writes files into
 ``ctx.out`` and returns a :class:`StageResult`. It never reads the environment, picks a path or
 talks to Ray or MLflow: work that fans out or trains across workers goes through
-``ctx.runtime``, which the orchestrator provides.
+``ctx.runtime``, which the orchestrator provides. A task it fans out may run on a node that
+does not see those folders: it reaches them through ``ctx.files`` (``wsfm.taskfiles``: an
+input as its node sees it, a folder to write in, ``publish`` to deliver a finished file).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 
 from wsfm.config import PipelineConfig
 from wsfm.registry import Score
+from wsfm.taskfiles import LocalFiles, TaskFiles
 from wsfm.train.spec import TrainSpec
 
 __all__ = ["ModelRelease", "Runtime", "StageContext", "StageResult", "StageSpec", "TrainSpec"]
@@ -63,10 +66,18 @@ class Runtime(Protocol):
 
 @dataclass
 class StageContext:
+    """``files``: how the stage's fan-out tasks reach ``inputs`` and ``out`` (default: the
+    folders themselves, which every task sees)."""
+
     config: PipelineConfig
     inputs: dict[str, Path]
     out: Path
     runtime: Runtime
+    files: TaskFiles = None  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.files is None:
+            self.files = LocalFiles(str(self.out))
 
 
 @dataclass

@@ -6,7 +6,8 @@ the primary metric again on the first ``reference_n`` samples where that is fewe
 (the size the real-data floor is computed at), and the copying checks
 (``wsfm.metrics.copying``). Jobs are picklable and run through ``ctx.runtime.map`` (Ray
 tasks under the pipeline); a worker process loads the data, evaluator, draft and networks once
-and reuses them for every job it gets.
+and reuses them for every job it gets. A job on a node that does not see the stage's input
+folders reads its node's copy of them (``job.files``, ``wsfm.taskfiles``); it writes no file.
 
 How each method samples (``METHODS``):
 
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from wsfm.config import PipelineConfig, to_dict
+from wsfm.taskfiles import TaskFiles
 
 __all__ = ["EvalJob", "METHODS", "NET_STAGE", "Point", "SeedScore", "run_eval_job"]
 
@@ -62,6 +64,7 @@ class EvalJob:
     points: tuple[Point, ...]
     seed: int
     order: int = 0  # ngram: the draft's order
+    files: TaskFiles | None = None  # the inputs from the task's node (None: as named)
 
     def __str__(self) -> str:  # how a failed task is named
         return f"{self.row}/{self.solver} seed {self.seed}"
@@ -83,7 +86,9 @@ class SeedScore:
 
 
 def run_eval_job(job: EvalJob) -> list[SeedScore]:
-    env = _env(json.dumps(to_dict(job.config), sort_keys=True), job.inputs, job.config)
+    inputs = job.inputs if job.files is None else tuple(
+        (stage, str(job.files.input(folder))) for stage, folder in job.inputs)
+    env = _env(json.dumps(to_dict(job.config), sort_keys=True), inputs, job.config)
     out = []
     for point in job.points:
         start = time.perf_counter()

@@ -15,6 +15,7 @@ cold step ``h`` costs ``ceil((1 - t0) / h) k``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import time
@@ -151,7 +152,7 @@ def evaluate(ctx: StageContext) -> StageResult:
     data = load_dataset(cfg.data)
     text = data.text is not None
     inputs = {k: str(v) for k, v in ctx.inputs.items()}
-    jobs = plan_jobs(cfg, inputs, text)
+    jobs = [dataclasses.replace(job, files=ctx.files) for job in plan_jobs(cfg, inputs, text)]
     results = ctx.runtime.map(run_eval_job, jobs, desc="evaluate", unit="jobs")
     env = EvalEnv(cfg, inputs)  # this process: the floor, the wall speed-up, the pictures
     primary, low = env.evaluator.primary, env.evaluator.lower_is_better

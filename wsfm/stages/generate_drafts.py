@@ -8,10 +8,17 @@ stage is resumable: a shard whose stats record matches its job and whose tar mat
 record (size, sha256) is kept, every other one is made again; the manifest is assembled from
 the stats records, so a resumed run's manifest equals an uninterrupted run's (all columns but
 the wall-clock ``seconds`` and the ``node`` that made each shard).
+
+A shard task may run on a node that does not see the stage's folders (an object-store root
+on several nodes): it reads the draft through ``job.files`` and writes into its
+``workspace``, then publishes the tar and its stats record (``wsfm.taskfiles``); the runtime
+collects them into the stage's folder before the manifest is assembled. Such a task does not
+see an earlier attempt's shard either, so it makes it again (the same seed, the same bytes).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +45,7 @@ from wsfm.shards import (
     write_stats,
 )
 from wsfm.stages.base import StageContext, StageResult
+from wsfm.taskfiles import LocalFiles, TaskFiles
 
 __all__ = ["ShardJob", "ShardResult", "chunk_seed", "generate_drafts", "make_shard"]
 
@@ -58,6 +66,7 @@ class ShardJob:
     block: int = BLOCK
     pair: str = "none"
     data: DataConfig | None = None
+    files: TaskFiles | None = None  # the stage's files from the task's node (None: out_dir)
 
     def __str__(self) -> str:  # how a failed task is named in errors
         return f"{shard_name(self.index)} (seed {self.seed})"
@@ -77,22 +86,26 @@ def chunk_seed(seed: int, chunk: int) -> int:
 
 def make_shard(job: ShardJob) -> ShardResult:
     """Make (or find complete) one shard and its stats record (one parallel task per shard)."""
-    out = Path(job.out_dir)
-    old, problem = _earlier_attempt(out, job)
-    if problem is None:
-        assert old is not None  # complete means its record is there
-        return ShardResult(old, reused=True)
-    (out / stats_name(job.index)).unlink(missing_ok=True)  # the record must come after the tar
-    start = time.perf_counter()
-    with ShardWriter(out, job.index) as writer:
-        for x, idx in _chunks(job):
-            for s in range(0, len(x), job.block):
-                writer.write(x[s:s + job.block], None if idx is None else idx[s:s + job.block])
-        size, sha = writer.commit()
-    record = ShardRecord(shard_name(job.index), writer.count, size, sha, job.seed,
-                         seconds=time.perf_counter() - start, draft_sha256=job.draft_sha256,
-                         pair=job.pair, node=_node_id())
-    write_stats(out, job.index, record)
+    files = job.files or LocalFiles(job.out_dir)
+    job = dataclasses.replace(job, draft_path=str(files.input(job.draft_path)))
+    with files.workspace() as out:
+        old, problem = _earlier_attempt(out, job)
+        if problem is None:
+            assert old is not None  # complete means its record is there
+            return ShardResult(old, reused=True)
+        (out / stats_name(job.index)).unlink(missing_ok=True)  # the record comes after the tar
+        start = time.perf_counter()
+        with ShardWriter(out, job.index) as writer:
+            for x, idx in _chunks(job):
+                for s in range(0, len(x), job.block):
+                    writer.write(x[s:s + job.block],
+                                 None if idx is None else idx[s:s + job.block])
+            size, sha = writer.commit()
+        record = ShardRecord(shard_name(job.index), writer.count, size, sha, job.seed,
+                             seconds=time.perf_counter() - start, draft_sha256=job.draft_sha256,
+                             pair=job.pair, node=_node_id())
+        write_stats(out, job.index, record)
+        files.publish(out, shard_name(job.index), stats_name(job.index))
     return ShardResult(record, reused=False, repaired=problem)
 
 
@@ -168,7 +181,8 @@ def generate_drafts(ctx: StageContext) -> StageResult:
     # Shard seeds are disjoint from the seeds that evaluation samples with.
     jobs = [ShardJob(str(draft_path), str(ctx.out), i, sh.per_shard,
                      seed=cfg.seed * 1_000_003 + 1_000 + i, draft_sha256=draft_sha,
-                     block=sh.block, pair=sh.pair, data=cfg.data if sh.pair != "none" else None)
+                     block=sh.block, pair=sh.pair, data=cfg.data if sh.pair != "none" else None,
+                     files=ctx.files)
             for i in range(sh.num_shards)]
     _remove_temporaries(ctx.out)
     start = time.perf_counter()

@@ -5,7 +5,7 @@
   the cold_ot model's sample from it at ``REFLOW_STEPS`` Euler steps, written as rows
   ``[z | x1]`` (2D) into WebDataset shards by one ``ctx.runtime.map`` task per shard, with
   ``generate_drafts``' layout, records and resume rules (``shards.num_shards`` x
-  ``per_shard`` pairs);
+  ``per_shard`` pairs), and as they do, delivered through ``job.files`` from whatever node;
 - ``train_reflow``: flow matching on those pairs;
 - ``train_draft_source``: flow matching from the widened drafts over the whole path
   (t0 = 0), with the refiner's shards and pairs: a good source without a late start.
@@ -37,6 +37,7 @@ from wsfm.shards import (
     read_stats,
     sha256_file,
     shard_name,
+    stats_name,
     write_manifest,
     write_stats,
 )
@@ -44,10 +45,12 @@ from wsfm.stages.base import StageContext, StageResult
 from wsfm.stages.generate_drafts import (
     CHUNK_BLOCKS,
     _earlier_attempt,
+    _node_id,
     _remove_temporaries,
     chunk_seed,
 )
 from wsfm.stages.train import _result
+from wsfm.taskfiles import LocalFiles, TaskFiles
 from wsfm.train.spec import Mode, TrainSpec
 
 __all__ = ["REFLOW_STEPS", "ReflowJob", "generate_reflow", "make_reflow_shard",
@@ -118,6 +121,7 @@ class ReflowJob:
     draft_sha256: str
     block: int = BLOCK
     pair: str = "none"
+    files: TaskFiles | None = None  # the stage's files from the task's node (None: out_dir)
 
     def __str__(self) -> str:
         return f"{shard_name(self.index)} (seed {self.seed})"
@@ -143,20 +147,24 @@ def _pairs(job: ReflowJob) -> Iterator[np.ndarray]:
 
 def make_reflow_shard(job: ReflowJob) -> ShardRecord:
     """Make (or find complete) one shard of pairs and its stats record."""
-    out = Path(job.out_dir)
-    old, problem = _earlier_attempt(out, job)  # type: ignore[arg-type]  # same fields
-    if problem is None:
-        assert old is not None  # complete means its record is there
-        return old
-    start = time.perf_counter()
-    with ShardWriter(out, job.index) as writer:
-        for x in _pairs(job):
-            for s in range(0, len(x), job.block):
-                writer.write(x[s:s + job.block], None)
-        size, sha = writer.commit()
-    record = ShardRecord(shard_name(job.index), writer.count, size, sha, job.seed,
-                         seconds=time.perf_counter() - start, draft_sha256=job.draft_sha256)
-    write_stats(out, job.index, record)
+    files = job.files or LocalFiles(job.out_dir)
+    job = dataclasses.replace(job, model_path=str(files.input(job.model_path)))
+    with files.workspace() as out:
+        old, problem = _earlier_attempt(out, job)  # type: ignore[arg-type]  # same fields
+        if problem is None:
+            assert old is not None  # complete means its record is there
+            return old
+        start = time.perf_counter()
+        with ShardWriter(out, job.index) as writer:
+            for x in _pairs(job):
+                for s in range(0, len(x), job.block):
+                    writer.write(x[s:s + job.block], None)
+            size, sha = writer.commit()
+        record = ShardRecord(shard_name(job.index), writer.count, size, sha, job.seed,
+                             seconds=time.perf_counter() - start, draft_sha256=job.draft_sha256,
+                             node=_node_id())
+        write_stats(out, job.index, record)
+        files.publish(out, shard_name(job.index), stats_name(job.index))
     return record
 
 
@@ -176,7 +184,7 @@ def generate_reflow(ctx: StageContext) -> StageResult:
     sha = sha256_file(model)
     jobs = [ReflowJob(str(model), cfg, str(ctx.out), i, sh.per_shard,
                       seed=cfg.seed * 1_000_003 + REFLOW_SEED + i, draft_sha256=sha,
-                      block=sh.block) for i in range(sh.num_shards)]
+                      block=sh.block, files=ctx.files) for i in range(sh.num_shards)]
     _remove_temporaries(ctx.out)
     start = time.perf_counter()
     try:

@@ -24,6 +24,7 @@ sampling uses), ``model_raw.pt`` (the trained weights, consolidated with ``zero_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -39,7 +40,15 @@ import torch
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
 from wsfm.models import build_model
-from wsfm.train.checkpoint import DEEPSPEED, TrainState, checkpoint_name, restore, save
+from wsfm.taskfiles import LocalFiles
+from wsfm.train.checkpoint import (
+    DEEPSPEED,
+    POINTER,
+    TrainState,
+    checkpoint_name,
+    restore,
+    save,
+)
 from wsfm.train.data import BatchStream, as_tensor
 from wsfm.train.discrete_objective import make_objective
 from wsfm.train.ema import EMA
@@ -69,14 +78,26 @@ Objective = Any  # make_batch(source, data, gen) and loss(net, batch, gen, devic
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train entry point. ``config``: ``spec`` (TrainSpec), ``run_dir`` (this run's Ray
-    folder, where checkpoints go), ``tracking`` (``{"uri", "run_id"}`` or None), ``hooks``."""
-    spec: TrainSpec = config["spec"]
-    _stop_if_diverged(Path(spec.out_dir))
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if spec.train.use_gpu else "cpu")
-    from wsfm.train.session import RaySession
+    folder, where checkpoints go), ``tracking`` (``{"uri", "run_id"}`` or None), ``hooks``.
 
-    run(spec, RaySession(config["run_dir"]), tracking=config.get("tracking"),
-        hooks=config.get("hooks") or ())
+    A worker on a node that does not see the stage folder (``spec.files``) reads the shards
+    from its node's copy of the input and writes into a scratch folder; rank 0 delivers
+    what it wrote there into the stage's output when it ends, failed or not."""
+    spec: TrainSpec = config["spec"]
+    files = spec.files or LocalFiles(spec.out_dir)
+    with files.workspace(fetch=(DIVERGED, POINTER)) as out:
+        _stop_if_diverged(out)
+        os.environ.setdefault("DS_ACCELERATOR", "cuda" if spec.train.use_gpu else "cpu")
+        from wsfm.train.session import RaySession
+
+        here = dataclasses.replace(spec, out_dir=str(out), shard_urls=tuple(
+            str(files.input(url)) for url in spec.shard_urls))
+        session = RaySession(config["run_dir"])
+        try:
+            run(here, session, tracking=config.get("tracking"), hooks=config.get("hooks") or ())
+        finally:
+            if session.rank == 0:
+                files.publish(out, *sorted(p.name for p in out.iterdir() if p.is_file()))
 
 
 def _stop_if_diverged(out: Path) -> None:

@@ -12,6 +12,12 @@ The Ray run name lives in the stage folder (``ray_run.json``): the orchestrator 
 resumable stage's partial folder after a failure, so a rerun continues the same Ray run,
 while a fresh folder (a first run, ``--force`` after success) starts a new one instead of
 silently restoring a finished run.
+
+Where rank 0 writes. The workers may run on nodes that do not see the stage folder (an
+object-store root, several nodes, no shared mount): ``spec.files`` (``wsfm.taskfiles``) then
+gives each worker the shards as its node sees them and rank 0 a scratch folder whose files it
+delivers at the end (and on failure: the divergence marker); :func:`fit` collects them into
+the stage folder before it reads ``train_summary.json``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig,
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from wsfm.orchestrate.storage import ray_storage
+from wsfm.taskfiles import LocalFiles
 from wsfm.train.checkpoint import POINTER
 from wsfm.train.loop import train_loop_per_worker
 from wsfm.train.monitor import DIVERGED, Divergence
@@ -68,9 +75,11 @@ def fit(spec: TrainSpec, *, storage_path: str, run_name: str,
     """
     tc, out = spec.train, Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    files = spec.files or LocalFiles(str(out))
     name = ray_run_name(out, run_name, storage_path)
     filesystem, path = ray_storage(storage_path)  # an S3 endpoint from the environment
-    (out / DIVERGED).unlink(missing_ok=True)  # a new attempt may try again
+    (out / DIVERGED).unlink(missing_ok=True)  # a new attempt may try again,
+    files.remove(DIVERGED)  # and its workers on other nodes must not fetch an old marker
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"spec": spec, "tracking": tracking, "hooks": tuple(hooks),
@@ -82,7 +91,10 @@ def fit(spec: TrainSpec, *, storage_path: str, run_name: str,
                              failure_config=FailureConfig(max_failures=tc.max_failures)),
     )
     try:
-        trainer.fit()
+        try:
+            trainer.fit()
+        finally:
+            files.collect()  # what rank 0 delivered from another node
     except TrainingFailedError as exc:
         diverged = out / DIVERGED
         if diverged.is_file():

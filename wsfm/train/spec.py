@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from wsfm.config import DataConfig, FlowConfig, ModelConfig, TrainConfig
+from wsfm.taskfiles import TaskFiles
 
 __all__ = ["Mode", "TrainSpec"]
 
@@ -31,3 +32,6 @@ class TrainSpec:
     out_dir: str  # rank 0 writes model.pt and train_summary.json here
     shard_urls: tuple[str, ...] = ()
     paired: bool = False  # the shards hold each draft's training partner (shards.pair)
+    # How a worker on another node reads the shards and delivers rank 0's files into
+    # out_dir (wsfm.taskfiles); None: out_dir and the shards are visible to every worker.
+    files: TaskFiles | None = None

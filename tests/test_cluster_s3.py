@@ -1,0 +1,126 @@
+"""An object-store root on a two-node cluster without a shared mount: fan-out tasks deliver.
+
+Two Ray nodes on this machine (head 127.0.0.2, worker 127.0.0.3; 1 CPU each), the artifact
+root on moto's S3 server (127.0.0.1), and every node's stage cache at the same path,
+``WSFM_CACHE``, where the worker node is started in its own mount namespace with an empty
+tmpfs over it: that node cannot see a single file that the driver or the head node put in
+their cache (their stage folders, their inputs), nor can they see its own, as on two
+machines. The toy2d smoke pipeline (smaller still, with the OT-CFM and reflow rivals so that
+``generate_reflow`` fans out too) runs through ``wsfm run --address``. Shard tasks, evaluation
+jobs and Ray Train workers run on both nodes, whichever node runs their stage: each must read
+its inputs from its own node's copy and deliver its files through the store
+(``wsfm.taskfiles``). Checked: every stage's output is committed in the bucket with every file
+its record lists (all the shards, the models), no partial folder or outbox is left, shard
+tasks and training ranks ran on both nodes, and a second invocation skips every stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.fs as pafs
+import pytest
+
+from tests.conftest import ROOT
+from tests.s3server import CREDENTIALS, make_bucket, moto_server
+from tests.servers import can_mask, ray_cluster
+from tests.test_pipeline import stage_lines
+from tests.test_pipeline_s3 import assert_committed, bucket_contents, small_smoke
+from wsfm.shards import read_manifest
+from wsfm.stages import STAGES
+
+pytestmark = [pytest.mark.pipeline, pytest.mark.cluster,
+              pytest.mark.skipif(not can_mask(), reason="needs a private mount namespace "
+                                 "(root or CAP_SYS_ADMIN) to hide the cache from one node")]
+STAGE_NAMES = [s.name for s in STAGES]
+BUCKET = "wsfm-cluster"
+PREFIX = f"{BUCKET}/wsfm/artifacts/toy2d"
+METHODS = ["draft", "cold", "cold_ot", "reflow", "zero_shot", "warm"]
+
+
+def wsfm(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "wsfm.cli", *args], env=env, text=True,
+                          capture_output=True, timeout=2700, cwd=cwd)
+    print(proc.stdout[-6000:], proc.stderr[-4000:])
+    return proc
+
+
+def fetch(endpoint: str, path: str, dest: Path) -> Path:
+    """One object of the bucket, downloaded to ``dest``."""
+    fs = pafs.S3FileSystem(endpoint_override=endpoint, region="us-east-1",
+                           access_key="testing", secret_key="testing")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(fs.open_input_stream(path).read())
+    return dest
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cluster-s3")
+    pipeline = small_smoke(root, methods=METHODS, solvers=["euler"])
+    cache = root / "cache"  # the same path on both nodes; the worker's is its own tmpfs
+    cache.mkdir()
+    with moto_server() as endpoint:
+        make_bucket(endpoint, BUCKET)
+        store = {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "WSFM_CACHE": str(cache),
+                 "PYTHONPATH": str(ROOT)}
+        with ray_cluster(root / "ray", extra_env=store, masks={1: [cache]}) as cluster:
+            env = {**os.environ, **cluster.env, **store, "DS_ACCELERATOR": "cpu",
+                   "WSFM_HOME": f"s3://{BUCKET}/wsfm", "WSFM_LOG_DIR": str(root / "logs"),
+                   "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+                   "PYTHONUNBUFFERED": "1"}
+            env.pop("RAY_ADDRESS", None)
+            args = ("run", str(pipeline), "--profile", "smoke", "--address", cluster.address)
+            first = wsfm(*args, env=env, cwd=root)
+            second = wsfm(*args, env=env, cwd=root) if first.returncode == 0 else None
+            nodes = cluster.nodes()
+        listing, successes = bucket_contents(endpoint, f"{BUCKET}/wsfm")
+        outputs = {}
+        for path, record in successes.items():
+            stage = path.split("/")[-3]
+            folder = root / "outputs" / stage
+            for rel in ("manifest.parquet", "train_summary.json"):
+                if rel in record["files"]:
+                    fetch(endpoint, f"{path.rsplit('/', 1)[0]}/{rel}", folder / rel)
+            outputs[stage] = folder
+    yield {"first": first, "second": second, "listing": listing, "successes": successes,
+           "nodes": nodes, "outputs": outputs, "cache": cache}
+
+
+def record_of(run, stage: str) -> dict:
+    [record] = [r for p, r in run["successes"].items() if p.startswith(f"{PREFIX}/{stage}/")]
+    return record
+
+
+def test_every_stage_ran_and_is_committed_whole_in_the_bucket(run):
+    assert run["first"].returncode == 0, run["first"].stderr[-3000:]
+    assert stage_lines(run["first"].stdout) == {n: "done" for n in STAGE_NAMES}
+    assert_committed(run["listing"], run["successes"], PREFIX, STAGE_NAMES)
+    for stage in ("generate_drafts", "generate_reflow"):
+        files = set(record_of(run, stage)["files"])
+        assert {"shard-000000.tar", "shard-000001.tar", "manifest.parquet"} <= files, stage
+        assert len(read_manifest(run["outputs"][stage])) == 2
+    for stage in ("train_refiner", "train_baseline", "train_cold_ot", "train_reflow"):
+        assert {"model.pt", "model_raw.pt", "train_summary.json"} <= set(
+            record_of(run, stage)["files"]), stage
+
+
+def test_shard_tasks_and_training_ranks_ran_on_both_nodes(run):
+    nodes = run["nodes"]
+    assert sorted(nodes.values()) == ["127.0.0.2", "127.0.0.3"]
+    drafts = read_manifest(run["outputs"]["generate_drafts"])
+    assert {r.node for r in drafts} == set(nodes)  # one shard was made off its stage's node
+    pairs = read_manifest(run["outputs"]["generate_reflow"])
+    assert {r.node for r in pairs} <= set(nodes) and all(r.node for r in pairs)
+    summary = json.loads((run["outputs"]["train_refiner"] / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and set(summary["nodes"]) == set(nodes)
+
+
+def test_a_rerun_skips_every_stage(run):
+    second = run["second"]
+    assert second is not None and second.returncode == 0, second.stderr[-3000:]
+    assert stage_lines(second.stdout) == {n: "cached" for n in STAGE_NAMES}
