@@ -78,13 +78,15 @@ def submit_latency(dashboard: str, home: Path, repeat: int) -> tuple[float, floa
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, cwd=ROOT)
-    first = None
+    first, lines = None, []
     for line in proc.stdout:
+        lines.append(line)
         if first is None and "[wsfm] pretrain_draft" in line and "started" in line:
             first = time.perf_counter() - start
     code = proc.wait(timeout=900)
     if code != 0 or first is None:
-        raise RuntimeError(f"wsfm submit exited {code} (first stage seen: {first})")
+        raise RuntimeError(f"wsfm submit exited {code} (first stage seen: {first}); its "
+                           "output ends:\n" + "".join(lines[-60:]))
     return first, time.perf_counter() - start
 
 

@@ -84,11 +84,11 @@ def make_plan(
         fp = fingerprint(spec, config, {d: plan[d].fingerprint for d in spec.deps})
         record, problem = store.inspect(spec.name, fp)
         blocked = [d for d in spec.deps if plan[d].action in ("blocked", "skip")]
-        if blocked:
-            item = PlanItem(spec.name, fp, "blocked", f"needs {blocked[0]}, which is not available")
-        elif only is not None and spec.name != only:
+        if only is not None and spec.name != only:  # not selected: never a failure
             item = (PlanItem(spec.name, fp, "cached", producer_run_id=record.get("mlflow_run_id"))
                     if record else PlanItem(spec.name, fp, "skip", "not selected by --only"))
+        elif blocked:
+            item = PlanItem(spec.name, fp, "blocked", f"needs {blocked[0]}, which is not available")
         elif force or spec.name in forced or spec.name == only or record is None:
             why = problem if record is None else "forced"
             item = PlanItem(spec.name, fp, "run", why)
