@@ -85,11 +85,47 @@ class RayCluster:
     temp_dir: Path
     node_ips: list[str]
     processes: list[subprocess.Popen] = field(default_factory=list)
+    root: Path = Path(".")  # where the nodes' logs go
+    node_args: list[str] = field(default_factory=list)  # what every node is started with
+    start_env: dict[str, str] = field(default_factory=dict)  # the nodes' environment
+    resource: str = "node"
 
     @property
     def env(self) -> dict[str, str]:
         """Token auth on, with this cluster's own token (see :func:`ray_cluster`)."""
         return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.temp_dir / "auth_token")}
+
+    def add_node(self, ip: str, timeout: float = 300.0) -> subprocess.Popen:
+        """Join one more worker node on ``ip`` (the same CPUs as the others, custom resources
+        ``{resource}_<index>`` and ``{resource}``); returns once it is alive."""
+        i = len(self.node_ips)
+        res = f'{{"{self.resource}": 1, "{self.resource}_{i}": 1}}'
+        args = [f"--address={self.address}", f"--node-ip-address={ip}", *self.node_args,
+                f"--resources={res}", *_ray_ports(ip)]
+        proc = _start_node(args, self.temp_dir, self.root / f"node-{i}.log", self.start_env)
+        self.processes.append(proc)
+        self.node_ips.append(ip)
+        deadline = time.monotonic() + timeout
+        while ip not in self.nodes().values():
+            if proc.poll() is not None:
+                raise RuntimeError(f"the node on {ip} exited with {proc.returncode} (logs in "
+                                   f"{self.root / f'node-{i}.log'})")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the node on {ip} did not join {self.address} in {timeout}s")
+            time.sleep(2)
+        return proc
+
+    def kill_node(self, index: int) -> None:
+        """SIGKILL node ``index`` (its ``ray start --block`` process group: raylet, workers,
+        agents), as a machine that dies would; only that group is touched."""
+        proc = self.processes[index]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _group_alive(proc.pid):
+            raise RuntimeError(f"node {index} (pgid {proc.pid}) still has processes")
 
     def nodes(self) -> dict[str, str]:
         """``{node id: address}`` of the alive nodes (asked through a fresh driver)."""
@@ -182,16 +218,19 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
     token.chmod(0o600)
     head = ips[0]
     port, dash = free_port(head), free_port(head)
-    cluster = RayCluster(f"{head}:{port}", f"http://{head}:{dash}", temp_dir, list(ips))
+    cluster = RayCluster(f"{head}:{port}", f"http://{head}:{dash}", temp_dir, list(ips),
+                         root=root, resource=resource,
+                         node_args=[f"--num-cpus={num_cpus}", "--num-gpus=0",
+                                    f"--object-store-memory={400 * 2**20}"])  # small: 2 cores
     env = {**os.environ, **cluster.env, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
            **(extra_env or {})}
     env.pop("RAY_ADDRESS", None)
     env.pop("RAY_AUTH_TOKEN", None)
+    cluster.start_env = env
     try:
         for i, ip in enumerate(ips):
             res = f'{{"{resource}": 1, "{resource}_{i}": 1}}'
-            common = [f"--node-ip-address={ip}", f"--num-cpus={num_cpus}", "--num-gpus=0",
-                      f"--object-store-memory={400 * 2**20}",  # small: shared 2-core box
+            common = [f"--node-ip-address={ip}", *cluster.node_args,
                       f"--resources={res}", *_ray_ports(ip)]
             if i == 0:
                 args = ["--head", f"--port={port}", f"--dashboard-host={head}",
@@ -207,11 +246,12 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
         _wait_http(f"{cluster.dashboard}/api/version", timeout)
         yield cluster
     finally:
-        for proc in reversed(cluster.processes):  # workers first, then the head
+        for proc in reversed(cluster.processes):  # workers first (added ones too), head last
             stop_process(proc)
         try:  # keep the logs with the test's files
             shutil.copytree(temp_dir, root / "ray-tmp", dirs_exist_ok=True, symlinks=True,
-                            ignore=shutil.ignore_patterns("sockets", "runtime_resources", "auth_token"))
+                            ignore=shutil.ignore_patterns("sockets", "runtime_resources",
+                                                          "auth_token"))
         except (shutil.Error, OSError):
             pass
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -239,12 +279,13 @@ class MlflowServer:
 
 
 @contextmanager
-def mlflow_server(root: Path, *, host: str = "127.0.0.1", timeout: float = 180.0
-                  ) -> Iterator[MlflowServer]:
-    """An MLflow tracking server (SQLite backend, artifacts proxied into a local folder)."""
+def mlflow_server(root: Path, *, host: str = "127.0.0.1", port: int | None = None,
+                  timeout: float = 180.0) -> Iterator[MlflowServer]:
+    """An MLflow tracking server (SQLite backend, artifacts proxied into a local folder).
+    The same ``root`` and ``port`` again: the same server back (its store and artifacts)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    port = free_port(host)
+    port = port or free_port(host)
     server = MlflowServer(f"http://{host}:{port}", f"sqlite:///{root / 'mlflow.db'}",
                           root / "mlartifacts")
     with ExitStack() as stack:
