@@ -89,6 +89,7 @@ class RayCluster:
     node_args: list[str] = field(default_factory=list)  # what every node is started with
     start_env: dict[str, str] = field(default_factory=dict)  # the nodes' environment
     resource: str = "node"
+    node_temp_dirs: list[Path] = field(default_factory=list)  # those of added nodes
 
     @property
     def env(self) -> dict[str, str]:
@@ -97,12 +98,19 @@ class RayCluster:
 
     def add_node(self, ip: str, timeout: float = 300.0) -> subprocess.Popen:
         """Join one more worker node on ``ip`` (the same CPUs as the others, custom resources
-        ``{resource}_<index>`` and ``{resource}``); returns once it is alive."""
+        ``{resource}_<index>`` and ``{resource}``); returns once it is alive.
+
+        It gets a ``--temp-dir`` of its own, as a separate machine has: nodes that share one
+        also share ``runtime_resources/``, and a node that joins a running job evicts the
+        job's ``working_dir`` from it once its own workers are done with it (seen: the
+        other nodes' pooled workers then lost their current directory)."""
         i = len(self.node_ips)
         res = f'{{"{self.resource}": 1, "{self.resource}_{i}": 1}}'
         args = [f"--address={self.address}", f"--node-ip-address={ip}", *self.node_args,
                 f"--resources={res}", *_ray_ports(ip)]
-        proc = _start_node(args, self.temp_dir, self.root / f"node-{i}.log", self.start_env)
+        temp_dir = Path(tempfile.mkdtemp(prefix="wsfm-ray-", dir="/tmp"))
+        self.node_temp_dirs.append(temp_dir)
+        proc = _start_node(args, temp_dir, self.root / f"node-{i}.log", self.start_env)
         self.processes.append(proc)
         self.node_ips.append(ip)
         deadline = time.monotonic() + timeout
@@ -248,13 +256,15 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
     finally:
         for proc in reversed(cluster.processes):  # workers first (added ones too), head last
             stop_process(proc)
-        try:  # keep the logs with the test's files
-            shutil.copytree(temp_dir, root / "ray-tmp", dirs_exist_ok=True, symlinks=True,
-                            ignore=shutil.ignore_patterns("sockets", "runtime_resources",
-                                                          "auth_token"))
-        except (shutil.Error, OSError):
-            pass
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        for folder, name in ((temp_dir, "ray-tmp"), *((d, f"ray-tmp-{d.name}")
+                                                        for d in cluster.node_temp_dirs)):
+            try:  # keep the logs with the test's files
+                shutil.copytree(folder, root / name, dirs_exist_ok=True, symlinks=True,
+                                ignore=shutil.ignore_patterns("sockets", "runtime_resources",
+                                                              "auth_token"))
+            except (shutil.Error, OSError):
+                pass
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _wait_http(url: str, timeout: float) -> None:
