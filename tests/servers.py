@@ -87,11 +87,56 @@ class RayCluster:
     node_ips: list[str]
     token_path: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
+    root: Path = Path(".")  # where the nodes' logs go
+    node_args: list[str] = field(default_factory=list)  # what every node is started with
+    start_env: dict[str, str] = field(default_factory=dict)  # the nodes' environment
+    resource: str = "node"
+    node_temp_dirs: list[Path] = field(default_factory=list)  # those of added nodes
+    taken: set[int] = field(default_factory=set)  # ports given to this cluster's servers
 
     @property
     def env(self) -> dict[str, str]:
         """Token auth on, with this cluster's token file (see :func:`ray_cluster`)."""
         return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.token_path)}
+
+    def add_node(self, ip: str, timeout: float = 300.0) -> subprocess.Popen:
+        """Join one more worker node on ``ip`` (the same CPUs as the others, custom resources
+        ``{resource}_<index>`` and ``{resource}``); returns once it is alive.
+
+        It gets a ``--temp-dir`` of its own, as a separate machine has: nodes that share one
+        also share ``runtime_resources/``, and a node that joins a running job evicts the
+        job's ``working_dir`` from it once its own workers are done with it (seen: the
+        other nodes' pooled workers then lost their current directory)."""
+        i = len(self.node_ips)
+        res = f'{{"{self.resource}": 1, "{self.resource}_{i}": 1}}'
+        args = [f"--address={self.address}", f"--node-ip-address={ip}", *self.node_args,
+                f"--resources={res}", *_ray_ports(ip, self.taken)]
+        temp_dir = Path(tempfile.mkdtemp(prefix="wsfm-ray-", dir="/tmp"))
+        self.node_temp_dirs.append(temp_dir)
+        proc = _start_node(args, temp_dir, self.root / f"node-{i}.log", self.start_env)
+        self.processes.append(proc)
+        self.node_ips.append(ip)
+        deadline = time.monotonic() + timeout
+        while ip not in self.nodes().values():
+            if proc.poll() is not None:
+                raise RuntimeError(f"the node on {ip} exited with {proc.returncode} (logs in "
+                                   f"{self.root / f'node-{i}.log'})")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the node on {ip} did not join {self.address} in {timeout}s")
+            time.sleep(2)
+        return proc
+
+    def kill_node(self, index: int) -> None:
+        """SIGKILL node ``index`` (its ``ray start --block`` process group: raylet, workers,
+        agents), as a machine that dies would; only that group is touched."""
+        proc = self.processes[index]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _group_alive(proc.pid):
+            raise RuntimeError(f"node {index} (pgid {proc.pid}) still has processes")
 
     def nodes(self) -> dict[str, str]:
         """``{node id: address}`` of the alive nodes (asked through a fresh driver)."""
@@ -197,18 +242,20 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
         token.chmod(0o600)
     head = ips[0]
     port, dash, client = free_port(head), free_port(head), free_port(head)
-    taken = {port, dash, client}
-    cluster = RayCluster(f"{head}:{port}", f"http://{head}:{dash}", temp_dir, list(ips), token)
+    cluster = RayCluster(f"{head}:{port}", f"http://{head}:{dash}", temp_dir, list(ips), token,
+                         root=root, resource=resource, taken={port, dash, client},
+                         node_args=[f"--num-cpus={num_cpus}", "--num-gpus=0",
+                                    f"--object-store-memory={400 * 2**20}"])  # small: 2 cores
     env = {**os.environ, **cluster.env, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
            **(extra_env or {})}
     env.pop("RAY_ADDRESS", None)
     env.pop("RAY_AUTH_TOKEN", None)
+    cluster.start_env = env
     try:
         for i, ip in enumerate(ips):
             res = f'{{"{resource}": 1, "{resource}_{i}": 1}}'
-            common = [f"--node-ip-address={ip}", f"--num-cpus={num_cpus}", "--num-gpus=0",
-                      f"--object-store-memory={400 * 2**20}",  # small: shared 2-core box
-                      f"--resources={res}", *_ray_ports(ip, taken)]
+            common = [f"--node-ip-address={ip}", *cluster.node_args,
+                      f"--resources={res}", *_ray_ports(ip, cluster.taken)]
             if i == 0:
                 args = ["--head", f"--port={port}", f"--dashboard-host={head}",
                         f"--dashboard-port={dash}", "--include-dashboard=true",
@@ -223,15 +270,17 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
         _wait_http(f"{cluster.dashboard}/api/version", timeout)
         yield cluster
     finally:
-        for proc in reversed(cluster.processes):  # workers first, then the head
+        for proc in reversed(cluster.processes):  # workers first (added ones too), head last
             stop_process(proc)
-        try:  # keep the logs with the test's files
-            shutil.copytree(temp_dir, root / "ray-tmp", dirs_exist_ok=True, symlinks=True,
-                            ignore=shutil.ignore_patterns("sockets", "runtime_resources",
-                                                          "auth_token"))
-        except (shutil.Error, OSError):
-            pass
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        for folder, name in ((temp_dir, "ray-tmp"), *((d, f"ray-tmp-{d.name}")
+                                                        for d in cluster.node_temp_dirs)):
+            try:  # keep the logs with the test's files
+                shutil.copytree(folder, root / name, dirs_exist_ok=True, symlinks=True,
+                                ignore=shutil.ignore_patterns("sockets", "runtime_resources",
+                                                              "auth_token"))
+            except (shutil.Error, OSError):
+                pass
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _wait_http(url: str, timeout: float) -> None:
@@ -256,12 +305,13 @@ class MlflowServer:
 
 
 @contextmanager
-def mlflow_server(root: Path, *, host: str = "127.0.0.1", timeout: float = 180.0
-                  ) -> Iterator[MlflowServer]:
-    """An MLflow tracking server (SQLite backend, artifacts proxied into a local folder)."""
+def mlflow_server(root: Path, *, host: str = "127.0.0.1", port: int | None = None,
+                  timeout: float = 180.0) -> Iterator[MlflowServer]:
+    """An MLflow tracking server (SQLite backend, artifacts proxied into a local folder).
+    The same ``root`` and ``port`` again: the same server back (its store and artifacts)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    port = free_port(host)
+    port = port or free_port(host)
     server = MlflowServer(f"http://{host}:{port}", f"sqlite:///{root / 'mlflow.db'}",
                           root / "mlartifacts")
     with ExitStack() as stack:

@@ -12,6 +12,7 @@ here logs or prints them.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -28,6 +29,7 @@ from mlflow.types import ColSpec, Schema, TensorSpec
 
 import mlflow
 from wsfm.config import flatten
+from wsfm.errors import UserError
 from wsfm.registry import Score, decide
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHAMPION",
     "Tracker",
+    "TrackingLost",
     "champion_score",
     "check_tracking_server",
     "flatten",
@@ -46,6 +49,7 @@ __all__ = [
     "model_signature",
     "publish_model",
     "redact",
+    "server_answers",
     "start_system_metrics",
     "tracking_uri",
 ]
@@ -62,6 +66,52 @@ HEADLINE = ("cold_quality", "warm_quality", "draft_quality", "reference", "speed
             "speedup_wall")
 
 
+class TrackingLost(UserError):
+    """The tracking server stopped answering in the middle of a run (it answered at the
+    start: :func:`check_tracking_server`). The message names the server and what was being
+    logged; the runner adds what was kept."""
+
+    def __init__(self, uri: str, what: str, cause: BaseException | None = None):
+        self.uri, self.what = redact(uri), what
+        why = f": {type(cause).__name__}" if cause is not None else ""
+        super().__init__(f"MLflow tracking server {self.uri} (MLFLOW_TRACKING_URI) stopped "
+                         f"answering while {what}{why}")
+
+
+def server_answers(uri: str, timeout: float = 10.0) -> bool:
+    """Whether an HTTP tracking server answers at all now (any HTTP status counts); a local
+    store always does."""
+    import requests
+
+    if not uri.startswith(("http://", "https://")):
+        return True
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+    except requests.RequestException:
+        return False
+    return True
+
+
+def _guarded(what: str):
+    """Method decorator: a failure of a tracking call while the server does not answer
+    becomes :class:`TrackingLost` (``what``: what was being logged, ``{0}``: the first
+    argument after the run id, a stage name say); any other failure stays as it is."""
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except TrackingLost:
+                raise
+            except Exception as exc:
+                if server_answers(self.uri):
+                    raise
+                label = self.labels.get(str(args[0]), str(args[0])) if args else ""
+                raise TrackingLost(self.uri, what.format(label), exc) from exc
+        return call
+    return wrap
+
+
 def tracking_uri(home: Path) -> str:
     local = f"sqlite:///{Path(home).resolve() / 'mlflow.db'}"
     return os.environ.get("MLFLOW_TRACKING_URI") or local
@@ -74,6 +124,7 @@ class Tracker:
         self.uri = uri
         self.client = MlflowClient(uri)
         self._monitors: dict[str, Any] = {}  # run id -> its system metrics monitor
+        self.labels: dict[str, str] = {}  # run id -> what it is, for TrackingLost messages
         exp = self.client.get_experiment_by_name(experiment)
         if exp is not None:
             self.experiment_id = exp.experiment_id
@@ -83,13 +134,18 @@ class Tracker:
             self.experiment_id = self.client.create_experiment(experiment,
                                                                artifact_location=location)
 
+    @_guarded("starting the run of {0}")
     def start_run(self, name: str, parent: str | None = None,
                   tags: dict[str, str] | None = None) -> str:
         tags = dict(tags or {})
         if parent:
             tags["mlflow.parentRunId"] = parent
-        return self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+        run_id = self.client.create_run(self.experiment_id, run_name=name,
+                                        tags=tags).info.run_id
+        self.labels[run_id] = name if parent else f"the pipeline run {name}"
+        return run_id
 
+    @_guarded("logging {0}")
     def log(self, run_id: str, params: dict[str, Any] | None = None,
             metrics: dict[str, float] | None = None, tags: dict[str, str] | None = None) -> None:
         now = int(time.time() * 1000)
@@ -100,6 +156,7 @@ class Tracker:
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
 
+    @_guarded("logging the files of {0}")
     def log_files(self, run_id: str, folder: Path) -> None:
         """Log the stage's small files; big ones (shards, checkpoints) as links in
         ``links.json`` (``{relative path: {"uri", "bytes"}}``), not copied."""
@@ -118,6 +175,7 @@ class Tracker:
             self.client.log_dict(run_id, links, "links.json")
             self.log(run_id, tags={"wsfm.linked_files": str(len(links))})
 
+    @_guarded("ending the run of {0}")
     def finish(self, run_id: str, ok: bool) -> None:
         monitor = self._monitors.pop(run_id, None)
         status = RunStatus.FINISHED if ok else RunStatus.FAILED
@@ -125,6 +183,35 @@ class Tracker:
         if monitor is not None:
             monitor.finish()
 
+    def abandon(self) -> None:
+        """The server is gone: stop the system-metrics threads without waiting on them."""
+        for monitor in self._monitors.values():
+            monitor._shutdown_event.set()
+        self._monitors.clear()
+
+    @_guarded("logging {0}")
+    def log_stage(self, run_id: str, record: dict[str, Any], folder: Path) -> None:
+        """A finished stage's run: its record's params, metrics and tags, its files, and a
+        training stage's step metrics from ``train_metrics.jsonl`` with their own timestamps
+        (what rank 0 could not send; resent ones are duplicates, which MLflow ignores)."""
+        self.log(run_id, params=record.get("params"), metrics=record.get("metrics", {}),
+                 tags=record.get("tags"))
+        self.log_files(run_id, folder)
+        self.log_step_history(run_id, folder)
+
+    @_guarded("logging the step metrics of {0}")
+    def log_step_history(self, run_id: str, folder: Path) -> int:
+        """Log the records of ``train_metrics.jsonl`` in ``folder``; returns how many."""
+        from wsfm.train.monitor import read_step_metrics
+
+        records = read_step_metrics(Path(folder))
+        metrics = [Metric(k, float(v), r["timestamp"], r["step"]) for r in records
+                   for k, v in r["metrics"].items()]
+        for i in range(0, len(metrics), 1000):  # MLflow takes at most 1000 per batch
+            self.client.log_batch(run_id, metrics=metrics[i:i + 1000])
+        return len(records)
+
+    @_guarded("logging the source of {0}")
     def log_source(self, run_id: str, pipeline_file: str | Path, config: Any) -> None:
         """The parent run's provenance: git commit and dirty flag of the code that ran, the
         pipeline YAML (artifact ``pipeline/``) and the resolved config (``config.json``)."""
@@ -135,6 +222,7 @@ class Tracker:
             self.client.log_artifact(run_id, str(pipeline_file), "pipeline")
         self.client.log_dict(run_id, to_dict(config), "config.json")
 
+    @_guarded("starting {0}")
     def stage_started(self, run_id: str, stage: str, inputs: dict[str, str]) -> None:
         """A stage's run before its work: system metrics for the training stages, and the
         draft manifest as the dataset input of the stage that reads the drafts."""
@@ -143,6 +231,7 @@ class Tracker:
         if DRAFTS_STAGE in inputs:
             log_manifest_input(self.client, run_id, Path(inputs[DRAFTS_STAGE]))
 
+    @_guarded("logging the headline of {0}")
     def log_headline(self, run_id: str, evaluated: Path | None) -> None:
         """The evaluation's headline numbers as the parent run's metrics and its plots as
         images, so that the runs table compares pipelines at a glance."""
@@ -227,8 +316,9 @@ def log_manifest_input(client: MlflowClient, run_id: str, drafts: Path) -> None:
         InputTag("mlflow.data.context", "training")])])
 
 
-def log_step_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
-    now = int(time.time() * 1000)
+def log_step_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int,
+                     timestamp: int | None = None) -> None:
+    now = int(time.time() * 1000) if timestamp is None else timestamp
     MlflowClient(uri).log_batch(run_id, metrics=[Metric(k, float(v), now, step)
                                                  for k, v in metrics.items()])
 

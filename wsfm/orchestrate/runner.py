@@ -8,11 +8,20 @@ stage that could never fit is refused before anything runs. A
 stage task builds its output in a temporary folder and commits it atomically; a failure leaves
 every finished stage intact, and the next invocation resumes from them (fingerprint cache).
 Ray starts only when something has to run.
+
+A tracking server that stops answering mid-run (:class:`wsfm.tracking.TrackingLost`) stops
+the run without losing work: no further stage starts, the running ones finish and commit (a
+training stage's rank 0 keeps its step metrics in the stage folder), the runs that could not
+be logged are written down in ``<artifacts>/.tracking-pending/<parent run>.json``, and the
+command fails with one line naming the server. The next invocation, with the server back,
+logs those runs first (into the same run ids: params, metrics, files, step history) and then
+finds the finished stages cached.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -38,7 +47,10 @@ from wsfm.stages import STAGES, StageContext, get_stage
 from wsfm.train.faults import ENV as FAULT_ENV
 from wsfm.train.faults import stage_fault
 
-__all__ = ["RunSummary", "StageOutcome", "execute_stage", "run_pipeline"]
+__all__ = ["PENDING", "RunSummary", "StageOutcome", "execute_stage", "run_pipeline",
+           "settle_pending"]
+
+PENDING = ".tracking-pending"  # under the lock root: runs an invocation could not log
 
 
 @dataclass
@@ -166,36 +178,126 @@ def run_pipeline(config: PipelineConfig, *, home: str | Path, pipeline_file: str
     if log_path is not None:  # checks passed: from here on the log has something to say
         echo(f"[wsfm] log: {log_path}")
 
-    from wsfm.tracking import Tracker
+    from wsfm.tracking import Tracker, TrackingLost
 
     lock_root = Path(where.artifacts) if not where.remote else where.logs
+    pending = _Pending(lock_root / PENDING, config.name)
     with file_lock(lock_root / ".locks" / "tracking.lock"):  # two first runs at once
         tracker = Tracker(where.mlflow_uri, config.name, where.mlflow_artifacts)
+        settle_pending(tracker, store, lock_root / PENDING, echo)  # a run that lost it
     parent = tracker.start_run(config.name, tags={"wsfm.pipeline_file": pipeline_file,
                                                   "wsfm.profile": profile or "default"})
-    tracker.log(parent, params=to_dict(config))
-    tracker.log_source(parent, pipeline_file, config)
-    outcomes = _record_cached(tracker, parent, store, plan, echo)
-    todo = [item for item in plan if item.action == "run"]
-    if todo:
-        board = board or StageBoard()
-        try:
-            outcomes += _execute(config, store, tracker, parent, plan, where, address,
-                                 board.echo(echo), board, log_path)
-        except BaseException:
-            tracker.finish(parent, False)
-            raise
-    order = [s.name for s in STAGES]
-    outcomes.sort(key=lambda o: order.index(o.stage))
-    summary = RunSummary(config.name, parent, outcomes, plan)
-    evaluated = summary.by_stage().get("evaluate")
-    if evaluated is not None and evaluated.status in ("ran", "cached"):
-        tracker.log_headline(parent, store.stage_in("evaluate", evaluated.fingerprint))
-    tracker.finish(parent, summary.ok)
+    pending.parent = parent
+    try:
+        tracker.log(parent, params=to_dict(config))
+        tracker.log_source(parent, pipeline_file, config)
+        outcomes = _record_cached(tracker, parent, store, plan, echo)
+        todo = [item for item in plan if item.action == "run"]
+        if todo:
+            board = board or StageBoard()
+            try:
+                outcomes += _execute(config, store, tracker, parent, plan, where, address,
+                                     board.echo(echo), board, log_path, pending)
+            except TrackingLost:
+                raise
+            except BaseException:
+                tracker.finish(parent, False)
+                raise
+        order = [s.name for s in STAGES]
+        outcomes.sort(key=lambda o: order.index(o.stage))
+        summary = RunSummary(config.name, parent, outcomes, plan)
+        evaluated = summary.by_stage().get("evaluate")
+        if evaluated is not None and evaluated.status in ("ran", "cached"):
+            tracker.log_headline(parent, store.stage_in("evaluate", evaluated.fingerprint))
+        tracker.finish(parent, summary.ok)
+    except TrackingLost as lost:
+        tracker.abandon()
+        raise pending.fail(lost, where, echo, log_path) from None
     _print_table(summary, echo)
     if not summary.ok and log_path is not None:
         echo(f"[wsfm] full log: {log_path}")
     return summary
+
+
+@dataclass
+class _Pending:
+    """The runs of this invocation that are not logged yet (written down only when the
+    tracking server is lost): the parent, and ``(stage, run id, fingerprint)`` per stage."""
+
+    folder: Path
+    pipeline: str
+    parent: str = ""
+    runs: list[dict[str, str]] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # stages finished and committed, unlogged
+
+    def add(self, stage: str, run_id: str, fingerprint: str, committed: bool) -> None:
+        self.runs.append({"stage": stage, "run_id": run_id, "fingerprint": fingerprint})
+        if committed:
+            self.kept.append(stage)
+
+    def fail(self, lost, where: Location, echo, log_path: Path | None):
+        """Write the record down and return the one-line error (a ``TrackingLost``)."""
+        from wsfm.tracking import TrackingLost
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{self.parent or 'no-parent'}.json"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"pipeline": self.pipeline, "parent": self.parent,
+                                   "uri": lost.uri, "runs": self.runs}, indent=2))
+        os.replace(tmp, path)
+        if log_path is not None:
+            echo(f"[wsfm] full log: {log_path}")
+        kept = (f"{', '.join(self.kept)} finished and {'is' if len(self.kept) == 1 else 'are'}"
+                " kept" if self.kept else "every finished stage is kept")
+        return TrackingLost(lost.uri, f"{lost.what}. Nothing done was lost: {kept} under "
+                            f"{where.artifacts}, and no further stage was started. Start the "
+                            "server again and run the same command: finished stages are "
+                            "reused, and the runs not logged now are logged then")
+
+
+def settle_pending(tracker, store, folder: Path, echo) -> list[str]:
+    """Log the runs that an earlier invocation could not (``<folder>/<parent>.json``, written
+    when it lost the tracking server): a stage whose output was committed by that run gets
+    its record, files and step history logged into that same run, which then ends FINISHED
+    (tagged ``wsfm.logged_late``); a stage that did not commit, and the earlier parent run,
+    end FAILED. Returns the stages logged. A run the store does not know (the tracking URI
+    changed) is passed over with a line saying so."""
+    from mlflow.exceptions import MlflowException
+
+    logged: list[str] = []
+    for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else []:
+        pending = json.loads(path.read_text())
+        if pending.get("pipeline") != store.pipeline:
+            continue
+        for entry in pending["runs"]:
+            stage, run_id, fp = entry["stage"], entry["run_id"], entry["fingerprint"]
+            record = store.load(stage, fp)
+            try:
+                if record is not None and record.get("mlflow_run_id") == run_id:
+                    tracker.log_stage(run_id, record, store.stage_in(stage, fp))
+                    tracker.log(run_id, tags={"wsfm.logged_late": "true"})
+                    tracker.finish(run_id, True)
+                    logged.append(stage)
+                    echo(f"[wsfm] {stage:<16} logged   (run {run_id}, made when the tracking "
+                         "server was lost)")
+                else:
+                    tracker.log(run_id, tags={"wsfm.error": "the tracking server was lost "
+                                              "before this stage committed its output"})
+                    tracker.finish(run_id, False)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                echo(f"[wsfm] {stage:<16} run {run_id} is not in {tracker.uri}: not logged")
+        if pending.get("parent"):
+            try:
+                tracker.log(pending["parent"], tags={"wsfm.error": "the tracking server was "
+                                                     "lost during this invocation"})
+                tracker.finish(pending["parent"], False)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+        path.unlink()
+    return logged
 
 
 def _record_cached(tracker, parent: str, store: ArtifactStore, plan: list[PlanItem],
@@ -250,10 +352,12 @@ class _Loop:
     running: dict[Any, tuple[str, str, float]] = field(default_factory=dict)
     outcomes: list[StageOutcome] = field(default_factory=list)
     told_waiting: set[str] = field(default_factory=set)
+    lost: Any = None  # the TrackingLost that stopped the run (no stage starts after it)
 
 
 def _execute(config, store, tracker, parent, plan, where: Location, address, echo,
-             board: StageBoard, log_path: Path | None = None) -> list[StageOutcome]:
+             board: StageBoard, log_path: Path | None = None,
+             pending: _Pending | None = None) -> list[StageOutcome]:
     import ray
 
     todo = [i.stage for i in plan if i.action == "run"]
@@ -269,30 +373,48 @@ def _execute(config, store, tracker, parent, plan, where: Location, address, ech
                      done={i.stage for i in plan if i.action == "cached"},
                      bad={i.stage for i in plan if i.action in ("blocked", "skip")},
                      waiting=todo, ledger=Ledger(total), demands=demands)
-        while loop.waiting or loop.running:
-            _start_ready(loop, config, store, tracker, parent, where, echo, board)
+        pending = pending or _Pending(Path(where.logs) / PENDING, config.name, parent)
+        # Once the tracking server is lost nothing new starts; the running stages finish.
+        while (loop.waiting and loop.lost is None) or loop.running:
+            _start_ready(loop, config, store, tracker, parent, where, echo, board, pending)
             if not loop.running:
-                time.sleep(board.interval)  # waiting for Ray to show the room it has
+                if loop.lost is None:
+                    time.sleep(board.interval)  # waiting for Ray to show the room it has
                 continue
             ready, _ = ray.wait(list(loop.running), num_returns=1, timeout=board.interval)
             if not ready:
                 board.refresh()
                 continue
-            _collect(loop, ready[0], store, tracker, echo, board, log_path)
+            _collect(loop, ready[0], store, tracker, echo, board, log_path, pending)
     finally:
         board.clear()
         if started:
             ray.shutdown()
+    if loop.lost is not None:
+        raise loop.lost
     return loop.outcomes
 
 
+def _lost(loop: _Loop, exc, echo) -> None:
+    """Record the first tracking loss; say once that nothing new will start."""
+    if loop.lost is None:
+        loop.lost = exc
+        running = ", ".join(name for name, _, _ in loop.running.values())
+        echo(f"[wsfm] {exc}; no further stage starts"
+             + (f", waiting for {running} to finish" if running else ""))
+
+
 def _start_ready(loop: _Loop, config, store, tracker, parent, where: Location, echo,
-                 board: StageBoard) -> None:
+                 board: StageBoard, pending: _Pending) -> None:
     """Start every waiting stage whose upstream is done and that fits beside the running
     ones; block those whose upstream failed."""
     import ray
 
+    from wsfm.tracking import TrackingLost
+
     for name in list(loop.waiting):
+        if loop.lost is not None:
+            return
         item, deps = loop.items[name], get_stage(name).deps
         if any(d in loop.bad for d in deps):
             loop.waiting.remove(name)
@@ -310,9 +432,14 @@ def _start_ready(loop: _Loop, config, store, tracker, parent, where: Location, e
                 echo(f"[wsfm] {name:<16} waiting  (needs {demand.describe()}; running: "
                      f"{', '.join(loop.ledger.holding())})")
             continue
+        try:
+            ref, run_id = _submit(config, store, tracker, parent, loop.items, name, where,
+                                  pending)
+        except TrackingLost as exc:
+            _lost(loop, exc, echo)
+            return
         loop.waiting.remove(name)
         loop.ledger.start(name, demand)
-        ref, run_id = _submit(config, store, tracker, parent, loop.items, name, where)
         loop.running[ref] = (name, run_id, time.perf_counter())
         why = item.reason
         echo(f"[wsfm] {name:<16} started"
@@ -321,10 +448,13 @@ def _start_ready(loop: _Loop, config, store, tracker, parent, where: Location, e
 
 
 def _collect(loop: _Loop, ref, store, tracker, echo, board: StageBoard,
-             log_path: Path | None) -> None:
+             log_path: Path | None, pending: _Pending) -> None:
     """Record the stage that ``ref`` ran: done (log it to MLflow) or failed (its error, one
-    line, and its last lines in the log)."""
+    line, and its last lines in the log). Without a tracking server (``loop.lost``) the
+    outcome is kept for the next invocation to log (``pending``)."""
     import ray
+
+    from wsfm.tracking import TrackingLost
 
     name, run_id, start = loop.running.pop(ref)
     loop.ledger.finish(name)
@@ -335,8 +465,14 @@ def _collect(loop: _Loop, ref, store, tracker, echo, board: StageBoard,
         record = ray.get(ref)
     except Exception as exc:  # the stage failed: record it, block what depends on it
         error = _short_error(exc)
-        tracker.log(run_id, tags={"wsfm.error": error[:5000]})
-        tracker.finish(run_id, False)
+        if loop.lost is None:
+            try:
+                tracker.log(run_id, tags={"wsfm.error": error[:5000]})
+                tracker.finish(run_id, False)
+            except TrackingLost as lost:
+                _lost(loop, lost, echo)
+        if loop.lost is not None:
+            pending.add(name, run_id, item.fingerprint, committed=False)
         loop.bad.add(name)
         loop.outcomes.append(StageOutcome(name, "failed", item.fingerprint, seconds, run_id,
                                           error=error.splitlines()[-1]))
@@ -348,17 +484,25 @@ def _collect(loop: _Loop, ref, store, tracker, echo, board: StageBoard,
             trace = "".join(traceback.format_exception(exc))  # the remote trace is in it
             print(f"{name} failed:\n{trace}", file=sys.stderr, flush=True)  # into the log
         return
-    tracker.log(run_id, params=record.get("params"), metrics=record["metrics"],
-                tags=record.get("tags"))
-    tracker.log_files(run_id, store.stage_in(name, item.fingerprint))
-    tracker.finish(run_id, True)
+    logged = loop.lost is None
+    if logged:
+        try:
+            tracker.log_stage(run_id, record, store.stage_in(name, item.fingerprint))
+            tracker.finish(run_id, True)
+        except TrackingLost as lost:
+            _lost(loop, lost, echo)
+            logged = False
+    if not logged:
+        pending.add(name, run_id, item.fingerprint, committed=True)
     loop.done.add(name)
     loop.outcomes.append(StageOutcome(name, "ran", item.fingerprint, seconds, run_id,
                                       metrics=record["metrics"]))
-    echo(f"[wsfm] {name:<16} done     {seconds:7.1f}s")
+    echo(f"[wsfm] {name:<16} done     {seconds:7.1f}s"
+         + ("" if logged else "  (kept; not logged: the tracking server is lost)"))
 
 
-def _submit(config, store, tracker, parent, items, name, where: Location):
+def _submit(config, store, tracker, parent, items, name, where: Location,
+            pending: _Pending | None = None):
     import ray
 
     item = items[name]
@@ -367,16 +511,18 @@ def _submit(config, store, tracker, parent, items, name, where: Location):
     run_id = tracker.start_run(name, parent, tags={
         "wsfm.stage": name, "wsfm.status": "ran", "wsfm.fingerprint": item.fingerprint,
         "wsfm.artifact_dir": str(store.path(name, item.fingerprint))})
-    tracker.log(run_id, params=stage_params(spec, config))
+    try:
+        _prepare_run(tracker, store, run_id, name, spec, config, item, items)
+    except BaseException:
+        if pending is not None:  # the run exists but its stage never started
+            pending.add(name, run_id, item.fingerprint, committed=False)
+        raise
     runtime = RayRuntime(storage_path=where.ray_storage,
                          run_name=f"{config.name}-{name}-{item.fingerprint}",
                          tracking={"uri": tracker.uri, "run_id": run_id},
                          max_retries=res.max_retries,
                          progress_path=str(store.partial(name, item.fingerprint) / SNAPSHOT))
     inputs = {d: items[d].fingerprint for d in spec.deps}
-    if isinstance(store, ArtifactStore):  # local folders: the manifest is read in place
-        tracker.stage_started(run_id, name, {d: str(store.path(d, fp))
-                                             for d, fp in inputs.items()})
     record = {"mlflow_run_id": run_id, "code": stage_code_hash(spec),
               "inputs": {d: items[d].fingerprint for d in spec.deps},
               "config": recorded_params(spec, config)}  # what `wsfm status` compares
@@ -385,6 +531,15 @@ def _submit(config, store, tracker, parent, items, name, where: Location):
     ref = task.remote(name, config, inputs, str(store.root), item.fingerprint, runtime, record,
                       item.reason != "forced")
     return ref, run_id
+
+
+def _prepare_run(tracker, store, run_id: str, name: str, spec, config, item, items) -> None:
+    """A stage's run before its task starts: its params, system metrics, drafts input."""
+    tracker.log(run_id, params=stage_params(spec, config))
+    inputs = {d: items[d].fingerprint for d in spec.deps}
+    if isinstance(store, ArtifactStore):  # local folders: the manifest is read in place
+        tracker.stage_started(run_id, name, {d: str(store.path(d, fp))
+                                             for d, fp in inputs.items()})
 
 
 def _short_error(exc: BaseException) -> str:

@@ -70,7 +70,9 @@ from wsfm.train.monitor import (
 from wsfm.train.session import Session
 from wsfm.train.spec import TrainSpec
 
-__all__ = ["deepspeed_config", "lr_lambda", "run", "train_loop_per_worker"]
+__all__ = ["ATTEMPTS", "deepspeed_config", "lr_lambda", "run", "train_loop_per_worker"]
+
+ATTEMPTS = "train_attempts.jsonl"  # rank 0: a line per (re)start of training in this folder
 
 StepHook = Callable[[int, int], None]  # hook(rank, step), after each step (wsfm.train.faults)
 Objective = Any  # make_batch(source, data, gen) and loss(net, batch, gen, device=, dtype=)
@@ -123,13 +125,17 @@ def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = 
             print(f"[train] resuming at step {state.step}/{tc.steps} from {folder}",
                   file=sys.__stdout__, flush=True)
     start = state.step
+    if rank == 0:  # one line per attempt: how often this output's training (re)started
+        with open(out / ATTEMPTS, "a") as fh:
+            fh.write(json.dumps({"resumed_from_step": start, "node": _node_id(),
+                                 "pid": os.getpid(), "time": time.time()}) + "\n")
 
     if objective is None:
         objective = make_objective(spec.mode, spec.flow, load_dataset(spec.data),
                                    paired=spec.paired)
     dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float32
     stage = "train_refiner" if spec.mode == "warm" else "train_baseline"
-    hooks = (*hooks, *step_hooks(stage))  # WSFM_FAULT drills (wsfm.train.faults)
+    hooks = (*hooks, *step_hooks(stage, out_dir=out))  # WSFM_FAULT drills (wsfm.train.faults)
     monitor = RankZeroMonitor(tracking, rank=rank, every=tc.log_every,
                               total=tc.steps, start=start, batch=tc.batch_size,
                               desc=f"train_{'refiner' if spec.mode == 'warm' else 'baseline'}",
@@ -227,7 +233,14 @@ def _finish(spec: TrainSpec, session: Session, engine, ema: EMA | None, state: T
     torch.save(ema.weights(raw), out / "model.pt")
     (out / "deepspeed_config.json").write_text(json.dumps(deepspeed_config(tc, world), indent=2))
     ran = tc.steps - start
+    attempts = [json.loads(line) for line in (out / ATTEMPTS).read_text().splitlines()
+                if line.strip()] if (out / ATTEMPTS).is_file() else []
     summary = {"steps": tc.steps, "world_size": world, "resumed_from_step": start,
+               # every (re)start of training for this output: Ray Train's restarts after a
+               # lost worker or node (at most train.max_failures per fit) and reruns
+               "attempts": len(attempts),
+               "attempt_starts": [a["resumed_from_step"] for a in attempts],
+               "max_failures": tc.max_failures, **monitor.close(),
                "paired": float(spec.paired),  # trained on the shards' stored partners
                "seconds": seconds, **monitor.summary(),
                "samples_per_s_wall": ran * tc.batch_size / seconds if ran else float("nan"),

@@ -2,7 +2,11 @@
 
 Only rank 0 logs, every ``log_every`` steps: loss, learning rate, samples/s and step time to the
 stage's MLflow run, and a progress line (step, loss, samples/s, ETA) that Ray forwards to the
-invocation's log file. About once a second it also replaces ``progress.json`` in the stage
+invocation's log file. Each logged step is first appended to ``train_metrics.jsonl`` in the
+stage folder (step, time, values), then sent to MLflow by a background thread: a tracking
+server that is slow or down never stalls or fails training, and what it did not receive is
+logged from that file afterwards, with the same timestamps (``wsfm.tracking``), by the
+driver that logs the stage. About once a second it also replaces ``progress.json`` in the stage
 folder, the snapshot from which the driver shows progress (``wsfm.progress``). Divergence (a NaN
 or inf loss on any rank) is decided collectively, so that every rank stops at the same step and
 none hangs in a collective.
@@ -12,8 +16,10 @@ from __future__ import annotations
 
 import json
 import math
+import queue
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,10 +29,60 @@ import torch
 
 from wsfm.progress import SNAPSHOT, format_duration, format_rate, write_snapshot
 
-__all__ = ["DIVERGED", "Divergence", "RankZeroMonitor", "check_divergence",
-           "global_losses"]
+__all__ = ["DIVERGED", "STEP_METRICS", "Divergence", "RankZeroMonitor", "check_divergence",
+           "global_losses", "read_step_metrics"]
 
 DIVERGED = "diverged.json"  # written by rank 0 into the stage folder when the loss blows up
+STEP_METRICS = "train_metrics.jsonl"  # rank 0's logged steps: {"step", "timestamp", "metrics"}
+
+
+def read_step_metrics(folder: Path) -> list[dict[str, Any]]:
+    """The records of ``train_metrics.jsonl`` in ``folder`` (none: ``[]``); a line cut short
+    by a killed worker is left out."""
+    path = Path(folder) / STEP_METRICS
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+class _Sender:
+    """Sends step metrics to MLflow from a daemon thread, in order; a failure is reported
+    once (a line into the log) and the rest of this attempt's records are not sent (they are
+    in ``train_metrics.jsonl``)."""
+
+    def __init__(self, tracking: dict[str, str]):
+        self.tracking = tracking
+        self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.sent = 0
+        self.failed: str = ""
+        self.thread = threading.Thread(target=self._run, name="wsfm-metrics", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from wsfm.tracking import log_step_metrics, redact
+
+        while (record := self.queue.get()) is not None:
+            if self.failed:
+                continue
+            try:
+                log_step_metrics(self.tracking["uri"], self.tracking["run_id"],
+                                 record["metrics"], record["step"], record["timestamp"])
+                self.sent += 1
+            except Exception as exc:  # noqa: BLE001 - tracking must not stop training
+                self.failed = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+                print(f"[train] MLflow ({redact(self.tracking['uri'])}) did not take the "
+                      f"metrics of step {record['step']}: {self.failed}; training goes on, "
+                      f"the steps stay in {STEP_METRICS}", file=sys.__stdout__, flush=True)
+
+    def close(self, timeout: float) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout)
 
 
 class Divergence(FloatingPointError):
@@ -101,6 +157,8 @@ class RankZeroMonitor:
         self.desc, self.out_dir = desc, Path(out_dir)
         self._eta_start = (time.perf_counter(), start)
         self._saved = -float("inf")
+        self._sender = _Sender(self.tracking) if self.tracking else None
+        self.recorded = 0
 
     def step(self, step: int, loss: float, lr: float, seconds: float) -> None:
         """Record one optimizer step; log on rank 0 every ``every`` steps."""
@@ -118,11 +176,22 @@ class RankZeroMonitor:
         step_time = sum(window) / len(window)
         metrics = {"train/loss": self.recent_loss(), "train/lr": lr,
                    "train/step_time_s": step_time, "train/samples_per_s": self.batch / step_time}
-        if self.tracking:
-            from wsfm.tracking import log_step_metrics
-
-            log_step_metrics(self.tracking["uri"], self.tracking["run_id"], metrics, step)
+        record = {"step": step, "timestamp": int(time.time() * 1000), "metrics": metrics}
+        with open(self.out_dir / STEP_METRICS, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        self.recorded += 1
+        if self._sender is not None:
+            self._sender.queue.put(record)
         self._print(step, metrics, now)
+
+    def close(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Let the sender finish (at most ``timeout`` seconds); what it did and did not send."""
+        if self._sender is None:
+            return {}
+        self._sender.close(timeout)
+        return {"metrics_sent": self._sender.sent,
+                "metrics_unsent": self.recorded - self._sender.sent,
+                **({"tracking_error": self._sender.failed} if self._sender.failed else {})}
 
     def _eta(self, step: int, now: float) -> tuple[float, float]:
         """(seconds since this attempt began, seconds left at its pace so far)."""
