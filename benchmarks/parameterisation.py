@@ -201,8 +201,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 CONCLUSION = """\
-**Conclusion** (from one training seed: the ± columns are over sampling seeds only). On the
-pipelines' own code (stored OT pairs, gradient clipping, EMA weights) the gap that the earlier,
+**Conclusion** (written for the run with `--train-seeds 2`, 2026-12-02; reread it against
+the table after another run). On the pipelines' own code (stored OT pairs, gradient
+clipping, EMA weights) the gap that the earlier,
 hand-written version of this benchmark found between the s-unit velocity (a) and the
 t-velocity (b) or the output-scaled velocity (e) mostly closes at t0 = 0.9. The output scale
 0.1 (e, the pipelines' choice) is best or tied at both t0 and also helps the cold baseline at
