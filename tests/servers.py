@@ -211,7 +211,8 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
             stop_process(proc)
         try:  # keep the logs with the test's files
             shutil.copytree(temp_dir, root / "ray-tmp", dirs_exist_ok=True, symlinks=True,
-                            ignore=shutil.ignore_patterns("sockets", "runtime_resources", "auth_token"))
+                            ignore=shutil.ignore_patterns("sockets", "runtime_resources",
+                                                          "auth_token"))
         except (shutil.Error, OSError):
             pass
         shutil.rmtree(temp_dir, ignore_errors=True)

@@ -194,7 +194,8 @@ def test_submit_follow_list_status_and_logs(head):
     rows = {line.split()[0]: line.split()[1:4] for line in listed.stdout.splitlines()[1:]}
     assert rows["wsfm-dry-1"] == ["SUCCEEDED", "pipelines/toy2d.yaml", "smoke"]
     assert rows["wsfm-bad-1"] == ["FAILED", "pipelines/toy2d.yaml", "default"]
-    status = wsfm("jobs", "status", "wsfm-dry-1", "--address", cluster.dashboard, env=token(cluster))
+    status = wsfm("jobs", "status", "wsfm-dry-1", "--address", cluster.dashboard,
+                  env=token(cluster))
     assert "SUCCEEDED" in status.stdout and "profile smoke" in status.stdout
     logs = wsfm("jobs", "logs", "wsfm-dry-1", "--address", cluster.dashboard, env=token(cluster))
     assert "[plan] register" in logs.stdout
