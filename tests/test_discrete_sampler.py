@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -50,3 +51,27 @@ def test_steps_override_and_determinism():
     assert nfe == 2
     y, _ = sampler.sample(8, seed=3, steps=2)
     assert np.array_equal(x, y)
+
+
+class Leaning(nn.Module):
+    """Logits that favour TARGET at every position (probability about 0.5), not certainty."""
+
+    def forward(self, x, s):
+        logits = torch.zeros((x.shape[0], 12, 27))
+        logits[:, torch.arange(12), TARGET] = 3.3  # e^3.3 / (e^3.3 + 26) ~ 0.51
+        return logits.reshape(x.shape[0], -1)
+
+
+def test_final_argmax_takes_the_most_likely_character_at_the_last_step():
+    kwargs = {"refiner": Leaning(), "step_size": 0.01, "seq_len": 12, "mask_id": 27}
+    drawn, _ = DiscreteWarmStartSampler(draft(), t0=0.9, **kwargs).sample(64, seed=0)
+    argmax, nfe = DiscreteWarmStartSampler(draft(), t0=0.9, final="argmax",
+                                           **kwargs).sample(64, seed=0)
+    assert nfe == 10 and (argmax == TARGET.numpy()).all()  # every position jumps at s = 1
+    assert 0.3 < (drawn == TARGET.numpy()).mean() < 0.7  # a draw: about half on target
+    # Cold (masked source): what is still masked at the last step takes the argmax.
+    cold, _ = DiscreteWarmStartSampler(None, t0=0.0, final="argmax", **kwargs).sample(8, 0)
+    assert (cold != 27).all()
+    with pytest.raises(ValueError, match="final must be"):
+        DiscreteWarmStartSampler(draft(), t0=0.8, start="noised_draft", final="argmax",
+                                 **kwargs)

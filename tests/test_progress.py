@@ -25,7 +25,7 @@ def test_formats():
 def test_log_lines_are_periodic_and_complete():
     clock, out = Clock(), io.StringIO()
     p = Progress(4, desc="gen", unit="shards", work_total=400, work_unit="drafts",
-                 stream=out, live=False, interval=10, clock=clock)
+                 stream=out, interval=10, clock=clock)
     with p:
         clock.now += 2
         p.update(1, 100)  # 2 s after the first line: too soon for another
@@ -46,35 +46,18 @@ def test_log_lines_are_periodic_and_complete():
 
 def test_rate_counts_items_without_work():
     clock, out = Clock(), io.StringIO()
-    p = Progress(10, unit="steps", stream=out, live=False, interval=0, clock=clock)
+    p = Progress(10, unit="steps", stream=out, interval=0, clock=clock)
     clock.now += 4
     p.update(2)
     assert p.rate() == pytest.approx(0.5) and p.eta() == pytest.approx(16.0)
     assert "0.5 steps/s" in out.getvalue()
 
 
-def test_live_bar_redraws_one_line():
-    clock, out = Clock(), io.StringIO()
-    with Progress(2, stream=out, live=True, interval=0, clock=clock) as p:
-        clock.now += 1
-        p.update()
-        clock.now += 1
-        p.update()
-    text = out.getvalue()
-    assert text.count("\r") == 3 and text.count("\n") == 1 and text.endswith("\n")
-    assert "[############............] 1/2 items" in text
-    assert "[########################] 2/2 items" in text
-
-
-def test_not_a_terminal_means_lines():
-    assert Progress(1, stream=io.StringIO()).live is False
-
-
 def test_a_snapshot_file_carries_the_same_line_and_quiet_prints_nothing(tmp_path):
     clock, out = Clock(), io.StringIO()
     path = tmp_path / "progress.json"
     p = Progress(4, desc="gen", unit="shards", work_total=400, work_unit="drafts", stream=out,
-                 live=False, interval=10, clock=clock, path=path, quiet=True)
+                 interval=10, clock=clock, path=path, quiet=True)
     with p:
         clock.now += 0.5
         p.update(1, 100)  # under a second since the first snapshot: not saved yet

@@ -42,10 +42,14 @@ def net_spec(cfg: ModelConfig, data: Dataset) -> dict[str, Any]:
             raise ValueError(f"model kind 'unet' needs image data, got {data.kind!r} data")
         spec["image_shape"] = list(data.shape)
     if cfg.kind == "transformer":
-        if data.kind != "text":
-            raise ValueError(f"model kind 'transformer' needs text data, got {data.kind!r} data")
-        assert data.text is not None
-        spec.update(data.text.net_spec())  # sequence length, vocabulary, form
+        if data.text is not None:
+            spec.update(data.text.net_spec())  # sequence length, vocabulary, discrete form
+        elif data.kind == "vector" and len(data.shape) == 2:  # one-hot sequences (L, vocab)
+            spec.update(seq_len=data.shape[0], vocab=data.shape[1], mode="continuous")
+        else:
+            raise ValueError(f"model kind 'transformer' needs text data or one-hot sequences "
+                             f"(vector data of shape (L, vocab)), got {data.kind!r} data of "
+                             f"shape {data.shape}")
     return spec
 
 
@@ -59,15 +63,17 @@ def make_evaluator(data: Dataset, cfg: EvalConfig, seed: int) -> Evaluator:
 
 def make_sampler(data: Dataset, draft: Draft | None, net, t0: float, *, step_size: float,
                  method: str = "euler", draft_noise: float = 0.0, start: str = "draft",
-                 exponent: float = 1.0, temperature: float = 1.0):
+                 exponent: float = 1.0, temperature: float = 1.0, final: str = "sample"):
     """The sampler for this kind of data: ODE integration for vectors and images, CTMC jumps
-    for text codes. ``draft=None`` makes the cold sampler (noise / all-mask start at 0)."""
+    for text codes (``temperature``, ``final``: see ``DiscreteWarmStartSampler``).
+    ``draft=None`` makes the cold sampler (noise / all-mask start at 0)."""
     from wsfm.sampler import DiscreteWarmStartSampler, WarmStartSampler
 
     if data.text is not None:
         return DiscreteWarmStartSampler(draft, net, t0, step_size, start,
                                         seq_len=data.text.seq_len, mask_id=data.text.mask_id,
-                                        exponent=exponent, temperature=temperature)
+                                        exponent=exponent, temperature=temperature,
+                                        final=final)
     noise = draft_noise if (start == "draft" and draft is not None) else 0.0
     return WarmStartSampler(draft, net, t0, method=method, step_size=step_size,
                             draft_noise=noise, start=start, dim=data.dim)

@@ -1,18 +1,21 @@
-"""Progress of a long loop: done/total, rate and ETA, as a live bar or as periodic log lines.
+"""Progress of a long loop: done/total, rate and ETA, as periodic log lines and a snapshot.
 
-On a terminal the bar redraws in place (``\\r``); anywhere else (CI logs, a Ray worker whose
-output is forwarded line by line) it prints one full line every ``interval`` seconds and a
-last one when the work is done, so logs stay short and every line stands on its own::
+A :class:`Progress` runs where the work runs: inside a stage's Ray task (``RayRuntime.map``:
+shard tasks done) or in this process (``LocalRuntime.map``). Its output never reaches a
+terminal (a Ray task's output goes to the invocation's log file), so it prints one full line
+every ``interval`` seconds and a last one when the work is done, so logs stay short and every
+line stands on its own::
 
     generate_drafts  12/40 shards  30.0%  300,000 drafts  85.2k drafts/s  ETA 0:00:08
 
-An optional second quantity (``work``: drafts per shard, samples per step) gives the rate
-its unit; without it the rate counts items.
+An optional second quantity (``work``: drafts per shard) gives the rate its unit; without it
+the rate counts items. With a ``path`` it also keeps a *snapshot* there (JSON, replaced
+atomically, at most once a second); the driver shows the running stages from those snapshots
+(``wsfm.orchestrate.board``: a live line on a terminal, ``[progress]`` lines elsewhere). The
+training stages write the same snapshot from rank 0 (``wsfm.train.monitor``), with the loss,
+the learning rate and rank 0's ETA.
 
-Work inside a Ray task cannot reach the driver's terminal (what it prints goes to the
-invocation's log file). So a :class:`Progress` with a ``path`` also keeps a *snapshot* there
-(JSON, replaced atomically, at most once a second), and the driver shows the stage's progress
-from it (``wsfm.orchestrate.board``): a live bar on a terminal, periodic lines elsewhere.
+Why this is not ``ray.experimental.tqdm_ray`` or ``rich``: docs/progress.md.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["SNAPSHOT", "Progress", "bar", "format_duration", "format_line", "format_rate",
-           "is_terminal", "read_snapshot", "write_snapshot"]
+__all__ = ["SNAPSHOT", "Progress", "format_duration", "format_line", "format_rate",
+           "read_snapshot", "write_snapshot"]
 
 SNAPSHOT = "progress.json"  # a stage's snapshot, in its (partial) output folder
 
@@ -70,11 +73,6 @@ def format_line(snap: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-def bar(done: int, total: int, width: int = 24) -> str:
-    filled = width if not total else min(width, int(width * done / total))
-    return "[" + "#" * filled + "." * (width - filled) + "]"
-
-
 def format_duration(seconds: float) -> str:
     """``H:MM:SS`` (``?`` when unknown)."""
     if seconds != seconds or seconds == float("inf") or seconds < 0:  # NaN, inf
@@ -102,17 +100,15 @@ class Progress:
             the ETA are measured in; each :meth:`update` then says how much work it finished.
         work_unit: that quantity's name.
         stream: where to write (default ``sys.stdout``).
-        live: redraw one line in place; default: whether ``stream`` is a terminal.
-        interval: seconds between lines (live: between redraws).
+        interval: seconds between lines.
         clock: seconds, monotonic (tests pass a fake).
-        path: keep a snapshot here for the driver's bar (see the module docstring).
+        path: keep a snapshot here for the driver's board (see the module docstring).
         quiet: write no lines; snapshots are still kept.
     """
 
     def __init__(self, total: int, *, desc: str = "", unit: str = "items",
                  work_total: float | None = None, work_unit: str = "",
-                 stream: TextIO | None = None, live: bool | None = None,
-                 interval: float | None = None,
+                 stream: TextIO | None = None, interval: float = 10.0,
                  clock: Callable[[], float] = time.monotonic,
                  path: str | Path | None = None, quiet: bool = False):
         if total < 0:
@@ -120,18 +116,14 @@ class Progress:
         self.total, self.desc, self.unit = total, desc, unit
         self.work_total, self.work_unit = work_total, work_unit
         self.stream = stream if stream is not None else sys.stdout
-        self.live = is_terminal(self.stream) if live is None else live
-        self.interval = interval if interval is not None else (0.2 if self.live else 10.0)
-        self.clock = clock
-        self.done = 0
-        self.work = 0.0
-        self.start = clock()
-        self._last_shown = -float("inf")
-        self._shown: tuple[int, float] | None = None  # (done, work) on screen
-        self._closed = False
+        self.interval, self.clock = interval, clock
         self.path = None if path is None else Path(path)
         self.quiet = quiet
-        self._last_saved = -float("inf")
+        self.done, self.work = 0, 0.0
+        self.start = clock()
+        self._last_shown = self._last_saved = -float("inf")
+        self._shown: tuple[int, float] | None = None  # (done, work) in the last line
+        self._closed = False
 
     @property
     def elapsed(self) -> float:
@@ -154,7 +146,7 @@ class Progress:
         return left * self.elapsed / amount if amount > 0 else float("inf")
 
     def snapshot(self) -> dict[str, Any]:
-        """The status as data (what :func:`format_line` and the driver's bar read)."""
+        """The status as data (what :func:`format_line` and the driver's board read)."""
         has_work = self.work_total is not None
         return {"desc": self.desc, "done": self.done, "total": self.total, "unit": self.unit,
                 "work": self.work if has_work else None, "work_unit": self.work_unit,
@@ -172,8 +164,8 @@ class Progress:
         self.refresh(force=self.done >= self.total)
 
     def refresh(self, force: bool = False) -> None:
-        """Show the status if ``interval`` has passed since the last time (or ``force``);
-        keep the snapshot if a second has passed."""
+        """Print the status line if ``interval`` has passed since the last one (or
+        ``force``); keep the snapshot if a second has passed."""
         now = self.clock()
         if self._closed:
             return
@@ -182,25 +174,18 @@ class Progress:
             write_snapshot(self.path, self.snapshot())
         if self.quiet or (not force and now - self._last_shown < self.interval):
             return
-        self._last_shown = now
-        self._shown = (self.done, self.work)
-        if self.live:
-            self.stream.write(f"\r{bar(self.done, self.total)} {self.line()}\x1b[K")
-        else:
-            self.stream.write(self.line() + "\n")
+        self._last_shown, self._shown = now, (self.done, self.work)
+        self.stream.write(self.line() + "\n")
         self.stream.flush()
 
     def close(self) -> None:
-        """Show the final status (once) and end the live line."""
+        """Show the final status (once, unless the last line already did)."""
         if self._closed:
             return
         if self.path is not None:
             write_snapshot(self.path, self.snapshot())
         if self._shown != (self.done, self.work):
             self.refresh(force=True)
-        if self.live and not self.quiet:
-            self.stream.write("\n")
-            self.stream.flush()
         self._closed = True
 
     def __enter__(self) -> Progress:
@@ -209,10 +194,3 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def is_terminal(stream: TextIO) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # no isatty, or a closed stream
-        return False

@@ -18,6 +18,7 @@ Sampling integrates from ``t0`` to 1 with the solver's ``step_size`` rule, so NF
 from __future__ import annotations
 
 import warnings
+from typing import Literal
 
 import numpy as np
 import torch
@@ -135,15 +136,21 @@ class DiscreteWarmStartSampler:
     (zero-shot): the *cold* model starts at ``t0`` from a draft whose positions are masked
     with probability ``1 - kappa(t0)``, a point of its own path, and runs on its own time.
     Samples are (n, L) int64 codes; NFE is one per step, ``ceil((1 - t0) / h)`` steps.
+    ``temperature`` is the softmax temperature of the jumps; ``final="argmax"`` takes the most
+    likely character at the last step instead of a draw (``start="draft"`` only).
     """
 
     def __init__(self, draft: Draft | None, refiner: nn.Module, t0: float, step_size: float = 0.01,
                  start: str = "draft", *, seq_len: int, mask_id: int, exponent: float = 1.0,
-                 temperature: float = 1.0) -> None:
+                 temperature: float = 1.0, final: str = "sample") -> None:
         from wsfm.flow.discrete import MixturePath
 
         if start not in START_MODES:
             raise ValueError(f"unknown start {start!r}; known: {list(START_MODES)}")
+        if final not in ("sample", "argmax") or (final == "argmax" and start != "draft"):
+            raise ValueError(f"final must be 'sample' or 'argmax' (argmax with start='draft' "
+                             f"only), got final={final!r}, start={start!r}")
+        self.final: Literal["sample", "argmax"] = "argmax" if final == "argmax" else "sample"
         if draft is None and (t0 != 0.0 or start != "draft"):
             raise ValueError("a sampler without a draft is a cold sampler: needs t0=0")
         self.draft, self.refiner, self.start = draft, refiner, start
@@ -183,7 +190,7 @@ class DiscreteWarmStartSampler:
                     result = jump_sample(self.refiner, x, self.path, steps=steps,
                                          step_size=None if steps else self.step_size,
                                          generator=gen, temperature=self.temperature,
-                                         mask_id=mask)
+                                         final=self.final, mask_id=mask)
                     x, nfe = result.x, result.nfe
                 else:  # zero-shot: the cold model on its own clock, from t0 to 1
                     n_steps = self.expected_nfe(steps)

@@ -52,3 +52,33 @@ def test_words_hold_out_test_fraction_of_the_words(fraction):
     n = len(data.train) + len(data.test)
     assert len(data.test) == round(fraction * n)
     assert list(data.text.test_words) == decode(data.test)
+
+
+def test_the_one_hot_form_of_words_is_a_vector_dataset_a_transformer_reads():
+    from wsfm.components import net_spec
+    from wsfm.config import ModelConfig
+    from wsfm.data.text import one_hot_dataset
+    from wsfm.data.words import from_one_hot
+    from wsfm.models import build_model
+
+    words = load_dataset(DataConfig(kind="words", top_n=1000))
+    data = one_hot_dataset(words)
+    assert data.kind == "vector" and data.text is None and data.shape == (12, 27)
+    assert data.dim == 12 * 27 and data.train.dtype == np.float32
+    for a, b in ((data.train, words.train), (data.test, words.test),
+                 (data.reference, words.reference)):
+        assert np.array_equal(from_one_hot(a), b)
+    model = ModelConfig(kind="transformer", d_model=16, n_layers=1, n_heads=2, time_dim=8)
+    spec = net_spec(model, data)
+    assert (spec["seq_len"], spec["vocab"], spec["mode"]) == (12, 27, "continuous")
+    assert net_spec(model, words)["mode"] == "discrete"
+    kind = spec.pop("kind")
+    import torch
+
+    net = build_model(kind, dim=data.dim, **spec)
+    out = net(torch.from_numpy(data.train[:4]), torch.rand(4))
+    assert out.shape == (4, 12 * 27)
+    with pytest.raises(ValueError, match="needs text data"):
+        one_hot_dataset(load_dataset(DataConfig(kind="toy2d", n_train=20, n_test=10)))
+    with pytest.raises(ValueError, match="one-hot sequences"):
+        net_spec(model, load_dataset(DataConfig(kind="toy2d", n_train=20, n_test=10)))

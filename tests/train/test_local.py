@@ -142,3 +142,25 @@ def test_fit_local_wants_one_worker(tmp_path):
     spec = _spec(tmp_path, (), num_workers=2)
     with pytest.raises(ValueError, match="train.num_workers is 2"):
         fit_local(spec)
+
+
+def test_a_dataset_that_no_config_describes_trains_in_the_same_loop(tmp_path):
+    """The continuous form of words (benchmarks/words_form.py): one-hot rows, which no
+    DataConfig loads, passed to fit_local; the transformer reads them one token a position
+    and the flow objective is the one make_objective picks for vector data."""
+    from wsfm.bundle import load_net
+    from wsfm.components import net_spec
+    from wsfm.data.datasets import load_dataset
+    from wsfm.data.text import one_hot_dataset
+
+    words = DataConfig(kind="words", top_n=200, max_len=12)
+    data = one_hot_dataset(load_dataset(words))
+    model = ModelConfig(kind="transformer", d_model=16, n_layers=1, n_heads=2, time_dim=8)
+    tc = TrainConfig(steps=4, batch_size=16, warmup_steps=1, num_workers=1, zero_stage=2,
+                     checkpoint_every=0, log_every=2)
+    spec = TrainSpec(mode="cold", data=words, flow=FlowConfig(), model=model, train=tc,
+                     dim=data.dim, out_dir=str(tmp_path / "out"))
+    summary = fit_local(spec, dataset=data)
+    assert summary["steps"] == 4 and np.isfinite(summary["final_loss"])
+    net = load_net(net_spec(model, data), data.dim, tmp_path / "out" / "model.pt")
+    assert net.mode == "continuous" and net.dim == 12 * 27

@@ -17,10 +17,10 @@ import numpy as np
 
 from wsfm.config import DataConfig
 from wsfm.data.base import Dataset, TextInfo, held_out
-from wsfm.data.words import ALPHABET, VOCAB, encode, load_words
+from wsfm.data.words import ALPHABET, VOCAB, encode, load_words, one_hot
 from wsfm.errors import DataError, InputNotFound
 
-__all__ = ["load_text_dataset", "read_text_lines"]
+__all__ = ["load_text_dataset", "one_hot_dataset", "read_text_lines"]
 
 
 def read_text_lines(path: Path, max_len: int) -> list[str]:
@@ -68,3 +68,17 @@ def load_text_dataset(cfg: DataConfig) -> Dataset:
     return Dataset("text", encode(train, cfg.max_len), encode(test, cfg.max_len),
                    encode([train[i] for i in ref], cfg.max_len), shape=(cfg.max_len,),
                    text=info)
+
+
+def one_hot_dataset(data: Dataset) -> Dataset:
+    """The continuous form of a text dataset: a ``vector`` dataset whose rows are the flat
+    one-hot codes ``(L * vocab,)`` (``wsfm.data.words.one_hot``, position-major) and whose
+    ``shape`` is ``(L, vocab)``, so that a ``transformer`` model reads one token per position
+    (``wsfm.components.net_spec``). Samples go back to codes by the argmax at each position
+    (``wsfm.data.words.from_one_hot``). The pipelines train the discrete form; this one is
+    what ``benchmarks/words_form.py`` compares it with."""
+    if data.text is None:
+        raise ValueError(f"one_hot_dataset needs text data, got {data.kind!r} data")
+    vocab = data.text.vocab
+    return Dataset("vector", one_hot(data.train, vocab), one_hot(data.test, vocab),
+                   one_hot(data.reference, vocab), shape=(data.text.seq_len, vocab))

@@ -5,7 +5,8 @@
   lie on a low-dimensional subspace, so train with ``draft_noise > 0``.
 - ``VAEDraft``: a small MLP VAE, decoder means of prior draws (digits).
 - ``CharNgramDraft``, ``GRUDraft``: character language models that write words as codes
-  (words; see ``wsfm.data.words``).
+  (words; see ``wsfm.data.words``); ``OneHotDraft`` gives their words as one-hot vectors
+  (the continuous form, ``benchmarks/words_form.py``).
 
 Left out, and why: neither facebookresearch/flow_matching nor TorchCFM has drafts (their
 sources are Gaussian noise, or a second data set for data-to-data bridges); a pretrained
@@ -16,9 +17,10 @@ from wsfm.drafts.base import Draft, read_kind
 from wsfm.drafts.gmm import COVARIANCE_TYPES, GMMDraft
 from wsfm.drafts.gru import GRUDraft
 from wsfm.drafts.ngram import CharNgramDraft
+from wsfm.drafts.onehot import OneHotDraft
 from wsfm.drafts.pca_gmm import PCAGMMDraft
 from wsfm.drafts.registry import DRAFTS, get_draft, load_draft
 from wsfm.drafts.vae import VAE, VAEDraft
 
 __all__ = ["COVARIANCE_TYPES", "DRAFTS", "CharNgramDraft", "Draft", "GMMDraft", "GRUDraft",
-           "PCAGMMDraft", "VAE", "VAEDraft", "get_draft", "load_draft", "read_kind"]
+           "OneHotDraft", "PCAGMMDraft", "VAE", "VAEDraft", "get_draft", "load_draft", "read_kind"]

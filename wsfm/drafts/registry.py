@@ -8,6 +8,7 @@ from wsfm.drafts.base import Draft, read_kind
 from wsfm.drafts.gmm import GMMDraft
 from wsfm.drafts.gru import GRUDraft
 from wsfm.drafts.ngram import CharNgramDraft
+from wsfm.drafts.onehot import OneHotDraft
 from wsfm.drafts.pca_gmm import PCAGMMDraft
 from wsfm.drafts.vae import VAEDraft
 
@@ -19,6 +20,7 @@ DRAFTS: dict[str, type[Draft]] = {
     VAEDraft.kind: VAEDraft,
     CharNgramDraft.kind: CharNgramDraft,
     GRUDraft.kind: GRUDraft,
+    OneHotDraft.kind: OneHotDraft,  # wraps one of the above: not a config kind
 }
 
 

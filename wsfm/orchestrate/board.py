@@ -1,19 +1,22 @@
-"""The driver's live progress bar for the stages that are running.
+"""The driver's view of the stages that are running, drawn from their progress snapshots.
 
 A stage runs in a Ray task (and its training in Ray Train workers), far from the driver's
-terminal; it keeps a progress snapshot (``wsfm.progress``) in its partial output folder. On a
-terminal the driver redraws one line from those snapshots, one part per running stage::
+terminal; it keeps a progress snapshot (``wsfm.progress``; rank 0's for training, with its
+ETA) in its partial output folder. On a terminal the driver redraws one line from those
+snapshots, one part per running stage::
 
     [#######.................] generate_drafts  12/40 shards  30.0%  ...  ETA 0:00:08
 
 The line is cut to the terminal's width (a wrapped line cannot be redrawn in place) and is
-cleared before any other driver message. Anywhere else (CI logs, ``| tee``) the board prints
-one line per running stage every ``every`` seconds, from the same snapshots, when it moved::
+cleared before any other driver message. Anywhere else (CI logs, ``| tee``, ``-v``) the board
+prints one line per running stage every ``every`` seconds, from the same snapshots, when it
+moved::
 
     [progress] generate_drafts  12/40 shards  30.0%  ...  ETA 0:00:08
 
 Workers never need to know which: they keep snapshots, and what they print goes to the
-invocation's log file.
+invocation's log file. Why the line is drawn here rather than by ``rich`` or ``tqdm_ray``:
+docs/progress.md.
 """
 
 from __future__ import annotations
@@ -25,9 +28,21 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from wsfm.progress import SNAPSHOT, bar, format_line, is_terminal, read_snapshot
+from wsfm.progress import SNAPSHOT, format_line, read_snapshot
 
-__all__ = ["StageBoard"]
+__all__ = ["StageBoard", "bar", "is_terminal"]
+
+
+def bar(done: int, total: int, width: int = 24) -> str:
+    filled = width if not total else min(width, int(width * done / total))
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def is_terminal(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 class StageBoard:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from wsfm.data.base import Dataset
 from wsfm.train.spec import TrainSpec
 
 __all__ = ["CHECKPOINTS", "fit_local"]
@@ -34,7 +35,7 @@ CHECKPOINTS = "checkpoints"  # the local checkpoints' folder inside the stage fo
 
 def fit_local(spec: TrainSpec, *, tracking: dict[str, str] | None = None,
               hooks: Sequence[Callable[[int, int], None]] = (),
-              objective: Any = None) -> dict[str, float]:
+              objective: Any = None, dataset: Dataset | None = None) -> dict[str, float]:
     """Train ``spec`` in this process and return its summary (``train_summary.json``).
 
     Args:
@@ -43,6 +44,8 @@ def fit_local(spec: TrainSpec, *, tracking: dict[str, str] | None = None,
         hooks: ``hook(rank, step)`` after each step (``wsfm.train.faults``; rank is 0).
         objective: the training objective; by default the one ``spec`` makes
             (``make_objective``). Benchmarks pass variants.
+        dataset: the data; by default the one ``spec.data`` loads. Benchmarks pass data
+            that no ``DataConfig`` describes (``wsfm.data.text.one_hot_dataset``).
 
     Raises:
         ValueError: ``spec.train.num_workers`` is not 1.
@@ -66,7 +69,7 @@ def fit_local(spec: TrainSpec, *, tracking: dict[str, str] | None = None,
 
     with _process_group("nccl" if tc.use_gpu else "gloo"):
         run(spec, LocalSession(out / CHECKPOINTS), tracking=tracking, hooks=hooks,
-            objective=objective)
+            objective=objective, dataset=dataset)
     return json.loads((out / "train_summary.json").read_text())
 
 

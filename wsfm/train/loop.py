@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from wsfm.components import net_spec
-from wsfm.data.datasets import load_dataset
+from wsfm.data.datasets import Dataset, load_dataset
 from wsfm.models import build_model
 from wsfm.taskfiles import LocalFiles
 from wsfm.train.checkpoint import (
@@ -108,14 +108,18 @@ def _stop_if_diverged(out: Path) -> None:
 
 
 def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = None,
-        hooks: Sequence[StepHook] = (), objective: Objective | None = None) -> None:
+        hooks: Sequence[StepHook] = (), objective: Objective | None = None,
+        dataset: Dataset | None = None) -> None:
     """Train ``spec`` on this rank of ``session`` (a collective: every rank runs it), resuming
     from the session's checkpoint if it has one; rank 0 writes the outputs into
     ``spec.out_dir``. ``objective``: the one ``spec`` makes by default (``make_objective``);
-    benchmarks pass variants (``FlowObjective``'s parameterisation)."""
+    benchmarks pass variants (``FlowObjective``'s parameterisation). ``dataset``: the data
+    ``spec.data`` loads by default; benchmarks pass data that no ``DataConfig`` describes
+    (``wsfm.data.text.one_hot_dataset``)."""
     tc, out = spec.train, Path(spec.out_dir)
     rank = session.rank
-    engine, scheduler, ema, stream = _build(spec, session)
+    data = dataset if dataset is not None else load_dataset(spec.data)
+    engine, scheduler, ema, stream = _build(spec, session, data)
     state = TrainState()
     resume = session.resume_from()
     if resume is not None:
@@ -131,8 +135,7 @@ def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = 
                                  "pid": os.getpid(), "time": time.time()}) + "\n")
 
     if objective is None:
-        objective = make_objective(spec.mode, spec.flow, load_dataset(spec.data),
-                                   paired=spec.paired)
+        objective = make_objective(spec.mode, spec.flow, data, paired=spec.paired)
     dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float32
     stage = "train_refiner" if spec.mode == "warm" else "train_baseline"
     hooks = (*hooks, *step_hooks(stage, out_dir=out))  # WSFM_FAULT drills (wsfm.train.faults)
@@ -197,11 +200,10 @@ def _close(window: _Window, spec: TrainSpec, session: Session,
     return losses[-1]
 
 
-def _build(spec: TrainSpec, session: Session):
+def _build(spec: TrainSpec, session: Session, data: Dataset):
     """``(engine, scheduler, ema, stream)``: the same initial weights on every rank; the EMA
     on rank 0 only (None elsewhere)."""
     tc, rank, world = spec.train, session.rank, session.world_size
-    data = load_dataset(spec.data)
     torch.manual_seed(tc.seed)
     kwargs = net_spec(spec.model, data)
     net = build_model(kwargs.pop("kind"), dim=data.dim, **kwargs)
