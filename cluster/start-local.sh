@@ -34,13 +34,13 @@ if [ -s "$state/pids" ]; then
         fi
     done < "$state/pids"
 fi
-# Ray's unix sockets live under $state/ray/session_<date>_<time>_<pid>/sockets/, and a socket
-# path may not exceed 107 bytes: refuse a state folder that would break that, before starting.
-if [ "${#state}" -gt 40 ]; then
-    echo "WSFM_CLUSTER_STATE=$state is too long (${#state} characters, at most 40): Ray's socket paths under it would exceed 107 bytes; use a short folder such as /tmp/wsfm-cluster" >&2
+# Ray's unix sockets live under $state/ray-<i>/session_<date>_<time>_<pid>/sockets/, and a
+# socket path may not exceed 107 bytes: refuse a state folder that would break that, first.
+if [ "${#state}" -gt 36 ]; then
+    echo "WSFM_CLUSTER_STATE=$state is too long (${#state} characters, at most 36): Ray's socket paths under it would exceed 107 bytes; use a short folder such as /tmp/wsfm-cluster" >&2
     exit 2
 fi
-rm -rf "$state" && mkdir -p "$state/ray"
+rm -rf "$state" && mkdir -p "$state"
 export RAY_AUTH_MODE=token PATH="$bin:$PATH"  # the nodes run jobs' `wsfm run` entrypoints
 token_file="${RAY_AUTH_TOKEN_PATH:-$HOME/.ray/auth_token}"
 if [ -z "${RAY_AUTH_TOKEN:-}" ] && [ ! -s "$token_file" ]; then
@@ -80,7 +80,10 @@ PY
 start_node() {  # start_node INDEX IP ARGS...: one `ray start --block` in its own session
     local i=$1 ip=$2; shift 2
     # shellcheck disable=SC2046
-    setsid "$bin/ray" start --block --disable-usage-stats --temp-dir="$state/ray" \
+    # Each node its own --temp-dir, as separate machines have: nodes sharing one also share
+    # runtime_resources/, and one node's agent then deletes a job's working_dir that another
+    # node's job driver is still importing from (seen: ModuleNotFoundError mid-run).
+    setsid "$bin/ray" start --block --disable-usage-stats --temp-dir="$state/ray-$i" \
         --node-ip-address="$ip" --num-cpus="$cpus" --num-gpus=0 \
         --resources="{\"wsfm_node\": 1, \"wsfm_node_$i\": 1}" $(ports "$ip" $reserved) "$@" \
         > "$state/node-$i.log" 2>&1 < /dev/null &

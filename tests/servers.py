@@ -262,7 +262,14 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
                         f"--ray-client-server-port={client}", *common]
             else:
                 args = [f"--address={cluster.address}", *common]
-            cluster.processes.append(_start_node(args, temp_dir, root / f"node-{i}.log", env,
+            # Each node its own temp dir, as separate machines have: nodes sharing one share
+            # runtime_resources/, and one node's agent then deleted a job's working_dir that
+            # another node's job driver was still importing from (ModuleNotFoundError).
+            node_tmp = temp_dir
+            if i > 0:
+                node_tmp = Path(tempfile.mkdtemp(prefix="wsfm-ray-", dir="/tmp"))
+                cluster.node_temp_dirs.append(node_tmp)
+            cluster.processes.append(_start_node(args, node_tmp, root / f"node-{i}.log", env,
                                                  (masks or {}).get(i, ())))
             if i == 0:
                 _wait_nodes(cluster.address, 1, env, temp_dir, cluster.processes, timeout)
