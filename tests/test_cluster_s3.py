@@ -63,10 +63,11 @@ def fetch(endpoint: str, path: str, dest: Path) -> Path:
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster-s3")
     pipeline = small_smoke(root, methods=METHODS, solvers=["euler"])
-    # Six shards, not two: Ray's SPREAD is best effort, and two quick shard tasks on a
-    # loaded machine were once both placed on one node.
+    # Shard tasks on both nodes: with one CPU a node, the generate_drafts task itself (1 CPU)
+    # left only the other node free for them. Its task only waits on them: 0 CPUs.
     doc = yaml.safe_load(pipeline.read_text())
     doc["profiles"]["smoke"]["shards"] = {"num_shards": 6, "per_shard": 500}
+    doc.setdefault("resources", {})["generate_drafts"] = {"num_cpus": 0}
     pipeline.write_text(yaml.safe_dump(doc))
     cache = root / "cache"  # the same path on both nodes; the worker's is its own tmpfs
     cache.mkdir()
