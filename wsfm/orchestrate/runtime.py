@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from wsfm.progress import Progress
 from wsfm.stages.base import ModelRelease
@@ -57,10 +58,20 @@ class RayRuntime:
         their output); at the end a :class:`MapError` names every failed item (``str(item)``)
         with its last error.
         """
-        # SPREAD: on a cluster the items go to every node (I/O, memory), not the driver's first.
-        task = ray.remote(fn).options(num_cpus=self.num_cpus, max_retries=self.max_retries,
-                                      retry_exceptions=True, scheduling_strategy="SPREAD")
-        index = {task.remote(item): i for i, item in enumerate(items)}
+        # On a cluster the items go to every node (I/O, memory), not the driver's first: item i
+        # prefers node i mod n (soft: elsewhere if that node dies or cannot fit it). Ray's
+        # SPREAD alone is best effort and was seen putting every shard on one node.
+        task = ray.remote(fn)
+        nodes = sorted(n["NodeID"] for n in ray.nodes()
+                       if n["Alive"] and n["Resources"].get("CPU", 0) >= self.num_cpus)
+
+        def placed(i: int) -> Any:
+            where = (NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True)
+                     if len(nodes) > 1 else "SPREAD")
+            return task.options(num_cpus=self.num_cpus, max_retries=self.max_retries,
+                                retry_exceptions=True, scheduling_strategy=where)
+
+        index = {placed(i).remote(item): i for i, item in enumerate(items)}
         results: list[Any] = [None] * len(items)
         failures: list[str] = []
         progress = Progress(len(items), desc=desc or getattr(fn, "__name__", "map"), unit=unit,
