@@ -41,6 +41,7 @@ STAGE_NAMES = [s.name for s in STAGES]
 BUCKET = "wsfm-cluster"
 PREFIX = f"{BUCKET}/wsfm/artifacts/toy2d"
 METHODS = ["draft", "cold", "cold_ot", "reflow", "zero_shot", "warm"]
+SHARDS = 6  # a few per node
 
 
 def wsfm(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -66,7 +67,7 @@ def run(tmp_path_factory):
     # Shard tasks on both nodes: with one CPU a node, the generate_drafts task itself (1 CPU)
     # left only the other node free for them. Its task only waits on them: 0 CPUs.
     doc = yaml.safe_load(pipeline.read_text())
-    doc["profiles"]["smoke"]["shards"] = {"num_shards": 6, "per_shard": 500}
+    doc["profiles"]["smoke"]["shards"] = {"num_shards": SHARDS, "per_shard": 500}
     doc.setdefault("resources", {})["generate_drafts"] = {"num_cpus": 0}
     pipeline.write_text(yaml.safe_dump(doc))
     cache = root / "cache"  # the same path on both nodes; the worker's is its own tmpfs
@@ -110,7 +111,7 @@ def test_every_stage_ran_and_is_committed_whole_in_the_bucket(run):
     for stage in ("generate_drafts", "generate_reflow"):
         files = set(record_of(run, stage)["files"])
         assert {"shard-000000.tar", "shard-000001.tar", "manifest.parquet"} <= files, stage
-        assert len(read_manifest(run["outputs"][stage])) == 2
+        assert len(read_manifest(run["outputs"][stage])) == SHARDS
     for stage in ("train_refiner", "train_baseline", "train_cold_ot", "train_reflow"):
         assert {"model.pt", "model_raw.pt", "train_summary.json"} <= set(
             record_of(run, stage)["files"]), stage
