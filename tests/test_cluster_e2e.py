@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,22 +36,28 @@ pytestmark = [pytest.mark.pipeline, pytest.mark.cluster]
 STAGE_NAMES = [s.name for s in STAGES]
 
 
-def project_copy(dest: Path) -> Path:
-    """The sources a job needs (package, pipelines), and a smoke pipeline with loose gates."""
-    for name in ("wsfm", "pipelines"):
-        shutil.copytree(ROOT / name, dest / name,
+def project_copy(dest: Path, name: str = "toy2d-cluster",
+                 edit: Callable[[dict], None] | None = None) -> Path:
+    """The sources a job needs (package, pipelines), and a smoke pipeline with loose gates
+    saved as ``pipelines/<name>.yaml`` (``edit`` changes the parsed YAML first)."""
+    for folder in ("wsfm", "pipelines"):
+        shutil.copytree(ROOT / folder, dest / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy(ROOT / "pyproject.toml", dest)
     doc = yaml.safe_load(TOY2D.read_text())
     doc["profiles"]["smoke"]["gates"] = {"rel_tolerance": 100.0, "min_speedup": 5.0}
+    (edit or _spread_shards)(doc)
+    pipeline = dest / "pipelines" / f"{name}.yaml"
+    pipeline.write_text(yaml.safe_dump(doc))
+    return pipeline
+
+
+def _spread_shards(doc: dict) -> None:
     # Shard tasks on both nodes: SPREAD places tasks on nodes with a free CPU, and with one
     # CPU a node, the generate_drafts task itself (1 CPU) left only the other node free: all
     # six shards ran there once. Its task only waits on the shard tasks: 0 CPUs.
     doc["profiles"]["smoke"]["shards"] = {"num_shards": 6, "per_shard": 700}
     doc.setdefault("resources", {})["generate_drafts"] = {"num_cpus": 0}
-    pipeline = dest / "pipelines" / "toy2d-cluster.yaml"
-    pipeline.write_text(yaml.safe_dump(doc))
-    return pipeline
 
 
 @pytest.fixture(scope="module")

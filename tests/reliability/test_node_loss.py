@@ -16,21 +16,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT, TOY2D
+from tests.conftest import ROOT
+from tests.helpers import wait_for_pause
 from tests.servers import RayCluster, mlflow_server, ray_cluster
+from tests.test_cluster_e2e import project_copy
 from tests.test_pipeline import stage_lines
 from wsfm.stages import STAGES
 from wsfm.train.checkpoint import read_pointer
-from wsfm.train.faults import ENV, pause_marker
+from wsfm.train.faults import ENV
 
 pytestmark = [pytest.mark.reliability, pytest.mark.pipeline, pytest.mark.cluster]
 STAGE_NAMES = [s.name for s in STAGES]
@@ -45,20 +44,11 @@ print(json.dumps([{"cls": a["ActorClassName"], "node": a["Address"]["NodeID"]}
 """  # the GCS's actor table (no dashboard request)
 
 
-def project_copy(dest: Path) -> Path:
-    """The sources a job needs, and the shortened smoke pipeline with loose gates."""
-    for name in ("wsfm", "pipelines"):
-        shutil.copytree(ROOT / name, dest / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy(ROOT / "pyproject.toml", dest)
-    doc = yaml.safe_load(TOY2D.read_text())
-    smoke = doc["profiles"]["smoke"]
-    smoke["train"].update(steps=STEPS, checkpoint_every=EVERY, log_every=EVERY,
-                          warmup_steps=10, max_failures=MAX_FAILURES)
-    smoke["gates"] = {"rel_tolerance": 100.0, "min_speedup": 5.0}
-    pipeline = dest / "pipelines" / "toy2d-node-loss.yaml"
-    pipeline.write_text(yaml.safe_dump(doc))
-    return pipeline
+def shorten(doc: dict) -> None:
+    """The smoke profile's training, shortened, with a checkpoint every EVERY steps."""
+    doc["profiles"]["smoke"]["train"].update(steps=STEPS, checkpoint_every=EVERY,
+                                             log_every=EVERY, warmup_steps=10,
+                                             max_failures=MAX_FAILURES)
 
 
 def alive_actors(cluster: RayCluster) -> list[dict[str, str]]:
@@ -68,25 +58,10 @@ def alive_actors(cluster: RayCluster) -> list[dict[str, str]]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def wait_for_pause(home: Path, job: subprocess.Popen, log: Path, timeout: float = 1500
-                   ) -> Path:
-    """train_refiner's partial folder once rank 0 stalls after step 90 (checkpoint 80 in)."""
-    stage = home / "artifacts" / "toy2d" / "train_refiner"
-    deadline = time.monotonic() + timeout
-    while True:
-        for partial in stage.glob(".*.partial") if stage.is_dir() else []:
-            marker = pause_marker(partial, PAUSE)
-            if marker.is_file() and json.loads(marker.read_text())["state"] == "paused":
-                return partial
-        assert job.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "train_refiner did not reach the pause in time"
-        time.sleep(0.5)
-
-
 def test_a_node_killed_during_training_restarts_from_the_checkpoint_on_a_replacement(
         tmp_path):
     root = tmp_path
-    pipeline = project_copy(root / "project")
+    pipeline = project_copy(root / "project", "toy2d-node-loss", shorten)
     home = root / "home"
     log = root / "submit.log"
     with mlflow_server(root / "mlflow") as server, ray_cluster(root / "ray") as cluster:
@@ -102,7 +77,8 @@ def test_a_node_killed_during_training_restarts_from_the_checkpoint_on_a_replace
                  "--env", f"{ENV}=pause:train_refiner@{PAUSE}", "--follow"],
                 env=env, text=True, stdout=fh, stderr=subprocess.STDOUT, cwd=root)
         try:
-            partial = wait_for_pause(home, job, log)
+            partial = wait_for_pause(home / "artifacts" / "toy2d" / "train_refiner",
+                                     PAUSE, job, log, timeout=1500).parent
             assert read_pointer(partial)["step"] == 2 * EVERY  # the checkpoint to restart from
             nodes = cluster.nodes()  # {node id: ip}
             actors = alive_actors(cluster)

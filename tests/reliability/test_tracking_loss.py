@@ -24,12 +24,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT
+from tests.helpers import wait_for_pause
 from tests.reliability.test_faults import STAGE_NAMES, cli, cli_env, committed, pipeline  # noqa: F401
 from tests.servers import free_port, mlflow_server
 from tests.test_pipeline import stage_lines
 from wsfm.orchestrate.runner import PENDING
 from wsfm.orchestrate.store import SUCCESS, ArtifactStore
-from wsfm.train.faults import ENV, pause_marker
+from wsfm.train.faults import ENV
 from wsfm.train.monitor import STEP_METRICS, read_step_metrics
 
 pytestmark = pytest.mark.reliability
@@ -41,21 +42,6 @@ QUICK_CLIENT = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BAC
 def finished(home: Path) -> set[str]:
     base = home / "artifacts" / "toy2d"
     return {s for s in STAGE_NAMES if (base / s).is_dir() and list((base / s).glob(f"*/{SUCCESS}"))}
-
-
-def wait_for_pause(home: Path, driver: subprocess.Popen, log: Path, timeout: float = 900
-                   ) -> Path:
-    """The pause marker of train_refiner's partial folder, once rank 0 stalls."""
-    stage = home / "artifacts" / "toy2d" / "train_refiner"
-    deadline = time.monotonic() + timeout
-    while True:
-        for partial in stage.glob(".*.partial") if stage.is_dir() else []:
-            marker = pause_marker(partial, PAUSE)
-            if marker.is_file() and json.loads(marker.read_text())["state"] == "paused":
-                return marker
-        assert driver.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "train_refiner did not pause in time"
-        time.sleep(0.2)
 
 
 def wait_for_step(client: MlflowClient, stage: str, step: int, timeout: float = 120) -> None:
@@ -98,7 +84,8 @@ def test_the_tracking_server_lost_mid_run_keeps_the_work_and_the_next_run_logs_i
                                        "--profile", "smoke"], env=env, cwd=ROOT, stdout=fo,
                                       stderr=fe, text=True)
         try:
-            marker = wait_for_pause(home, driver, out)
+            marker = wait_for_pause(home / "artifacts" / "toy2d" / "train_refiner",
+                                    PAUSE, driver, out, timeout=900)
             before_stop = finished(home)
             wait_for_step(MlflowClient(server.uri), "train_refiner", PAUSE)
         except BaseException:
