@@ -46,6 +46,17 @@ def test_targets_use_the_best_rival_at_every_nfe():
     assert t["guaranteed speed-up (wall >= 0.9 x NFE ratio, draft included)"].result == "met"
 
 
+def test_the_refiners_rectified_round_counts_as_ws_fm_and_the_rival_stays_reflow():
+    rows = [*ROWS, row("warm_reflow", 1, 0.23), row("warm_reflow", 4, 0.19)]
+    t = by_name(targets(report(rows)))
+    assert t["equal-NFE win at NFE 1"].result == "met"  # 0.23 beats reflow's 0.24
+    assert t["equal-NFE win at NFE 1"].numbers.startswith("warm_reflow euler 0.23")
+    assert "best rival reflow" in t["equal-NFE win at NFE 1"].numbers
+    assert t["parity at 25x (4 NFE)"].result == "met"  # 0.19 vs cold_ot's 0.20
+    # The shipped row (gates, speed-up, copying) is still the refiner's.
+    assert report(rows).shipped().method == "warm_ot"
+
+
 def test_a_copying_miss_above_real_data_says_so_and_stays_a_miss():
     rows = [r if r.method != "warm_ot" or r.nfe != 10 else
             row("warm_ot", 10, 0.21, t0=0.9, spread=0.01, copy_ratio=1.09) for r in ROWS]

@@ -1,5 +1,6 @@
 """The evaluation's trained rivals in the real pipeline: the toy2d smoke profile with cold_ot,
-reflow and draft_source added to evaluate.methods (Ray, DeepSpeed, shards, MLflow)."""
+reflow, draft_source and warm_reflow added to evaluate.methods (Ray, DeepSpeed, shards,
+MLflow)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def test_smoke_pipeline_reports_the_rivals(tmp_path):
     smoke["train"]["steps"] = 100
     smoke["shards"] = {"num_shards": 2, "per_shard": 1000}
     smoke["evaluate"].update(methods=["draft", "cold", "cold_ot", "reflow", "draft_source",
-                                      "warm"], solvers=["euler", "heun"], n_samples=300)
+                                      "warm", "warm_reflow"], solvers=["euler", "heun"],
+                             n_samples=300)
     pipeline = tmp_path / "toy2d.yaml"
     pipeline.write_text(yaml.safe_dump(doc))
     home = tmp_path / "home"
@@ -35,10 +37,12 @@ def test_smoke_pipeline_reports_the_rivals(tmp_path):
     (evaluated,) = (store.root / "toy2d" / "evaluate").iterdir()
     report = EvalReport.from_dict(json.loads((evaluated / "metrics.json").read_text()))
     rows = {(r.method, r.solver, r.nfe) for r in report.rows}
-    for method in ("cold", "cold_ot", "reflow", "draft_source"):
+    for method in ("cold", "cold_ot", "reflow", "draft_source", "warm_reflow"):
         assert (method, "euler", 100) in rows and (method, "heun", 2) in rows, method
     assert (report.cold_reference().method in ("cold", "cold_ot")
             and report.cold_reference().nfe == 100)
     (pairs,) = (store.root / "toy2d" / "generate_reflow").iterdir()
     assert sum(r.count for r in read_manifest(pairs)) == 2000  # [z | x1] pairs
+    (warm_pairs,) = (store.root / "toy2d" / "generate_warm_reflow").iterdir()
+    assert sum(r.count for r in read_manifest(warm_pairs)) == 2000  # [x(t0) | x1] pairs
     assert (evaluated / "quality_vs_nfe.png").stat().st_size > 10_000

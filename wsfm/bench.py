@@ -9,9 +9,10 @@ change touches.
 Targets (the row rule of ``wsfm.report``: the cold reference is the best cold row at
 ``cold_nfe`` over couplings and solvers):
 
-- parity at 10x, 25x and (stretch) 50x: the best warm row at ``cold_nfe / k`` calls (any
-  start, any solver) within the seed spread of the cold reference;
-- equal-NFE win at 1, 2, 4, 8: the best warm row beats the best of cold, cold_ot and reflow
+- parity at 10x, 25x and (stretch) 50x: the best WS-FM row (the refiner's, or its rectified
+  round's: ``EvalReport.ws_fm_methods``) at ``cold_nfe / k`` calls (any start, any solver)
+  within the seed spread of the cold reference;
+- equal-NFE win at 1, 2, 4, 8: the best WS-FM row beats the best of cold, cold_ot and reflow
   at the same calls (any solver);
 - copying: warm's copy ratio no lower than the cold reference's, within their seed spreads
   (text: warm's share of training words no higher than cold's);
@@ -48,18 +49,14 @@ def _q(r: Row) -> str:
     return f"{r.quality:.4g} ± {r.spread:.2g}"
 
 
-def _warm_rows(report: EvalReport) -> list[Row]:
-    return [r for r in report.rows if r.method == report.warm_method]
-
-
 def _parity_targets(report: EvalReport) -> list[Target]:
     cold, low, out = report.cold_reference(), report.lower_is_better, []
     for factor, note in ((10, ""), (25, ""), (50, " (stretch)")):
         nfe = report.cold_nfe // factor
-        w = best_at_nfe(_warm_rows(report), [report.warm_method], nfe, low)
+        w = best_at_nfe(report.rows, report.ws_fm_methods(), nfe, low)
         name = f"parity at {factor}x ({nfe} NFE){note}"
         if w is None:
-            out.append(Target(name, "n/a", f"no {report.warm_method} row at NFE {nfe}"))
+            out.append(Target(name, "n/a", f"no WS-FM row at NFE {nfe}"))
             continue
         gap = w.quality - cold.quality
         out.append(Target(name, "met" if parity(w, cold, lower_is_better=low) else "missed",
@@ -71,7 +68,7 @@ def _parity_targets(report: EvalReport) -> list[Target]:
 def _equal_nfe_targets(report: EvalReport) -> list[Target]:
     low, out = report.lower_is_better, []
     for n in EQUAL_NFE:
-        w = best_at_nfe(_warm_rows(report), [report.warm_method], n, low)
+        w = best_at_nfe(report.rows, report.ws_fm_methods(), n, low)
         rival = best_at_nfe(report.rows, FEW_STEP_RIVALS, n, low)
         name = f"equal-NFE win at NFE {n}"
         if w is None or rival is None:

@@ -292,14 +292,15 @@ class EvalConfig:
     # The report's methods (wsfm.stages.evaluate.METHODS; "warm" is the refiner, its rows
     # named after the coupling) and the ODE solvers every flow method is sampled with.
     methods: list[str] = field(default_factory=lambda: [
-        "draft", "retrieval", "cold", "cold_ot", "reflow", "draft_source", "zero_shot", "warm"])
+        "draft", "retrieval", "cold", "cold_ot", "reflow", "draft_source", "zero_shot", "warm",
+        "warm_reflow"])
     solvers: list[str] = field(default_factory=lambda: ["euler", "midpoint", "heun"])
 
     def __post_init__(self) -> None:
         if self.seeds < 1 or self.n_samples < 2 or self.cold_nfe < 1 or self.timing_repeats < 1:
             raise ValueError("seeds, n_samples, cold_nfe and timing_repeats must be positive")
         known = ("draft", "retrieval", "cold", "cold_ot", "reflow", "draft_source", "zero_shot",
-                 "warm", "ngram")
+                 "warm", "warm_reflow", "ngram")
         if bad := [m for m in self.methods if m not in known]:
             raise ValueError(f"methods: unknown {bad} (known: {list(known)})")
         if "reflow" in self.methods and "cold_ot" not in self.methods:
@@ -341,6 +342,8 @@ STAGE_NAMES = (
     "generate_reflow",
     "train_reflow",
     "train_draft_source",
+    "generate_warm_reflow",
+    "train_warm_reflow",
     "fit_evaluator",
     "evaluate",
     "register",

@@ -8,7 +8,10 @@
   cold method (``COLD_METHODS``: any coupling) and every solver. NFE counts network calls, so
   a heun row at NFE 100 took 50 steps;
 - the **shipped warm row** (:func:`shipped_row`): the warm method the pipeline trains, at the
-  configured ``t0``, sampled with the shipped solver.
+  configured ``t0``, sampled with the shipped solver;
+- the **WS-FM rows** (:meth:`EvalReport.ws_fm_methods`) that the benchmark's targets judge:
+  the refiner's rows and those of its rectified round (``WARM_ROUND``), which pays the same
+  extra (one pair generation, one training) as the ``reflow`` rival.
 
 ``speedup_nfe`` is the cold reference's NFE over the shipped row's NFE, both in network calls,
 and ``parity`` compares the two rows. Pure: no Ray, no MLflow, no torch.
@@ -21,11 +24,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["COLD_METHODS", "FEW_STEP_RIVALS", "EvalReport", "Row", "best_at_nfe",
+__all__ = ["COLD_METHODS", "FEW_STEP_RIVALS", "WARM_ROUND", "EvalReport", "Row", "best_at_nfe",
            "best_cold_row", "better", "parity", "shipped_row"]
 
 COLD_METHODS = ("cold", "cold_ot")  # from noise at t = 0, trained with any coupling
 FEW_STEP_RIVALS = ("cold", "cold_ot", "reflow")  # the equal-NFE target's rivals (no draft)
+WARM_ROUND = "warm_reflow"  # WS-FM's rectified round (wsfm.stages.rivals)
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,10 @@ class EvalReport:
 
     def shipped(self) -> Row:
         return shipped_row(self.rows, self.warm_method, self.t0, self.solver)
+
+    def ws_fm_methods(self) -> tuple[str, ...]:
+        """The rows' methods that are WS-FM: the refiner and its rectified round."""
+        return (self.warm_method, WARM_ROUND)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -26,7 +26,8 @@ def test_topological_order_puts_dependencies_first():
 
 
 def test_downstream_of_train_refiner():
-    assert downstream(STAGES, "train_refiner") == {"train_refiner", "evaluate", "register"}
+    assert downstream(STAGES, "train_refiner") == {"train_refiner", "generate_warm_reflow",
+                                                   "train_warm_reflow", "evaluate", "register"}
     assert downstream(STAGES, "train_baseline") == {"train_baseline", "evaluate", "register"}
 
 
@@ -45,7 +46,8 @@ def test_from_reruns_exactly_the_downstream_stages(tmp_path, tiny_config):
     finish_all(store, make_plan(STAGES, tiny_config, store))
     plan = make_plan(STAGES, tiny_config, store, from_stage="train_refiner")
     ran = {s for s, a in actions(plan).items() if a == "run"}
-    assert ran == {"train_refiner", "evaluate", "register"}
+    assert ran == {"train_refiner", "generate_warm_reflow", "train_warm_reflow", "evaluate",
+                   "register"}
     assert all(a == "cached" for s, a in actions(plan).items() if s not in ran)
 
 
@@ -74,7 +76,9 @@ def test_a_config_change_reruns_only_the_stages_that_read_it(tmp_path, tiny_conf
                     "fit_evaluator": "cached", "evaluate": "run", "register": "run",
                     # The rivals: draft_source starts at t = 0 whatever flow.t0 says.
                     "train_cold_ot": "cached", "generate_reflow": "cached",
-                    "train_reflow": "cached", "train_draft_source": "cached"}
+                    "train_reflow": "cached", "train_draft_source": "cached",
+                    # The refiner's rectified round follows the refiner.
+                    "generate_warm_reflow": "run", "train_warm_reflow": "run"}
 
 
 def test_unknown_stage_names_the_known_ones(tmp_path, tiny_config):

@@ -30,6 +30,7 @@ from wsfm.stages.fit_evaluator import fit_evaluator
 from wsfm.stages.generate_drafts import generate_drafts
 from wsfm.stages.pretrain_draft import pretrain_draft
 from wsfm.stages.register import register
+from wsfm.stages.rivals import generate_warm_reflow
 from wsfm.tracking import Tracker
 from wsfm.train.discrete_objective import make_objective
 
@@ -282,7 +283,8 @@ def stage_inputs(tmp_path, tiny_config, draft_dir):  # noqa: F811  (the fixture,
     fitted = tmp_path / "fit_evaluator-in"
     fit_evaluator(context(tiny_config, fitted))
     rivals = {}
-    for name in ("train_cold_ot", "train_reflow", "train_draft_source"):  # not in the methods
+    for name in ("train_cold_ot", "train_reflow", "train_draft_source",
+                 "train_warm_reflow"):  # not in the methods
         rivals[name] = tmp_path / f"{name}-in"
         rivals[name].mkdir()
         (rivals[name] / "skipped.json").write_text(json.dumps({"reason": "not listed"}))
@@ -295,6 +297,7 @@ def stage_inputs(tmp_path, tiny_config, draft_dir):  # noqa: F811  (the fixture,
     ("pretrain_draft", pretrain_draft, None),
     ("fit_evaluator", fit_evaluator, None),
     ("generate_drafts", generate_drafts, LocalRuntime()),
+    ("generate_warm_reflow", generate_warm_reflow, LocalRuntime()),
     ("evaluate", evaluate, LocalRuntime()),  # it fans its rows out through runtime.map
     ("register", register, "local-with-tracking"),
 ])
@@ -310,6 +313,11 @@ def test_the_stages_read_only_what_they_declare(tmp_path, tiny_config, stage_inp
         config = dataclasses.replace(
             config, flow=dataclasses.replace(config.flow, coupling="nearest"),
             shards=dataclasses.replace(config.shards, pair="nearest", per_shard=100))
+    if stage == "generate_warm_reflow":  # asked for, so that it makes its pairs
+        config = dataclasses.replace(
+            config, evaluate=dataclasses.replace(config.evaluate,
+                                                 methods=["cold", "warm", "warm_reflow"]),
+            shards=dataclasses.replace(config.shards, per_shard=100))
     if runtime == "local-with-tracking":  # register releases its model into an MLflow run
         uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
         run_id = Tracker(uri, "audit", tmp_path / "mlartifacts").start_run("register")

@@ -54,7 +54,7 @@ def test_up_to_date_then_a_config_change_names_the_key_and_what_it_makes_stale(
     assert states["train_refiner"].reasons == [f"config train.lr: {old_lr} -> 0.0005"]
     assert states["train_baseline"].reasons == [f"config train.lr: {old_lr} -> 0.0005"]
     trained = ("train_refiner", "train_baseline", "train_cold_ot", "train_reflow",
-               "train_draft_source")  # every trained method has the same budget
+               "train_draft_source", "train_warm_reflow")  # the same budget for every one
     assert states["evaluate"].reasons == [f"upstream {name} changed (stale)" for name in trained]
     assert states["register"].reasons == ["upstream train_refiner changed (stale)",
                                           "upstream evaluate changed (stale)"]

@@ -13,7 +13,17 @@ from wsfm.data.datasets import load_dataset
 from wsfm.flow.solvers import integrate
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.shards import read_manifest
-from wsfm.stages.rivals import REFLOW_STEPS, generate_reflow, train_cold_ot, train_reflow
+from wsfm.drafts import load_draft
+from wsfm.flow.paths import WarmPath
+from wsfm.stages.generate_drafts import chunk_seed
+from wsfm.stages.rivals import (
+    REFLOW_STEPS,
+    generate_reflow,
+    generate_warm_reflow,
+    train_cold_ot,
+    train_reflow,
+    train_warm_reflow,
+)
 
 
 def with_methods(config, methods):
@@ -46,10 +56,50 @@ def test_reflow_pairs_are_noise_and_the_cold_ot_flow_from_it(tmp_path, tiny_conf
         (r.sha256, r.count) for r in records]
 
 
+def _first_shard_rows(folder):
+    """The manifest, and every row of the first shard in writing order."""
+    records = read_manifest(folder)
+    with tarfile.open(folder / records[0].shard) as tar:
+        blocks = [np.load(io.BytesIO(tar.extractfile(m).read()))
+                  for m in tar.getmembers() if m.name.endswith(".x.npy")]
+    return records, np.concatenate(blocks)
+
+
+def test_warm_reflow_pairs_are_widened_drafts_and_the_refiners_flow_from_t0(
+        tmp_path, tiny_config, draft_dir):
+    config = with_methods(tiny_config, ["cold", "warm", "warm_reflow"])
+    config = dataclasses.replace(config, flow=dataclasses.replace(config.flow, t0=0.8,
+                                                                  draft_noise=0.2))
+    model = save_untrained(config, tmp_path / "train_refiner", 5)
+    out = tmp_path / "pairs"
+    generate_warm_reflow(context(config, out, LocalRuntime(), pretrain_draft=draft_dir,
+                                 train_refiner=model))
+    records, rows = _first_shard_rows(out)
+    assert len(records) == config.shards.num_shards and rows.shape == (300, 4)
+    # The shard's 300 rows are one chunk: the widened draft drawn with that chunk's seed,
+    # and the refiner's flow from it, checked against Euler steps written out by hand in
+    # float64: x += (1 - t0) / N * v(x, s) / (1 - t0) at s = k / N.
+    seed = chunk_seed(records[0].seed, 0)
+    gen = torch.Generator().manual_seed(seed)
+    drafts = torch.from_numpy(load_draft(draft_dir / "draft.npz").sample(len(rows), seed))
+    widened = WarmPath(0.8, draft_noise=0.2).widen(drafts.float(), gen)
+    assert np.allclose(rows[:, :2], widened.numpy(), atol=1e-6)
+    assert 0.15 < (rows[:, :2] - drafts.numpy()).std() < 0.25  # the widening noise is there
+    net = load_net(net_spec(config.model, load_dataset(config.data)), 2,
+                   model / "model.pt").double()
+    x = torch.from_numpy(rows[:, :2]).double()
+    with torch.no_grad():
+        for k in range(REFLOW_STEPS):
+            s = torch.full((len(x),), k / REFLOW_STEPS, dtype=torch.float64)
+            x = x + net(x, s) / REFLOW_STEPS
+    assert np.allclose(rows[:, 2:], x.numpy(), atol=1e-4)
+
+
 def test_rivals_not_asked_for_are_skipped_without_training(tmp_path, tiny_config):
     config = with_methods(tiny_config, ["draft", "cold", "warm"])  # NoRuntime: no training
     for stage, name in ((train_cold_ot, "cold_ot"), (generate_reflow, "reflow"),
-                        (train_reflow, "reflow")):
+                        (train_reflow, "reflow"), (generate_warm_reflow, "warm_reflow"),
+                        (train_warm_reflow, "warm_reflow")):
         out = tmp_path / stage.__name__
         result = stage(context(config, out))
         assert result.metrics == {"skipped": 1.0}

@@ -6,7 +6,14 @@ from wsfm.stages.fit_evaluator import fit_evaluator
 from wsfm.stages.generate_drafts import generate_drafts
 from wsfm.stages.pretrain_draft import pretrain_draft
 from wsfm.stages.register import register
-from wsfm.stages.rivals import generate_reflow, train_cold_ot, train_draft_source, train_reflow
+from wsfm.stages.rivals import (
+    generate_reflow,
+    generate_warm_reflow,
+    train_cold_ot,
+    train_draft_source,
+    train_reflow,
+    train_warm_reflow,
+)
 from wsfm.stages.train import train_baseline, train_refiner
 
 __all__ = ["STAGES", "Runtime", "StageContext", "StageResult", "StageSpec", "TrainSpec",
@@ -44,11 +51,18 @@ STAGES: tuple[StageSpec, ...] = (
               reads=(*_TRAIN, "flow.draft_noise", "flow.sigma_min", "flow.coupling",
                      "flow.kappa_exponent", "evaluate.methods"), code=_TRAIN_CODE,
               resumable=True),
+    # WS-FM's own rectified round: the refiner's pairs from the widened draft at t0 (so the
+    # sampler's settings), then the same training as reflow.
+    StageSpec("generate_warm_reflow", generate_warm_reflow, ("pretrain_draft", "train_refiner"),
+              reads=("seed", "data", "model", "shards", "flow.t0", "flow.draft_noise",
+                     "evaluate.methods"), resumable=True),
+    StageSpec("train_warm_reflow", train_warm_reflow, ("generate_warm_reflow",),
+              reads=(*_TRAIN, "evaluate.methods"), code=_TRAIN_CODE, resumable=True),
     StageSpec("fit_evaluator", fit_evaluator, (),
               reads=("seed", "data", "evaluate.n_projections")),
     StageSpec("evaluate", evaluate,
               ("pretrain_draft", "train_refiner", "train_baseline", "fit_evaluator",
-               "train_cold_ot", "train_reflow", "train_draft_source"),
+               "train_cold_ot", "train_reflow", "train_draft_source", "train_warm_reflow"),
               reads=("seed", "task", "data", "model", *_SAMPLER, "evaluate.n_samples",
                      "evaluate.seeds", "evaluate.cold_nfe", "evaluate.nfe_grid",
                      "evaluate.warm_t0s", "evaluate.method", "evaluate.timing_repeats",

@@ -17,7 +17,8 @@ How each method samples (``METHODS``):
 - ``cold``, ``cold_ot``, ``reflow``: from noise (all-mask for text) at t = 0;
 - ``draft_source``: from the widened draft at t = 0 (the refiner's pairs, the whole path);
 - ``zero_shot``: the cold model from a noised draft at t0 on its own clock;
-- ``warm``: the refiner from the widened draft at t0 (rows named after its coupling).
+- ``warm``: the refiner from the widened draft at t0 (rows named after its coupling);
+- ``warm_reflow``: the refiner's rectified round from the widened draft at t = 0.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ __all__ = ["EvalJob", "METHODS", "NET_STAGE", "Point", "SeedScore", "run_eval_jo
 NET_STAGE = {"draft": "", "retrieval": "", "ngram": "", "cold": "train_baseline",
              "cold_ot": "train_cold_ot", "reflow": "train_reflow",
              "draft_source": "train_draft_source", "zero_shot": "train_baseline",
-             "warm": "train_refiner"}
+             "warm": "train_refiner", "warm_reflow": "train_warm_reflow"}
 METHODS = tuple(NET_STAGE)
 
 
@@ -162,7 +163,7 @@ class EvalEnv:
         flow = self.cfg.flow
         net = self.net(NET_STAGE[method])
         draft, start, noise = None, "draft", 0.0
-        if method in ("warm", "draft_source"):
+        if method in ("warm", "draft_source", "warm_reflow"):
             draft, noise = self.draft, flow.draft_noise
         elif method == "zero_shot":
             draft, start = self.draft, "noised_draft"

@@ -35,8 +35,8 @@ __all__ = ["NGRAM_RIVALS", "SEED_BASE", "evaluate", "parity", "plan_jobs", "rows
 
 SEED_BASE = 10_000  # sampling seeds, disjoint from training and shard seeds
 NGRAM_RIVALS = (2, 3, 4, 5)  # text: the character n-gram drafts alone, as rivals ("ngram")
-FROM_ZERO = ("cold", "cold_ot", "reflow", "draft_source")  # flows over the whole path
-TEXT_ONLY, VECTOR_ONLY = ("ngram",), ("cold_ot", "reflow")
+FROM_ZERO = ("cold", "cold_ot", "reflow", "draft_source", "warm_reflow")  # the whole path
+TEXT_ONLY, VECTOR_ONLY = ("ngram",), ("cold_ot", "reflow", "warm_reflow")
 COPYING_KEYS = ("copy_ratio", "near_copy_share", "train_share", "held_out_share",
                 "distinct_share")
 TEXT_SOLVER = "jump"  # the discrete sampler: one network call per jump step

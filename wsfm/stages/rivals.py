@@ -7,6 +7,11 @@
   ``generate_drafts``' layout, records and resume rules (``shards.num_shards`` x
   ``per_shard`` pairs), and as they do, delivered through ``job.files`` from whatever node;
 - ``train_reflow``: flow matching on those pairs;
+- ``generate_warm_reflow`` + ``train_warm_reflow``: the same round on the refiner (WS-FM's
+  own rectified round): the widened draft ``x(t0)`` and the refiner's sample from it at
+  ``REFLOW_STEPS`` Euler steps over ``[t0, 1]``, then flow matching on those pairs from t = 0.
+  Like ``reflow`` it costs one pair generation and one more training of the same budget, so
+  ``warm_reflow`` against ``reflow`` compares like with like (docs/method.md);
 - ``train_draft_source``: flow matching from the widened drafts over the whole path
   (t0 = 0), with the refiner's shards and pairs: a good source without a late start.
 
@@ -29,6 +34,7 @@ import torch
 
 from wsfm.config import PipelineConfig
 from wsfm.data.datasets import load_dataset
+from wsfm.sampler import WarmStartSampler
 from wsfm.shards import (
     BLOCK,
     ShardRecord,
@@ -53,11 +59,13 @@ from wsfm.stages.train import _result
 from wsfm.taskfiles import LocalFiles, TaskFiles
 from wsfm.train.spec import Mode, TrainSpec
 
-__all__ = ["REFLOW_STEPS", "ReflowJob", "generate_reflow", "make_reflow_shard",
-           "train_cold_ot", "train_draft_source", "train_reflow"]
+__all__ = ["REFLOW_STEPS", "ReflowJob", "generate_reflow", "generate_warm_reflow",
+           "make_reflow_shard", "train_cold_ot", "train_draft_source", "train_reflow",
+           "train_warm_reflow"]
 
-REFLOW_STEPS = 100  # Euler steps of the cold_ot model that make the reflow pairs
+REFLOW_STEPS = 100  # Euler steps of the teacher (cold_ot, or the refiner) behind the pairs
 REFLOW_SEED = 7_000_000  # shard seeds, disjoint from the drafts' and evaluation's
+WARM_REFLOW_SEED = 8_000_000
 
 
 def _skip(ctx: StageContext, method: str) -> StageResult | None:
@@ -66,7 +74,7 @@ def _skip(ctx: StageContext, method: str) -> StageResult | None:
     reason = ""
     if method not in cfg.evaluate.methods:
         reason = f"{method!r} is not in evaluate.methods"
-    elif cfg.data.is_text and method in ("cold_ot", "reflow"):
+    elif cfg.data.is_text and method in ("cold_ot", "reflow", "warm_reflow"):
         reason = f"{method!r} does not apply to text (an all-mask source)"
     if not reason:
         return None
@@ -98,19 +106,29 @@ def train_draft_source(ctx: StageContext) -> StageResult:
     return _result(ctx.runtime.train(_spec(ctx.config, ctx.out, "warm", urls, paired, flow)))
 
 
-def train_reflow(ctx: StageContext) -> StageResult:
-    skipped = _skip(ctx, "reflow")
+def _train_on_pairs(ctx: StageContext, method: str, pairs_stage: str) -> StageResult:
+    skipped = _skip(ctx, method)
     if skipped:
         return skipped
-    pairs = ctx.inputs["generate_reflow"]
+    pairs = ctx.inputs[pairs_stage]
     urls = tuple(str(pairs / rec.shard) for rec in read_manifest(pairs))
     return _result(ctx.runtime.train(_spec(ctx.config, ctx.out, "reflow", urls)))
+
+
+def train_reflow(ctx: StageContext) -> StageResult:
+    return _train_on_pairs(ctx, "reflow", "generate_reflow")
+
+
+def train_warm_reflow(ctx: StageContext) -> StageResult:
+    return _train_on_pairs(ctx, "warm_reflow", "generate_warm_reflow")
 
 
 @dataclass(frozen=True)
 class ReflowJob:
     """One shard of reflow pairs; picklable. Field names follow ``generate_drafts.ShardJob``
-    (its resume check reads them); ``draft_sha256`` is the cold_ot weights' sha256."""
+    (its resume check reads them); ``draft_sha256`` is the teacher's weights' sha256.
+    ``draft_path`` empty: the teacher is cold_ot and the source noise; else the teacher is the
+    refiner and the source the widened draft at ``config.flow.t0``."""
 
     model_path: str
     config: PipelineConfig
@@ -122,33 +140,49 @@ class ReflowJob:
     block: int = BLOCK
     pair: str = "none"
     files: TaskFiles | None = None  # the stage's files from the task's node (None: out_dir)
+    draft_path: str = ""
 
     def __str__(self) -> str:
         return f"{shard_name(self.index)} (seed {self.seed})"
 
 
-def _pairs(job: ReflowJob) -> Iterator[np.ndarray]:
-    """(rows, 2D) float32 ``[z | x1]`` pairs, chunk by chunk, deterministic in the seed."""
+def _teacher(job: ReflowJob) -> WarmStartSampler:
+    """The sampler whose start and flow make the pairs: cold_ot from noise at 0, or the
+    refiner from the widened draft at ``t0`` (its velocity rescaled from s-units)."""
     from wsfm.bundle import load_net
     from wsfm.components import net_spec
-    from wsfm.flow.solvers import integrate
+    from wsfm.drafts import load_draft
 
     data = load_dataset(job.config.data)
     net = load_net(net_spec(job.config.model, data), data.dim, job.model_path)
+    if not job.draft_path:
+        return WarmStartSampler(None, net, 0.0, dim=data.dim)
+    flow = job.config.flow
+    return WarmStartSampler(load_draft(job.draft_path), net, flow.t0,
+                            draft_noise=flow.draft_noise)
+
+
+def _pairs(job: ReflowJob) -> Iterator[np.ndarray]:
+    """(rows, 2D) float32 ``[x0 | x1]`` pairs, chunk by chunk, deterministic in the seed:
+    ``x0`` the teacher's start, ``x1`` its ``REFLOW_STEPS``-step Euler sample from ``x0``."""
+    from wsfm.flow.solvers import integrate
+
+    teacher = _teacher(job)
+    teacher.refiner.eval()
     rows = job.block * CHUNK_BLOCKS
     for c, start in enumerate(range(0, job.count, rows)):
-        gen = torch.Generator().manual_seed(chunk_seed(job.seed, c))
-        z = torch.randn(min(rows, job.count - start), data.dim, generator=gen)
+        x0 = teacher.initial(min(rows, job.count - start), chunk_seed(job.seed, c))
         with torch.no_grad():
-            x1 = integrate(lambda x, t: net(x, t), z, 0.0, 1.0, steps=REFLOW_STEPS,
+            x1 = integrate(teacher.velocity, x0, teacher.t0, 1.0, steps=REFLOW_STEPS,
                            method="euler").x
-        yield torch.cat([z, x1], 1).numpy().astype(np.float32)
+        yield torch.cat([x0, x1], 1).numpy().astype(np.float32)
 
 
 def make_reflow_shard(job: ReflowJob) -> ShardRecord:
     """Make (or find complete) one shard of pairs and its stats record."""
     files = job.files or LocalFiles(job.out_dir)
-    job = dataclasses.replace(job, model_path=str(files.input(job.model_path)))
+    job = dataclasses.replace(job, model_path=str(files.input(job.model_path)),
+                              draft_path=job.draft_path and str(files.input(job.draft_path)))
     with files.workspace() as out:
         old, problem = _earlier_attempt(out, job)  # type: ignore[arg-type]  # same fields
         if problem is None:
@@ -173,22 +207,32 @@ def _count(job: ReflowJob) -> int:
 
 
 def generate_reflow(ctx: StageContext) -> StageResult:
-    skipped = _skip(ctx, "reflow")
+    return _generate_pairs(ctx, "reflow", "train_cold_ot", from_draft=False)
+
+
+def generate_warm_reflow(ctx: StageContext) -> StageResult:
+    return _generate_pairs(ctx, "warm_reflow", "train_refiner", from_draft=True)
+
+
+def _generate_pairs(ctx: StageContext, method: str, teacher: str, from_draft: bool
+                    ) -> StageResult:
+    skipped = _skip(ctx, method)
     if skipped:
         return skipped
     cfg, sh = ctx.config, ctx.config.shards
-    model = ctx.inputs["train_cold_ot"] / "model.pt"
+    model = ctx.inputs[teacher] / "model.pt"
+    draft = str(ctx.inputs["pretrain_draft"] / "draft.npz") if from_draft else ""
     if not model.is_file():
-        raise FileNotFoundError(f"{model}: reflow needs the cold_ot model (is cold_ot in "
-                                "evaluate.methods?)")
+        raise FileNotFoundError(f"{model}: {method} needs its teacher's model.pt")
     sha = sha256_file(model)
-    jobs = [ReflowJob(str(model), cfg, str(ctx.out), i, sh.per_shard,
-                      seed=cfg.seed * 1_000_003 + REFLOW_SEED + i, draft_sha256=sha,
-                      block=sh.block, files=ctx.files) for i in range(sh.num_shards)]
+    seed0 = cfg.seed * 1_000_003 + (WARM_REFLOW_SEED if draft else REFLOW_SEED)
+    jobs = [ReflowJob(str(model), cfg, str(ctx.out), i, sh.per_shard, seed=seed0 + i,
+                      draft_sha256=sha, block=sh.block, files=ctx.files, draft_path=draft)
+            for i in range(sh.num_shards)]
     _remove_temporaries(ctx.out)
     start = time.perf_counter()
     try:
-        records = ctx.runtime.map(make_reflow_shard, jobs, desc="generate_reflow",
+        records = ctx.runtime.map(make_reflow_shard, jobs, desc=f"generate_{method}",
                                   unit="shards", work=_count, work_unit="pairs")
     finally:
         _remove_temporaries(ctx.out)  # left by tasks whose worker died mid-write
