@@ -12,7 +12,7 @@ from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
 from wsfm.flow.solvers import integrate
 from wsfm.orchestrate.local import LocalRuntime
-from wsfm.shards import read_manifest
+from wsfm.shards import read_manifest, write_manifest
 from wsfm.drafts import load_draft
 from wsfm.flow.paths import WarmPath
 from wsfm.stages.generate_drafts import chunk_seed
@@ -104,3 +104,29 @@ def test_rivals_not_asked_for_are_skipped_without_training(tmp_path, tiny_config
         result = stage(context(config, out))
         assert result.metrics == {"skipped": 1.0}
         assert name in json.loads((out / "skipped.json").read_text())["reason"]
+
+
+class RecordingRuntime:
+    """Trains nothing: keeps the specs a stage asks to train (their labels are the check)."""
+
+    def __init__(self):
+        self.specs = []
+
+    def train(self, spec):
+        self.specs.append(spec)
+        return {"steps": 0}
+
+
+def test_each_rival_trains_under_its_own_stage_name(tmp_path, tiny_config):
+    config = with_methods(tiny_config, ["cold", "cold_ot", "reflow", "warm", "warm_reflow"])
+    runtime = RecordingRuntime()
+    train_cold_ot(context(config, tmp_path / "cold_ot", runtime))
+    for stage, pairs in ((train_reflow, "generate_reflow"),
+                         (train_warm_reflow, "generate_warm_reflow")):
+        folder = tmp_path / pairs
+        folder.mkdir()
+        write_manifest(folder, [])
+        stage(context(config, tmp_path / stage.__name__, runtime, **{pairs: folder}))
+    assert [(s.label, s.mode) for s in runtime.specs] == [
+        ("train_cold_ot", "cold_ot"), ("train_reflow", "reflow"),
+        ("train_warm_reflow", "reflow")]

@@ -82,16 +82,17 @@ def _skip(ctx: StageContext, method: str) -> StageResult | None:
     return StageResult(metrics={"skipped": 1.0}, tags={"skipped": reason})
 
 
-def _spec(cfg: PipelineConfig, out: Path, mode: Mode, urls: tuple[str, ...] = (),
+def _spec(cfg: PipelineConfig, out: Path, method: str, mode: Mode, urls: tuple[str, ...] = (),
           paired: bool = False, flow=None) -> TrainSpec:
     return TrainSpec(mode=mode, data=cfg.data, flow=flow or cfg.flow, model=cfg.model,
                      train=cfg.train, dim=load_dataset(cfg.data).dim, out_dir=str(out),
-                     shard_urls=urls, paired=paired)
+                     shard_urls=urls, paired=paired, stage=f"train_{method}")
 
 
 def train_cold_ot(ctx: StageContext) -> StageResult:
     skipped = _skip(ctx, "cold_ot")
-    return skipped or _result(ctx.runtime.train(_spec(ctx.config, ctx.out, "cold_ot")))
+    return skipped or _result(ctx.runtime.train(_spec(ctx.config, ctx.out, "cold_ot",
+                                                       "cold_ot")))
 
 
 def train_draft_source(ctx: StageContext) -> StageResult:
@@ -103,7 +104,8 @@ def train_draft_source(ctx: StageContext) -> StageResult:
     urls = tuple(str(shards / rec.shard) for rec in records)
     paired = {rec.pair for rec in records} != {"none"}
     flow = dataclasses.replace(ctx.config.flow, t0=0.0)  # type: ignore[type-var]  # pydantic
-    return _result(ctx.runtime.train(_spec(ctx.config, ctx.out, "warm", urls, paired, flow)))
+    spec = _spec(ctx.config, ctx.out, "draft_source", "warm", urls, paired, flow)
+    return _result(ctx.runtime.train(spec))
 
 
 def _train_on_pairs(ctx: StageContext, method: str, pairs_stage: str) -> StageResult:
@@ -112,7 +114,7 @@ def _train_on_pairs(ctx: StageContext, method: str, pairs_stage: str) -> StageRe
         return skipped
     pairs = ctx.inputs[pairs_stage]
     urls = tuple(str(pairs / rec.shard) for rec in read_manifest(pairs))
-    return _result(ctx.runtime.train(_spec(ctx.config, ctx.out, "reflow", urls)))
+    return _result(ctx.runtime.train(_spec(ctx.config, ctx.out, method, "reflow", urls)))
 
 
 def train_reflow(ctx: StageContext) -> StageResult:

@@ -141,7 +141,7 @@ def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = 
     hooks = (*hooks, *step_hooks(stage, out_dir=out))  # WSFM_FAULT drills (wsfm.train.faults)
     monitor = RankZeroMonitor(tracking, rank=rank, every=tc.log_every,
                               total=tc.steps, start=start, batch=tc.batch_size,
-                              desc=f"train_{'refiner' if spec.mode == 'warm' else 'baseline'}",
+                              desc=spec.label,
                               out_dir=out)
     began = time.perf_counter()
     window = _Window(start + 1, began)

@@ -35,3 +35,8 @@ class TrainSpec:
     # How a worker on another node reads the shards and delivers rank 0's files into
     # out_dir (wsfm.taskfiles); None: out_dir and the shards are visible to every worker.
     files: TaskFiles | None = None
+    stage: str = ""  # the stage it trains for, in progress lines ("": by mode)
+
+    @property
+    def label(self) -> str:
+        return self.stage or ("train_refiner" if self.mode == "warm" else "train_baseline")
