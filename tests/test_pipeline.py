@@ -166,8 +166,8 @@ def test_from_reruns_exactly_the_downstream_stages(smoke):
                 "--from", "train_refiner", home=smoke["home"])
     planned = {line.split()[1]: line.split()[2] for line in plan.stdout.splitlines()
                if line.startswith("[plan]")}
-    assert {s for s, a in planned.items() if a == "run"} == {"train_refiner", "evaluate",
-                                                            "register"}
+    assert {s for s, a in planned.items() if a == "run"} == {
+        "train_refiner", "generate_warm_reflow", "train_warm_reflow", "evaluate", "register"}
     proc = wsfm("run", str(smoke["pipeline"]), "--profile", "smoke", "--from", "evaluate",
                 home=smoke["home"])
     assert proc.returncode == 0, proc.stderr[-3000:]

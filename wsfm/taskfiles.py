@@ -2,7 +2,7 @@
 
 A stage builds its output in one local folder (``ctx.out``) on the node that runs the stage's
 task, and reads its inputs from local folders there (``ctx.inputs``). The work it fans out (a
-shard task of ``generate_drafts`` or ``generate_reflow``, an evaluation job, the Ray Train
+shard task of ``generate_drafts`` or a reflow pair stage, an evaluation job, the Ray Train
 workers) may run on another node. With a local or shared artifact root every node sees those
 folders and nothing has to move: :class:`LocalFiles`. With an object-store root on several
 nodes without a shared mount the other node sees none of them: the stage hands its tasks
