@@ -10,11 +10,11 @@ from tests.stages.conftest import context, save_untrained
 from wsfm.bundle import load_net
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
+from wsfm.drafts import load_draft
+from wsfm.flow.paths import WarmPath
 from wsfm.flow.solvers import integrate
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.shards import read_manifest, write_manifest
-from wsfm.drafts import load_draft
-from wsfm.flow.paths import WarmPath
 from wsfm.stages.generate_drafts import chunk_seed
 from wsfm.stages.rivals import (
     REFLOW_STEPS,
