@@ -152,16 +152,14 @@ def _teacher(job: ReflowJob) -> WarmStartSampler:
     """The sampler whose start and flow make the pairs: cold_ot from noise at 0, or the
     refiner from the widened draft at ``t0`` (its velocity rescaled from s-units)."""
     from wsfm.bundle import load_net
-    from wsfm.components import net_spec
+    from wsfm.components import make_sampler, net_spec
     from wsfm.drafts import load_draft
 
-    data = load_dataset(job.config.data)
+    data, flow = load_dataset(job.config.data), job.config.flow
     net = load_net(net_spec(job.config.model, data), data.dim, job.model_path)
-    if not job.draft_path:
-        return WarmStartSampler(None, net, 0.0, dim=data.dim)
-    flow = job.config.flow
-    return WarmStartSampler(load_draft(job.draft_path), net, flow.t0,
-                            draft_noise=flow.draft_noise)
+    draft = load_draft(job.draft_path) if job.draft_path else None
+    return make_sampler(data, draft, net, flow.t0 if draft else 0.0,
+                        step_size=1.0 / REFLOW_STEPS, draft_noise=flow.draft_noise)
 
 
 def _pairs(job: ReflowJob) -> Iterator[np.ndarray]:

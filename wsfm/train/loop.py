@@ -137,8 +137,7 @@ def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = 
     if objective is None:
         objective = make_objective(spec.mode, spec.flow, data, paired=spec.paired)
     dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float32
-    stage = "train_refiner" if spec.mode == "warm" else "train_baseline"
-    hooks = (*hooks, *step_hooks(stage, out_dir=out))  # WSFM_FAULT drills (wsfm.train.faults)
+    hooks = (*hooks, *step_hooks(spec.mode_stage, out_dir=out))  # WSFM_FAULT drills
     monitor = RankZeroMonitor(tracking, rank=rank, every=tc.log_every,
                               total=tc.steps, start=start, batch=tc.batch_size,
                               desc=spec.label,

@@ -38,5 +38,10 @@ class TrainSpec:
     stage: str = ""  # the stage it trains for, in progress lines ("": by mode)
 
     @property
+    def mode_stage(self) -> str:
+        """The stage its mode trains for by default (the WSFM_FAULT drills' names)."""
+        return "train_refiner" if self.mode == "warm" else "train_baseline"
+
+    @property
     def label(self) -> str:
-        return self.stage or ("train_refiner" if self.mode == "warm" else "train_baseline")
+        return self.stage or self.mode_stage
