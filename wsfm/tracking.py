@@ -31,6 +31,7 @@ import mlflow
 from wsfm.config import flatten
 from wsfm.errors import UserError
 from wsfm.registry import Score, decide
+from wsfm.train.metrics_log import read_step_metrics
 
 if TYPE_CHECKING:
     from wsfm.stages.base import ModelRelease
@@ -202,8 +203,6 @@ class Tracker:
     @_guarded("logging the step metrics of {0}")
     def log_step_history(self, run_id: str, folder: Path) -> int:
         """Log the records of ``train_metrics.jsonl`` in ``folder``; returns how many."""
-        from wsfm.train.monitor import read_step_metrics
-
         records = read_step_metrics(Path(folder))
         metrics = [Metric(k, float(v), r["timestamp"], r["step"]) for r in records
                    for k, v in r["metrics"].items()]

@@ -5,11 +5,11 @@ stage's MLflow run, and a progress line (step, loss, samples/s, ETA) that Ray fo
 invocation's log file. Each logged step is first appended to ``train_metrics.jsonl`` in the
 stage folder (step, time, values), then sent to MLflow by a background thread: a tracking
 server that is slow or down never stalls or fails training, and what it did not receive is
-logged from that file afterwards, with the same timestamps (``wsfm.tracking``), by the
-driver that logs the stage. About once a second it also replaces ``progress.json`` in the stage
-folder, the snapshot from which the driver shows progress (``wsfm.progress``). Divergence (a NaN
-or inf loss on any rank) is decided collectively, so that every rank stops at the same step and
-none hangs in a collective.
+logged from that file (its format: ``wsfm.train.metrics_log``) afterwards, with the same
+timestamps (``wsfm.tracking``), by the driver that logs the stage. About once a second it
+also replaces ``progress.json`` in the stage folder, the snapshot from which the driver shows
+progress (``wsfm.progress``). Divergence (a NaN or inf loss on any rank) is decided
+collectively, so that every rank stops at the same step and none hangs in a collective.
 """
 
 from __future__ import annotations
@@ -28,27 +28,13 @@ from typing import Any
 import torch
 
 from wsfm.progress import SNAPSHOT, format_duration, format_rate, write_snapshot
+from wsfm.train.metrics_log import STEP_METRICS, append_step_metrics, read_step_metrics
 
+# STEP_METRICS and read_step_metrics live in metrics_log; they stay importable from here.
 __all__ = ["DIVERGED", "STEP_METRICS", "Divergence", "RankZeroMonitor", "check_divergence",
            "global_losses", "read_step_metrics"]
 
 DIVERGED = "diverged.json"  # written by rank 0 into the stage folder when the loss blows up
-STEP_METRICS = "train_metrics.jsonl"  # rank 0's logged steps: {"step", "timestamp", "metrics"}
-
-
-def read_step_metrics(folder: Path) -> list[dict[str, Any]]:
-    """The records of ``train_metrics.jsonl`` in ``folder`` (none: ``[]``); a line cut short
-    by a killed worker is left out."""
-    path = Path(folder) / STEP_METRICS
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
 
 
 class _Sender:
@@ -65,6 +51,7 @@ class _Sender:
         self.thread.start()
 
     def _run(self) -> None:
+        # lazy: MLflow loads only in a rank-0 worker that has a run to log to
         from wsfm.tracking import log_step_metrics, redact
 
         while (record := self.queue.get()) is not None:
@@ -115,6 +102,7 @@ def check_divergence(losses: Sequence[float], *, first_step: int, lrs: Sequence[
     bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
     if bad is None:
         return
+    # lazy: checkpoint imports DeepSpeed and Ray, which the monitor's tests do without
     from wsfm.train.checkpoint import read_pointer
 
     step, last = first_step + bad, first_step + len(losses) - 1
@@ -177,8 +165,7 @@ class RankZeroMonitor:
         metrics = {"train/loss": self.recent_loss(), "train/lr": lr,
                    "train/step_time_s": step_time, "train/samples_per_s": self.batch / step_time}
         record = {"step": step, "timestamp": int(time.time() * 1000), "metrics": metrics}
-        with open(self.out_dir / STEP_METRICS, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        append_step_metrics(self.out_dir, record)
         self.recorded += 1
         if self._sender is not None:
             self._sender.queue.put(record)
