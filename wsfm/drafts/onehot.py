@@ -16,10 +16,17 @@ import numpy as np
 
 from wsfm.data.words import VOCAB, from_one_hot, one_hot
 from wsfm.drafts.base import Draft, read_arrays
+from wsfm.drafts.gru import GRUDraft
+from wsfm.drafts.ngram import CharNgramDraft
 
-__all__ = ["OneHotDraft"]
+__all__ = ["CODE_DRAFTS", "OneHotDraft"]
 
 _INNER = "inner."  # prefix of the wrapped draft's arrays in the saved file
+
+# The drafts whose samples are character codes: what a one-hot draft can wrap. Named here, not
+# looked up in wsfm.drafts.registry, which lists OneHotDraft itself (no import circle).
+CODE_DRAFTS: dict[str, type[Draft]] = {CharNgramDraft.kind: CharNgramDraft,
+                                       GRUDraft.kind: GRUDraft}
 
 
 class OneHotDraft(Draft):
@@ -68,15 +75,16 @@ class OneHotDraft(Draft):
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        from wsfm.drafts.registry import load_draft
-
+        """Read a one-hot draft; the wrapped draft must be one of :data:`CODE_DRAFTS`."""
         f = read_arrays(path, cls.kind)
-        if str(f.get(_INNER + "kind")) == cls.kind:
-            raise ValueError(f"{path}: a one-hot draft must wrap a code draft")
+        inner_kind = str(f.get(_INNER + "kind"))
+        if inner_kind not in CODE_DRAFTS:
+            raise ValueError(f"{path}: a one-hot draft must wrap a code draft "
+                             f"({sorted(CODE_DRAFTS)}), not one of kind {inner_kind!r}")
         with tempfile.TemporaryDirectory(prefix="wsfm-onehot-") as tmp:
             inner = Path(tmp) / "inner.npz"
             arrays: dict[str, Any] = {name[len(_INNER):]: a for name, a in f.items()
                                       if name.startswith(_INNER)}
             with open(inner, "wb") as out:
                 np.savez(out, **arrays)
-            return cls(load_draft(inner), int(f["vocab"]))
+            return cls(CODE_DRAFTS[inner_kind].load(inner), int(f["vocab"]))
