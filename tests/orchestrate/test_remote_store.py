@@ -15,7 +15,8 @@ from wsfm.orchestrate.dag import make_plan
 from wsfm.orchestrate.remote_store import CACHE_ENV, RemoteArtifactStore
 from wsfm.orchestrate.runner import execute_stage
 from wsfm.orchestrate.storage import locate, storage_env
-from wsfm.orchestrate.store import SUCCESS, ArtifactStore, open_store
+from wsfm.orchestrate.store import SUCCESS, ArtifactStore
+from wsfm.orchestrate.stores import open_store
 from wsfm.stages import STAGES
 
 

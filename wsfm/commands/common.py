@@ -8,7 +8,7 @@ from pathlib import Path
 from wsfm.config import PipelineConfig, load_pipeline
 from wsfm.orchestrate.staleness import StageState, pipeline_status
 from wsfm.orchestrate.storage import is_uri, locate
-from wsfm.orchestrate.store import open_store
+from wsfm.orchestrate.stores import open_store
 from wsfm.stages import STAGES
 
 __all__ = ["home_of", "load_states"]

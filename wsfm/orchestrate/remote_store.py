@@ -346,7 +346,7 @@ _INPUTS: dict[tuple[str, str, str, str], Path] = {}  # this process's staged-in 
 
 def _node_id() -> str:
     """The Ray node this process runs on ("" outside Ray: one process sees everything)."""
-    import ray
+    import ray  # lazy: the CLI's store commands start without Ray
 
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
 

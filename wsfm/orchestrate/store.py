@@ -8,8 +8,9 @@ or changed since: its mtime moved and its sha256 differs). A failed attempt's pa
 is kept: a *resumable* stage (draft shards, training checkpoints) picks up what it finished,
 every other stage starts it afresh.
 
-The root may also be a URI (``s3://``, ``gs://``, ``file://``): :func:`open_store` then gives
-a :class:`~wsfm.orchestrate.remote_store.RemoteArtifactStore`, the same layout and protocol
+The root may also be a URI (``s3://``, ``gs://``, ``file://``): ``open_store``
+(``wsfm.orchestrate.stores``) then gives a
+:class:`~wsfm.orchestrate.remote_store.RemoteArtifactStore`, the same layout and protocol
 staged through a node-local cache (its module docstring tells how). Both give a stage's task
 local folders: :meth:`ArtifactStore.stage_in` for an input, :meth:`ArtifactStore.begin` for
 the output, and :meth:`ArtifactStore.keep` for a failed resumable attempt's partial folder;
@@ -30,21 +31,9 @@ from typing import Any
 from wsfm.shards import sha256_file
 from wsfm.taskfiles import LocalFiles
 
-__all__ = ["SUCCESS", "ArtifactStore", "file_table", "first_damage", "open_store"]
+__all__ = ["SUCCESS", "ArtifactStore", "file_table", "first_damage"]
 
 SUCCESS = "_SUCCESS.json"
-
-
-def open_store(root: str | Path, pipeline: str):
-    """The store for ``root``: :class:`ArtifactStore` for a local folder, a
-    :class:`~wsfm.orchestrate.remote_store.RemoteArtifactStore` for a URI."""
-    from wsfm.orchestrate.storage import is_uri
-
-    if is_uri(str(root)):
-        from wsfm.orchestrate.remote_store import RemoteArtifactStore
-
-        return RemoteArtifactStore(str(root), pipeline)
-    return ArtifactStore(root, pipeline)
 
 
 def file_table(folder: Path) -> dict[str, dict[str, Any]]:
