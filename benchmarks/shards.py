@@ -47,6 +47,9 @@ class ProbedRuntime:
     def __init__(self, runtime: RayRuntime, probe_dir: Path):
         self.runtime, self.probe_dir = runtime, probe_dir
 
+    def node_id(self) -> str:
+        return self.runtime.node_id()
+
     def map(self, fn, items, **progress):
         probe_dir = str(self.probe_dir)
 

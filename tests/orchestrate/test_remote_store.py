@@ -200,6 +200,9 @@ class SerialRuntime:
             out.append(fn(item))
         return out
 
+    def node_id(self):
+        return ""
+
 
 def test_a_stage_fails_on_one_node_and_its_rerun_on_another_resumes_from_the_store(
         root, tmp_path, tiny_config, monkeypatch):

@@ -32,6 +32,9 @@ class WrappingRuntime:
     def map(self, fn, items, **progress):
         return self.runtime.map(self.wrap(fn), items, **progress)
 
+    def node_id(self):
+        return self.runtime.node_id()
+
 
 def with_shards(config, **changes):
     """``config`` with new shard settings (and, for a stored pairing, the same coupling)."""
@@ -141,6 +144,8 @@ def test_a_shard_that_keeps_failing_fails_the_stage_and_the_rerun_resumes(
     result = generate_drafts(context(cfg, out, ray_runtime, pretrain_draft=draft_dir))
     assert result.metrics["shards_reused"] == 3 and result.metrics["shards_written"] == 1
     assert manifest_rows(out) == manifest_rows(reference)
+    # the runtime names the node inside each Ray task (the stage itself imports no Ray)
+    assert all(row["node"] for row in manifest_rows(out, ["node"]))
 
 
 def test_rerun_redoes_only_missing_and_invalid_shards(tmp_path, tiny_config, draft_dir, capsys):

@@ -2,7 +2,7 @@
 
 ``map`` runs the items one after another; ``train`` runs the same training loop as the Ray
 Train workers, at world size 1, in this process (``wsfm.train.local.fit_local``); ``publish``
-registers a model in the MLflow run it is given. No Ray is started::
+registers a model in the MLflow run it is given; ``node_id`` is "". No Ray is started::
 
     from wsfm.orchestrate.local import LocalRuntime
     from wsfm.stages import StageContext
@@ -81,3 +81,7 @@ class LocalRuntime:
 
     def publish(self, release: ModelRelease) -> dict[str, str]:
         return publish(self.tracking, release)
+
+    def node_id(self) -> str:
+        """No cluster: every item runs here, so no node is named."""
+        return ""

@@ -118,6 +118,11 @@ class RayRuntime:
     def publish(self, release: ModelRelease) -> dict[str, str]:
         return publish(self.tracking, release)
 
+    def node_id(self) -> str:
+        """The Ray node of the calling process ("" outside Ray); picklable as a bound method,
+        so a map task that calls it names its own node, not the stage's."""
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+
 
 def publish(tracking: dict[str, str] | None, release: ModelRelease) -> dict[str, str]:
     """Log ``release`` into the MLflow run ``tracking`` (``{"uri", "run_id"}``), register it

@@ -56,6 +56,13 @@ class Runtime(Protocol):
         """Run distributed training; returns the summary metrics."""
         ...
 
+    def node_id(self) -> str:
+        """The cluster node that the calling process runs on ("" where there is none): what a
+        fan-out task records as where it ran. Callable inside the tasks of ``map``, where it
+        names the task's own node: a stage hands its tasks this bound method, so that no
+        stage imports the cluster's library."""
+        ...
+
     def publish(self, release: ModelRelease) -> dict[str, str]:
         """Log the bundle as a model in the stage's tracking run, register it, and move the
         ``champion`` alias to it when ``wsfm.registry.decide`` says so (against the current

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ from wsfm.shards import (
 from wsfm.stages.base import StageContext, StageResult
 from wsfm.taskfiles import LocalFiles, TaskFiles
 
-__all__ = ["ShardJob", "ShardResult", "chunk_seed", "generate_drafts", "make_shard"]
+__all__ = ["ShardJob", "ShardResult", "chunk_seed", "generate_drafts", "make_shard", "task_node"]
 
 CHUNK_BLOCKS = 16  # blocks sampled at once: bounds a task's memory whatever the shard size
 NEAREST_ROWS = 128  # drafts per distance matrix in nearest pairing: (128, N_train) float64
@@ -67,6 +67,8 @@ class ShardJob:
     pair: str = "none"
     data: DataConfig | None = None
     files: TaskFiles | None = None  # the stage's files from the task's node (None: out_dir)
+    # the runtime's node_id (Runtime.node_id), called in the task: which node made the shard
+    node_id: Callable[[], str] | None = field(default=None, compare=False)
 
     def __str__(self) -> str:  # how a failed task is named in errors
         return f"{shard_name(self.index)} (seed {self.seed})"
@@ -103,17 +105,16 @@ def make_shard(job: ShardJob) -> ShardResult:
             size, sha = writer.commit()
         record = ShardRecord(shard_name(job.index), writer.count, size, sha, job.seed,
                              seconds=time.perf_counter() - start, draft_sha256=job.draft_sha256,
-                             pair=job.pair, node=_node_id())
+                             pair=job.pair, node=task_node(job.node_id))
         write_stats(out, job.index, record)
         files.publish(out, shard_name(job.index), stats_name(job.index))
     return ShardResult(record, reused=False, repaired=problem)
 
 
-def _node_id() -> str:
-    """The Ray node this task runs on ("" outside Ray): which node made which shard."""
-    import ray
-
-    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+def task_node(node_id: Callable[[], str] | None) -> str:
+    """The node this task runs on, as the stage's runtime names it (``Runtime.node_id``,
+    handed to the task in its job; None: ""): which node made which shard."""
+    return node_id() if node_id is not None else ""
 
 
 def _earlier_attempt(out: Path, job: ShardJob) -> tuple[ShardRecord | None, str | None]:
@@ -182,7 +183,7 @@ def generate_drafts(ctx: StageContext) -> StageResult:
     jobs = [ShardJob(str(draft_path), str(ctx.out), i, sh.per_shard,
                      seed=cfg.seed * 1_000_003 + 1_000 + i, draft_sha256=draft_sha,
                      block=sh.block, pair=sh.pair, data=cfg.data if sh.pair != "none" else None,
-                     files=ctx.files)
+                     files=ctx.files, node_id=ctx.runtime.node_id)
             for i in range(sh.num_shards)]
     _remove_temporaries(ctx.out)
     start = time.perf_counter()

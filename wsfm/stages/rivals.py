@@ -25,8 +25,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +51,9 @@ from wsfm.stages.base import StageContext, StageResult
 from wsfm.stages.generate_drafts import (
     CHUNK_BLOCKS,
     _earlier_attempt,
-    _node_id,
     _remove_temporaries,
     chunk_seed,
+    task_node,
 )
 from wsfm.stages.train import _result
 from wsfm.taskfiles import LocalFiles, TaskFiles
@@ -143,6 +143,7 @@ class ReflowJob:
     pair: str = "none"
     files: TaskFiles | None = None  # the stage's files from the task's node (None: out_dir)
     draft_path: str = ""
+    node_id: Callable[[], str] | None = field(default=None, compare=False)  # Runtime.node_id
 
     def __str__(self) -> str:
         return f"{shard_name(self.index)} (seed {self.seed})"
@@ -196,7 +197,7 @@ def make_reflow_shard(job: ReflowJob) -> ShardRecord:
             size, sha = writer.commit()
         record = ShardRecord(shard_name(job.index), writer.count, size, sha, job.seed,
                              seconds=time.perf_counter() - start, draft_sha256=job.draft_sha256,
-                             node=_node_id())
+                             node=task_node(job.node_id))
         write_stats(out, job.index, record)
         files.publish(out, shard_name(job.index), stats_name(job.index))
     return record
@@ -227,7 +228,8 @@ def _generate_pairs(ctx: StageContext, method: str, teacher: str, from_draft: bo
     sha = sha256_file(model)
     seed0 = cfg.seed * 1_000_003 + (WARM_REFLOW_SEED if draft else REFLOW_SEED)
     jobs = [ReflowJob(str(model), cfg, str(ctx.out), i, sh.per_shard, seed=seed0 + i,
-                      draft_sha256=sha, block=sh.block, files=ctx.files, draft_path=draft)
+                      draft_sha256=sha, block=sh.block, files=ctx.files, draft_path=draft,
+                      node_id=ctx.runtime.node_id)
             for i in range(sh.num_shards)]
     _remove_temporaries(ctx.out)
     start = time.perf_counter()
