@@ -3,6 +3,9 @@ import pytest
 
 from tests.bundles import make_bundle
 from wsfm.bundle import BundleModel, SamplerSettings, decode_text, read_settings
+from wsfm.components import make_sampler
+from wsfm.data.base import Dataset, TextInfo
+from wsfm.data.words import ALPHABET
 
 
 @pytest.mark.parametrize("kind", ["vector", "image", "text"])
@@ -50,3 +53,30 @@ def test_settings_check_the_image_shape_and_round_trip(tmp_path):
                         model={}, kind="image", shape=(1, 3, 3))
     folder = make_bundle("image", tmp_path / "bundle")
     assert read_settings(folder).shape == (1, 4, 4)
+
+
+def _data_like(settings: SamplerSettings) -> Dataset:
+    """A dataset whose samples have the form the bundle's settings describe (rows unused)."""
+    rows = np.zeros((4, settings.dim), dtype=np.float32)
+    text = (TextInfo(seq_len=settings.model["seq_len"], vocab=len(ALPHABET) + 1,
+                     alphabet=ALPHABET, train_words=(), test_words=())
+            if settings.kind == "text" else None)
+    return Dataset(settings.kind, rows, rows, rows, shape=settings.shape, text=text)
+
+
+@pytest.mark.parametrize("kind", ["vector", "image", "text"])
+def test_the_shipped_sampler_is_the_one_evaluation_measures(tmp_path, kind):
+    """What is measured is what is shipped: from the same draft, network and settings, the
+    bundle's sampler and evaluation's (``make_sampler``) are one build and draw the same."""
+    model = BundleModel(make_bundle(kind, tmp_path / "bundle"))
+    s = model.settings
+    measured = make_sampler(_data_like(s), model.sampler.draft, model.sampler.refiner, s.t0,
+                            step_size=s.step_size, method=s.method, draft_noise=s.draft_noise,
+                            exponent=s.exponent, temperature=s.temperature)
+    assert type(measured) is type(model.sampler)
+    assert vars(measured).keys() == vars(model.sampler).keys()
+    for seed in (0, 7):
+        shipped_x, shipped_nfe = model.sampler.sample(16, seed)
+        measured_x, measured_nfe = measured.sample(16, seed)
+        assert shipped_nfe == measured_nfe
+        assert np.array_equal(shipped_x, measured_x)

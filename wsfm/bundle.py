@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from wsfm.drafts import load_draft
+from wsfm.drafts import Draft, load_draft
 from wsfm.models import build_model
-from wsfm.sampler import DiscreteWarmStartSampler, WarmStartSampler
+from wsfm.sampler import DiscreteWarmStartSampler, WarmStartSampler, build_sampler
 
-__all__ = ["KINDS", "BundleModel", "SamplerSettings", "decode_text", "load_bundle", "load_net",
-           "read_settings", "write_bundle"]
+__all__ = ["KINDS", "BundleModel", "SamplerSettings", "bundle_sampler", "decode_text",
+           "load_bundle", "load_net", "read_settings", "write_bundle"]
 
 KINDS = ("vector", "image", "text")
 
@@ -92,23 +92,26 @@ def read_settings(folder: str | Path) -> SamplerSettings:
     return SamplerSettings(**fields)
 
 
-def load_bundle(folder: str | Path) -> WarmStartSampler:
+def load_bundle(folder: str | Path) -> WarmStartSampler | DiscreteWarmStartSampler:
     folder = Path(folder)
     for name in ("draft.npz", "refiner.pt", "sampler.json"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"model bundle {folder} lacks {name}")
     s = read_settings(folder)
-    return _sampler(s, load_draft(folder / "draft.npz"),
-                    load_net(s.model, s.dim, folder / "refiner.pt"))
+    return bundle_sampler(s, load_draft(folder / "draft.npz"),
+                          load_net(s.model, s.dim, folder / "refiner.pt"))
 
 
-def _sampler(s: SamplerSettings, draft, net):
-    if s.form == "discrete":
-        return DiscreteWarmStartSampler(draft, net, s.t0, s.step_size, seq_len=s.model["seq_len"],
-                                        mask_id=s.model["vocab"], exponent=s.exponent,
-                                        temperature=s.temperature)
-    return WarmStartSampler(draft, net, s.t0, method=s.method, step_size=s.step_size,
-                            draft_noise=s.draft_noise)
+def bundle_sampler(s: SamplerSettings, draft: Draft | None,
+                   net: nn.Module) -> WarmStartSampler | DiscreteWarmStartSampler:
+    """The sampler that ``s`` describes, built by ``wsfm.sampler.build_sampler``, the factory
+    that evaluation's ``wsfm.components.make_sampler`` uses too: what was measured is what
+    is shipped. Text codes: L is the network's ``seq_len`` and the mask id its ``vocab`` (one
+    past the codes, as ``wsfm.data.base.TextInfo.mask_id``)."""
+    codes = (s.model["seq_len"], s.model["vocab"]) if s.form == "discrete" else None
+    return build_sampler(draft, net, s.t0, step_size=s.step_size, dim=s.dim, codes=codes,
+                         method=s.method, draft_noise=s.draft_noise, exponent=s.exponent,
+                         temperature=s.temperature)
 
 
 def decode_text(codes: np.ndarray, alphabet: str) -> list[str]:
@@ -146,7 +149,7 @@ class BundleModel:
                              "ODE method to choose")
         changes: dict[str, Any] = {k: v for k, v in (("t0", t0), ("method", method))
                                    if v is not None}
-        sampler = (_sampler(dataclasses.replace(s, **changes), self._draft, self._net)
+        sampler = (bundle_sampler(dataclasses.replace(s, **changes), self._draft, self._net)
                    if changes else self.sampler)
         x, _ = sampler.sample(int(n), int(seed), steps=steps)
         if s.kind == "image":

@@ -9,6 +9,7 @@ from wsfm.config import DraftConfig, EvalConfig, ModelConfig
 from wsfm.data.datasets import Dataset
 from wsfm.drafts import Draft, get_draft
 from wsfm.metrics.evaluators import Evaluator, ImageEvaluator, TextEvaluator, VectorEvaluator
+from wsfm.sampler import build_sampler
 
 __all__ = ["build_draft", "make_evaluator", "make_sampler", "net_spec"]
 
@@ -66,14 +67,11 @@ def make_sampler(data: Dataset, draft: Draft | None, net, t0: float, *, step_siz
                  exponent: float = 1.0, temperature: float = 1.0, final: str = "sample"):
     """The sampler for this kind of data: ODE integration for vectors and images, CTMC jumps
     for text codes (``temperature``, ``final``: see ``DiscreteWarmStartSampler``).
-    ``draft=None`` makes the cold sampler (noise / all-mask start at 0)."""
-    from wsfm.sampler import DiscreteWarmStartSampler, WarmStartSampler
-
-    if data.text is not None:
-        return DiscreteWarmStartSampler(draft, net, t0, step_size, start,
-                                        seq_len=data.text.seq_len, mask_id=data.text.mask_id,
-                                        exponent=exponent, temperature=temperature,
-                                        final=final)
-    noise = draft_noise if (start == "draft" and draft is not None) else 0.0
-    return WarmStartSampler(draft, net, t0, method=method, step_size=step_size,
-                            draft_noise=noise, start=start, dim=data.dim)
+    ``draft=None`` makes the cold sampler (noise / all-mask start at 0). Built by
+    ``wsfm.sampler.build_sampler``, as the shipped bundle's is: ``data`` only says what one
+    sample is (D, and the codes' length and mask id for text). Its callers know which of the
+    two samplers their data gets, hence no return annotation."""
+    codes = None if data.text is None else (data.text.seq_len, data.text.mask_id)
+    return build_sampler(draft, net, t0, step_size=step_size, dim=data.dim, codes=codes,
+                         method=method, draft_noise=draft_noise, start=start,
+                         exponent=exponent, temperature=temperature, final=final)

@@ -25,10 +25,11 @@ import torch
 from torch import Tensor, nn
 
 from wsfm.drafts.base import Draft
+from wsfm.flow.discrete import MixturePath, jump_sample, jump_step, mask_source
 from wsfm.flow.paths import NoisedDraftStart, WarmPath
 from wsfm.flow.solvers import integrate, nfe_per_step, num_steps
 
-__all__ = ["START_MODES", "WarmStartSampler"]
+__all__ = ["START_MODES", "DiscreteWarmStartSampler", "WarmStartSampler", "build_sampler"]
 
 START_MODES = ("draft", "noised_draft")
 
@@ -143,8 +144,6 @@ class DiscreteWarmStartSampler:
     def __init__(self, draft: Draft | None, refiner: nn.Module, t0: float, step_size: float = 0.01,
                  start: str = "draft", *, seq_len: int, mask_id: int, exponent: float = 1.0,
                  temperature: float = 1.0, final: str = "sample") -> None:
-        from wsfm.flow.discrete import MixturePath
-
         if start not in START_MODES:
             raise ValueError(f"unknown start {start!r}; known: {list(START_MODES)}")
         if final not in ("sample", "argmax") or (final == "argmax" and start != "draft"):
@@ -165,8 +164,6 @@ class DiscreteWarmStartSampler:
 
     def initial(self, n: int, seed: int) -> Tensor:
         """(n, L) long codes at ``t0``."""
-        from wsfm.flow.discrete import mask_source
-
         gen = torch.Generator().manual_seed(seed)
         if self.draft is None:
             return mask_source(n, self.seq_len, self.mask_id)
@@ -177,8 +174,6 @@ class DiscreteWarmStartSampler:
         return x
 
     def sample(self, n: int, seed: int, steps: int | None = None) -> tuple[np.ndarray, int]:
-        from wsfm.flow.discrete import jump_sample, jump_step
-
         x = self.initial(n, seed)
         gen = torch.Generator().manual_seed(seed + 1)
         was_training = self.refiner.training
@@ -204,3 +199,33 @@ class DiscreteWarmStartSampler:
         finally:
             self.refiner.train(was_training)
         return x.numpy(), nfe
+
+
+def build_sampler(draft: Draft | None, net: nn.Module, t0: float, *, step_size: float, dim: int,
+                  codes: tuple[int, int] | None = None, method: str = "euler",
+                  draft_noise: float = 0.0, start: str = "draft", exponent: float = 1.0,
+                  temperature: float = 1.0,
+                  final: str = "sample") -> WarmStartSampler | DiscreteWarmStartSampler:
+    """The one rule that turns draft + network + settings into a sampler.
+
+    Evaluation (``wsfm.components.make_sampler``, from the data) and the shipped bundle
+    (``wsfm.bundle``, from ``sampler.json``) both build through here, so that what is
+    measured is what is shipped: the same class, the same mask id, the same noise rule.
+
+    Args:
+        dim: D, the size of one sample.
+        codes: ``(seq_len, mask_id)`` for text codes: the CTMC jump sampler
+            (``temperature``, ``final``, ``exponent``: see :class:`DiscreteWarmStartSampler`);
+            None: ODE integration (``method``) for vectors and images.
+        draft: None makes the cold sampler (noise / all-mask start at 0).
+        draft_noise: widens the draft only where there is one to widen (``start="draft"``);
+            elsewhere it is dropped here rather than warned about in the sampler.
+    """
+    if codes is not None:
+        seq_len, mask_id = codes
+        return DiscreteWarmStartSampler(draft, net, t0, step_size, start, seq_len=seq_len,
+                                        mask_id=mask_id, exponent=exponent,
+                                        temperature=temperature, final=final)
+    noise = draft_noise if (start == "draft" and draft is not None) else 0.0
+    return WarmStartSampler(draft, net, t0, method=method, step_size=step_size,
+                            draft_noise=noise, start=start, dim=dim)
