@@ -38,7 +38,9 @@ class TaskFiles(Protocol):
     """What a fan-out task uses to read the stage's inputs and deliver its outputs;
     picklable. ``folder``: the stage's build folder on the stage's node."""
 
-    folder: str
+    @property
+    def folder(self) -> str:  # read-only: the implementations are frozen dataclasses
+        ...
 
     def input(self, path: str | Path) -> Path:
         """``path`` (a file or folder under one of the stage's input folders, as the stage's

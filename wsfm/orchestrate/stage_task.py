@@ -1,0 +1,106 @@
+"""One stage's task: build its output in a temporary folder, then commit it atomically.
+
+:func:`execute_stage` is what the driver runs as a Ray task per stage
+(``wsfm.orchestrate.dispatch``). It holds the output's lock while it works
+(``wsfm.orchestrate.locks``), so two invocations never make the same output at once; a
+failure leaves no half-made output that counts (a resumable stage keeps its partial folder
+for the next attempt), and a full disk is reported as such, naming the folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wsfm.config import PipelineConfig
+from wsfm.orchestrate.locks import stage_lock
+from wsfm.orchestrate.runtime import RayRuntime
+from wsfm.orchestrate.store import ArtifactStore
+from wsfm.orchestrate.stores import open_store
+from wsfm.stages import StageContext, get_stage
+from wsfm.train.faults import stage_fault
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from wsfm.orchestrate.remote_store import RemoteArtifactStore
+
+    Store: TypeAlias = ArtifactStore | RemoteArtifactStore  # a local folder, or a URI
+
+__all__ = ["execute_stage"]
+
+
+def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], store_root: str,
+                  fp: str, runtime: RayRuntime, record: dict[str, Any],
+                  reuse: bool = True) -> dict[str, Any]:
+    """Run one stage into a temporary folder, then commit it, holding the output's lock.
+    ``inputs``: upstream stage -> fingerprint, staged in as local folders on this node. With
+    ``reuse`` (the plan did not force the stage), an output that another invocation finished
+    since the plan is returned instead of being made again. (On an object-store root the lock
+    is this node's: two invocations on different nodes still race, and the store's commit
+    protocol is what keeps a half-made output from counting.)"""
+    store = open_store(store_root, config.name)
+    lock_root = store.root if isinstance(store, ArtifactStore) else store.cache
+    with stage_lock(lock_root, config.name, name, fp):
+        made = store.load(name, fp) if reuse else None
+        if made is not None:
+            return {**made, "tags": {**made.get("tags", {}), "wsfm.status": "reused",
+                                     "wsfm.producer_run_id": made.get("mlflow_run_id", "")}}
+        local = {dep: store.stage_in(dep, dep_fp) for dep, dep_fp in inputs.items()}
+        return _run_stage(name, config, local, store, fp, runtime, record, inputs)
+
+
+def _run_stage(name: str, config: PipelineConfig, inputs: dict[str, Path], store: Store,
+               fp: str, runtime: RayRuntime, record: dict[str, Any],
+               input_fps: dict[str, str] | None = None) -> dict[str, Any]:
+    spec = get_stage(name)
+    tmp = store.begin(name, fp, resume=spec.resumable)
+    # What the stage's fan-out tasks use to reach its folders from any node (wsfm.taskfiles);
+    # the Ray runtime collects what they delivered after each map and each training run.
+    files = store.task_files(name, fp, tmp, {dep: ((input_fps or {}).get(dep, ""), folder)
+                                             for dep, folder in inputs.items()})
+    if isinstance(runtime, RayRuntime):
+        runtime = dataclasses.replace(runtime, files=files)
+    start = time.perf_counter()
+    try:
+        result = spec.fn(StageContext(config, inputs, tmp, runtime, files))
+        stage_fault(name)  # a fault drill (WSFM_FAULT): fail after the work, before the commit
+        record = {**record, "metrics": result.metrics, "params": result.params,
+                  "tags": dict(result.tags), "seconds": time.perf_counter() - start}
+        return store.commit(tmp, name, fp, record)
+    except BaseException as exc:
+        full = _disk_full(exc, tmp)
+        if not spec.resumable:
+            store.discard(tmp)
+        else:
+            store.keep(tmp, name, fp)  # a remote root: for a rerun on any node
+        if full is not None:
+            raise full from exc
+        raise
+
+
+def _disk_full(exc: BaseException, folder: Path) -> OSError | None:
+    """An ``OSError(ENOSPC)`` naming ``folder`` when ``exc`` came from a full disk: ENOSPC in
+    its chain or text (a map task's error travels as text), or a failed write with under
+    1 MiB left there (``torch.save`` reports only "file write failed")."""
+    import errno
+    import shutil
+
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(chain) < 16:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    text = " ".join(str(e) for e in chain)
+    try:
+        free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
+    except OSError:
+        return None
+    if not (any(getattr(e, "errno", None) == errno.ENOSPC for e in chain)
+            or "No space left on device" in text or (free < 1 << 20 and "write" in text)):
+        return None
+    return OSError(errno.ENOSPC, f"No space left on device ({free:,} bytes free) for the "
+                   "output of this stage; nothing of it is marked complete. Free some space "
+                   "and run again", str(folder))
