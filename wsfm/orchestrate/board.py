@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -53,7 +54,7 @@ class StageBoard:
 
     def __init__(self, stream: TextIO | None = None, *, live: bool | None = None,
                  interval: float = 0.5, width: int | None = None, every: float = 20.0,
-                 clock=time.time):
+                 clock: Callable[[], float] = time.time):
         self.stream = stream if stream is not None else sys.stdout
         self.live = is_terminal(self.stream) if live is None else live
         self.interval = interval
@@ -127,9 +128,9 @@ class StageBoard:
             self.stream.flush()
             self._drawn = False
 
-    def echo(self, echo):
+    def echo(self, echo: Callable[..., None]) -> Callable[..., None]:
         """``echo`` that clears the bar first."""
-        def wrapped(*args, **kwargs):
+        def wrapped(*args: Any, **kwargs: Any) -> None:
             self.clear()
             echo(*args, **kwargs)
         return wrapped

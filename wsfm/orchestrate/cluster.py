@@ -19,8 +19,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from wsfm.errors import UserError
+
+if TYPE_CHECKING:
+    from pyarrow.fs import FileSystem
 
 __all__ = ["ArtifactRootNotShared", "NodeView", "alive_nodes", "check_artifact_root",
            "read_marker"]
@@ -44,7 +48,7 @@ class NodeView:
     ran_on: str = ""  # the node id the probe task reported (affinity is hard: == node_id)
 
 
-def _fs(root: str):
+def _fs(root: str) -> tuple[FileSystem, str]:
     """``(filesystem, path)`` for a local path or a URI."""
     from pyarrow import fs
 

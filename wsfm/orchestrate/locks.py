@@ -5,8 +5,9 @@ fingerprints. Without a lock both would build the same output in the same partia
 once. With :func:`stage_lock`, a stage task holds an exclusive ``flock`` on
 ``<artifacts>/.locks/<pipeline>/<stage>-<fingerprint>.lock`` from before it opens its partial
 folder until after its commit; the other invocation's task waits, then finds the output
-committed and reuses it (``wsfm.orchestrate.runner.execute_stage``). :func:`file_lock` serialises
-the creation of the MLflow store and experiment, which two first runs would otherwise race on.
+committed and reuses it (``wsfm.orchestrate.stage_task.execute_stage``).
+:func:`file_lock` serialises the creation of the MLflow store and experiment, which two
+first runs would otherwise race on.
 
 ``flock`` locks belong to the open file: the kernel drops them when the holder dies, so a
 SIGKILLed stage never leaves a stale lock. The lock files live apart from the stage folders
@@ -25,6 +26,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ray._private.worker import RemoteFunction0  # what ray.remote makes of _sleep
 
 __all__ = ["LOCKS", "file_lock", "stage_lock", "stage_lock_path"]
 
@@ -76,7 +81,7 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def _timer():
+def _timer() -> RemoteFunction0[None, float]:
     import ray
 
     return ray.remote(num_cpus=0)(_sleep)

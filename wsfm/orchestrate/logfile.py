@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["WSFM_WARNING", "Capture", "capture", "log_path", "stage_tail"]
 
@@ -56,7 +56,7 @@ class Capture:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _warned: set[str] = field(default_factory=set)
 
-    def echo(self, *args, **kwargs) -> None:
+    def echo(self, *args: Any, **kwargs: Any) -> None:
         """``print`` to the user and into the log."""
         buf = io.StringIO()
         print(*args, file=buf, **kwargs)
