@@ -1,18 +1,315 @@
-"""Helpers that only tests use: writing a shard from an array, the usual epoch length."""
+"""Helpers that only tests use, in one place: the ``wsfm`` command as a subprocess, pipeline
+files derived from the toy2d YAML, copies of a finished home, stage contexts, shards.
+
+Fixtures live in ``tests/conftest.py``; servers (Ray clusters, MLflow, S3) in
+``tests/servers.py`` and ``tests/s3server.py``. No test module imports from another.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import shutil
+import sqlite3
 import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import torch
+import yaml
 
-from wsfm.shards import BLOCK, ShardRecord, ShardWriter
+from wsfm.config import PipelineConfig, load_pipeline
+from wsfm.models import build_model
+from wsfm.shards import (
+    BLOCK,
+    MANIFEST,
+    ShardRecord,
+    ShardWriter,
+    read_manifest,
+    write_manifest,
+)
+from wsfm.stages import STAGES, StageContext
 
-__all__ = ["batches_per_epoch", "wait_for_pause", "write_shard"]
+__all__ = ["DETERMINISTIC", "ROOT", "STAGE_NAMES", "TOY2D", "NoRuntime", "SmokeHome",
+           "WrappingRuntime", "assert_committed", "batches_per_epoch", "bucket_contents",
+           "cli_env", "committed", "context", "copy_home", "loose_gates", "make_shards",
+           "manifest_rows", "project_copy", "save_untrained", "small_smoke", "spread_shards",
+           "stage_lines", "urls_of", "wait_for_pause", "with_shards", "write_pipeline",
+           "write_shard", "wsfm"]
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY2D = ROOT / "pipelines" / "toy2d.yaml"
+STAGE_NAMES = [s.name for s in STAGES]
+# Settings of the calling process that would point a child ``wsfm`` at another store, cluster,
+# home or fault drill; a test that wants one passes it in ``env``.
+CLEARED = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+           "RAY_ADDRESS", "RAY_AUTH_MODE", "WSFM_HOME", "WSFM_FAULT")
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def cli_env(home: Path | str | None = None, **extra: str) -> dict[str, str]:
+    """This process's environment for a child ``wsfm``: ``CLEARED`` removed, this checkout on
+    ``PYTHONPATH``, ``WSFM_HOME`` = ``home`` when given, then ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED}
+    env.update(PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
+    if home is not None:
+        env["WSFM_HOME"] = str(home)
+    return {**env, **extra}
+
+
+def wsfm(*args: str, home: Path | str | None = None, env: Mapping[str, str] | None = None,
+         cwd: Path | None = None, timeout: float = 1200) -> subprocess.CompletedProcess:
+    """``python -m wsfm.cli ARGS`` with :func:`cli_env`; prints the tails of its output (pytest
+    shows them when the test fails). ``cwd``: the home's parent for a local home, else ROOT."""
+    if cwd is None:
+        local = home is not None and "://" not in str(home)
+        cwd = Path(home).parent if local else ROOT
+        cwd.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "wsfm.cli", *args],
+                          env=cli_env(home, **(env or {})), text=True, capture_output=True,
+                          timeout=timeout, cwd=cwd)
+    print(proc.stdout[-6000:], proc.stderr[-4000:])
+    return proc
+
+
+def stage_lines(out: str) -> dict[str, str]:
+    """The last status that the progress lines give each stage."""
+    status = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "[wsfm]" and parts[1] in STAGE_NAMES:
+            status[parts[1]] = parts[2]
+    return status
+
+
+# -- pipelines and homes -----------------------------------------------------------------------
+
+
+def loose_gates(doc: dict) -> None:
+    """Gates that any smoke model passes, so that the champion path is exercised: a short
+    smoke model is not meant to reach parity (the full profile is)."""
+    doc["profiles"]["smoke"]["gates"] = {"rel_tolerance": 100.0, "min_speedup": 5.0}
+
+
+def write_pipeline(path: Path, base: Path = TOY2D, edit: Callable[[dict], None] | None = None,
+                   **smoke: Mapping[str, Any]) -> Path:
+    """``base`` with its smoke profile's sections updated by ``smoke`` (and the parsed YAML
+    changed by ``edit`` first), written to ``path``."""
+    doc = yaml.safe_load(Path(base).read_text())
+    if edit is not None:
+        edit(doc)
+    for section, values in smoke.items():
+        doc["profiles"]["smoke"].setdefault(section, {}).update(values)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def committed(home: Path, stage: str, task: str = "toy2d") -> Path:
+    """The one committed output folder of ``stage`` under ``home``."""
+    [folder] = [p for p in (home / "artifacts" / task / stage).iterdir()
+                if not p.name.startswith(".")]
+    return folder
+
+
+def copy_home(src: Path, dest: Path) -> Path:
+    """A working copy of the finished home ``src`` at ``dest``, for a test that changes it.
+
+    Files keep their bytes and mtimes (the store checks both against ``_SUCCESS.json``);
+    the MLflow store's absolute paths (artifact locations, model sources) are moved to
+    ``dest``, so that runs logged in the copy land in the copy."""
+    shutil.copytree(src, dest, symlinks=True)
+    db = dest / "mlflow.db"
+    if db.is_file():
+        old, new = str(src), str(dest)
+        with sqlite3.connect(db) as con:
+            tables = [r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:
+                for _, col, kind, *_ in con.execute(f'PRAGMA table_info("{table}")'):
+                    if any(t in kind.upper() for t in ("CHAR", "TEXT", "CLOB")):
+                        con.execute(f'UPDATE "{table}" SET "{col}" = replace("{col}", ?, ?) '
+                                    f'WHERE instr("{col}", ?) > 0', (old, new, old))
+        con.close()
+    return dest
+
+
+@dataclass(frozen=True)
+class SmokeHome:
+    """A finished run of ``pipeline``'s smoke profile in ``home``; ``first``: that run's
+    output. Shared by many tests: read it, never change it (:meth:`copy` for that)."""
+
+    pipeline: Path
+    home: Path
+    first: subprocess.CompletedProcess
+    config: PipelineConfig
+
+    @property
+    def root(self) -> Path:
+        return self.pipeline.parent
+
+    def copy(self, dest: Path) -> SmokeHome:
+        """A private copy, the pipeline file beside it."""
+        dest.mkdir(parents=True, exist_ok=True)
+        pipeline = Path(shutil.copy(self.pipeline, dest / self.pipeline.name))
+        return SmokeHome(pipeline, copy_home(self.home, dest / "home"), self.first,
+                         self.config)
+
+
+def run_smoke(root: Path, pipeline: Path) -> SmokeHome:
+    """Run ``pipeline``'s smoke profile into ``root/home``; fails the caller if it fails."""
+    home = root / "home"
+    first = wsfm("run", str(pipeline), "--profile", "smoke", home=home)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    return SmokeHome(pipeline, home, first, load_pipeline(pipeline, profile="smoke"))
+
+
+def spread_shards(doc: dict) -> None:
+    """Shard tasks on both nodes of a two-node, one-CPU-a-node cluster: SPREAD places tasks on
+    nodes with a free CPU, and the generate_drafts task itself (1 CPU) left only the other
+    node free (all six shards ran there once). Its task only waits on the shard tasks: 0
+    CPUs."""
+    doc["profiles"]["smoke"]["shards"] = {"num_shards": 6, "per_shard": 700}
+    doc.setdefault("resources", {})["generate_drafts"] = {"num_cpus": 0}
+
+
+def project_copy(dest: Path, name: str = "toy2d-cluster",
+                 edit: Callable[[dict], None] | None = None) -> Path:
+    """The sources a Ray job needs (package, pipelines), and a smoke pipeline with loose
+    gates saved as ``pipelines/<name>.yaml`` (``edit`` changes the parsed YAML; by default
+    :func:`spread_shards`)."""
+    for folder in ("wsfm", "pipelines"):
+        shutil.copytree(ROOT / folder, dest / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy(ROOT / "pyproject.toml", dest)
+
+    def both(doc: dict) -> None:
+        loose_gates(doc)
+        (edit or spread_shards)(doc)
+
+    return write_pipeline(dest / "pipelines" / f"{name}.yaml", edit=both)
+
+
+# -- object stores -------------------------------------------------------------------------
+
+
+def small_smoke(root: Path, **evaluate) -> Path:
+    """The toy2d pipeline whose smoke profile is smaller still (a few training steps, two
+    checkpoints), written into ``root``; ``evaluate``: more settings of that section."""
+    doc = yaml.safe_load(TOY2D.read_text())
+    doc["profiles"]["smoke"] = {
+        "data": {"n_train": 2000, "n_test": 500},
+        "shards": {"num_shards": 2, "per_shard": 500},
+        "train": {"steps": 40, "batch_size": 64, "warmup_steps": 5, "log_every": 10,
+                  "checkpoint_every": 20},
+        "evaluate": {"n_samples": 300, "seeds": 2, "nfe_grid": [1, 2], "warm_t0s": [0.9],
+                     **evaluate},
+        "gates": {"rel_tolerance": 100.0, "min_speedup": 5.0},
+    }
+    pipeline = root / "toy2d.yaml"
+    pipeline.write_text(yaml.safe_dump(doc))
+    return pipeline
+
+
+def bucket_contents(endpoint: str, prefix: str) -> tuple[dict[str, int], dict[str, dict]]:
+    """``({path: bytes}, {path of each _SUCCESS.json: its record})`` under ``prefix``."""
+    fs = pafs.S3FileSystem(endpoint_override=endpoint, region="us-east-1",
+                           access_key="testing", secret_key="testing")
+    listing = {info.path: info.size for info in fs.get_file_info(
+        pafs.FileSelector(prefix, recursive=True)) if info.type == pafs.FileType.File}
+    successes = {path: json.loads(fs.open_input_stream(path).read())
+                 for path in listing if path.endswith("/_SUCCESS.json")}
+    return listing, successes
+
+
+def assert_committed(listing: dict[str, int], successes: dict[str, dict], prefix: str,
+                     stages: list[str]) -> None:
+    """Each stage has one finished output under ``prefix``: every file its record lists is
+    there with its size, and no partial folder or undelivered outbox is left."""
+    for name in stages:
+        [success] = [p for p in successes if p.startswith(f"{prefix}/{name}/")]
+        record = successes[success]
+        folder = success.rsplit("/", 1)[0]
+        assert record["files"], name
+        for rel, meta in record["files"].items():  # every listed file, with its size
+            assert listing[f"{folder}/{rel}"] == meta["bytes"], (name, rel)
+        assert not any(f"/.{record['fingerprint']}.partial/" in p for p in listing)
+        assert not any(f"/.{record['fingerprint']}.outbox-" in p for p in listing)
+
+
+# -- stages ----------------------------------------------------------------------------------
+
+
+class NoRuntime:
+    """For stages that must not fan out or train: any use is a test failure."""
+
+    def map(self, fn, items, **progress):
+        raise AssertionError("this stage should not use runtime.map")
+
+    def train(self, spec):
+        raise AssertionError("this stage should not use runtime.train")
+
+
+def context(config: PipelineConfig, out: Path, runtime: Any = None,
+            **inputs: Path) -> StageContext:
+    """A stage's context: ``out`` made, ``inputs`` by stage name, no runtime unless given."""
+    out.mkdir(parents=True, exist_ok=True)
+    return StageContext(config, dict(inputs), out, runtime or NoRuntime())
+
+
+def save_untrained(config: PipelineConfig, folder: Path, seed: int) -> Path:
+    """An untrained network of ``config.model`` (2-D), saved as ``folder/model.pt``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    m = config.model
+    net = build_model(m.kind, dim=2, hidden=m.hidden, depth=m.depth, time_dim=m.time_dim)
+    torch.save(net.state_dict(), folder / "model.pt")
+    return folder
+
+
+# -- shards ----------------------------------------------------------------------------------
+
+
+# The manifest columns that do not depend on timing or on the node a shard was made on.
+DETERMINISTIC = ["shard", "count", "bytes", "sha256", "seed", "draft_sha256", "pair"]
+
+
+class WrappingRuntime:
+    """A real RayRuntime whose map runs ``wrap(fn)``: fault injection from outside the stage."""
+
+    def __init__(self, runtime: Any, wrap: Callable[[Callable], Callable]) -> None:
+        self.runtime, self.wrap = runtime, wrap
+
+    def map(self, fn, items, **progress):
+        return self.runtime.map(self.wrap(fn), items, **progress)
+
+    def node_id(self):
+        return self.runtime.node_id()
+
+
+def with_shards(config: PipelineConfig, **changes: Any) -> PipelineConfig:
+    """``config`` with new shard settings (and, for a stored pairing, the same coupling)."""
+    flow = config.flow
+    if changes.get("pair", "none") != "none":
+        flow = dataclasses.replace(flow, coupling=changes["pair"])
+    return dataclasses.replace(config, flow=flow,
+                               shards=dataclasses.replace(config.shards, **changes))
+
+
+def manifest_rows(folder: Path, columns: Sequence[str] = DETERMINISTIC) -> list[dict]:
+    """The manifest's rows, ``columns`` only."""
+    return pq.read_table(folder / MANIFEST).select(columns).to_pylist()
+
 
 
 def write_shard(folder: Path, index: int, x: np.ndarray, seed: int, block: int = BLOCK, *,
@@ -47,3 +344,23 @@ def wait_for_pause(stage: Path, step: int, proc: subprocess.Popen, log: Path,
         assert proc.poll() is None, log.read_text()[-3000:]
         assert time.monotonic() < deadline, f"{stage.name} did not reach the pause in time"
         time.sleep(0.2)
+
+
+def make_shards(folder: Path, sizes: Sequence[int], dim: int = 3,
+                with_index: bool = False) -> list[np.ndarray]:
+    """Shards of seeded normal rows (``sizes`` rows each) and their manifest in ``folder``."""
+    arrays = [np.random.default_rng(i).normal(size=(n, dim)).astype(np.float32)
+              for i, n in enumerate(sizes)]
+    records = []
+    for i, x in enumerate(arrays):
+        # The partner index is readable off the draft itself: an independent check of alignment.
+        idx = np.rint(x[:, 0] * 1000).astype(np.int64) if with_index else None
+        records.append(write_shard(folder, i, x, seed=i, block=16, idx=idx,
+                                   pair="nearest" if with_index else "none"))
+    write_manifest(folder, records)
+    return arrays
+
+
+def urls_of(folder: Path) -> list[str]:
+    """The shard paths that ``folder``'s manifest lists, in order."""
+    return [str(folder / r.shard) for r in read_manifest(folder)]

@@ -4,7 +4,6 @@ process, stopped by its pid whatever happens."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,21 +13,17 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.servers import free_port
+
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
 def moto_server(timeout: float = 60.0) -> Iterator[str]:
     """Yields the endpoint URL of a fresh, empty server."""
     pytest.importorskip("moto.server", reason='needs moto[server] (pip install "moto[server]")')
-    port = _free_port()
+    port = free_port()
     log = tempfile.TemporaryFile()  # its request log: a pipe would fill up and stall it
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
                              str(port)], stdout=log, stderr=subprocess.STDOUT)

@@ -1,4 +1,6 @@
-"""Real servers for tests: a multi-node Ray cluster on loopback addresses, an MLflow server.
+"""Real servers for tests, one launcher per kind: a multi-node Ray cluster on loopback
+addresses, an MLflow tracking server (the project's ``mlflow/start-server.sh``), an MLflow
+model server. (The S3 server is ``tests/s3server.py``.)
 
 Each helper is a context manager that starts its processes, waits until they answer and, in
 a ``finally``, stops exactly the processes it started (by their pid, never "all Ray on the
@@ -31,14 +33,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MlflowServer", "RayCluster", "can_mask", "free_port", "mlflow_server", "ray_cluster",
-           "stop_process"]
+__all__ = ["MlflowServer", "RayCluster", "can_mask", "free_port", "mlflow_server", "model_server",
+           "ray_cluster", "stop_process"]
 
 BIN = Path(sys.executable).parent  # the venv's bin: ray, mlflow, wsfm
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -290,10 +293,15 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _wait_http(url: str, timeout: float) -> None:
-    """Until ``url`` answers at all (any HTTP status: 401 means the server is up)."""
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None,
+               log: Path | None = None) -> None:
+    """Until ``url`` answers at all (any HTTP status: 401 means the server is up); fails at
+    once, with the tail of ``log``, when ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log else ""
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}: {tail}")
         try:
             urllib.request.urlopen(url, timeout=10).close()
             return
@@ -306,34 +314,74 @@ def _wait_http(url: str, timeout: float) -> None:
 
 @dataclass(frozen=True)
 class MlflowServer:
-    uri: str  # http://127.0.0.1:PORT
-    backend: str  # sqlite:///...
-    artifacts: Path
+    """A running tracking server: ``uri`` (http://127.0.0.1:PORT), its folder, and the admin
+    account when it was started with basic auth (``username`` empty otherwise)."""
+
+    uri: str
+    home: Path
+    log: Path
+    username: str = ""
+    password: str = ""
+
+    def env(self, password: str | None = None) -> dict[str, str]:
+        """A client's environment for this server (``password`` overrides the right one)."""
+        env = {"MLFLOW_TRACKING_URI": self.uri}
+        if self.username:
+            env.update(MLFLOW_TRACKING_USERNAME=self.username,
+                       MLFLOW_TRACKING_PASSWORD=self.password if password is None else password)
+        return env
+
+
+def _mlflow_env() -> dict[str, str]:
+    """No MLflow settings of this process; this venv's scripts (uvicorn, gunicorn) first on
+    PATH, as the servers start them by name."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return {**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
 
 
 @contextmanager
-def mlflow_server(root: Path, *, host: str = "127.0.0.1", port: int | None = None,
+def _serve(cmd: list[str], env: dict[str, str], log: Path, probe: str,
+           timeout: float) -> Iterator[subprocess.Popen]:
+    """Start ``cmd`` in its own process group, wait until ``probe`` answers, stop it after."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_http(probe, timeout, proc, log)
+        yield proc
+    finally:
+        stop_process(proc)
+
+
+@contextmanager
+def mlflow_server(root: Path, *, auth: bool = False, port: int | None = None,
                   timeout: float = 180.0) -> Iterator[MlflowServer]:
-    """An MLflow tracking server (SQLite backend, artifacts proxied into a local folder).
-    The same ``root`` and ``port`` again: the same server back (its store and artifacts)."""
+    """The project's own ``mlflow/start-server.sh`` on 127.0.0.1 (SQLite store and artifacts
+    under ``root``; with ``auth``, basic auth and an admin password made here). The same
+    ``root`` and ``port`` again: the same server back, its store and artifacts kept."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    port = port or free_port(host)
-    server = MlflowServer(f"http://{host}:{port}", f"sqlite:///{root / 'mlflow.db'}",
-                          root / "mlartifacts")
-    with ExitStack() as stack:
-        log = stack.enter_context(open(root / "mlflow-server.log", "ab"))
-        proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--host", host, "--port",
-                                 str(port), "--backend-store-uri", server.backend,
-                                 "--artifacts-destination", str(server.artifacts),
-                                 "--workers", "1"],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-        try:
-            _wait_http(f"{server.uri}/health", timeout)
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {proc.returncode}: see "
-                                   f"{root / 'mlflow-server.log'}")
-            yield server
-        finally:
-            stop_process(proc)
+    port = port or free_port()
+    password = "pw-" + secrets.token_urlsafe(18) if auth else ""
+    server = MlflowServer(f"http://127.0.0.1:{port}", root, root / "mlflow-server.log",
+                          "admin" if auth else "", password)
+    env = {**_mlflow_env(), "PORT": str(port), "HOST": "127.0.0.1",
+           "WSFM_SERVER_HOME": str(root), "MLFLOW_BIN": str(BIN / "mlflow"),
+           **({"MLFLOW_AUTH_ADMIN_PASSWORD": password} if auth else {})}
+    cmd = ["bash", str(ROOT / "mlflow" / "start-server.sh"), *(["--auth"] if auth else []),
+           "--workers", "1"]
+    with _serve(cmd, env, server.log, f"{server.uri}/health", timeout):
+        yield server
+
+
+@contextmanager
+def model_server(model_uri: str, env: dict[str, str], log: Path,
+                 timeout: float = 240.0) -> Iterator[str]:
+    """``mlflow models serve`` for ``model_uri`` (``env`` names the tracking store); yields
+    the invocations URL."""
+    port = free_port()
+    cmd = [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+           "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    url = f"http://127.0.0.1:{port}"
+    with _serve(cmd, {**_mlflow_env(), **env}, log, f"{url}/ping", timeout):
+        yield f"{url}/invocations"

@@ -1,7 +1,6 @@
-"""The operator's command line on a finished smoke pipeline: quiet output with a log file,
-``status``, ``dag``, ``runs``, a failing stage and a stage too big for the cluster.
-
-One smoke run (module-scoped) serves every test; the tests that change something restore it.
+"""The operator's command line on the finished smoke pipeline (the session's shared home):
+quiet output with a log file, ``status``, ``dag``, ``runs``, a failing stage and a stage too
+big for the cluster. The tests that change something work on a copy of the home.
 """
 
 from __future__ import annotations
@@ -10,26 +9,15 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import TOY2D
-from tests.test_pipeline import stage_lines, wsfm
+from tests.helpers import STAGE_NAMES, stage_lines, write_pipeline, wsfm
 from wsfm.stages import STAGES
 
 pytestmark = pytest.mark.pipeline
-STAGE_NAMES = [s.name for s in STAGES]
 EDGES = {(d, s.name) for s in STAGES for d in s.deps}
 # What the driver used to show off a terminal: Ray's, DeepSpeed's, torch's and MLflow's own.
 INTERNALS = re.compile(r"pid=|Ray|ray\.|DeepSpeed|deepspeed|Warning|Traceback|INFO|WARNING|"
                        r"controller|Downloading")
-
-
-def write_pipeline(path: Path, **smoke_changes) -> Path:
-    doc = yaml.safe_load(TOY2D.read_text())
-    for section, values in smoke_changes.items():
-        doc["profiles"]["smoke"].setdefault(section, {}).update(values)
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 def log_of(out: str) -> Path:
@@ -39,25 +27,15 @@ def log_of(out: str) -> Path:
     return Path(first.removeprefix("[wsfm] log: "))
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ops")
-    pipeline = write_pipeline(root / "toy2d.yaml")
-    home = root / "home"
-    first = wsfm("run", str(pipeline), "--profile", "smoke", home=home)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    return {"root": root, "pipeline": pipeline, "home": home, "first": first}
-
-
 def test_the_default_output_is_short_and_the_log_file_has_the_rest(smoke):
-    out = smoke["first"].stdout
+    out = smoke.first.stdout
     assert stage_lines(out) == {n: "done" for n in STAGE_NAMES}
     lines = out.splitlines()
     assert len(lines) < 60, out
     assert not [line for line in lines if INTERNALS.search(line)], out
-    assert smoke["first"].stderr == ""
+    assert smoke.first.stderr == ""
     log = log_of(out)
-    assert log.parent == smoke["home"] / "logs" and log.name.endswith("-toy2d.log")
+    assert log.parent == smoke.home / "logs" and log.name.endswith("-toy2d.log")
     text = log.read_text()
     assert "pid=" in text and "[wsfm] register         done" in text  # both kinds of line
     # Training stages wait for their turn instead of timing out inside Ray Train. (Ray
@@ -68,13 +46,13 @@ def test_the_default_output_is_short_and_the_log_file_has_the_rest(smoke):
     assert "\x1b[" not in text  # Ray's colour codes are left out of the file
 
 
-def test_status_is_0_when_up_to_date_and_1_naming_the_changed_key(smoke):
-    ok = wsfm("status", str(smoke["pipeline"]), "--profile", "smoke", home=smoke["home"])
+def test_status_is_0_when_up_to_date_and_1_naming_the_changed_key(smoke, tmp_path):
+    ok = wsfm("status", str(smoke.pipeline), "--profile", "smoke", home=smoke.home)
     assert ok.returncode == 0, ok.stdout
     n = len(STAGE_NAMES)
     assert ok.stdout.splitlines()[0] == f"toy2d (profile smoke): {n} of {n} stages up to date"
-    changed = write_pipeline(smoke["root"] / "changed.yaml", train={"lr": 0.0005})
-    stale = wsfm("status", str(changed), "--profile", "smoke", home=smoke["home"])
+    changed = write_pipeline(tmp_path / "changed.yaml", smoke.pipeline, train={"lr": 0.0005})
+    stale = wsfm("status", str(changed), "--profile", "smoke", home=smoke.home)
     assert stale.returncode == 1, stale.stdout
     rows = {line.split()[0]: line for line in stale.stdout.splitlines()[1:] if line[2] != " "}
     assert "stale" in rows["train_refiner"] and "config train.lr: 0.002 -> 0.0005" in rows[
@@ -83,18 +61,18 @@ def test_status_is_0_when_up_to_date_and_1_naming_the_changed_key(smoke):
     assert "up to date" in rows["pretrain_draft"] and "up to date" in rows["fit_evaluator"]
 
 
-def test_dag_lists_every_edge_and_marks_the_stages(smoke):
-    proc = wsfm("dag", str(smoke["pipeline"]), "--profile", "smoke", home=smoke["home"])
+def test_dag_lists_every_edge_and_marks_the_stages(smoke, tmp_path):
+    proc = wsfm("dag", str(smoke.pipeline), "--profile", "smoke", home=smoke.home)
     assert proc.returncode == 0, proc.stderr
     found = re.findall(r"^  (\w+) -> (\w+)$", proc.stdout, re.MULTILINE)
     assert {tuple(e) for e in found} == EDGES
     marks = dict(re.findall(r"^  (\w+)\s+(cached|stale|missing) ", proc.stdout, re.MULTILINE))
     assert marks == {n: "cached" for n in STAGE_NAMES}
-    changed = write_pipeline(smoke["root"] / "changed.yaml", train={"lr": 0.0005})
-    png, mmd = smoke["root"] / "dag.png", smoke["root"] / "dag.mmd"
+    changed = write_pipeline(tmp_path / "changed.yaml", smoke.pipeline, train={"lr": 0.0005})
+    png, mmd = tmp_path / "dag.png", tmp_path / "dag.mmd"
     for out in (png, mmd):
         proc = wsfm("dag", str(changed), "--profile", "smoke", "-o", str(out),
-                    home=smoke["home"])
+                    home=smoke.home)
         assert proc.returncode == 0, proc.stderr
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert 'train_refiner["train_refiner<br/>stale"]' in mmd.read_text()
@@ -103,21 +81,22 @@ def test_dag_lists_every_edge_and_marks_the_stages(smoke):
 
 
 def test_runs_list_and_show_the_invocation(smoke):
-    listed = wsfm("runs", "list", "toy2d", home=smoke["home"])
+    listed = wsfm("runs", "list", "toy2d", home=smoke.home)
     assert listed.returncode == 0, listed.stderr
     row = listed.stdout.splitlines()[-1]
     run_id = row.split()[0]
     assert "FINISHED" in row and f"{len(STAGE_NAMES)} ran" in row and "warm_quality=" in row
-    shown = wsfm("runs", "show", run_id, home=smoke["home"])
+    shown = wsfm("runs", "show", run_id, home=smoke.home)
     assert shown.returncode == 0, shown.stderr
     stages = {line.split()[0]: line.split()[1] for line in shown.stdout.splitlines()
               if line.split() and line.split()[0] in STAGE_NAMES}
     assert stages == {n: "ran" for n in STAGE_NAMES}
 
 
-def test_verbose_streams_what_the_log_gets(smoke):
-    proc = wsfm("run", str(smoke["pipeline"]), "--profile", "smoke", "--only", "fit_evaluator",
-                "-v", home=smoke["home"])
+def test_verbose_streams_what_the_log_gets(smoke, tmp_path):
+    smoke = smoke.copy(tmp_path)
+    proc = wsfm("run", str(smoke.pipeline), "--profile", "smoke", "--only", "fit_evaluator",
+                "-v", home=smoke.home)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert stage_lines(proc.stdout)["fit_evaluator"] == "done"
     assert any(INTERNALS.search(line) for line in proc.stdout.splitlines()), proc.stdout
@@ -125,12 +104,12 @@ def test_verbose_streams_what_the_log_gets(smoke):
     assert "Started a local Ray instance" in log and "Started a local Ray instance" in proc.stdout
 
 
-def test_a_failing_stage_shows_its_own_error_and_the_log_path(smoke, monkeypatch):
+def test_a_failing_stage_shows_its_own_error_and_the_log_path(smoke, tmp_path):
     # A fault drill (WSFM_FAULT, wsfm.train.faults): evaluate raises its own error after its
     # work, inside its Ray task. (Damaging an input no longer works: the store notices it.)
-    monkeypatch.setenv("WSFM_FAULT", "raise:evaluate")
-    proc = wsfm("run", str(smoke["pipeline"]), "--profile", "smoke", "--only", "evaluate",
-                home=smoke["home"])
+    smoke = smoke.copy(tmp_path)
+    proc = wsfm("run", str(smoke.pipeline), "--profile", "smoke", "--only", "evaluate",
+                home=smoke.home, env={"WSFM_FAULT": "raise:evaluate"})
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
     (failed,) = [line for line in lines if line.startswith("[wsfm] evaluate         FAILED")]
@@ -143,11 +122,12 @@ def test_a_failing_stage_shows_its_own_error_and_the_log_path(smoke, monkeypatch
     assert stage_lines(proc.stdout)["register"] == "cached"
 
 
-def test_a_stage_that_can_never_fit_is_refused_before_anything_runs(smoke):
-    huge = write_pipeline(smoke["root"] / "huge.yaml",
-                          resources={"train_baseline": {"num_cpus": 512}})
+def test_a_stage_that_can_never_fit_is_refused_before_anything_runs(smoke, tmp_path):
+    smoke = smoke.copy(tmp_path)
+    huge = smoke.pipeline.with_name("huge.yaml")
+    write_pipeline(huge, smoke.pipeline, resources={"train_baseline": {"num_cpus": 512}})
     proc = wsfm("run", str(huge), "--profile", "smoke", "--only", "train_baseline",
-                home=smoke["home"])
+                home=smoke.home)
     assert proc.returncode == 2
     assert "train_baseline needs 512 CPUs at a time, but the cluster has" in proc.stderr
     assert "started" not in proc.stdout

@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from tests.stages.conftest import context, draft_dir  # noqa: F401  (fixture)
+from tests.helpers import context
 from wsfm.cli import main
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.stages.generate_drafts import generate_drafts
 
 
 @pytest.fixture
-def shards(tmp_path, tiny_config, draft_dir):  # noqa: F811
+def shards(tmp_path, tiny_config, draft_dir):
     cfg = dataclasses.replace(tiny_config, shards=dataclasses.replace(
         tiny_config.shards, num_shards=3, per_shard=500))
     out = tmp_path / "shards"

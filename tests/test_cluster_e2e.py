@@ -16,73 +16,30 @@ because a task blocked in ``TorchTrainer.fit()`` (a ``ray.get``) gives its CPU b
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, TOY2D
-from tests.servers import mlflow_server, ray_cluster
+from tests.helpers import STAGE_NAMES, committed, project_copy, wsfm
+from tests.servers import mlflow_server
 from wsfm.shards import read_manifest
-from wsfm.stages import STAGES
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.cluster]
-STAGE_NAMES = [s.name for s in STAGES]
-
-
-def project_copy(dest: Path, name: str = "toy2d-cluster",
-                 edit: Callable[[dict], None] | None = None) -> Path:
-    """The sources a job needs (package, pipelines), and a smoke pipeline with loose gates
-    saved as ``pipelines/<name>.yaml`` (``edit`` changes the parsed YAML first)."""
-    for folder in ("wsfm", "pipelines"):
-        shutil.copytree(ROOT / folder, dest / folder,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy(ROOT / "pyproject.toml", dest)
-    doc = yaml.safe_load(TOY2D.read_text())
-    doc["profiles"]["smoke"]["gates"] = {"rel_tolerance": 100.0, "min_speedup": 5.0}
-    (edit or _spread_shards)(doc)
-    pipeline = dest / "pipelines" / f"{name}.yaml"
-    pipeline.write_text(yaml.safe_dump(doc))
-    return pipeline
-
-
-def _spread_shards(doc: dict) -> None:
-    # Shard tasks on both nodes: SPREAD places tasks on nodes with a free CPU, and with one
-    # CPU a node, the generate_drafts task itself (1 CPU) left only the other node free: all
-    # six shards ran there once. Its task only waits on the shard tasks: 0 CPUs.
-    doc["profiles"]["smoke"]["shards"] = {"num_shards": 6, "per_shard": 700}
-    doc.setdefault("resources", {})["generate_drafts"] = {"num_cpus": 0}
 
 
 @pytest.fixture(scope="module")
-def e2e(tmp_path_factory):
+def e2e(tmp_path_factory, loopback_cluster):
     root = tmp_path_factory.mktemp("cluster-e2e")
     pipeline = project_copy(root / "project")
     home = root / "home"
-    with mlflow_server(root / "mlflow") as server, ray_cluster(root / "ray") as cluster:
-        env = {**os.environ, **cluster.env, "MLFLOW_TRACKING_URI": server.uri,
-               "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-        env.pop("RAY_ADDRESS", None)
-        env.pop("WSFM_HOME", None)
-        proc = subprocess.run(
-            [sys.executable, "-m", "wsfm.cli", "submit", str(pipeline), "--profile", "smoke",
-             "--address", cluster.dashboard, "--home", str(home), "--working-dir",
-             str(root / "project"), "--submission-id", "wsfm-e2e", "--follow"],
-            env=env, text=True, capture_output=True, timeout=1800, cwd=root)
-        print(proc.stdout[-6000:], proc.stderr[-3000:])
+    cluster = loopback_cluster.cluster
+    with mlflow_server(root / "mlflow") as server:
+        proc = wsfm("submit", str(pipeline), "--profile", "smoke", "--address",
+                    cluster.dashboard, "--home", str(home), "--working-dir",
+                    str(root / "project"), "--submission-id", "wsfm-e2e", "--follow",
+                    env={**cluster.env, "MLFLOW_TRACKING_URI": server.uri}, cwd=root,
+                    timeout=1800)
         yield {"proc": proc, "home": home, "nodes": cluster.nodes(), "server": server}
-
-
-def stage_dir(home: Path, stage: str) -> Path:
-    (folder,) = [p for p in (home / "artifacts" / "toy2d" / stage).iterdir()
-                 if not p.name.startswith(".")]
-    return folder
 
 
 def test_the_job_succeeded_and_ran_every_stage(e2e):
@@ -97,12 +54,12 @@ def test_the_job_succeeded_and_ran_every_stage(e2e):
 def test_shard_tasks_ran_on_both_nodes(e2e):
     nodes = e2e["nodes"]
     assert sorted(nodes.values()) == ["127.0.0.2", "127.0.0.3"]
-    records = read_manifest(stage_dir(e2e["home"], "generate_drafts"))
+    records = read_manifest(committed(e2e["home"], "generate_drafts"))
     assert {r.node for r in records} == set(nodes)
 
 
 def test_the_two_training_workers_ran_on_different_nodes(e2e):
-    summary = json.loads((stage_dir(e2e["home"], "train_refiner") / "train_summary.json")
+    summary = json.loads((committed(e2e["home"], "train_refiner") / "train_summary.json")
                          .read_text())
     assert summary["world_size"] == 2
     assert len(summary["nodes"]) == 2 and set(summary["nodes"]) == set(e2e["nodes"])

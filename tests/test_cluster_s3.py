@@ -17,38 +17,32 @@ tasks and training ranks ran on both nodes, and a second invocation skips every 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
-import yaml
 
-from tests.conftest import ROOT
+from tests.helpers import (
+    ROOT,
+    STAGE_NAMES,
+    assert_committed,
+    bucket_contents,
+    small_smoke,
+    stage_lines,
+    write_pipeline,
+    wsfm,
+)
 from tests.s3server import CREDENTIALS, make_bucket, moto_server
 from tests.servers import can_mask, ray_cluster
-from tests.test_pipeline import stage_lines
-from tests.test_pipeline_s3 import assert_committed, bucket_contents, small_smoke
 from wsfm.shards import read_manifest
-from wsfm.stages import STAGES
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.cluster,
               pytest.mark.skipif(not can_mask(), reason="needs a private mount namespace "
                                  "(root or CAP_SYS_ADMIN) to hide the cache from one node")]
-STAGE_NAMES = [s.name for s in STAGES]
 BUCKET = "wsfm-cluster"
 PREFIX = f"{BUCKET}/wsfm/artifacts/toy2d"
 METHODS = ["draft", "cold", "cold_ot", "reflow", "zero_shot", "warm"]
 SHARDS = 6  # a few per node
-
-
-def wsfm(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "wsfm.cli", *args], env=env, text=True,
-                          capture_output=True, timeout=2700, cwd=cwd)
-    print(proc.stdout[-6000:], proc.stderr[-4000:])
-    return proc
 
 
 def fetch(endpoint: str, path: str, dest: Path) -> Path:
@@ -66,10 +60,8 @@ def run(tmp_path_factory):
     pipeline = small_smoke(root, methods=METHODS, solvers=["euler"])
     # Shard tasks on both nodes: with one CPU a node, the generate_drafts task itself (1 CPU)
     # left only the other node free for them. Its task only waits on them: 0 CPUs.
-    doc = yaml.safe_load(pipeline.read_text())
-    doc["profiles"]["smoke"]["shards"] = {"num_shards": SHARDS, "per_shard": 500}
-    doc.setdefault("resources", {})["generate_drafts"] = {"num_cpus": 0}
-    pipeline.write_text(yaml.safe_dump(doc))
+    write_pipeline(pipeline, pipeline, shards={"num_shards": SHARDS, "per_shard": 500},
+                   resources={"generate_drafts": {"num_cpus": 0}})
     cache = root / "cache"  # the same path on both nodes; the worker's is its own tmpfs
     cache.mkdir()
     with moto_server() as endpoint:
@@ -77,14 +69,14 @@ def run(tmp_path_factory):
         store = {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "WSFM_CACHE": str(cache),
                  "PYTHONPATH": str(ROOT)}
         with ray_cluster(root / "ray", extra_env=store, masks={1: [cache]}) as cluster:
-            env = {**os.environ, **cluster.env, **store, "DS_ACCELERATOR": "cpu",
-                   "WSFM_HOME": f"s3://{BUCKET}/wsfm", "WSFM_LOG_DIR": str(root / "logs"),
-                   "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-                   "PYTHONUNBUFFERED": "1"}
-            env.pop("RAY_ADDRESS", None)
+            env = {**cluster.env, **store, "DS_ACCELERATOR": "cpu",
+                   "WSFM_LOG_DIR": str(root / "logs"),
+                   "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
             args = ("run", str(pipeline), "--profile", "smoke", "--address", cluster.address)
-            first = wsfm(*args, env=env, cwd=root)
-            second = wsfm(*args, env=env, cwd=root) if first.returncode == 0 else None
+            home = f"s3://{BUCKET}/wsfm"
+            first = wsfm(*args, home=home, env=env, cwd=root, timeout=2700)
+            second = (wsfm(*args, home=home, env=env, cwd=root, timeout=2700)
+                      if first.returncode == 0 else None)
             nodes = cluster.nodes()
         listing, successes = bucket_contents(endpoint, f"{BUCKET}/wsfm")
         outputs = {}

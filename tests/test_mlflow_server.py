@@ -9,18 +9,16 @@ import base64
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
-import yaml
 from mlflow.tracking import MlflowClient
 
 import mlflow
-from tests.conftest import ROOT, TOY2D
-from tests.mlflow_servers import model_server, tracking_server
+from tests.helpers import ROOT, wsfm
+from tests.servers import mlflow_server, model_server
 from wsfm.config import load_pipeline
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.orchestrate.store import ArtifactStore
@@ -32,36 +30,21 @@ pytestmark = pytest.mark.pipeline
 STAGE_NAMES = sorted(s.name for s in STAGES)
 
 
-def wsfm(*args: str, home: Path, env: dict[str, str],
-         timeout: int = 1200) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith("MLFLOW_") and k != "RAY_ADDRESS"}
-    proc = subprocess.run([sys.executable, "-m", "wsfm.cli", *args], text=True,
-                          capture_output=True, timeout=timeout, cwd=home.parent,
-                          env={**base, **env, "WSFM_HOME": str(home), "PYTHONUNBUFFERED": "1",
-                               "PYTHONPATH": str(ROOT)})
-    print(proc.stdout[-3000:], proc.stderr[-3000:])
-    return proc
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """A basic-auth server, a refused run with a wrong password, then one smoke run (gates
-    loosened as in tests/test_pipeline.py, so that the champion path is exercised)."""
+def served(tmp_path_factory, smoke_yaml):
+    """A basic-auth server, a refused run with a wrong password, then one run of the shared
+    smoke pipeline (tests/conftest.py: short, gates loosened) into it."""
     root = tmp_path_factory.mktemp("served")
-    doc = yaml.safe_load(TOY2D.read_text())
-    doc["profiles"]["smoke"]["gates"] = {"rel_tolerance": 100.0, "min_speedup": 5.0}
-    pipeline = root / "toy2d.yaml"
-    pipeline.write_text(yaml.safe_dump(doc))
+    pipeline = smoke_yaml
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME",
                                             "MLFLOW_TRACKING_PASSWORD")}
-    with tracking_server(root / "server") as server:
+    with mlflow_server(root / "server", auth=True) as server:
         wrong_home = root / "wrong-home"
         wrong = wsfm("run", str(pipeline), "--profile", "smoke", home=wrong_home,
                      env=server.env(password="not-the-password"))
         os.environ.update(server.env())  # this process's client: the right credentials
-        mlflow.set_tracking_uri(server.url)  # other tests may have set another store
-        client = MlflowClient(server.url)
+        mlflow.set_tracking_uri(server.uri)  # other tests may have set another store
+        client = MlflowClient(server.uri)
         try:
             experiments_before = [e.name for e in client.search_experiments()]
             home = root / "home"
@@ -120,7 +103,7 @@ def test_the_model_is_registered_champion_and_samples_over_http(served):
     version = client.get_model_version_by_alias("wsfm-toy2d", "champion")
     assert version.tags["wsfm.decision"] == "promoted"
     assert float(version.tags["wsfm.t0"]) >= 0.9 and version.tags["wsfm.metric"]
-    mlflow.set_tracking_uri(served["server"].url)
+    mlflow.set_tracking_uri(served["server"].uri)
     model = mlflow.pyfunc.load_model("models:/wsfm-toy2d@champion")
     assert np.asarray(model.predict({"n": 5, "seed": 1})).shape == (5, 2)
     out = served["home"].parent / "samples.npy"
@@ -141,7 +124,7 @@ def test_a_worse_registration_does_not_move_the_champion(served, tmp_path):
     worse = tmp_path / "evaluate"
     worse.mkdir()
     (worse / "metrics.json").write_text(json.dumps(report))
-    tracker = Tracker(served["server"].url, "toy2d")
+    tracker = Tracker(served["server"].uri, "toy2d")
     runtime = LocalRuntime(tracking={"uri": tracker.uri, "run_id": tracker.start_run("register")})
     out = tmp_path / "register"
     out.mkdir()
@@ -177,7 +160,7 @@ def test_no_credential_shows_up_in_anything_logged(served, tmp_path):
         seen += [f"{k}={v}" for k, v in {**run.data.params, **run.data.tags}.items()]
         local = Path(mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, dst_path=str(tmp_path / run.info.run_id),
-            tracking_uri=server.url))
+            tracking_uri=server.uri))
         for path in local.rglob("*"):
             if path.is_file() and path.stat().st_size < 5_000_000:
                 seen.append(path.read_bytes().decode(errors="replace"))

@@ -18,34 +18,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TOY2D
-from wsfm.config import load_pipeline
+from tests.helpers import STAGE_NAMES, cli_env, stage_lines, wsfm
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.shards import read_manifest
-from wsfm.stages import STAGES
 
 pytestmark = pytest.mark.pipeline
-STAGE_NAMES = [s.name for s in STAGES]
-
-
-def wsfm(*args: str, home: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WSFM_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("RAY_ADDRESS", None)
-    proc = subprocess.run([sys.executable, "-m", "wsfm.cli", *args], env=env, text=True,
-                          capture_output=True, timeout=timeout, cwd=home.parent)
-    print(proc.stdout[-4000:], proc.stderr[-4000:])
-    return proc
 
 
 def wsfm_in_terminal(*args: str, home: Path, timeout: int = 900) -> tuple[int, str]:
     """``wsfm`` with a pseudo-terminal (200 columns) as stdout and stderr: what a user sees."""
-    env = {**os.environ, "WSFM_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("RAY_ADDRESS", None)
+    env = cli_env(home)
     env.pop("COLUMNS", None)
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
@@ -74,42 +58,16 @@ def wsfm_in_terminal(*args: str, home: Path, timeout: int = 900) -> tuple[int, s
     return proc.wait(timeout=60), text
 
 
-def stage_lines(out: str) -> dict[str, str]:
-    """The last status that the progress lines give each stage."""
-    status = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[0] == "[wsfm]" and parts[1] in STAGE_NAMES:
-            status[parts[1]] = parts[2]
-    return status
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """One smoke run. Its gates are loosened so that the champion path is exercised: a
-    300-step smoke model is not meant to reach parity (the full profile is)."""
-    root = tmp_path_factory.mktemp("e2e")
-    doc = yaml.safe_load(TOY2D.read_text())
-    doc["profiles"]["smoke"]["gates"] = {"rel_tolerance": 100.0, "min_speedup": 5.0}
-    pipeline = root / "toy2d.yaml"
-    pipeline.write_text(yaml.safe_dump(doc))
-    home = root / "home"
-    first = wsfm("run", str(pipeline), "--profile", "smoke", home=home)
-    assert first.returncode == 0, first.stderr[-3000:]
-    return {"pipeline": pipeline, "home": home, "first": first,
-            "config": load_pipeline(pipeline, profile="smoke")}
-
-
 def test_every_stage_ran_and_left_verified_artifacts(smoke):
-    assert stage_lines(smoke["first"].stdout) == {n: "done" for n in STAGE_NAMES}
-    store = ArtifactStore(smoke["home"] / "artifacts", "toy2d")
+    assert stage_lines(smoke.first.stdout) == {n: "done" for n in STAGE_NAMES}
+    store = ArtifactStore(smoke.home / "artifacts", "toy2d")
     for name in STAGE_NAMES:
         (folder,) = [p for p in (store.root / "toy2d" / name).iterdir()
                      if not p.name.startswith(".")]
         assert store.load(name, folder.name, deep=True) is not None, name
     (shards,) = (store.root / "toy2d" / "generate_drafts").iterdir()
     records = read_manifest(shards)
-    cfg = smoke["config"]
+    cfg = smoke.config
     assert len(records) == cfg.shards.num_shards
     assert sum(r.count for r in records) == cfg.shards.num_shards * cfg.shards.per_shard
     for rec in records:
@@ -121,7 +79,7 @@ def test_every_stage_ran_and_left_verified_artifacts(smoke):
 
 
 def test_mlflow_holds_the_run_tree_and_the_registered_model(smoke):
-    client = MlflowClient(f"sqlite:///{smoke['home'] / 'mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{smoke.home / 'mlflow.db'}")
     exp = client.get_experiment_by_name("toy2d")
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -138,20 +96,21 @@ def test_mlflow_holds_the_run_tree_and_the_registered_model(smoke):
     assert str(version.version) == "1" and version.run_id == by_stage["register"].info.run_id
 
 
-def test_sample_cli_loads_the_champion_through_mlflow(smoke):
-    out = smoke["home"].parent / "samples.npy"
+def test_sample_cli_loads_the_champion_through_mlflow(smoke, tmp_path):
+    out = tmp_path / "samples.npy"
     proc = wsfm("sample", "--model", "models:/wsfm-toy2d@champion", "-n", "300",
-                "--out", str(out), home=smoke["home"])
+                "--out", str(out), home=smoke.home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     samples = np.load(out)
     assert samples.shape == (300, 2) and np.isfinite(samples).all()
 
 
-def test_rerun_with_nothing_changed_skips_every_stage(smoke):
-    proc = wsfm("run", str(smoke["pipeline"]), "--profile", "smoke", home=smoke["home"])
+def test_rerun_with_nothing_changed_skips_every_stage(smoke, tmp_path):
+    smoke = smoke.copy(tmp_path)
+    proc = wsfm("run", str(smoke.pipeline), "--profile", "smoke", home=smoke.home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert stage_lines(proc.stdout) == {n: "cached" for n in STAGE_NAMES}
-    client = MlflowClient(f"sqlite:///{smoke['home'] / 'mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{smoke.home / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("toy2d").experiment_id])
     cached = [r for r in runs if r.data.tags.get("wsfm.status") == "cached"]
     made = {r.info.run_id for r in runs if r.data.tags.get("wsfm.status") == "ran"}
@@ -159,17 +118,18 @@ def test_rerun_with_nothing_changed_skips_every_stage(smoke):
     assert all(r.data.tags["wsfm.producer_run_id"] in made for r in cached)
 
 
-def test_from_reruns_exactly_the_downstream_stages(smoke):
-    store = ArtifactStore(smoke["home"] / "artifacts", "toy2d")
+def test_from_reruns_exactly_the_downstream_stages(smoke, tmp_path):
+    smoke = smoke.copy(tmp_path)
+    store = ArtifactStore(smoke.home / "artifacts", "toy2d")
     before = {p: p.stat().st_mtime_ns for p in store.root.rglob("_SUCCESS.json")}
-    plan = wsfm("run", str(smoke["pipeline"]), "--profile", "smoke", "--dry-run",
-                "--from", "train_refiner", home=smoke["home"])
+    plan = wsfm("run", str(smoke.pipeline), "--profile", "smoke", "--dry-run",
+                "--from", "train_refiner", home=smoke.home)
     planned = {line.split()[1]: line.split()[2] for line in plan.stdout.splitlines()
                if line.startswith("[plan]")}
     assert {s for s, a in planned.items() if a == "run"} == {
         "train_refiner", "generate_warm_reflow", "train_warm_reflow", "evaluate", "register"}
-    proc = wsfm("run", str(smoke["pipeline"]), "--profile", "smoke", "--from", "evaluate",
-                home=smoke["home"])
+    proc = wsfm("run", str(smoke.pipeline), "--profile", "smoke", "--from", "evaluate",
+                home=smoke.home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     status = stage_lines(proc.stdout)
     assert {s for s, v in status.items() if v == "done"} == {"evaluate", "register"}
@@ -180,25 +140,25 @@ def test_from_reruns_exactly_the_downstream_stages(smoke):
     assert all(after[p] == before[p] for p in untouched)
 
 
-def test_a_damaged_shard_is_named_and_repaired_by_a_rerun_under_a_live_bar(smoke):
-    """Runs last: it rewrites the generate_drafts output in place."""
-    store = ArtifactStore(smoke["home"] / "artifacts", "toy2d")
+def test_a_damaged_shard_is_named_and_repaired_by_a_rerun_under_a_live_bar(smoke, tmp_path):
+    smoke = smoke.copy(tmp_path)  # it rewrites the generate_drafts output in place
+    store = ArtifactStore(smoke.home / "artifacts", "toy2d")
     [success] = (store.root / "toy2d" / "generate_drafts").glob("*/_SUCCESS.json")
     shards = success.parent
     bad = shards / "shard-000001.tar"
     good_sha = hashlib.sha256(bad.read_bytes()).hexdigest()
     bad.write_bytes(bad.read_bytes()[:3000])
 
-    verify = wsfm("shards", "verify", str(shards), home=smoke["home"])
+    verify = wsfm("shards", "verify", str(shards), home=smoke.home)
     assert verify.returncode == 1 and "shard-000001.tar" in verify.stdout
     assert "shard-000000.tar" not in verify.stdout
 
-    args = ("run", str(smoke["pipeline"]), "--profile", "smoke")
+    args = ("run", str(smoke.pipeline), "--profile", "smoke")
     try:
-        code, text = wsfm_in_terminal(*args, home=smoke["home"])
+        code, text = wsfm_in_terminal(*args, home=smoke.home)
         terminal = True
     except OSError:  # no pseudo-terminals on this machine: the repair is still checked
-        proc = wsfm(*args, home=smoke["home"])
+        proc = wsfm(*args, home=smoke.home)
         code, text, terminal = proc.returncode, proc.stdout + proc.stderr, False
     assert code == 0, text[-3000:]
     plain = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)  # no colours or erase-line codes
@@ -209,7 +169,7 @@ def test_a_damaged_shard_is_named_and_repaired_by_a_rerun_under_a_live_bar(smoke
         "generate_drafts"}
     started = next(line for line in lines if "generate_drafts  started" in line)
     assert "shard-000001.tar has 3000 bytes" in started  # the rerun names the shard
-    client = MlflowClient(f"sqlite:///{smoke['home'] / 'mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{smoke.home / 'mlflow.db'}")
     [latest] = client.search_runs(
         [client.get_experiment_by_name("toy2d").experiment_id],
         "tags.`wsfm.stage` = 'generate_drafts' and tags.`wsfm.status` = 'ran'",
@@ -224,4 +184,4 @@ def test_a_damaged_shard_is_named_and_repaired_by_a_rerun_under_a_live_bar(smoke
         # ... and the stage task printed no progress lines of its own (Ray would forward them).
         assert all(line.startswith("[") for line in lines if "/2 shards" in line)
     assert hashlib.sha256(bad.read_bytes()).hexdigest() == good_sha
-    assert wsfm("shards", "verify", str(shards), home=smoke["home"]).returncode == 0
+    assert wsfm("shards", "verify", str(shards), home=smoke.home).returncode == 0

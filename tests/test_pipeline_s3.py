@@ -5,76 +5,22 @@ Artifacts, their ``_SUCCESS.json`` and Ray Train's checkpoints must land in the 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-import pyarrow.fs as pafs
 import pytest
-import yaml
 
-from tests.conftest import TOY2D
+from tests.helpers import (
+    STAGE_NAMES,
+    assert_committed,
+    bucket_contents,
+    small_smoke,
+    stage_lines,
+    wsfm,
+)
 from tests.s3server import CREDENTIALS, make_bucket, moto_server
-from tests.test_pipeline import stage_lines
 from wsfm.orchestrate.remote_store import RemoteArtifactStore
-from wsfm.stages import STAGES
 
 pytestmark = [pytest.mark.pipeline]
-STAGE_NAMES = [s.name for s in STAGES]
 BUCKET = "wsfm-e2e"
-
-
-def wsfm(*args: str, env: dict[str, str], cwd: Path,
-         timeout: int = 1500) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "wsfm.cli", *args], env=env, text=True,
-                          capture_output=True, timeout=timeout, cwd=cwd)
-    print(proc.stdout[-4000:], proc.stderr[-4000:])
-    return proc
-
-
-def small_smoke(root: Path, **evaluate) -> Path:
-    """The toy2d pipeline whose smoke profile is smaller still (a few training steps, two
-    checkpoints), written into ``root``; ``evaluate``: more settings of that section."""
-    doc = yaml.safe_load(TOY2D.read_text())
-    doc["profiles"]["smoke"] = {
-        "data": {"n_train": 2000, "n_test": 500},
-        "shards": {"num_shards": 2, "per_shard": 500},
-        "train": {"steps": 40, "batch_size": 64, "warmup_steps": 5, "log_every": 10,
-                  "checkpoint_every": 20},
-        "evaluate": {"n_samples": 300, "seeds": 2, "nfe_grid": [1, 2], "warm_t0s": [0.9],
-                     **evaluate},
-        "gates": {"rel_tolerance": 100.0, "min_speedup": 5.0},
-    }
-    pipeline = root / "toy2d.yaml"
-    pipeline.write_text(yaml.safe_dump(doc))
-    return pipeline
-
-
-def bucket_contents(endpoint: str, prefix: str) -> tuple[dict[str, int], dict[str, dict]]:
-    """``({path: bytes}, {path of each _SUCCESS.json: its record})`` under ``prefix``."""
-    fs = pafs.S3FileSystem(endpoint_override=endpoint, region="us-east-1",
-                           access_key="testing", secret_key="testing")
-    listing = {info.path: info.size for info in fs.get_file_info(
-        pafs.FileSelector(prefix, recursive=True)) if info.type == pafs.FileType.File}
-    successes = {path: json.loads(fs.open_input_stream(path).read())
-                 for path in listing if path.endswith("/_SUCCESS.json")}
-    return listing, successes
-
-
-def assert_committed(listing: dict[str, int], successes: dict[str, dict], prefix: str,
-                     stages: list[str]) -> None:
-    """Each stage has one finished output under ``prefix``: every file its record lists is
-    there with its size, and no partial folder or undelivered outbox is left."""
-    for name in stages:
-        [success] = [p for p in successes if p.startswith(f"{prefix}/{name}/")]
-        record = successes[success]
-        folder = success.rsplit("/", 1)[0]
-        assert record["files"], name
-        for rel, meta in record["files"].items():  # every listed file, with its size
-            assert listing[f"{folder}/{rel}"] == meta["bytes"], (name, rel)
-        assert not any(f"/.{record['fingerprint']}.partial/" in p for p in listing)
-        assert not any(f"/.{record['fingerprint']}.outbox-" in p for p in listing)
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +31,13 @@ def s3_run(tmp_path_factory):
     pipeline = small_smoke(root)
     with moto_server() as endpoint:
         make_bucket(endpoint, BUCKET)
-        env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": endpoint,
-               "WSFM_HOME": f"s3://{BUCKET}/wsfm", "WSFM_CACHE": str(root / "cache"),
-               "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-               "PYTHONUNBUFFERED": "1"}
-        env.pop("RAY_ADDRESS", None)
+        env = {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "WSFM_CACHE": str(root / "cache"),
+               "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
         args = ("run", str(pipeline), "--profile", "smoke")
-        first = wsfm(*args, env=env, cwd=root)
-        second = wsfm(*args, env=env, cwd=root) if first.returncode == 0 else None
+        home = f"s3://{BUCKET}/wsfm"
+        first = wsfm(*args, home=home, env=env, cwd=root, timeout=1500)
+        second = (wsfm(*args, home=home, env=env, cwd=root, timeout=1500)
+                  if first.returncode == 0 else None)
         listing, successes = bucket_contents(endpoint, f"{BUCKET}/wsfm")
     return {"first": first, "second": second, "listing": listing, "successes": successes,
             "root": root}

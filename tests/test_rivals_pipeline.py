@@ -9,8 +9,7 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import TOY2D
-from tests.test_pipeline import stage_lines, wsfm
+from tests.helpers import TOY2D, stage_lines, wsfm
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.report import EvalReport
 from wsfm.shards import read_manifest

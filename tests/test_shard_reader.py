@@ -8,8 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from tests.helpers import batches_per_epoch
-from tests.test_shards import make_shards, urls_of
+from tests.helpers import batches_per_epoch, make_shards, urls_of
 from wsfm.shard_reader import ShardReader, shard_batches
 from wsfm.shards import read_manifest
 

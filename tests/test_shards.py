@@ -5,25 +5,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import webdataset as wds
 
-from tests.helpers import write_shard
-from wsfm.shards import MANIFEST, read_manifest, shard_key, verify_shards, write_manifest
-
-
-def make_shards(folder, sizes, dim=3, with_index=False):
-    arrays = [np.random.default_rng(i).normal(size=(n, dim)).astype(np.float32)
-              for i, n in enumerate(sizes)]
-    records = []
-    for i, x in enumerate(arrays):
-        # The partner index is readable off the draft itself: an independent check of alignment.
-        idx = np.rint(x[:, 0] * 1000).astype(np.int64) if with_index else None
-        records.append(write_shard(folder, i, x, seed=i, block=16, idx=idx,
-                                   pair="nearest" if with_index else "none"))
-    write_manifest(folder, records)
-    return arrays
-
-
-def urls_of(folder):
-    return [str(folder / r.shard) for r in read_manifest(folder)]
+from tests.helpers import make_shards, urls_of, write_shard
+from wsfm.shards import MANIFEST, shard_key, verify_shards
 
 
 def test_manifest_matches_the_files(tmp_path):

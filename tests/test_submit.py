@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import zipfile
@@ -13,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT, wsfm
+from tests.servers import ray_cluster
 from wsfm.cli import build_parser
 from wsfm.submit import (
     EXCLUDES,
@@ -140,23 +138,9 @@ def test_run_args_round_trip_through_the_cli():
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
-    from tests.servers import ray_cluster
-
     root = tmp_path_factory.mktemp("submit")
     with ray_cluster(root, ips=("127.0.0.4",), num_cpus=1) as cluster:
         yield cluster, root
-
-
-def wsfm(*args: str, env: dict[str, str] | None = None, timeout: int = 600
-         ) -> subprocess.CompletedProcess:
-    full = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
-    for key in ("RAY_ADDRESS", "RAY_AUTH_MODE", "MLFLOW_TRACKING_URI"):
-        if key not in (env or {}):
-            full.pop(key, None)
-    proc = subprocess.run([sys.executable, "-m", "wsfm.cli", *args], env=full, text=True,
-                          capture_output=True, timeout=timeout, cwd=ROOT)
-    print(proc.stdout[-3000:], proc.stderr[-3000:])
-    return proc
 
 
 def token(cluster) -> dict[str, str]:

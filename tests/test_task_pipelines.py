@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_pipeline import stage_lines, wsfm
+from tests.helpers import ROOT, stage_lines, wsfm
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.stages import STAGES
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TOY2D
-from tests.servers import can_mask, ray_cluster
+from tests.helpers import ROOT, TOY2D
+from tests.servers import can_mask
 
 pytestmark = [pytest.mark.cluster,
               pytest.mark.skipif(not can_mask(), reason="needs a private mount namespace "
@@ -41,12 +41,9 @@ print(json.dumps({"nodes": nodes}))
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cluster")
-    (root / "shared").mkdir()
-    (root / "hidden").mkdir()
-    with ray_cluster(root, masks={1: [root / "hidden"]}) as running:
-        yield running, root
+def cluster(loopback_cluster):
+    """The session's two-node cluster, whose worker does not see ``root / "hidden"``."""
+    return loopback_cluster.cluster, loopback_cluster.root
 
 
 def driver(cluster, *args: str, code: str | None = None, timeout: int = 600

@@ -1,11 +1,12 @@
 """Faults injected for real: killed processes, damaged shards, a full disk, two runs at once.
 
 The pipeline-level faults run the real command line (``python -m wsfm.cli run``) on the
-toy2d smoke profile, shortened to 120 training steps with a checkpoint every 40, against one
-undisturbed reference run of the module (same seeds, same fingerprints): a disturbed run
-must end with the reference's bytes. Faults inside a run are cued through ``WSFM_FAULT``
-(``wsfm.train.faults``). The tests that need no Ray (a full disk, the stage lock) drive
-``execute_stage`` with the in-process runtime. RELIABILITY.md tabulates all of them.
+toy2d smoke profile, shortened to 120 training steps with a checkpoint every 40, against the
+session's undisturbed smoke run (``smoke`` in tests/conftest.py: same seeds, same
+fingerprints): a disturbed run must end with the reference's bytes. Faults inside a run are
+cued through ``WSFM_FAULT`` (``wsfm.train.faults``). The tests that need no Ray (a full disk,
+the stage lock) drive ``execute_stage`` with the in-process runtime. RELIABILITY.md
+tabulates all of them.
 """
 
 from __future__ import annotations
@@ -25,13 +26,23 @@ import numpy as np
 import psutil
 import pytest
 import torch
-import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, TOY2D
-from tests.stages.conftest import NoRuntime, context, draft_dir  # noqa: F401 - a fixture
-from tests.stages.test_generate_drafts import WrappingRuntime, manifest_rows, with_shards
-from tests.test_pipeline import stage_lines
+from tests.conftest import SMOKE_EVERY as EVERY
+from tests.conftest import SMOKE_STEPS as STEPS
+from tests.helpers import (
+    ROOT,
+    STAGE_NAMES,
+    NoRuntime,
+    WrappingRuntime,
+    cli_env,
+    committed,
+    context,
+    manifest_rows,
+    stage_lines,
+    with_shards,
+    wsfm,
+)
 from wsfm.config import load_pipeline
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.orchestrate.runner import execute_stage
@@ -45,37 +56,13 @@ from wsfm.shards import (
     read_manifest,
     verify_shards,
 )
-from wsfm.stages import STAGES
 from wsfm.stages.generate_drafts import generate_drafts
 from wsfm.stages.train import train_refiner
 from wsfm.train.checkpoint import read_pointer
 from wsfm.train.faults import ENV, parse_faults
 
 pytestmark = pytest.mark.reliability
-STAGE_NAMES = [s.name for s in STAGES]
-STEPS, EVERY, PAUSE = 120, 40, 90  # checkpoints at 40, 80, 120; the drill stalls after 90
-
-
-def cli_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "WSFM_HOME": str(home), "PYTHONUNBUFFERED": "1", **extra}
-    for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", ENV):
-        if name not in extra:
-            env.pop(name, None)
-    return env
-
-
-def cli(*args: str, home: Path, timeout: int = 1200, **extra: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "wsfm.cli", *args], env=cli_env(home, **extra),
-                          text=True, capture_output=True, timeout=timeout, cwd=ROOT)
-    print(proc.stdout[-4000:], proc.stderr[-4000:])
-    return proc
-
-
-def committed(home: Path, stage: str) -> Path:
-    """The one committed output folder of ``stage`` under ``home``."""
-    [folder] = [p for p in (home / "artifacts" / "toy2d" / stage).iterdir()
-                if not p.name.startswith(".")]
-    return folder
+PAUSE = 90  # the shared smoke run checkpoints at 40, 80, 120; the drill stalls after 90
 
 
 def assert_same_weights(got: Path, want: Path) -> None:
@@ -85,26 +72,6 @@ def assert_same_weights(got: Path, want: Path) -> None:
         assert a.keys() == b.keys()
         for key in b:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> Path:
-    doc = yaml.safe_load(TOY2D.read_text())
-    smoke = doc["profiles"]["smoke"]
-    smoke["train"].update(steps=STEPS, checkpoint_every=EVERY, log_every=EVERY, warmup_steps=10)
-    smoke["gates"] = {"rel_tolerance": 100.0, "min_speedup": 5.0}
-    path = tmp_path_factory.mktemp("faults") / "toy2d.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-@pytest.fixture(scope="module")
-def reference(pipeline, tmp_path_factory) -> Path:
-    """One undisturbed run: its home."""
-    home = tmp_path_factory.mktemp("reference") / "home"
-    proc = cli("run", str(pipeline), "--profile", "smoke", home=home)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return home
 
 
 # -- no Ray ------------------------------------------------------------------------------
@@ -138,7 +105,7 @@ def tmpfs(tmp_path):
 
 
 def test_a_full_disk_is_named_nothing_half_written_counts_and_a_rerun_succeeds(
-        tmpfs, tmp_path, tiny_config, draft_dir):  # noqa: F811
+        tmpfs, tmp_path, tiny_config, draft_dir):
     mnt, remount = tmpfs
     cfg = with_shards(tiny_config, num_shards=4, per_shard=3000)  # about 170 KB of shards
     reference = tmp_path / "reference"
@@ -171,7 +138,7 @@ from pathlib import Path
 from wsfm.config import load_pipeline
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.orchestrate.runner import execute_stage
-from tests.stages.test_generate_drafts import with_shards
+from tests.helpers import with_shards
 cfg = with_shards(load_pipeline(sys.argv[1], profile="smoke"), num_shards=4, per_shard=20000)
 record = execute_stage("generate_drafts", cfg, {"pretrain_draft": sys.argv[2]}, sys.argv[3],
                        "fp", LocalRuntime(), {"mlflow_run_id": sys.argv[4]})
@@ -179,12 +146,12 @@ print(json.dumps({"tags": record.get("tags", {}), "run": record.get("mlflow_run_
 """
 
 
-def test_two_invocations_of_one_stage_wait_for_each_other_and_reuse(tmp_path, draft_dir):  # noqa: F811
+def test_two_invocations_of_one_stage_wait_for_each_other_and_reuse(tmp_path, draft_dir):
     """Two processes run the same stage output on one store: the second waits on the
     stage's lock, then reuses what the first committed (nothing is built twice)."""
     root = tmp_path / "artifacts"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = [str(TOY2D), str(draft_dir), str(root)]
+    args = [str(ROOT / "pipelines" / "toy2d.yaml"), str(draft_dir), str(root)]
     first = subprocess.Popen([sys.executable, "-c", STAGE_SCRIPT, *args, "first"], env=env,
                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
     partial = root / "toy2d" / "generate_drafts" / ".fp.partial"
@@ -223,9 +190,8 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.pipeline
-def test_the_driver_sigkilled_during_training_resumes_from_the_checkpoint(
-        pipeline, reference, tmp_path):
-    home = tmp_path / "home"
+def test_the_driver_sigkilled_during_training_resumes_from_the_checkpoint(smoke, tmp_path):
+    pipeline, reference, home = smoke.pipeline, smoke.home, tmp_path / "home"
     log = tmp_path / "driver.log"
     with open(log, "w") as fh:
         driver = subprocess.Popen(
@@ -250,7 +216,7 @@ def test_the_driver_sigkilled_during_training_resumes_from_the_checkpoint(
     assert {"pretrain_draft", "generate_drafts"} <= done
     before = {p: p.stat().st_mtime_ns for p in (home / "artifacts").rglob(SUCCESS)}
 
-    proc = cli("run", str(pipeline), "--profile", "smoke", home=home)
+    proc = wsfm("run", str(pipeline), "--profile", "smoke", home=home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     status = stage_lines(proc.stdout)
     assert all(status[s] == "cached" for s in done), status  # finished stages not rerun
@@ -264,12 +230,13 @@ def test_the_driver_sigkilled_during_training_resumes_from_the_checkpoint(
 
 @pytest.mark.pipeline
 def test_a_stage_that_raises_keeps_upstream_discards_its_partial_and_exits_non_zero(
-        pipeline, reference):
-    home = reference
+        smoke, tmp_path):
+    copy = smoke.copy(tmp_path)
+    pipeline, home = copy.pipeline, copy.home
     store = ArtifactStore(home / "artifacts", "toy2d")
     before = {p: p.stat().st_mtime_ns for p in (home / "artifacts").rglob(SUCCESS)}
-    proc = cli("run", str(pipeline), "--profile", "smoke", "--from", "evaluate", home=home,
-               **{ENV: "raise:evaluate"})
+    proc = wsfm("run", str(pipeline), "--profile", "smoke", "--from", "evaluate", home=home,
+                env={ENV: "raise:evaluate"})
     assert proc.returncode == 1
     status = stage_lines(proc.stdout)
     assert status["evaluate"] == "FAILED" and status["register"] == "blocked"
@@ -279,15 +246,16 @@ def test_a_stage_that_raises_keeps_upstream_discards_its_partial_and_exits_non_z
     for stage in STAGE_NAMES:  # every output, upstream and the old evaluate, still verifies
         assert store.load(stage, committed(home, stage).name, deep=True) is not None, stage
 
-    again = cli("run", str(pipeline), "--profile", "smoke", home=home)
+    again = wsfm("run", str(pipeline), "--profile", "smoke", home=home)
     assert again.returncode == 0 and stage_lines(again.stdout) == {
         s: "cached" for s in STAGE_NAMES}
 
 
 @pytest.mark.pipeline
 def test_an_altered_shard_is_refused_by_training_named_by_verify_and_repaired_alone(
-        pipeline, reference, tmp_path):
-    home = reference
+        smoke, tmp_path):
+    copy = smoke.copy(tmp_path / "copy")
+    pipeline, home = copy.pipeline, copy.home
     shards = committed(home, "generate_drafts")
     bad, good = shards / "shard-000001.tar", shards / "shard-000000.tar"
     original, good_mtime = bad.read_bytes(), good.stat().st_mtime_ns
@@ -298,7 +266,7 @@ def test_an_altered_shard_is_refused_by_training_named_by_verify_and_repaired_al
     time.sleep(0.05)
     bad.write_bytes(bytes(altered))  # same size, other bytes
 
-    verify = cli("shards", "verify", str(shards), home=home)
+    verify = wsfm("shards", "verify", str(shards), home=home)
     assert verify.returncode == 1 and "shard-000001.tar" in verify.stdout
     assert "shard-000000.tar" not in verify.stdout
 
@@ -306,7 +274,7 @@ def test_an_altered_shard_is_refused_by_training_named_by_verify_and_repaired_al
     with pytest.raises(ShardsDamaged, match=r"shard-000001\.tar: sha256 differs"):
         train_refiner(context(config, tmp_path / "train", NoRuntime(), generate_drafts=shards))
 
-    proc = cli("run", str(pipeline), "--profile", "smoke", home=home)
+    proc = wsfm("run", str(pipeline), "--profile", "smoke", home=home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     status = stage_lines(proc.stdout)
     assert status["generate_drafts"] == "done"
@@ -315,12 +283,12 @@ def test_an_altered_shard_is_refused_by_training_named_by_verify_and_repaired_al
     assert "shard-000001.tar fails its sha256" in proc.stdout
     assert bad.read_bytes() == original  # remade byte for byte...
     assert good.stat().st_mtime_ns == good_mtime  # ...and the good shard was kept
-    assert cli("shards", "verify", str(shards), home=home).returncode == 0
+    assert wsfm("shards", "verify", str(shards), home=home).returncode == 0
 
 
 @pytest.mark.pipeline
-def test_two_invocations_at_once_do_not_corrupt_each_other(pipeline, reference, tmp_path):
-    home = tmp_path / "home"
+def test_two_invocations_at_once_do_not_corrupt_each_other(smoke, tmp_path):
+    pipeline, reference, home = smoke.pipeline, smoke.home, tmp_path / "home"
     args = [sys.executable, "-m", "wsfm.cli", "run", str(pipeline), "--profile", "smoke"]
     logs = [open(tmp_path / f"run{i}.log", "w+") for i in (1, 2)]
     procs = [subprocess.Popen(args, env=cli_env(home), cwd=ROOT, stdout=fh,
@@ -372,7 +340,7 @@ def _stall_then_die(pid_file: Path, index: int):
 
 @pytest.mark.pipeline
 def test_a_ray_worker_sigkilled_from_outside_during_draft_generation(
-        tmp_path, tiny_config, draft_dir, ray_local):  # noqa: F811
+        tmp_path, tiny_config, draft_dir, ray_local):
     cfg = with_shards(tiny_config, num_shards=4, per_shard=400)
     reference = tmp_path / "reference"
     generate_drafts(context(cfg, reference, LocalRuntime(), pretrain_draft=draft_dir))

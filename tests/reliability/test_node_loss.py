@@ -22,17 +22,12 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.helpers import wait_for_pause
+from tests.helpers import STAGE_NAMES, cli_env, project_copy, stage_lines, wait_for_pause
 from tests.servers import RayCluster, mlflow_server, ray_cluster
-from tests.test_cluster_e2e import project_copy
-from tests.test_pipeline import stage_lines
-from wsfm.stages import STAGES
 from wsfm.train.checkpoint import read_pointer
 from wsfm.train.faults import ENV
 
 pytestmark = [pytest.mark.reliability, pytest.mark.pipeline, pytest.mark.cluster]
-STAGE_NAMES = [s.name for s in STAGES]
 STEPS, EVERY, PAUSE, MAX_FAILURES = 120, 40, 90, 2
 
 ACTORS = """
@@ -65,10 +60,7 @@ def test_a_node_killed_during_training_restarts_from_the_checkpoint_on_a_replace
     home = root / "home"
     log = root / "submit.log"
     with mlflow_server(root / "mlflow") as server, ray_cluster(root / "ray") as cluster:
-        env = {**os.environ, **cluster.env, "MLFLOW_TRACKING_URI": server.uri,
-               "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-        for name in ("RAY_ADDRESS", "WSFM_HOME", ENV):
-            env.pop(name, None)
+        env = cli_env(**cluster.env, MLFLOW_TRACKING_URI=server.uri)
         with open(log, "w") as fh:
             job = subprocess.Popen(
                 [sys.executable, "-m", "wsfm.cli", "submit", str(pipeline), "--profile",

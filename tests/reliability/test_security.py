@@ -26,7 +26,6 @@ import yaml
 
 from tests.conftest import ROOT, TOY2D
 from tests.helpers import write_shard
-from tests.stages.conftest import draft_dir  # noqa: F401 - a fixture
 from wsfm.bundle import SamplerSettings, load_bundle, write_bundle
 from wsfm.cli import main
 from wsfm.config import load_pipeline
@@ -80,7 +79,7 @@ def test_every_torch_load_in_the_package_is_weights_only():
     assert {"bundle.py", "checkpoint.py", "evaluators.py"} <= set(calls)
 
 
-def test_a_bundle_carrying_a_pickle_payload_is_refused(tmp_path, draft_dir):  # noqa: F811
+def test_a_bundle_carrying_a_pickle_payload_is_refused(tmp_path, draft_dir):
     marker = tmp_path / "pwned"
     spec = {"kind": "mlp", "hidden": 8, "depth": 1, "time_dim": 4}
     weights = tmp_path / "evil.pt"

@@ -23,11 +23,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT
-from tests.helpers import wait_for_pause
-from tests.reliability.test_faults import STAGE_NAMES, cli, cli_env, committed, pipeline  # noqa: F401
+from tests.helpers import ROOT, STAGE_NAMES, cli_env, committed, stage_lines, wait_for_pause, wsfm
 from tests.servers import free_port, mlflow_server
-from tests.test_pipeline import stage_lines
 from wsfm.orchestrate.runner import PENDING
 from wsfm.orchestrate.store import SUCCESS, ArtifactStore
 from wsfm.train.faults import ENV
@@ -57,11 +54,11 @@ def wait_for_step(client: MlflowClient, stage: str, step: int, timeout: float = 
     raise AssertionError(f"{stage}'s step {step} never reached the server")
 
 
-def test_a_tracking_server_down_at_start_is_one_line_before_any_work(pipeline, tmp_path):  # noqa: F811
+def test_a_tracking_server_down_at_start_is_one_line_before_any_work(smoke_yaml, tmp_path):
     """Nothing listens at the URI: refused before Ray, a store or a stage is touched."""
     home, uri = tmp_path / "home", f"http://127.0.0.1:{free_port()}"
-    proc = cli("run", str(pipeline), "--profile", "smoke", home=home, timeout=300,
-               MLFLOW_TRACKING_URI=uri)
+    proc = wsfm("run", str(smoke_yaml), "--profile", "smoke", home=home, timeout=300,
+                env={"MLFLOW_TRACKING_URI": uri})
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == [f"wsfm: error: MLflow tracking server {uri} (MLFLOW_TRACKING_URI) cannot "
@@ -73,14 +70,14 @@ def test_a_tracking_server_down_at_start_is_one_line_before_any_work(pipeline, t
 
 @pytest.mark.pipeline
 def test_the_tracking_server_lost_mid_run_keeps_the_work_and_the_next_run_logs_it(
-        pipeline, tmp_path):  # noqa: F811
+        smoke_yaml, tmp_path):
     home, server_root, port = tmp_path / "home", tmp_path / "mlflow", free_port()
     out, err = tmp_path / "first.out", tmp_path / "first.err"
     with mlflow_server(server_root, port=port) as server:
         env = cli_env(home, MLFLOW_TRACKING_URI=server.uri, **{ENV: f"pause:train_refiner@{PAUSE}"},
                       **QUICK_CLIENT)
         with open(out, "w") as fo, open(err, "w") as fe:
-            driver = subprocess.Popen([sys.executable, "-m", "wsfm.cli", "run", str(pipeline),
+            driver = subprocess.Popen([sys.executable, "-m", "wsfm.cli", "run", str(smoke_yaml),
                                        "--profile", "smoke"], env=env, cwd=ROOT, stdout=fo,
                                       stderr=fe, text=True)
         try:
@@ -131,8 +128,8 @@ def test_the_tracking_server_lost_mid_run_keeps_the_work_and_the_next_run_logs_i
 
     # The server back, on the same store and port: the same command.
     with mlflow_server(server_root, port=port) as server:
-        again = cli("run", str(pipeline), "--profile", "smoke", home=home,
-                    MLFLOW_TRACKING_URI=server.uri, **QUICK_CLIENT)
+        again = wsfm("run", str(smoke_yaml), "--profile", "smoke", home=home,
+                     env={"MLFLOW_TRACKING_URI": server.uri, **QUICK_CLIENT})
         assert again.returncode == 0, again.stderr[-3000:]
         status = stage_lines(again.stdout)
         assert all(status[s] == "cached" for s in kept), status  # finished stages reused

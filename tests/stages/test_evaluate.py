@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from tests.stages.conftest import context, save_untrained
+from tests.helpers import context, save_untrained
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.report import EvalReport
 from wsfm.stages.eval_jobs import Point

@@ -6,47 +6,18 @@ import signal
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import torch
 import webdataset as wds
 
-from tests.stages.conftest import context
+from tests.helpers import DETERMINISTIC, WrappingRuntime, context, manifest_rows, with_shards
 from wsfm.data.datasets import load_dataset
 from wsfm.drafts import load_draft
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.orchestrate.runtime import MapError, RayRuntime
 from wsfm.shard_reader import shard_batches
-from wsfm.shards import MANIFEST, ShardWriter, read_manifest, verify_shards
+from wsfm.shards import ShardWriter, read_manifest, verify_shards
 from wsfm.stages.generate_drafts import CHUNK_BLOCKS, generate_drafts
-
-DETERMINISTIC = ["shard", "count", "bytes", "sha256", "seed", "draft_sha256", "pair"]
-
-
-class WrappingRuntime:
-    """A real RayRuntime whose map runs ``wrap(fn)``: fault injection from outside the stage."""
-
-    def __init__(self, runtime, wrap):
-        self.runtime, self.wrap = runtime, wrap
-
-    def map(self, fn, items, **progress):
-        return self.runtime.map(self.wrap(fn), items, **progress)
-
-    def node_id(self):
-        return self.runtime.node_id()
-
-
-def with_shards(config, **changes):
-    """``config`` with new shard settings (and, for a stored pairing, the same coupling)."""
-    flow = config.flow
-    if changes.get("pair", "none") != "none":
-        flow = dataclasses.replace(flow, coupling=changes["pair"])
-    return dataclasses.replace(config, flow=flow,
-                               shards=dataclasses.replace(config.shards, **changes))
-
-
-def manifest_rows(folder, columns=DETERMINISTIC):
-    return pq.read_table(folder / MANIFEST).select(columns).to_pylist()
 
 
 def blocks_of(path, name="x.npy"):

@@ -1,4 +1,4 @@
-from tests.stages.conftest import context
+from tests.helpers import context
 from wsfm.data.toy2d import make_toy2d
 from wsfm.drafts import load_draft
 from wsfm.metrics import sliced_wasserstein

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.stages.conftest import context, save_untrained
+from tests.helpers import context, save_untrained
 from wsfm.bundle import load_bundle, read_settings
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.report import EvalReport, Row

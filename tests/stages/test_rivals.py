@@ -6,7 +6,7 @@ import tarfile
 import numpy as np
 import torch
 
-from tests.stages.conftest import context, save_untrained
+from tests.helpers import context, save_untrained
 from wsfm.bundle import load_net
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset

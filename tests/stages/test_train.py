@@ -6,7 +6,7 @@ import json
 import torch
 from mlflow.tracking import MlflowClient
 
-from tests.stages.conftest import context
+from tests.helpers import context
 from wsfm.bundle import load_net
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
