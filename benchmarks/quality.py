@@ -2,13 +2,13 @@
 
     .venv/bin/python -m benchmarks.quality pipelines/digits.yaml [--profile P] [--home DIR]
 
-The same as ``wsfm bench`` (``wsfm.bench``): the rows, the targets and the time all come from
+The same as ``wsfm bench`` (``wsfm.cli.bench``): the rows, the targets and the time all come from
 the evaluation's typed report (``wsfm.report.EvalReport``) and its one row rule.
 """
 
 from __future__ import annotations
 
-from wsfm.bench import main as _main
+from wsfm.cli.bench import main as _main
 
 __all__ = ["main"]
 

@@ -1,5 +1,5 @@
-from wsfm.bench import section_body, targets
 from wsfm.benchmarks_md import write_section
+from wsfm.cli.bench import section_body, targets
 from wsfm.report import EvalReport, Row
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wsfm import cli
+from wsfm.cli import app as cli
 from wsfm.errors import DataError, InputNotFound, UserError
 
 

@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import ROOT, wsfm
 from tests.servers import ray_cluster
 from wsfm.cli import build_parser
-from wsfm.submit import (
+from wsfm.cli.submit import (
     EXCLUDES,
     build_submission,
     check_upload,
@@ -69,7 +69,7 @@ def test_an_upload_over_the_limit_is_refused_naming_the_biggest_paths(tmp_path):
 
 
 def test_the_project_itself_fits_under_rays_limit():
-    from wsfm.submit import upload_limit
+    from wsfm.cli.submit import upload_limit
 
     upload = measure_upload(ROOT)
     check_upload(upload)

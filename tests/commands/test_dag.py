@@ -2,7 +2,7 @@
 
 import re
 
-from wsfm.commands.dag import (
+from wsfm.cli.dag import (
     edges,
     format_dot,
     format_mermaid,

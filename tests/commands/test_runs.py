@@ -4,7 +4,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from wsfm.cli import main
-from wsfm.commands.runs import invocations
+from wsfm.cli.runs import invocations
 from wsfm.tracking import Tracker, tracking_uri
 
 

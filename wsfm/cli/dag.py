@@ -103,7 +103,7 @@ def render_png(states: list[StageState], title: str, path: Path) -> None:
 
 
 def _cmd_dag(args: argparse.Namespace) -> int:
-    from wsfm.commands.common import home_of, load_states
+    from wsfm.cli.common import home_of, load_states
 
     config, states = load_states(args.pipeline, args.profile, home_of(args.home))
     title = f"{config.name} (profile {args.profile or 'default'})"

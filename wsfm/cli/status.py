@@ -31,7 +31,7 @@ def format_status(states: list[StageState], title: str) -> list[str]:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from wsfm.commands.common import home_of, load_states
+    from wsfm.cli.common import home_of, load_states
 
     config, states = load_states(args.pipeline, args.profile, home_of(args.home))
     title = f"{config.name} (profile {args.profile or 'default'})"

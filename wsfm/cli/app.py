@@ -19,7 +19,7 @@ def _home(arg: str | None) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from wsfm.commands.run import run_logged
+    from wsfm.cli.run import run_logged
     from wsfm.config import load_pipeline
 
     config = load_pipeline(args.pipeline, profile=args.profile)
@@ -50,7 +50,7 @@ def _train_overrides(config, *, workers: int | None, gpu: bool | None):
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from wsfm.models_cli import cmd_sample
+    from wsfm.cli.models import cmd_sample
 
     return cmd_sample(args, Path(_home(args.home)))
 
@@ -94,14 +94,13 @@ def _cmd_shards_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from wsfm.bench import run
+    from wsfm.cli.bench import run
 
     return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from wsfm import __version__
-    from wsfm.commands import add_commands
 
     parser = argparse.ArgumentParser(prog="wsfm", description="Warm-Start Flow Matching: run "
                                      "pipelines and sample from registered models.")
@@ -152,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_cluster_commands(sub, common)
 
-    from wsfm.models_cli import add_models_command
+    from wsfm.cli.models import add_models_command
 
     add_models_command(sub, common, _home)
 
@@ -177,13 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("dir", type=Path, help="a generate_drafts output folder")
     stats.add_argument("--per-shard", action="store_true", help="one line per shard too")
     stats.set_defaults(func=_cmd_shards_stats)
-    add_commands(sub, common)
+    _add_operator_commands(sub, common)
     return parser
 
 
+def _add_operator_commands(sub, common: argparse.ArgumentParser) -> None:
+    """``wsfm dag``, ``wsfm status`` and ``wsfm runs``: each module adds its own subcommand
+    (``add_parser``)."""
+    from wsfm.cli import dag, runs, status
+
+    dag.add_parser(sub, common)
+    status.add_parser(sub, common)
+    runs.add_parser(sub, common)
+
+
 def _add_cluster_commands(sub, common: argparse.ArgumentParser) -> None:
-    """``wsfm submit`` and ``wsfm jobs`` (the logic is in :mod:`wsfm.submit`)."""
-    from wsfm.submit import cmd_jobs, cmd_submit
+    """``wsfm submit`` and ``wsfm jobs`` (the logic is in :mod:`wsfm.cli.submit`)."""
+    from wsfm.cli.submit import cmd_jobs, cmd_submit
 
     address = argparse.ArgumentParser(add_help=False)
     address.add_argument("--address", help="the head's Jobs API, http://HEAD:8265 (default: "
@@ -236,7 +245,3 @@ def main(argv: list[str] | None = None) -> int:
         # that scripts and the reliability tests rely on.
         print("wsfm: error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -100,7 +100,7 @@ def _client(home: str | None):
 
     from mlflow.tracking import MlflowClient
 
-    from wsfm.commands.common import home_of
+    from wsfm.cli.common import home_of
 
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:

@@ -49,13 +49,13 @@ PASSED_ENV = ("MLFLOW_TRACKING_URI", *SECRET_ENV)
 # The entrypoint's ``ray.init(runtime_env=...)`` sets DS_ACCELERATOR too: without this Ray
 # refuses two runtime envs that name the same variable (the driver's value wins, and agrees).
 MERGE_ENV = {"RAY_OVERRIDE_JOB_RUNTIME_ENV": "1"}
-_QUIET = logging.getLogger("wsfm.submit")  # Ray's walk logs each ignore file at INFO
+_QUIET = logging.getLogger("wsfm.cli.submit")  # Ray's walk logs each ignore file at INFO
 STATUS_CODES = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 130}
 
 
 def project_root() -> Path:
     """The folder that holds ``wsfm/`` and ``pipelines/``: what a job uploads."""
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
