@@ -16,10 +16,10 @@ generator as a draft would have to be downloaded, which this project never does.
 from wsfm.drafts.base import Draft, read_kind
 from wsfm.drafts.gmm import COVARIANCE_TYPES, GMMDraft
 from wsfm.drafts.gru import GRUDraft
+from wsfm.drafts.kinds import DRAFTS, get_draft, load_draft
 from wsfm.drafts.ngram import CharNgramDraft
 from wsfm.drafts.onehot import OneHotDraft
 from wsfm.drafts.pca_gmm import PCAGMMDraft
-from wsfm.drafts.registry import DRAFTS, get_draft, load_draft
 from wsfm.drafts.vae import VAE, VAEDraft
 
 __all__ = ["COVARIANCE_TYPES", "DRAFTS", "CharNgramDraft", "Draft", "GMMDraft", "GRUDraft",

@@ -24,7 +24,7 @@ __all__ = ["CODE_DRAFTS", "OneHotDraft"]
 _INNER = "inner."  # prefix of the wrapped draft's arrays in the saved file
 
 # The drafts whose samples are character codes: what a one-hot draft can wrap. Named here, not
-# looked up in wsfm.drafts.registry, which lists OneHotDraft itself (no import circle).
+# looked up in wsfm.drafts.kinds, which lists OneHotDraft itself (no import circle).
 CODE_DRAFTS: dict[str, type[Draft]] = {CharNgramDraft.kind: CharNgramDraft,
                                        GRUDraft.kind: GRUDraft}
 

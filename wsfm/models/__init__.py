@@ -12,8 +12,8 @@ tasks are unconditional and the training budgets short.
 """
 
 from wsfm.models.embedding import sinusoidal_embedding
+from wsfm.models.kinds import MODELS, build_model
 from wsfm.models.mlp import MLPVelocity
-from wsfm.models.registry import MODELS, build_model
 from wsfm.models.unet import UNetLite
 
 __all__ = ["MLPVelocity", "MODELS", "UNetLite", "build_model", "sinusoidal_embedding"]

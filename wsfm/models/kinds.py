@@ -1,4 +1,4 @@
-"""Model registry: velocity networks by name."""
+"""Model kinds: velocity networks by name."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Draft registry: draft classes by name, and loading a saved draft by its kind tag."""
+"""Draft kinds: draft classes by name, and loading a saved draft by its kind tag."""
 
 from __future__ import annotations
 
