@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import textwrap
@@ -10,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.stages.conftest import context, draft_dir, save_untrained  # noqa: F401 (fixture)
-from wsfm.config import DataConfig, FlowConfig, PipelineConfig, ResourceConfig, to_dict
+import wsfm.stages.rivals as rivals
+from tests.stages.conftest import context, save_untrained
+from wsfm.config import (
+    DataConfig,
+    FlowConfig,
+    PipelineConfig,
+    ResourceConfig,
+    to_dict,
+)
 from wsfm.data.datasets import load_dataset
 from wsfm.orchestrate.dag import downstream, make_plan
 from wsfm.orchestrate.fingerprint import (
@@ -30,7 +38,15 @@ from wsfm.stages.fit_evaluator import fit_evaluator
 from wsfm.stages.generate_drafts import generate_drafts
 from wsfm.stages.pretrain_draft import pretrain_draft
 from wsfm.stages.register import register
-from wsfm.stages.rivals import generate_warm_reflow
+from wsfm.stages.rivals import (
+    generate_reflow,
+    generate_warm_reflow,
+    train_cold_ot,
+    train_draft_source,
+    train_reflow,
+    train_warm_reflow,
+)
+from wsfm.stages.train import train_baseline, train_refiner
 from wsfm.tracking import Tracker
 from wsfm.train.discrete_objective import make_objective
 
@@ -245,13 +261,16 @@ def test_stage_code_hashes_reach_the_code_behind_the_runtime():
 class Recorder:
     """A config (section) that records the dotted path of every field read through it."""
 
-    def __init__(self, obj, reads: set[str], prefix: str = ""):
+    def __init__(self, obj, reads: set[str], prefix: str = "", own: frozenset[str] = frozenset()):
         object.__setattr__(self, "_obj", obj)
         object.__setattr__(self, "_reads", reads)
         object.__setattr__(self, "_prefix", prefix)
+        object.__setattr__(self, "_own", own)  # fields the stage set itself: not config reads
 
     def __getattr__(self, name: str):
         obj, reads, prefix = self._obj, self._reads, self._prefix
+        if name in self._own:
+            return getattr(obj, name)
         attr = getattr(type(obj), name, None)
         if isinstance(attr, property):  # e.g. DataConfig.is_text: record what it reads
             return attr.fget(self)
@@ -262,6 +281,22 @@ class Recorder:
             return Recorder(value, reads, f"{prefix}{name}.")
         reads.add(prefix + name)
         return value
+
+
+class RecordingDataclasses:
+    """``dataclasses`` for a stage module, whose ``replace`` of a recorded section gives a
+    recorded section again: the fields it sets are the stage's own values, not config reads
+    (``train_draft_source`` sets ``flow.t0 = 0``), the others still record."""
+
+    def __getattr__(self, name: str):
+        return getattr(dataclasses, name)
+
+    @staticmethod
+    def replace(obj, **changes):
+        if not isinstance(obj, Recorder):
+            return dataclasses.replace(obj, **changes)
+        return Recorder(dataclasses.replace(obj._obj, **changes), obj._reads, obj._prefix,
+                        frozenset(changes))
 
 
 def undeclared(stage: str, reads: set[str]) -> set[str]:
@@ -297,6 +332,7 @@ def stage_inputs(tmp_path, tiny_config, draft_dir):  # noqa: F811  (the fixture,
     ("pretrain_draft", pretrain_draft, None),
     ("fit_evaluator", fit_evaluator, None),
     ("generate_drafts", generate_drafts, LocalRuntime()),
+    ("generate_reflow", generate_reflow, LocalRuntime()),
     ("generate_warm_reflow", generate_warm_reflow, LocalRuntime()),
     ("evaluate", evaluate, LocalRuntime()),  # it fans its rows out through runtime.map
     ("register", register, "local-with-tracking"),
@@ -313,10 +349,9 @@ def test_the_stages_read_only_what_they_declare(tmp_path, tiny_config, stage_inp
         config = dataclasses.replace(
             config, flow=dataclasses.replace(config.flow, coupling="nearest"),
             shards=dataclasses.replace(config.shards, pair="nearest", per_shard=100))
-    if stage == "generate_warm_reflow":  # asked for, so that it makes its pairs
+    if stage in ("generate_reflow", "generate_warm_reflow"):  # asked for: it makes pairs
         config = dataclasses.replace(
-            config, evaluate=dataclasses.replace(config.evaluate,
-                                                 methods=["cold", "warm", "warm_reflow"]),
+            config, evaluate=dataclasses.replace(config.evaluate, methods=ALL_METHODS),
             shards=dataclasses.replace(config.shards, per_shard=100))
     if runtime == "local-with-tracking":  # register releases its model into an MLflow run
         uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -324,8 +359,119 @@ def test_the_stages_read_only_what_they_declare(tmp_path, tiny_config, stage_inp
         runtime = LocalRuntime(tracking={"uri": uri, "run_id": run_id})
     reads: set[str] = set()
     inputs = {d: stage_inputs[d] for d in get_stage(stage).deps}
+    if stage == "generate_reflow":  # its teacher: a cold_ot model, not a skipped output
+        inputs["train_cold_ot"] = save_untrained(config, tmp_path / "cold_ot", 3)
     fn(context(Recorder(config, reads), tmp_path / stage, runtime, **inputs))
     assert undeclared(stage, reads) == set()
+
+
+# --- what the training stages actually read -------------------------------------------------
+
+ALL_METHODS = ["draft", "retrieval", "cold", "cold_ot", "reflow", "draft_source", "zero_shot",
+               "warm", "warm_reflow"]  # every rival asked for: none of them skips
+TRAINING = {"train_refiner": train_refiner, "train_baseline": train_baseline,
+            "train_cold_ot": train_cold_ot, "train_reflow": train_reflow,
+            "train_draft_source": train_draft_source, "train_warm_reflow": train_warm_reflow}
+
+
+class TrainingAudit:
+    """A runtime whose ``train`` does with the spec's config what the training loop does:
+    it loads ``spec.data`` and makes the objective from ``spec.flow``, the flow settings'
+    only way into the loop (``test_the_training_code_reads_the_flow_only_through_...``).
+    ``data``, ``model`` and ``train`` go to the loop whole, and every training stage declares
+    them whole."""
+
+    def __init__(self) -> None:
+        self.trained: list[typing.Any] = []
+
+    def map(self, fn, items, **kwargs):
+        raise AssertionError("a training stage should not use runtime.map")
+
+    def node_id(self) -> str:
+        return ""
+
+    def train(self, spec) -> dict[str, float]:
+        self.trained.append(spec)
+        make_objective(spec.mode, spec.flow, load_dataset(spec.data), paired=spec.paired)
+        return {"steps": 1.0}
+
+
+def test_the_training_code_reads_the_flow_only_through_make_objective():
+    """What :class:`TrainingAudit` relies on: in the code behind ``runtime.train``, a
+    ``TrainSpec``'s ``flow`` goes nowhere but into ``make_objective``."""
+    import importlib.util
+
+    closure = code_closure(get_stage("train_refiner").code)
+    assert "wsfm.train.loop" in closure
+    elsewhere = []
+    for module in (m for m in closure if m.startswith("wsfm.train.")):  # what gets the spec
+        tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text())
+        handed = {id(arg) for node in ast.walk(tree) if isinstance(node, ast.Call)
+                  and getattr(node.func, "id", None) == "make_objective" for arg in node.args}
+        elsewhere += [f"{module}: {ast.unparse(node)}" for node in ast.walk(tree)
+                      if isinstance(node, ast.Attribute) and node.attr == "flow"
+                      and id(node) not in handed]
+    assert elsewhere == []
+
+
+@pytest.fixture
+def training_inputs(tmp_path, tiny_config, draft_dir) -> dict[str, Path]:
+    """The upstream outputs the training stages read: draft shards and both reflow pairs."""
+    config = dataclasses.replace(tiny_config, evaluate=dataclasses.replace(
+        tiny_config.evaluate, methods=ALL_METHODS), shards=dataclasses.replace(
+        tiny_config.shards, per_shard=100))
+    made = {name: tmp_path / f"{name}-in" for name in
+            ("generate_drafts", "generate_reflow", "generate_warm_reflow")}
+    generate_drafts(context(config, made["generate_drafts"], LocalRuntime(),
+                            pretrain_draft=draft_dir))
+    generate_reflow(context(config, made["generate_reflow"], LocalRuntime(),
+                            train_cold_ot=save_untrained(config, tmp_path / "cold_ot", 3)))
+    generate_warm_reflow(context(config, made["generate_warm_reflow"], LocalRuntime(),
+                                 pretrain_draft=draft_dir,
+                                 train_refiner=save_untrained(config, tmp_path / "warm", 5)))
+    return made
+
+
+@pytest.mark.parametrize("coupling", ["nearest", "minibatch_ot"])
+@pytest.mark.parametrize("stage", list(TRAINING))
+def test_the_training_stages_read_only_what_they_declare(tmp_path, tiny_config, training_inputs,
+                                                         stage, coupling, monkeypatch):
+    monkeypatch.setattr(rivals, "dataclasses", RecordingDataclasses())
+    config = dataclasses.replace(
+        tiny_config, flow=dataclasses.replace(tiny_config.flow, coupling=coupling),
+        evaluate=dataclasses.replace(tiny_config.evaluate, methods=ALL_METHODS))
+    reads: set[str] = set()
+    runtime = TrainingAudit()
+    inputs = {d: training_inputs[d] for d in get_stage(stage).deps}
+    TRAINING[stage](context(Recorder(config, reads), tmp_path / stage, runtime, **inputs))
+    assert len(runtime.trained) == 1  # it trained, and did not skip
+    assert undeclared(stage, reads) == set()
+    if stage in ("train_refiner", "train_draft_source"):  # the objective saw the recorder
+        assert "flow.draft_noise" in reads
+
+
+@pytest.mark.parametrize("stage", [s for s in TRAINING if s not in (
+    "train_refiner", "train_draft_source")])  # need word drafts: their objective is below
+def test_the_training_stages_read_only_what_they_declare_on_text(tmp_path, stage, monkeypatch):
+    """Words: the baseline trains the discrete objective; a rival that does not apply to text
+    skips (reading the data's kind); the refiner's text objective is audited below."""
+    monkeypatch.setattr(rivals, "dataclasses", RecordingDataclasses())
+    config = PipelineConfig(name="words", data=DataConfig(kind="words", top_n=200))
+    reads: set[str] = set()
+    runtime = TrainingAudit()
+    inputs = {d: tmp_path for d in get_stage(stage).deps}  # the text rivals never read them
+    TRAINING[stage](context(Recorder(config, reads), tmp_path / stage, runtime, **inputs))
+    assert len(runtime.trained) == (stage == "train_baseline")
+    assert undeclared(stage, reads) == set()
+    assert ("flow.kappa_exponent" in reads) == (stage == "train_baseline")
+
+
+def test_every_stage_is_audited_for_what_it_reads():
+    """Each stage's reads are recorded above (the leaf walk checks the other direction for
+    every stage: a field outside ``reads`` changes no fingerprint)."""
+    cheap = {"pretrain_draft", "fit_evaluator", "generate_drafts", "generate_reflow",
+             "generate_warm_reflow", "evaluate", "register"}
+    assert cheap | set(TRAINING) == {spec.name for spec in STAGES}
 
 
 @pytest.mark.parametrize("kind", ["toy2d", "words"])

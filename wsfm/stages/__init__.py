@@ -44,7 +44,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("train_cold_ot", train_cold_ot, (), reads=(*_TRAIN, "evaluate.methods"),
               code=_TRAIN_CODE, resumable=True),
     StageSpec("generate_reflow", generate_reflow, ("train_cold_ot",),
-              reads=("seed", "data", "model", "shards"), resumable=True),
+              reads=("seed", "data", "model", "shards", "evaluate.methods"), resumable=True),
     StageSpec("train_reflow", train_reflow, ("generate_reflow",),
               reads=(*_TRAIN, "evaluate.methods"), code=_TRAIN_CODE, resumable=True),
     StageSpec("train_draft_source", train_draft_source, ("generate_drafts",),

@@ -159,8 +159,11 @@ def _teacher(job: ReflowJob) -> WarmStartSampler:
     data, flow = load_dataset(job.config.data), job.config.flow
     net = load_net(net_spec(job.config.model, data), data.dim, job.model_path)
     draft = load_draft(job.draft_path) if job.draft_path else None
+    # cold_ot's pairs start from noise: neither t0 nor the draft's widening is read for them
+    # (generate_reflow does not declare them, so they must not shape its pairs).
     return make_sampler(data, draft, net, flow.t0 if draft else 0.0,
-                        step_size=1.0 / REFLOW_STEPS, draft_noise=flow.draft_noise)
+                        step_size=1.0 / REFLOW_STEPS,
+                        draft_noise=flow.draft_noise if draft else 0.0)
 
 
 def _pairs(job: ReflowJob) -> Iterator[np.ndarray]:
