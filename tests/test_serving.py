@@ -19,7 +19,7 @@ import pytest
 
 from tests.bundles import make_bundle
 from tests.helpers import ROOT
-from wsfm.registry import Score
+from wsfm.champion import Score
 from wsfm.stages.base import ModelRelease
 from wsfm.tracking import Tracker, publish_model
 

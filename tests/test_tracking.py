@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 import mlflow
 from tests.bundles import make_bundle
-from wsfm.registry import Score
+from wsfm.champion import Score
 from wsfm.stages.base import ModelRelease
 from wsfm.tracking import Tracker, publish_model
 

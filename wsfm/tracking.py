@@ -1,5 +1,5 @@
 """MLflow adapter: the run tree, rank-0 training metrics and the registered pyfunc model
-(``wsfm/serving.py``, logged as code) with the champion rule of ``wsfm.registry``.
+(``wsfm/serving.py``, logged as code) with the champion rule of ``wsfm.champion``.
 
 One parent run per pipeline invocation (git state, pipeline YAML, resolved config, the
 evaluation's headline numbers and plots), one child run per stage (params, metrics, small
@@ -28,9 +28,9 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema, TensorSpec
 
 import mlflow
+from wsfm.champion import Score, decide
 from wsfm.config import flatten
 from wsfm.errors import UserError
-from wsfm.registry import Score, decide
 from wsfm.train.metrics_log import read_step_metrics
 
 if TYPE_CHECKING:
@@ -383,7 +383,7 @@ def champion_score(client: MlflowClient, name: str) -> tuple[str | None, Score |
 
 
 def publish_model(uri: str, run_id: str, release: ModelRelease) -> dict[str, str]:
-    """Log and register ``release``; move ``champion`` to it when ``wsfm.registry.decide``
+    """Log and register ``release``; move ``champion`` to it when ``wsfm.champion.decide``
     says so. The score, the decision and the numbers behind it are tagged on the version."""
     client = MlflowClient(uri)
     previous, previous_score = champion_score(client, release.name)

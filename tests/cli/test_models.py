@@ -6,8 +6,8 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from tests.bundles import make_bundle
+from wsfm.champion import Score
 from wsfm.cli import main
-from wsfm.registry import Score
 from wsfm.stages.base import ModelRelease
 from wsfm.tracking import Tracker, publish_model, tracking_uri
 

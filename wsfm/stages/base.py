@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from wsfm.champion import Score
 from wsfm.config import PipelineConfig
-from wsfm.registry import Score
 from wsfm.taskfiles import LocalFiles, TaskFiles
 from wsfm.train.spec import TrainSpec
 
@@ -27,7 +27,7 @@ __all__ = ["ModelRelease", "Runtime", "StageContext", "StageResult", "StageSpec"
 class ModelRelease:
     """A model bundle for the registry: ``bundle`` (a folder, ``wsfm.bundle``) registered as
     ``name``. It may take the ``champion`` alias only if ``gates_passed``; then the runtime
-    compares ``score`` with the current champion's by ``wsfm.registry.decide``. ``tags``
+    compares ``score`` with the current champion's by ``wsfm.champion.decide``. ``tags``
     (the t0 choice, say) go on the new version."""
 
     bundle: Path
@@ -65,7 +65,7 @@ class Runtime(Protocol):
 
     def publish(self, release: ModelRelease) -> dict[str, str]:
         """Log the bundle as a model in the stage's tracking run, register it, and move the
-        ``champion`` alias to it when ``wsfm.registry.decide`` says so (against the current
+        ``champion`` alias to it when ``wsfm.champion.decide`` says so (against the current
         champion's recorded score). Returns tags for the stage: ``model_name``,
         ``model_version``, ``model_alias`` ("champion" or "") and ``champion_decision``."""
         ...

@@ -4,10 +4,10 @@ release.
 The shipped t0 is automatic (:func:`choose_t0`): the largest evaluated start time whose warm
 row meets the tolerance against the cold row at N = ``evaluate.cold_nfe``; the refiner serves
 every t0 (it sees the rescaled time), so only the number of steps changes. The stage hands
-the bundle, whether the gates pass and its :class:`wsfm.registry.Score` to its runtime
+the bundle, whether the gates pass and its :class:`wsfm.champion.Score` to its runtime
 (``ctx.runtime.publish``), which logs it as an MLflow pyfunc model in the stage's run,
 registers it as ``wsfm-<task>`` and moves the ``champion`` alias only when the new version
-passes the gates and is at least as good as the current champion (``wsfm.registry.decide``).
+passes the gates and is at least as good as the current champion (``wsfm.champion.decide``).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass
 
 from wsfm.bundle import SamplerSettings, write_bundle
+from wsfm.champion import Score
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
-from wsfm.registry import Score
 from wsfm.report import EvalReport, Row, parity
 from wsfm.stages.base import ModelRelease, StageContext, StageResult
 

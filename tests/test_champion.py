@@ -1,6 +1,6 @@
 import pytest
 
-from wsfm.registry import Score, decide
+from wsfm.champion import Score, decide
 
 
 def score(value, spread=0.0, metric="swd", lower=True):
