@@ -22,20 +22,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import ROOT, TOY2D, SmokeHome, context, loose_gates, run_smoke, write_pipeline
+from tests.helpers import (
+    SMOKE_EVERY,
+    SMOKE_STEPS,
+    TOY2D,
+    SmokeHome,
+    context,
+    loose_gates,
+    run_smoke,
+    write_pipeline,
+)
 from tests.servers import RayCluster, can_mask, ray_cluster
 from wsfm.config import load_pipeline
 from wsfm.stages.pretrain_draft import pretrain_draft
-
-__all__ = ["ROOT", "TOY2D"]
 
 # Small models on 2 shared cores: one intra-op thread avoids oversubscription stalls next to
 # the Ray workers that the pipeline tests start.
 torch.set_num_threads(1)
 
-# The shared smoke run: the smoke profile shortened to 120 training steps with a checkpoint
-# every 40 (the fault drills stop and resume between them), gates loosened.
-SMOKE_STEPS, SMOKE_EVERY = 120, 40
 
 
 # Shared runtimes that start on first use: the modules that use one run together, and it

@@ -38,16 +38,27 @@ from wsfm.shards import (
 )
 from wsfm.stages import STAGES, StageContext
 
-__all__ = ["DETERMINISTIC", "ROOT", "STAGE_NAMES", "TOY2D", "NoRuntime", "SmokeHome",
-           "WrappingRuntime", "assert_committed", "batches_per_epoch", "bucket_contents",
-           "cli_env", "committed", "context", "copy_home", "loose_gates", "make_shards",
-           "manifest_rows", "project_copy", "save_untrained", "small_smoke", "spread_shards",
-           "stage_lines", "urls_of", "wait_for_pause", "with_shards", "write_pipeline",
-           "write_shard", "wsfm"]
+__all__ = ["ALL_STAGES", "DETERMINISTIC", "ROOT", "SMOKE_EVERY", "SMOKE_STEPS", "STAGE_NAMES",
+           "TOY2D", "NoRuntime", "SmokeHome", "WrappingRuntime", "assert_committed",
+           "batches_per_epoch", "bucket_contents", "cli_env", "committed", "context", "copy_home",
+           "job_stages", "loose_gates", "make_shards", "manifest_rows", "project_copy",
+           "save_untrained", "small_smoke", "spread_shards", "stage_lines", "urls_of",
+           "wait_for_pause", "with_shards", "write_pipeline", "write_shard", "wsfm"]
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY2D = ROOT / "pipelines" / "toy2d.yaml"
-STAGE_NAMES = [s.name for s in STAGES]
+# The session's shared smoke run (tests/conftest.py): the smoke profile shortened to 120
+# training steps with a checkpoint every 40 (the fault drills stop and resume between them).
+SMOKE_STEPS, SMOKE_EVERY = 120, 40
+ALL_STAGES = [s.name for s in STAGES]
+
+
+def job_stages(config: PipelineConfig) -> list[str]:
+    """The stages that ``config``'s job runs (the others are unused: ``StageSpec.unused_by``)."""
+    return [s.name for s in STAGES if not s.unused_by(config)]
+
+
+STAGE_NAMES = job_stages(load_pipeline(TOY2D, profile="smoke"))  # a toy2d smoke job's stages
 # Settings of the calling process that would point a child ``wsfm`` at another store, cluster,
 # home or fault drill; a test that wants one passes it in ``env``.
 CLEARED = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
@@ -87,7 +98,7 @@ def stage_lines(out: str) -> dict[str, str]:
     status = {}
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) >= 3 and parts[0] == "[wsfm]" and parts[1] in STAGE_NAMES:
+        if len(parts) >= 3 and parts[0] == "[wsfm]" and parts[1] in ALL_STAGES:
             status[parts[1]] = parts[2]
     return status
 

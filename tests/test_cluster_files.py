@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from wsfm.cli import build_parser
 
 CLUSTER = ROOT / "cluster"

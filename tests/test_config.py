@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TOY2D
+from tests.helpers import TOY2D
 from wsfm.cli import main
 from wsfm.config import ConfigError, PipelineConfig, TrainConfig, load_pipeline
 

@@ -1,19 +1,32 @@
+import dataclasses
 import json
 
 import pytest
 
-from wsfm.report import EvalReport, Row, best_at_nfe, best_cold_row, parity, shipped_row
+from wsfm.report import (
+    EvalReport,
+    Row,
+    best_at_nfe,
+    best_cold_row,
+    parity,
+    shipped_row,
+    t0_key,
+)
 from wsfm.stages.register import check_gates
 
 
 def row(method, nfe, quality, solver="euler", t0=0.0, spread=0.0):
-    return Row(method, t0, nfe, solver, quality, spread, sec_per_1k=1.0)
+    """A row over three seeds that each scored ``quality``."""
+    return Row(method, t0, nfe, solver, quality, spread, sec_per_1k=1.0, seeds=3,
+               per_seed=(quality,) * 3)
 
 
 def report(rows, cold_nfe=100, solver="euler", lower=True):
+    walls = {t0_key(r.t0): cold_nfe / r.nfe for r in rows if r.method == "warm_ot"}
     return EvalReport.build(task="toy2d", metric="swd", lower_is_better=lower, reference=0.1,
                             reference_how="test", reference_n=100, t0=0.9, cold_nfe=cold_nfe,
-                            warm_method="warm_ot", solver=solver, rows=rows, speedup_wall=9.0)
+                            warm_method="warm_ot", solver=solver, rows=rows, speedup_wall=9.0,
+                            wall_speedups=walls)
 
 
 def test_cold_reference_is_the_best_cold_row_at_cold_nfe_over_couplings_and_solvers():
@@ -79,3 +92,25 @@ def test_parity_allows_the_seed_spread_and_no_more():
     assert parity(row("w", 10, 1.15), cold, rel_tolerance=0.2)
     assert parity(row("w", 10, 0.91, spread=0.05), cold, lower_is_better=False)
     assert not parity(row("w", 10, 0.89, spread=0.05), cold, lower_is_better=False)
+
+
+def test_no_worse_bound_is_scipys_welch_interval_and_a_noisier_row_fails_sooner():
+    """The one-sided 95% bound equals the upper end of scipy's two-sided 90% Welch interval
+    on the difference of means (an independent implementation)."""
+    from scipy.stats import ttest_ind
+
+    from wsfm.report import no_worse
+
+    warm_seeds, cold_seeds = (0.094, 0.101, 0.089, 0.097), (0.105, 0.103, 0.108)
+    warm = dataclasses.replace(row("warm_ot", 10, sum(warm_seeds) / 4), per_seed=warm_seeds)
+    cold = dataclasses.replace(row("cold", 100, sum(cold_seeds) / 3), per_seed=cold_seeds)
+    got = no_worse(warm, cold, rel_margin=0.1)
+    want = ttest_ind(warm_seeds, cold_seeds, equal_var=False).confidence_interval(0.90).high
+    assert got.bound == pytest.approx(want, rel=1e-9) and got.ok
+    assert got.margin == pytest.approx(0.1 * cold.quality)
+    # Higher is better: the orientation flips, the bound is the same comparison mirrored.
+    up = no_worse(cold, warm, rel_margin=0.1, lower_is_better=False)
+    assert up.worse_by == pytest.approx(got.worse_by)
+    # One seed shows nothing about its noise: never shipped on it.
+    one_seed = dataclasses.replace(row("w", 10, 0.0), seeds=1, per_seed=(0.0,))
+    assert not no_worse(one_seed, cold, rel_margin=10.0).ok

@@ -1,6 +1,6 @@
 """The evaluation's trained rivals in the real pipeline: the toy2d smoke profile with cold_ot,
-reflow, draft_source and warm_reflow added to evaluate.methods (Ray, DeepSpeed, shards,
-MLflow)."""
+reflow and warm_reflow added to evaluate.methods, and the refiner sampled from t0 = 0 (Ray,
+DeepSpeed, shards, MLflow): every stage is part of that job."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ def test_smoke_pipeline_reports_the_rivals(tmp_path):
     smoke = doc["profiles"]["smoke"]
     smoke["train"]["steps"] = 100
     smoke["shards"] = {"num_shards": 2, "per_shard": 1000}
-    smoke["evaluate"].update(methods=["draft", "cold", "cold_ot", "reflow", "draft_source",
-                                      "warm", "warm_reflow"], solvers=["euler", "heun"],
-                             n_samples=300)
+    smoke["evaluate"].update(methods=["draft", "cold", "cold_ot", "reflow", "warm",
+                                      "warm_reflow"], solvers=["euler", "heun"],
+                             n_samples=300, warm_t0s=[0.0, 0.9])
     pipeline = tmp_path / "toy2d.yaml"
     pipeline.write_text(yaml.safe_dump(doc))
     home = tmp_path / "home"
@@ -36,8 +36,11 @@ def test_smoke_pipeline_reports_the_rivals(tmp_path):
     (evaluated,) = (store.root / "toy2d" / "evaluate").iterdir()
     report = EvalReport.from_dict(json.loads((evaluated / "metrics.json").read_text()))
     rows = {(r.method, r.solver, r.nfe) for r in report.rows}
-    for method in ("cold", "cold_ot", "reflow", "draft_source", "warm_reflow"):
+    for method in ("cold", "cold_ot", "reflow", "warm_reflow"):
         assert (method, "euler", 100) in rows and (method, "heun", 2) in rows, method
+    # The refiner from t0 = 0 with all 100 steps: the flow from the widened drafts over the
+    # whole clock (what a separate "draft_source" network used to train again).
+    assert ("warm_ot", "euler", 100) in rows
     assert (report.cold_reference().method in ("cold", "cold_ot")
             and report.cold_reference().nfe == 100)
     (pairs,) = (store.root / "toy2d" / "generate_reflow").iterdir()

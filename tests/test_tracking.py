@@ -121,7 +121,7 @@ def test_the_parent_run_carries_git_state_pipeline_and_headline_numbers(tmp_path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tests.conftest import ROOT, TOY2D
+    from tests.helpers import ROOT, TOY2D
     from wsfm.config import load_pipeline
 
     t = tracker(tmp_path)

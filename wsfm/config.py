@@ -279,6 +279,13 @@ class TrainConfig:
         return self.batch_size // (self.grad_accum * self.num_workers)
 
 
+JOB_METHODS = ("draft", "retrieval", "cold", "zero_shot", "warm")
+# What ``wsfm bench`` adds when a pipeline YAML has no ``bench:`` section: every trained rival
+# and every solver (for vectors and images; a text pipeline names its own).
+BENCH_OVERLAY = {"evaluate": {"methods": [*JOB_METHODS, "cold_ot", "reflow", "warm_reflow"],
+                              "solvers": ["euler", "midpoint", "heun"]}}
+
+
 @_section
 class EvalConfig:
     n_samples: int = 2000
@@ -290,17 +297,18 @@ class EvalConfig:
     n_projections: int = 256
     timing_repeats: int = 5  # interleaved cold/warm pairs behind speedup_wall
     # The report's methods (wsfm.stages.evaluate.METHODS; "warm" is the refiner, its rows
-    # named after the coupling) and the ODE solvers every flow method is sampled with.
-    methods: list[str] = field(default_factory=lambda: [
-        "draft", "retrieval", "cold", "cold_ot", "reflow", "draft_source", "zero_shot", "warm",
-        "warm_reflow"])
-    solvers: list[str] = field(default_factory=lambda: ["euler", "midpoint", "heun"])
+    # named after the coupling) and the ODE solvers every flow method is sampled with. The
+    # job's default is what the shipping decision needs (the draft, retrieval, the cold
+    # reference, zero-shot and the refiner, with the shipped solver); the trained rivals and
+    # the other solvers are the benchmark's (``bench:`` in a pipeline YAML, ``wsfm bench``).
+    methods: list[str] = field(default_factory=lambda: list(JOB_METHODS))
+    solvers: list[str] = field(default_factory=lambda: ["euler"])
 
     def __post_init__(self) -> None:
         if self.seeds < 1 or self.n_samples < 2 or self.cold_nfe < 1 or self.timing_repeats < 1:
             raise ValueError("seeds, n_samples, cold_nfe and timing_repeats must be positive")
-        known = ("draft", "retrieval", "cold", "cold_ot", "reflow", "draft_source", "zero_shot",
-                 "warm", "warm_reflow", "ngram")
+        known = ("draft", "retrieval", "cold", "cold_ot", "reflow", "zero_shot", "warm",
+                 "warm_reflow", "ngram")
         if bad := [m for m in self.methods if m not in known]:
             raise ValueError(f"methods: unknown {bad} (known: {list(known)})")
         if "reflow" in self.methods and "cold_ot" not in self.methods:
@@ -328,7 +336,9 @@ class GateConfig:
 
 @_section
 class ResourceConfig:
-    num_cpus: Float = 1.0
+    # None: the stage's default (wsfm.orchestrate.scheduling.stage_cpus): 0 for a stage that
+    # only fans out (its tasks hold the CPUs), else 1.
+    num_cpus: Float | None = None
     num_gpus: Float = 0.0
     max_retries: int = 2
 
@@ -341,7 +351,6 @@ STAGE_NAMES = (
     "train_cold_ot",
     "generate_reflow",
     "train_reflow",
-    "train_draft_source",
     "generate_warm_reflow",
     "train_warm_reflow",
     "fit_evaluator",
@@ -396,8 +405,11 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def load_pipeline(path: str | Path, profile: str | None = None) -> PipelineConfig:
-    """Read, merge the profile into, and validate a pipeline YAML."""
+def load_pipeline(path: str | Path, profile: str | None = None, *,
+                  bench: bool = False) -> PipelineConfig:
+    """Read, merge the profile into, and validate a pipeline YAML. ``bench``: with the
+    benchmark's additions merged last (the YAML's ``bench:`` section, else
+    ``BENCH_OVERLAY``): what ``wsfm bench`` runs."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"pipeline file not found: {path}")
@@ -410,6 +422,9 @@ def load_pipeline(path: str | Path, profile: str | None = None) -> PipelineConfi
     profiles = doc.pop("profiles", None) or {}
     if not isinstance(profiles, dict):
         raise ConfigError(f"{path}: 'profiles' must be a mapping of name -> overrides")
+    bench_overlay = doc.pop("bench", None) or BENCH_OVERLAY
+    if not isinstance(bench_overlay, dict):
+        raise ConfigError(f"{path}: 'bench' must be a mapping of overrides (like a profile)")
     overlay: dict = {}
     if profile is not None:
         if profile not in profiles:
@@ -418,11 +433,20 @@ def load_pipeline(path: str | Path, profile: str | None = None) -> PipelineConfi
         if not isinstance(overlay, dict):
             raise ConfigError(f"{path}: 'profiles.{profile}' must be a mapping")
         doc = _deep_merge(doc, overlay)
+    config = _validate(path, doc, profile, overlay)
+    with_bench = _validate(path, _deep_merge(doc, bench_overlay), "bench", bench_overlay,
+                           section="bench")  # checked on every load: a typo fails early
+    return with_bench if bench else config
+
+
+def _validate(path: Path, doc: dict, profile: str | None, overlay: dict,
+              section: str = "profiles") -> PipelineConfig:
     try:
         # Through JSON: strict mode takes a mapping for a dataclass only from JSON input.
         return _ADAPTER.validate_json(json.dumps(doc, default=str))
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_describe(exc, PipelineConfig, profile, overlay)}") from None
+        raise ConfigError(f"{path}: {_describe(exc, PipelineConfig, profile, overlay, section)}"
+                          ) from None
 
 
 _ADAPTER = TypeAdapter(PipelineConfig)
@@ -444,18 +468,20 @@ _TYPE_NAMES = {"int_type": "int", "float_type": "float", "bool_type": "bool",
 
 
 def _describe(exc: ValidationError, root: type, profile: str | None = None,
-              overlay: dict | None = None) -> str:
+              overlay: dict | None = None, section: str = "profiles") -> str:
     """The first error of ``exc`` (validating ``root``) as one line naming the dotted key;
-    keys that the profile's ``overlay`` set are named ``profiles.<profile>.key``."""
+    keys that the profile's ``overlay`` set are named ``profiles.<profile>.key`` (the
+    benchmark's: ``bench.key``)."""
     err = exc.errors()[0]
     loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
     key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
     from_profile = profile is not None and _holds(overlay or {}, loc)
     if kind == "value_error":  # a section's own check (__post_init__)
-        where = key + (f" (with profile {profile!r})" if from_profile else "")
+        where = key + ((" (with the bench section)" if section == "bench" else
+                        f" (with profile {profile!r})") if from_profile else "")
         return f"{where}: {err['ctx']['error']}" if where else str(err["ctx"]["error"])
     if from_profile:
-        key = f"profiles.{profile}.{key}"
+        key = f"bench.{key}" if section == "bench" else f"profiles.{profile}.{key}"
     if kind in ("unexpected_keyword_argument", "extra_forbidden"):
         known = [f.name for f in dataclasses.fields(_type_at(root, loc[:-1]))]
         return f"unknown key '{key}' (known keys: {', '.join(sorted(known))})"

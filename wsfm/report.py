@@ -14,7 +14,10 @@
   extra (one pair generation, one training) as the ``reflow`` rival.
 
 ``speedup_nfe`` is the cold reference's NFE over the shipped row's NFE, both in network calls,
-and ``parity`` compares the two rows. Pure: no Ray, no MLflow, no torch.
+and ``parity`` compares the two rows (the benchmark's descriptive rule, within the seed
+spreads). What ships is decided by :func:`no_worse` instead: a one-sided confidence bound on
+the difference from the cold reference, which a noisier measurement makes harder to pass,
+never easier (docs/shipping.md). Pure: no Ray, no MLflow, no torch.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["COLD_METHODS", "FEW_STEP_RIVALS", "WARM_ROUND", "EvalReport", "Row", "best_at_nfe",
-           "best_cold_row", "better", "parity", "shipped_row"]
+__all__ = ["COLD_METHODS", "CONFIDENCE", "FEW_STEP_RIVALS", "WARM_ROUND", "Comparison",
+           "EvalReport", "Row", "best_at_nfe", "best_cold_row", "better", "no_worse", "parity",
+           "shipped_row", "t0_key"]
 
 COLD_METHODS = ("cold", "cold_ot")  # from noise at t = 0, trained with any coupling
 FEW_STEP_RIVALS = ("cold", "cold_ot", "reflow")  # the equal-NFE target's rivals (no draft)
@@ -39,7 +43,8 @@ class Row:
     ``quality``: mean of the primary metric over seeds; ``spread``: its population std;
     ``sec_per_1k``: median wall seconds per 1,000 samples (draft included, scoring excluded);
     ``metrics``: every metric's seed mean (copying checks included); ``seconds``: what the
-    row cost the evaluation (sampling and scoring, all seeds).
+    row cost the evaluation (sampling and scoring, all seeds); ``per_seed``: the primary
+    metric of each seed, in seed order (what :func:`no_worse` needs).
     """
 
     method: str
@@ -52,10 +57,13 @@ class Row:
     metrics: dict[str, float] = field(default_factory=dict)
     seeds: int = 1
     seconds: float = 0.0
+    per_seed: tuple[float, ...] = ()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Row:
-        return cls(**_strict(cls, d, "row"))
+        kwargs = _strict(cls, d, "row")
+        kwargs["per_seed"] = tuple(kwargs.get("per_seed", ()))
+        return cls(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,10 @@ class EvalReport:
     ``reference``: the primary metric of real data against the held-out split on
     ``reference_n`` samples, ``reference_how`` says which data and why that size;
     ``reference_metrics``: every metric of that real data (copying checks included: the
-    data's own values). ``seconds``: the whole evaluation's wall time.
+    data's own values). ``seconds``: the whole evaluation's wall time. ``wall_speedups``: for
+    each start time of the shipped method's rows (:func:`t0_key`), the cold reference's wall
+    time over that row's, draft included, from interleaved draws (``speedup_wall`` is the
+    configured t0's).
     """
 
     task: str
@@ -84,6 +95,7 @@ class EvalReport:
     parity: bool
     reference_metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    wall_speedups: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def build(cls, *, rows: Sequence[Row], speedup_wall: float, **fields_: Any) -> EvalReport:
@@ -163,6 +175,64 @@ def best_at_nfe(rows: Sequence[Row], methods: Iterable[str], nfe: int,
     """The best row of ``methods`` at exactly ``nfe`` calls (any solver, any t0), or None."""
     wanted = set(methods)
     return _best((r for r in rows if r.method in wanted and r.nfe == nfe), lower_is_better)
+
+
+def t0_key(t0: float) -> str:
+    """How ``EvalReport.wall_speedups`` names a start time."""
+    return f"{t0:.6g}"
+
+
+# One-sided confidence of the shipping comparison (docs/shipping.md).
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate against reference on one metric: the mean difference, oriented so that a
+    positive value is worse (``worse_by``), its one-sided upper confidence bound, the margin
+    it must stay within, and the verdict."""
+
+    worse_by: float
+    bound: float
+    margin: float
+    ok: bool
+
+    def describe(self) -> str:
+        return (f"worse by {self.worse_by:+.4g}, {CONFIDENCE:.0%} upper bound {self.bound:+.4g} "
+                f"{'<=' if self.ok else '>'} margin {self.margin:.4g}")
+
+
+def no_worse(candidate: Row, reference: Row, rel_margin: float,
+             lower_is_better: bool = True, confidence: float = CONFIDENCE) -> Comparison:
+    """Whether ``candidate`` is no worse than ``reference`` by more than ``rel_margin`` of the
+    reference's quality, at one-sided ``confidence`` (a non-inferiority test).
+
+    The difference of the seed means gets a Welch upper bound from the per-seed values
+    (sample variances, Welch-Satterthwaite degrees of freedom, Student's t); the candidate
+    passes when that bound is within the margin. More noise, or fewer seeds, widen the bound:
+    a noisier measurement is harder to pass, never easier. Rows without per-seed values (or
+    with one seed) cannot show that their noise is small: their bound is infinite."""
+    from scipy.stats import t as student_t
+
+    sign = 1.0 if lower_is_better else -1.0
+    worse_by = sign * (candidate.quality - reference.quality)
+    margin = rel_margin * abs(reference.quality)
+    a, b = candidate.per_seed, reference.per_seed
+    if len(a) < 2 or len(b) < 2:
+        return Comparison(worse_by, math.inf, margin, False)
+    va, vb = _sample_var(a) / len(a), _sample_var(b) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        bound = worse_by
+    else:
+        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1) or 1e-300)
+        bound = worse_by + float(student_t.ppf(confidence, df)) * se
+    return Comparison(worse_by, bound, margin, bound <= margin)
+
+
+def _sample_var(xs: Sequence[float]) -> float:
+    mean = math.fsum(xs) / len(xs)
+    return math.fsum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
 
 
 def parity(warm: Row, cold: Row, rel_tolerance: float = 0.0,

@@ -221,6 +221,19 @@ class Tracker:
             self.client.log_artifact(run_id, str(pipeline_file), "pipeline")
         self.client.log_dict(run_id, to_dict(config), "config.json")
 
+    @_guarded("logging the datasets of {0}")
+    def log_datasets(self, run_id: str, data: Any) -> None:
+        """The run's data as MLflow dataset inputs: the training split (context
+        ``training``) and the held-out split (``evaluation``), each with the sha256 of its
+        values as the digest, so that the runs table shows which data a run used."""
+        from wsfm.data.datasets import load_dataset
+
+        loaded = load_dataset(data)
+        what = data.path or (data.name if data.kind == "toy2d" else data.kind)
+        for split, context in (("train", "training"), ("test", "evaluation")):
+            log_array_input(self.client, run_id, getattr(loaded, split),
+                            f"{data.kind}:{what}:{split}", context)
+
     @_guarded("starting {0}")
     def stage_started(self, run_id: str, stage: str, inputs: dict[str, str]) -> None:
         """A stage's run before its work: system metrics for the training stages, and the
@@ -315,6 +328,25 @@ def log_manifest_input(client: MlflowClient, run_id: str, drafts: Path) -> None:
         InputTag("mlflow.data.context", "training")])])
 
 
+def log_array_input(client: MlflowClient, run_id: str, values: Any, name: str,
+                    context: str) -> None:
+    """``values`` (an array) as a dataset input of ``run_id`` named ``name``; digest: the first
+    32 hex digits of the sha256 of its bytes."""
+    import hashlib
+
+    import numpy as np
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.entities import DatasetInput, InputTag
+
+    array = np.ascontiguousarray(values)
+    digest = hashlib.sha256(array.tobytes()).hexdigest()[:32]
+    source = CodeDatasetSource(tags={"wsfm.data": name})
+    dataset = mlflow.data.from_numpy(array, source=source, name=name,  # type: ignore[attr-defined]
+                                     digest=digest)
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[
+        InputTag("mlflow.data.context", context)])])
+
+
 def log_step_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int,
                      timestamp: int | None = None) -> None:
     now = int(time.time() * 1000) if timestamp is None else timestamp
@@ -388,6 +420,8 @@ def publish_model(uri: str, run_id: str, release: ModelRelease) -> dict[str, str
     client = MlflowClient(uri)
     previous, previous_score = champion_score(client, release.name)
     info = log_model(uri, run_id, release.bundle, release.name)
+    if release.metrics:  # on the logged model itself (and its run): what it ships
+        mlflow.log_metrics(release.metrics, run_id=run_id, model_id=info.model_id)
     version = str(info.registered_model_version)
     decision = decide(release.score, release.gates_passed, previous_score, previous)
     tags = {**release.tags, **(release.score.tags() if release.score else {}),

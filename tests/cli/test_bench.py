@@ -1,5 +1,5 @@
 from wsfm.benchmarks_md import write_section
-from wsfm.cli.bench import section_body, targets
+from wsfm.cli.bench import costs_of, section_body, shipped_line, targets
 from wsfm.report import EvalReport, Row
 
 
@@ -30,28 +30,33 @@ def by_name(ts):
     return {t.name: t for t in ts}
 
 
+def equal_nfe(n):
+    return f"equal-NFE win at NFE {n} (outside the spreads)"
+
+
 def test_targets_use_the_best_rival_at_every_nfe():
     t = by_name(targets(report(ROWS)))
     assert t["parity at 10x (10 NFE)"].result == "met"  # 0.21 vs the best cold, cold_ot 0.20
     assert t["parity at 25x (4 NFE)"].result == "missed"
     assert "(gap +0.06)" in t["parity at 25x (4 NFE)"].numbers
     assert t["parity at 50x (2 NFE) (stretch)"].result == "met"
-    assert t["equal-NFE win at NFE 2"].result == "met"  # 0.21 beats reflow's 0.22
-    assert "reflow" in t["equal-NFE win at NFE 2"].numbers
-    assert t["equal-NFE win at NFE 1"].result == "missed"  # 0.5 vs reflow's 0.24
-    assert t["equal-NFE win at NFE 4"].result == "n/a"  # no rival row at 4
+    assert t[equal_nfe(2)].result == "met"  # 0.21 beats reflow's 0.22
+    assert "reflow" in t[equal_nfe(2)].numbers
+    assert t[equal_nfe(1)].result == "missed"  # 0.5 vs reflow's 0.24
+    assert t[equal_nfe(4)].result == "n/a"  # no rival row at 4
     copying = t["copying: warm copy_ratio no lower than cold's"]
     assert copying.result == "missed" and "warm 0.9 vs cold 0.98" in copying.numbers
     assert t["warm beats its draft"].result == "met"
+    assert t["warm beats retrieval (each draft's nearest training row)"].result == "n/a"
     assert t["guaranteed speed-up (wall >= 0.9 x NFE ratio, draft included)"].result == "met"
 
 
 def test_the_refiners_rectified_round_counts_as_ws_fm_and_the_rival_stays_reflow():
     rows = [*ROWS, row("warm_reflow", 1, 0.23), row("warm_reflow", 4, 0.19)]
     t = by_name(targets(report(rows)))
-    assert t["equal-NFE win at NFE 1"].result == "met"  # 0.23 beats reflow's 0.24
-    assert t["equal-NFE win at NFE 1"].numbers.startswith("warm_reflow euler 0.23")
-    assert "best rival reflow" in t["equal-NFE win at NFE 1"].numbers
+    assert t[equal_nfe(1)].result == "met"  # 0.23 beats reflow's 0.24
+    assert t[equal_nfe(1)].numbers.startswith("warm_reflow euler 0.23")
+    assert "best rival reflow" in t[equal_nfe(1)].numbers
     assert t["parity at 25x (4 NFE)"].result == "met"  # 0.19 vs cold_ot's 0.20
     # The shipped row (gates, speed-up, copying) is still the refiner's.
     assert report(rows).shipped().method == "warm_ot"
@@ -99,3 +104,44 @@ def test_the_section_is_written_with_rows_targets_and_time(tmp_path):
     assert "| cold_ot | heun | 0 | 100 | 0.2 ± 0.01 |  | 0.98 / 5.0% |" in text
     assert "parity at 25x (4 NFE) | missed" in text
     assert "Total stage time 90 s" in text
+
+
+def test_an_equal_nfe_win_within_the_spreads_is_a_tie_and_retrieval_is_a_target():
+    rows = [r for r in ROWS if (r.method, r.nfe) != ("reflow", 2)]
+    tie = [*rows, row("reflow", 2, 0.215, spread=0.006),
+           row("retrieval", 0, 0.18, "none", 0.9)]  # 0.21 vs 0.215: gap 0.005 < 0 + 0.006
+    t = by_name(targets(report(tie)))
+    assert t[equal_nfe(2)].result == "tie"
+    clear = by_name(targets(report([*rows, row("reflow", 2, 0.3, spread=0.004)])))
+    assert clear[equal_nfe(2)].result == "met"
+    retrieval = t["warm beats retrieval (each draft's nearest training row)"]
+    assert retrieval.result == "missed" and "retrieval 0.18" in retrieval.numbers
+
+
+def test_costs_add_up_each_methods_stages_and_name_warm_reflows_budget():
+    def rec(seconds, steps=None):
+        return {"seconds": seconds, "metrics": {} if steps is None else {"steps": steps}}
+
+    records = {"pretrain_draft": rec(1.0), "generate_drafts": rec(2.0),
+               "train_refiner": rec(50.0, 300), "train_baseline": rec(40.0, 300),
+               "generate_warm_reflow": rec(20.0), "train_warm_reflow": rec(45.0, 300)}
+    rows = [*ROWS, row("warm_reflow", 1, 0.23), row("warm_reflow", 4, 0.19)]
+    costs = costs_of(report(rows), records)
+    assert (costs["warm_ot"].steps, costs["warm_ot"].train_seconds) == (300, 50.0)
+    assert costs["warm_ot"].other_seconds == 3.0 and costs["warm_ot"].teacher_seconds == 0.0
+    chain = costs["warm_reflow"]
+    assert (chain.steps, chain.train_seconds, chain.teacher_seconds) == (600, 95.0, 20.0)
+    assert costs["cold"].steps == 300 and costs["reflow"].steps == 0  # no record: nothing
+    t = by_name(targets(report(rows), costs))
+    numbers = t["parity at 25x (4 NFE)"].numbers  # met by warm_reflow: its budget is named
+    assert "warm_reflow's budget: 600 optimizer steps, 95 s training + 20 s teacher" in numbers
+
+
+def test_the_shipped_line_comes_from_what_register_wrote():
+    gates = {"passed": True, "failures": [], "t0": 0.96, "t0_automatic": True, "nfe": 4,
+             "solver": "euler", "quality": 0.0951, "spread": 0.002, "speedup_nfe": 25.0,
+             "speedup_wall": 23.1, "vs_cold": "worse by -0.01"}
+    line = shipped_line(gates)
+    assert line.startswith("Shipped by register: t0=0.96 (chosen by the shipping rule), 4 NFE")
+    assert "25x in NFE, 23.1x wall" in line and "gates passed" in line
+    assert shipped_line(None) == "Shipped: nothing (register did not run)."

@@ -134,6 +134,17 @@ def test_run_args_round_trip_through_the_cli():
     assert args.only == "evaluate" and args.gpu is True and args.dry_run and not args.force
 
 
+def test_submit_bench_runs_the_comparison_and_refuses_what_bench_does_not_take():
+    argv = run_args("pipelines/toy2d.yaml", profile="smoke", dry_run=True, bench=True)
+    assert argv == ["wsfm", "bench", "pipelines/toy2d.yaml", "--profile", "smoke", "--dry-run"]
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "bench" and args.profile == "smoke" and args.dry_run
+    with pytest.raises(ValueError, match="--only, --workers cannot be combined"):
+        run_args("pipelines/toy2d.yaml", only="evaluate", workers=4, bench=True)
+    submitted = build_parser().parse_args(["submit", "pipelines/toy2d.yaml", "--bench"])
+    assert submitted.bench
+
+
 # ---- real jobs on a one-node cluster (token authentication on, as Ray 2.60 defaults) ----
 
 @pytest.fixture(scope="module")

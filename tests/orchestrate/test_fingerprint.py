@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 import wsfm.stages.rivals as rivals
-from tests.stages.conftest import context, save_untrained
+from tests.helpers import context, save_untrained
 from wsfm.config import (
     DataConfig,
+    EvalConfig,
     FlowConfig,
     PipelineConfig,
     ResourceConfig,
@@ -42,7 +43,6 @@ from wsfm.stages.rivals import (
     generate_reflow,
     generate_warm_reflow,
     train_cold_ot,
-    train_draft_source,
     train_reflow,
     train_warm_reflow,
 )
@@ -115,7 +115,11 @@ def declares(stage: str, dotted: str) -> bool:
     return any(dotted == r or dotted.startswith(r + ".") for r in get_stage(stage).reads)
 
 
-BASE = PipelineConfig(name="fp")
+# The benchmark's config: every rival asked for (so every stage is part of the job and has a
+# fingerprint of its own), every solver.
+BASE = PipelineConfig(name="fp", evaluate=EvalConfig(methods=[
+    "draft", "retrieval", "cold", "cold_ot", "reflow", "zero_shot", "warm", "warm_reflow"],
+    solvers=["euler", "midpoint", "heun"]))
 LEAVES = leaves(BASE)
 
 
@@ -137,7 +141,9 @@ def test_a_field_changes_exactly_the_stages_that_read_it_and_their_downstream(
     before, after = fingerprints(BASE, tmp_path), fingerprints(other, tmp_path)
     expected = set()
     for spec in STAGES:
-        if declares(spec.name, path):
+        # A stage that joins or leaves the job (evaluate.methods) changes with what it feeds.
+        if declares(spec.name, path) or bool(spec.unused_by(BASE)) != bool(
+                spec.unused_by(other)):
             expected |= downstream(STAGES, spec.name)
     assert {s for s in before if before[s] != after[s]} == expected
 
@@ -285,8 +291,8 @@ class Recorder:
 
 class RecordingDataclasses:
     """``dataclasses`` for a stage module, whose ``replace`` of a recorded section gives a
-    recorded section again: the fields it sets are the stage's own values, not config reads
-    (``train_draft_source`` sets ``flow.t0 = 0``), the others still record."""
+    recorded section again: the fields it sets are the stage's own values, not config reads,
+    the others still record."""
 
     def __getattr__(self, name: str):
         return getattr(dataclasses, name)
@@ -305,7 +311,7 @@ def undeclared(stage: str, reads: set[str]) -> set[str]:
 
 
 @pytest.fixture
-def stage_inputs(tmp_path, tiny_config, draft_dir):  # noqa: F811  (the fixture, by name)
+def stage_inputs(tmp_path, tiny_config, draft_dir):
     evaluated = tmp_path / "evaluate-in"
     evaluated.mkdir()
     rows = [Row("cold", 0.0, 100, "euler", 1.0, 0.0, 1.0),
@@ -317,13 +323,8 @@ def stage_inputs(tmp_path, tiny_config, draft_dir):  # noqa: F811  (the fixture,
     (evaluated / "metrics.json").write_text(json.dumps(report.to_dict()))
     fitted = tmp_path / "fit_evaluator-in"
     fit_evaluator(context(tiny_config, fitted))
-    rivals = {}
-    for name in ("train_cold_ot", "train_reflow", "train_draft_source",
-                 "train_warm_reflow"):  # not in the methods
-        rivals[name] = tmp_path / f"{name}-in"
-        rivals[name].mkdir()
-        (rivals[name] / "skipped.json").write_text(json.dumps({"reason": "not listed"}))
-    return {**rivals, "pretrain_draft": draft_dir, "fit_evaluator": fitted, "evaluate": evaluated,
+    # The rivals are not in the methods: the plan leaves them out, evaluate gets no input.
+    return {"pretrain_draft": draft_dir, "fit_evaluator": fitted, "evaluate": evaluated,
             "train_refiner": save_untrained(tiny_config, tmp_path / "refiner", 1),
             "train_baseline": save_untrained(tiny_config, tmp_path / "cold", 2)}
 
@@ -358,8 +359,8 @@ def test_the_stages_read_only_what_they_declare(tmp_path, tiny_config, stage_inp
         run_id = Tracker(uri, "audit", tmp_path / "mlartifacts").start_run("register")
         runtime = LocalRuntime(tracking={"uri": uri, "run_id": run_id})
     reads: set[str] = set()
-    inputs = {d: stage_inputs[d] for d in get_stage(stage).deps}
-    if stage == "generate_reflow":  # its teacher: a cold_ot model, not a skipped output
+    inputs = {d: stage_inputs[d] for d in get_stage(stage).deps if d in stage_inputs}
+    if stage == "generate_reflow":  # its teacher: a cold_ot model
         inputs["train_cold_ot"] = save_untrained(config, tmp_path / "cold_ot", 3)
     fn(context(Recorder(config, reads), tmp_path / stage, runtime, **inputs))
     assert undeclared(stage, reads) == set()
@@ -367,11 +368,11 @@ def test_the_stages_read_only_what_they_declare(tmp_path, tiny_config, stage_inp
 
 # --- what the training stages actually read -------------------------------------------------
 
-ALL_METHODS = ["draft", "retrieval", "cold", "cold_ot", "reflow", "draft_source", "zero_shot",
-               "warm", "warm_reflow"]  # every rival asked for: none of them skips
+ALL_METHODS = ["draft", "retrieval", "cold", "cold_ot", "reflow", "zero_shot", "warm",
+               "warm_reflow"]  # every rival asked for: all of them are part of the job
 TRAINING = {"train_refiner": train_refiner, "train_baseline": train_baseline,
             "train_cold_ot": train_cold_ot, "train_reflow": train_reflow,
-            "train_draft_source": train_draft_source, "train_warm_reflow": train_warm_reflow}
+            "train_warm_reflow": train_warm_reflow}
 
 
 class TrainingAudit:
@@ -444,26 +445,29 @@ def test_the_training_stages_read_only_what_they_declare(tmp_path, tiny_config, 
     runtime = TrainingAudit()
     inputs = {d: training_inputs[d] for d in get_stage(stage).deps}
     TRAINING[stage](context(Recorder(config, reads), tmp_path / stage, runtime, **inputs))
-    assert len(runtime.trained) == 1  # it trained, and did not skip
+    assert len(runtime.trained) == 1  # it trained
     assert undeclared(stage, reads) == set()
-    if stage in ("train_refiner", "train_draft_source"):  # the objective saw the recorder
+    if stage == "train_refiner":  # the objective saw the recorder
         assert "flow.draft_noise" in reads
 
 
-@pytest.mark.parametrize("stage", [s for s in TRAINING if s not in (
-    "train_refiner", "train_draft_source")])  # need word drafts: their objective is below
-def test_the_training_stages_read_only_what_they_declare_on_text(tmp_path, stage, monkeypatch):
-    """Words: the baseline trains the discrete objective; a rival that does not apply to text
-    skips (reading the data's kind); the refiner's text objective is audited below."""
+def test_the_baseline_reads_only_what_it_declares_on_text_and_the_rivals_are_unused(
+        tmp_path, monkeypatch):
+    """Words: the baseline trains the discrete objective (the refiner's text objective is
+    audited below); the rivals that start from noise do not apply to text, so the plan
+    leaves them out of a words job even when evaluate.methods names them."""
     monkeypatch.setattr(rivals, "dataclasses", RecordingDataclasses())
     config = PipelineConfig(name="words", data=DataConfig(kind="words", top_n=200))
     reads: set[str] = set()
     runtime = TrainingAudit()
-    inputs = {d: tmp_path for d in get_stage(stage).deps}  # the text rivals never read them
-    TRAINING[stage](context(Recorder(config, reads), tmp_path / stage, runtime, **inputs))
-    assert len(runtime.trained) == (stage == "train_baseline")
-    assert undeclared(stage, reads) == set()
-    assert ("flow.kappa_exponent" in reads) == (stage == "train_baseline")
+    train_baseline(context(Recorder(config, reads), tmp_path / "train_baseline", runtime))
+    assert len(runtime.trained) == 1
+    assert undeclared("train_baseline", reads) == set() and "flow.kappa_exponent" in reads
+    asked = dataclasses.replace(config, evaluate=dataclasses.replace(
+        config.evaluate, methods=ALL_METHODS))
+    for stage in ("train_cold_ot", "generate_reflow", "train_reflow", "generate_warm_reflow",
+                  "train_warm_reflow"):
+        assert "does not apply to text" in get_stage(stage).unused_by(asked), stage
 
 
 def test_every_stage_is_audited_for_what_it_reads():

@@ -151,13 +151,13 @@ def test_a_damaged_finished_output_comes_back_as_partial_state_for_a_resumable_s
 def test_the_planner_works_against_a_remote_root(root, tmp_path, tiny_config):
     store = node(root, tmp_path, "a")
     store.pipeline = tiny_config.name
-    plan = make_plan(STAGES, tiny_config, store)
+    plan = [item for item in make_plan(STAGES, tiny_config, store) if item.action != "unused"]
     assert {item.action for item in plan} == {"run"}
     for item in plan:
         store.commit(store.begin(item.stage, item.fingerprint), item.stage, item.fingerprint,
                      {"mlflow_run_id": f"run-{item.stage}"})
     again = make_plan(STAGES, tiny_config, store)
-    assert {item.action for item in again} == {"cached"}
+    assert {item.action for item in again} == {"cached", "unused"}  # the rivals: not asked
     assert again[0].producer_run_id == f"run-{again[0].stage}"
 
 

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from wsfm.config import ResourceConfig
-from wsfm.orchestrate.scheduling import Demand, Ledger, check_fits, stage_demand
+from wsfm.orchestrate.scheduling import Demand, Ledger, check_fits, stage_cpus, stage_demand
 from wsfm.stages import get_stage
 
 
@@ -66,3 +66,16 @@ def test_a_stage_that_can_never_fit_is_refused_naming_both_sides():
     assert "train_refiner needs 5 CPUs" in message
     assert "train_baseline needs 2 CPUs and 1 GPU" in message
     assert "cluster has 2 CPUs in all" in message and "evaluate" not in message
+
+
+def test_a_stage_that_only_fans_out_holds_no_cpu_unless_told(tiny_config):
+    fan_out = ("generate_drafts", "generate_reflow", "generate_warm_reflow")
+    for name in fan_out:
+        assert stage_cpus(get_stage(name), tiny_config) == 0.0, name
+        assert stage_demand(get_stage(name), tiny_config) == Demand(0.0, 0.0), name
+    for name in ("pretrain_draft", "fit_evaluator", "evaluate", "register"):
+        assert stage_cpus(get_stage(name), tiny_config) == 1.0, name
+    told = dataclasses.replace(tiny_config, resources={
+        "generate_drafts": ResourceConfig(num_cpus=2), "evaluate": ResourceConfig(num_cpus=0)})
+    assert stage_cpus(get_stage("generate_drafts"), told) == 2.0
+    assert stage_cpus(get_stage("evaluate"), told) == 0.0

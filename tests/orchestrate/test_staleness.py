@@ -15,14 +15,16 @@ from wsfm.stages import STAGES
 
 
 def commit_all(store, config, specs=STAGES):
-    """Commit every stage as the runner does (version, upstream fingerprints, params)."""
+    """Commit every stage of the job as the runner does (version, upstream fingerprints of
+    the inputs it had, params)."""
     plan = {item.stage: item for item in make_plan(specs, config, store)}
-    for spec in specs:
+    for spec in (s for s in specs if plan[s.name].action != "unused"):
         fp = plan[spec.name].fingerprint
         tmp = store.begin(spec.name, fp)
         (tmp / "out.txt").write_text(spec.name)
         store.commit(tmp, spec.name, fp, {
-            "code": stage_code_hash(spec), "inputs": {d: plan[d].fingerprint for d in spec.deps},
+            "code": stage_code_hash(spec), "inputs": {d: plan[d].fingerprint for d in spec.deps
+                                                      if plan[d].action != "unused"},
             "config": recorded_params(spec, config)})
 
 
@@ -38,8 +40,14 @@ def test_diff_params_names_changed_added_and_removed_keys():
     assert diff_params(new, new) == []
 
 
+def with_every_rival(config):
+    return dataclasses.replace(config, evaluate=dataclasses.replace(config.evaluate, methods=[
+        "draft", "retrieval", "cold", "cold_ot", "reflow", "zero_shot", "warm", "warm_reflow"]))
+
+
 def test_up_to_date_then_a_config_change_names_the_key_and_what_it_makes_stale(
         tmp_path, tiny_config):
+    tiny_config = with_every_rival(tiny_config)  # every stage part of the job
     store = ArtifactStore(tmp_path, tiny_config.name)
     states = pipeline_status(STAGES, tiny_config, store)
     assert {s.state for s in states} == {"missing"}
@@ -54,7 +62,7 @@ def test_up_to_date_then_a_config_change_names_the_key_and_what_it_makes_stale(
     assert states["train_refiner"].reasons == [f"config train.lr: {old_lr} -> 0.0005"]
     assert states["train_baseline"].reasons == [f"config train.lr: {old_lr} -> 0.0005"]
     trained = ("train_refiner", "train_baseline", "train_cold_ot", "train_reflow",
-               "train_draft_source", "train_warm_reflow")  # the same budget for every one
+               "train_warm_reflow")  # the same budget for every one
     assert states["evaluate"].reasons == [f"upstream {name} changed (stale)" for name in trained]
     assert states["register"].reasons == ["upstream train_refiner changed (stale)",
                                           "upstream evaluate changed (stale)"]
@@ -79,3 +87,18 @@ def test_a_code_version_bump_and_a_damaged_output_are_named(tmp_path, tiny_confi
     assert states["pretrain_draft"].state == "stale"
     assert "out.txt has 17 bytes" in states["pretrain_draft"].reasons[0]
     assert newest_output(store, "pretrain_draft")["fingerprint"] == folder.name
+
+
+def test_the_rivals_of_a_lean_job_are_unused_and_the_job_is_up_to_date(tmp_path, tiny_config):
+    store = ArtifactStore(tmp_path, tiny_config.name)
+    commit_all(store, tiny_config)  # the job: no rival asked for
+    states = by_stage(pipeline_status(STAGES, tiny_config, store))
+    unused = {n for n, s in states.items() if s.state == "unused"}
+    assert unused == {"train_cold_ot", "generate_reflow", "train_reflow",
+                      "generate_warm_reflow", "train_warm_reflow"}
+    assert all(s.up_to_date for n, s in states.items() if n not in unused)
+    assert "not in evaluate.methods" in states["train_cold_ot"].reasons[0]
+    # Asking for the rivals: they are missing, and evaluate is stale for their sake.
+    asked = by_stage(pipeline_status(STAGES, with_every_rival(tiny_config), store))
+    assert {n for n in unused if asked[n].state == "missing"} == unused
+    assert "upstream train_cold_ot changed (missing)" in asked["evaluate"].reasons

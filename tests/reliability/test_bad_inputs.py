@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import ROOT, TOY2D
+from tests.helpers import ROOT, TOY2D
 from wsfm.cli import main
 
 pytestmark = pytest.mark.reliability

@@ -28,8 +28,6 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import SMOKE_EVERY as EVERY
-from tests.conftest import SMOKE_STEPS as STEPS
 from tests.helpers import (
     ROOT,
     STAGE_NAMES,
@@ -43,6 +41,8 @@ from tests.helpers import (
     with_shards,
     wsfm,
 )
+from tests.helpers import SMOKE_EVERY as EVERY
+from tests.helpers import SMOKE_STEPS as STEPS
 from wsfm.config import load_pipeline
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.orchestrate.runner import execute_stage

@@ -24,8 +24,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import ROOT, TOY2D
-from tests.helpers import write_shard
+from tests.helpers import ROOT, TOY2D, write_shard
 from wsfm.bundle import SamplerSettings, load_bundle, write_bundle
 from wsfm.cli import main
 from wsfm.config import load_pipeline

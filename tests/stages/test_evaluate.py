@@ -8,7 +8,13 @@ from tests.helpers import context, save_untrained
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.report import EvalReport
 from wsfm.stages.eval_jobs import Point
-from wsfm.stages.evaluate import NGRAM_RIVALS, evaluate, plan_jobs, wall_speedup
+from wsfm.stages.evaluate import (
+    NGRAM_RIVALS,
+    evaluate,
+    plan_jobs,
+    wall_speedup,
+    wall_speedups,
+)
 from wsfm.stages.fit_evaluator import fit_evaluator
 
 
@@ -105,10 +111,27 @@ def test_wall_speedup_pairs_cold_and_warm_runs_and_takes_the_median():
     assert seeds[0][1] == seeds[1][1] != seeds[2][1]  # a pair shares its seed
 
 
+def test_wall_speedups_time_every_start_against_one_cold_draw_per_round():
+    now, order = [0.0], []
+
+    def draw(name, cost):
+        def run(seed):
+            order.append((name, seed))
+            now[0] += cost
+        return run
+
+    got = wall_speedups(draw("cold", 12.0), {0.9: draw("warm0.9", 1.2),
+                                             0.96: draw("warm0.96", 0.6)}, 3,
+                        clock=lambda: now[0])
+    assert got == {0.9: pytest.approx(10.0), 0.96: pytest.approx(20.0)}
+    assert [n for n, _ in order] == ["cold", "warm0.9", "warm0.96"] * 3
+    assert len({s for n, s in order[:3]}) == 1  # a round shares its seed
+
+
 def test_text_rows_carry_copying_shares_entropy_and_the_ngram_rivals(tmp_path):
     import torch
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
     from wsfm.components import net_spec
     from wsfm.config import load_pipeline
     from wsfm.data.datasets import load_dataset

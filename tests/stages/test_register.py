@@ -7,21 +7,26 @@ from mlflow.tracking import MlflowClient
 from tests.helpers import context, save_untrained
 from wsfm.bundle import load_bundle, read_settings
 from wsfm.orchestrate.local import LocalRuntime
-from wsfm.report import EvalReport, Row
-from wsfm.stages.register import check_gates, choose_t0, register
+from wsfm.report import EvalReport, Row, t0_key
+from wsfm.stages.register import WALL_SHARE, check_gates, choose_t0, register
 from wsfm.tracking import Tracker
 
 
-def _row(method, t0, nfe, quality, spread=0.0):
-    return Row(method, t0, nfe, "euler", quality, spread, sec_per_1k=1.0)
+def _row(method, t0, nfe, quality, spread=0.0, per_seed=None):
+    """A row over three seeds; by default every seed scored ``quality`` (no noise)."""
+    return Row(method, t0, nfe, "euler", quality, spread, sec_per_1k=1.0, seeds=3,
+               per_seed=per_seed or (quality,) * 3)
 
 
-def _report(rows, warm_method="warm_ot", lower_is_better=True) -> dict:
-    """metrics.json as ``evaluate`` writes it, from the typed report."""
+def _report(rows, warm_method="warm_ot", lower_is_better=True, walls=None) -> dict:
+    """metrics.json as ``evaluate`` writes it, from the typed report; the wall speed-up of
+    every warm row is its NFE speed-up unless ``walls`` ({t0: x}) says otherwise."""
+    walls = {t0_key(r.t0): 100 / r.nfe for r in rows if r.method == warm_method} | {
+        t0_key(t): x for t, x in (walls or {}).items()}
     return EvalReport.build(
         task="toy2d", metric="swd", lower_is_better=lower_is_better, reference=0.1,
         reference_how="test", reference_n=100, t0=0.9, cold_nfe=100, warm_method=warm_method,
-        solver="euler", speedup_wall=1.0, rows=rows).to_dict()
+        solver="euler", speedup_wall=1.0, rows=rows, wall_speedups=walls).to_dict()
 
 
 def report(warm_q, cold_q=1.0, speedup=10.0, spread=0.0):
@@ -29,12 +34,12 @@ def report(warm_q, cold_q=1.0, speedup=10.0, spread=0.0):
                     _row("warm_ot", 0.9, int(100 / speedup), warm_q, spread)])
 
 
-def sweep(qualities: dict[float, float], cold_q=1.0, lower_is_better=True) -> dict:
+def sweep(qualities: dict[float, float], cold_q=1.0, lower_is_better=True, walls=None) -> dict:
     """Warm rows at each t0 (NFE = ceil((1 - t0) 100)) with the given qualities."""
     rows = [_row("cold", 0.0, 100, cold_q), _row("cold", 0.0, 5, 0.1),
             _row("draft", 0.9, 0, 0.0)]
     rows += [_row("warm", t0, round((1 - t0) * 100), q) for t0, q in qualities.items()]
-    return _report(rows, warm_method="warm", lower_is_better=lower_is_better)
+    return _report(rows, warm_method="warm", lower_is_better=lower_is_better, walls=walls)
 
 
 @pytest.mark.parametrize("warm_q,speedup,passes", [(1.05, 10.0, True), (1.2, 10.0, False),
@@ -58,6 +63,32 @@ def test_the_shipped_t0_is_the_largest_that_meets_the_tolerance_against_cold_at_
     fallback = choose_t0(sweep({0.5: 3.0, 0.9: 4.0}), 0.1)
     assert fallback.t0 == 0.9 and not fallback.automatic
     assert check_gates(sweep({0.5: 3.0, 0.9: 4.0}), 0.1, 5.0, fallback.t0)
+
+
+def test_a_t0_whose_wall_speedup_falls_short_gives_way_to_the_next_smaller():
+    # t0 0.95 meets the quality margin, but its wall speed-up is 12x for 20x in NFE (< 0.9):
+    # the next smaller t0 that keeps both ships.
+    rep = sweep({0.8: 1.0, 0.9: 1.02, 0.95: 1.04}, walls={0.95: 12.0})
+    choice = choose_t0(rep, 0.1)
+    assert choice.t0 == 0.9 and choice.wall >= WALL_SHARE * choice.speedup
+    assert any("wall speed-up 12x" in f for f in check_gates(rep, 0.1, 5.0, 0.95))
+    # A start time whose wall time was never measured is not shown to keep its promise.
+    unmeasured = EvalReport.from_dict(sweep({0.9: 1.0}))
+    unmeasured = EvalReport(**{**unmeasured._fields(), "wall_speedups": {}})
+    assert not choose_t0(unmeasured, 0.1).automatic
+
+
+def test_noise_makes_shipping_harder_never_easier():
+    """The same means (warm 1.05, cold 1.0: within the 10% margin), measured with more and
+    more seed noise: once the bound on the difference leaves the margin, the t0 no longer
+    ships, where a spread-widened tolerance would have let it pass more easily."""
+    passed = []
+    for noise in (0.0, 0.01, 0.05, 0.2):
+        warm = _row("warm", 0.9, 10, 1.05, per_seed=(1.05 - noise, 1.05, 1.05 + noise))
+        cold = _row("cold", 0.0, 100, 1.0, per_seed=(1.0 - noise, 1.0, 1.0 + noise))
+        rep = _report([cold, warm], warm_method="warm")
+        passed.append(check_gates(rep, 0.1, 5.0) == [])
+    assert passed == [True, True, False, False]
 
 
 @pytest.fixture

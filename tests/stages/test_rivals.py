@@ -1,6 +1,5 @@
 import dataclasses
 import io
-import json
 import tarfile
 
 import numpy as np
@@ -15,6 +14,7 @@ from wsfm.flow.paths import WarmPath
 from wsfm.flow.solvers import integrate
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.shards import read_manifest, write_manifest
+from wsfm.stages import get_stage
 from wsfm.stages.generate_drafts import chunk_seed
 from wsfm.stages.rivals import (
     REFLOW_STEPS,
@@ -95,15 +95,16 @@ def test_warm_reflow_pairs_are_widened_drafts_and_the_refiners_flow_from_t0(
     assert np.allclose(rows[:, 2:], x.numpy(), atol=1e-4)
 
 
-def test_rivals_not_asked_for_are_skipped_without_training(tmp_path, tiny_config):
-    config = with_methods(tiny_config, ["draft", "cold", "warm"])  # NoRuntime: no training
-    for stage, name in ((train_cold_ot, "cold_ot"), (generate_reflow, "reflow"),
-                        (train_reflow, "reflow"), (generate_warm_reflow, "warm_reflow"),
-                        (train_warm_reflow, "warm_reflow")):
-        out = tmp_path / stage.__name__
-        result = stage(context(config, out))
-        assert result.metrics == {"skipped": 1.0}
-        assert name in json.loads((out / "skipped.json").read_text())["reason"]
+def test_rivals_not_asked_for_are_left_out_of_the_job(tiny_config):
+    """A rival that evaluate.methods does not ask for is not part of the job: the plan leaves
+    its stage out (``StageSpec.unused_by``), so it never runs, trains or writes anything."""
+    config = with_methods(tiny_config, ["draft", "cold", "warm"])
+    for stage, name in (("train_cold_ot", "cold_ot"), ("generate_reflow", "reflow"),
+                        ("train_reflow", "reflow"), ("generate_warm_reflow", "warm_reflow"),
+                        ("train_warm_reflow", "warm_reflow")):
+        assert name in get_stage(stage).unused_by(config), stage
+        assert not get_stage(stage).unused_by(with_methods(tiny_config, [
+            "draft", "cold", "cold_ot", "reflow", "warm", "warm_reflow"])), stage
 
 
 class RecordingRuntime:

@@ -155,10 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_models_command(sub, common, _home)
 
-    bench = sub.add_parser("bench", parents=[common], help="run a pipeline and rewrite its "
-                           "BENCHMARKS.md section (rows, targets, where the time went)")
+    bench = sub.add_parser("bench", parents=[common], help="run the full comparison (the job "
+                           "plus the YAML's bench: section) and rewrite its BENCHMARKS.md "
+                           "section (rows, costs, targets, where the time went)")
     bench.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/toy2d.yaml")
     bench.add_argument("--profile", help="a named profile from the YAML, e.g. smoke")
+    bench.add_argument("--dry-run", action="store_true",
+                       help="print the comparison's plan and write nothing")
     bench.add_argument("--benchmarks", help="the BENCHMARKS.md to rewrite (default: the "
                        "repository's)")
     bench.set_defaults(func=_cmd_bench)
@@ -207,6 +210,8 @@ def _add_cluster_commands(sub, common: argparse.ArgumentParser) -> None:
     group.add_argument("--only", metavar="STAGE")
     group.add_argument("--force", action="store_true")
     submit.add_argument("--dry-run", action="store_true", help="the job prints the plan")
+    submit.add_argument("--bench", action="store_true", help="the job runs the full comparison "
+                        "(wsfm bench: the rivals, every solver) instead of the lean job")
     submit.add_argument("--workers", type=int, metavar="N")
     submit.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None)
     submit.add_argument("--env", action="append", metavar="KEY=VALUE",

@@ -1,10 +1,14 @@
-"""``wsfm bench PIPELINE [--profile P]``: run a pipeline and rewrite its BENCHMARKS.md section.
+"""``wsfm bench PIPELINE [--profile P]``: run the full comparison and rewrite its BENCHMARKS.md
+section.
 
-The section holds every row of the evaluation (``metrics.json``, read as an
-:class:`wsfm.report.EvalReport`), the targets of the benchmark protocol met or missed with
-their numbers, and where the time went (each stage, and the evaluation's own rows). Finished
-stages are reused from the artifact store, so a rerun after a change reruns only what the
-change touches.
+The comparison is the job (``wsfm run``) with the pipeline's ``bench:`` section merged over it
+(and over the profile): the trained rivals, every solver, the refiner from t0 = 0 with the full
+step count. ``--dry-run`` prints that plan and writes nothing. The section holds every row of
+the evaluation (``metrics.json``, read as an :class:`wsfm.report.EvalReport`), what each row
+cost to train, what ``register`` shipped, the targets of the benchmark protocol met, tied or
+missed with their numbers, and where the time went (each stage, and the evaluation's own
+rows). Finished stages are reused from the artifact store (the job's included), so a rerun
+after a change reruns only what the change touches.
 
 Targets (the row rule of ``wsfm.report``: the cold reference is the best cold row at
 ``cold_nfe`` over couplings and solvers):
@@ -13,13 +17,17 @@ Targets (the row rule of ``wsfm.report``: the cold reference is the best cold ro
   round's: ``EvalReport.ws_fm_methods``) at ``cold_nfe / k`` calls (any start, any solver)
   within the seed spread of the cold reference;
 - equal-NFE win at 1, 2, 4, 8: the best WS-FM row beats the best of cold, cold_ot and reflow
-  at the same calls (any solver);
+  at the same calls (any solver) by more than their seed spreads (within them: a tie);
 - copying: warm's copy ratio no lower than the cold reference's, within their seed spreads
   (text: warm's share of training words no higher than cold's);
 - words: the refiner beats the best n-gram draft (orders 2 to 5,
   ``wsfm.stages.evaluate.NGRAM_RIVALS``) and generates held-out words no less often than its
   own draft does;
-- warm beats its draft; the guaranteed speed-up holds in wall time (>= 0.9 of the NFE ratio).
+- warm beats its draft, and a look-up (each draft replaced by its nearest training row);
+  the guaranteed speed-up holds in wall time (>= 0.9 of the NFE ratio).
+
+A target met by ``warm_reflow`` names that row's training budget (its chain trains two
+networks and generates a teacher's pairs) beside the refiner's.
 """
 
 from __future__ import annotations
@@ -31,11 +39,59 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wsfm.benchmarks_md import markdown_table, write_section
-from wsfm.report import FEW_STEP_RIVALS, EvalReport, Row, best_at_nfe, better, parity
+from wsfm.report import FEW_STEP_RIVALS, WARM_ROUND, EvalReport, Row, best_at_nfe, better, parity
 
-__all__ = ["Target", "main", "section_body", "targets"]
+__all__ = ["COST_CHAIN", "Cost", "Target", "costs_of", "main", "section_body", "targets"]
 
 EQUAL_NFE = (1, 2, 4, 8)
+# The stages whose work a method's rows stand on ("warm": the refiner, whatever its rows are
+# named after the coupling).
+COST_CHAIN = {
+    "draft": ("pretrain_draft",), "retrieval": ("pretrain_draft",), "ngram": (),
+    "cold": ("train_baseline",), "zero_shot": ("pretrain_draft", "train_baseline"),
+    "cold_ot": ("train_cold_ot",), "reflow": ("train_cold_ot", "generate_reflow", "train_reflow"),
+    "warm": ("pretrain_draft", "generate_drafts", "train_refiner"),
+    WARM_ROUND: ("pretrain_draft", "generate_drafts", "train_refiner", "generate_warm_reflow",
+                 "train_warm_reflow"),
+}
+TEACHERS = ("generate_reflow", "generate_warm_reflow")  # a trained model's pairs
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a method's rows cost to make: optimizer steps over its trained networks, their
+    training seconds, the seconds spent generating a teacher's pairs, everything else
+    (the draft, its shards), and the stages counted."""
+
+    steps: int
+    train_seconds: float
+    teacher_seconds: float
+    other_seconds: float
+    stages: tuple[str, ...]
+
+    def describe(self) -> str:
+        teacher = f" + {self.teacher_seconds:.0f} s teacher pairs" if self.teacher_seconds else ""
+        return f"{self.steps} optimizer steps, {self.train_seconds:.0f} s training{teacher}"
+
+
+def costs_of(report: EvalReport, records: dict[str, dict]) -> dict[str, Cost]:
+    """Each row method's :class:`Cost`, from the stages' success records (``records``: stage
+    -> its ``_SUCCESS.json``; a stage without one counts nothing)."""
+    out = {}
+    for method in sorted({r.method for r in report.rows}):
+        chain = COST_CHAIN.get("warm" if method == report.warm_method else
+                               method.rstrip("0123456789"), ())
+        got = [s for s in chain if records.get(s)]
+        train = [s for s in got if s.startswith("train_")]
+        out[method] = Cost(
+            steps=int(sum(records[s].get("metrics", {}).get("steps", 0) for s in train)),
+            train_seconds=sum(float(records[s].get("seconds", 0.0)) for s in train),
+            teacher_seconds=sum(float(records[s].get("seconds", 0.0))
+                                for s in got if s in TEACHERS),
+            other_seconds=sum(float(records[s].get("seconds", 0.0)) for s in got
+                              if s not in train and s not in TEACHERS),
+            stages=tuple(got))
+    return out
 
 
 @dataclass(frozen=True)
@@ -49,7 +105,15 @@ def _q(r: Row) -> str:
     return f"{r.quality:.4g} ± {r.spread:.2g}"
 
 
-def _parity_targets(report: EvalReport) -> list[Target]:
+def _budget(w: Row, report: EvalReport, costs: dict[str, Cost]) -> str:
+    """For a warm_reflow row: its chain's budget beside the refiner's."""
+    if w.method != WARM_ROUND or w.method not in costs or report.warm_method not in costs:
+        return ""
+    return (f"; {WARM_ROUND}'s budget: {costs[WARM_ROUND].describe()} vs the refiner's "
+            f"{costs[report.warm_method].describe()}")
+
+
+def _parity_targets(report: EvalReport, costs: dict[str, Cost]) -> list[Target]:
     cold, low, out = report.cold_reference(), report.lower_is_better, []
     for factor, note in ((10, ""), (25, ""), (50, " (stretch)")):
         nfe = report.cold_nfe // factor
@@ -61,23 +125,32 @@ def _parity_targets(report: EvalReport) -> list[Target]:
         gap = w.quality - cold.quality
         out.append(Target(name, "met" if parity(w, cold, lower_is_better=low) else "missed",
                           f"{w.method} t0={w.t0:g} {w.solver} {_q(w)} vs {cold.method} "
-                          f"{cold.solver}@{cold.nfe} {_q(cold)} (gap {gap:+.3g})"))
+                          f"{cold.solver}@{cold.nfe} {_q(cold)} (gap {gap:+.3g})"
+                          + _budget(w, report, costs)))
     return out
 
 
-def _equal_nfe_targets(report: EvalReport) -> list[Target]:
+def outside_spreads(a: Row, b: Row, lower_is_better: bool) -> str:
+    """``met`` when ``a`` beats ``b`` by more than their seed spreads together, ``missed`` when
+    it loses by more, ``tie`` in between."""
+    gap = (b.quality - a.quality) if lower_is_better else (a.quality - b.quality)
+    slack = a.spread + b.spread
+    return "met" if gap > slack else "missed" if gap < -slack else "tie"
+
+
+def _equal_nfe_targets(report: EvalReport, costs: dict[str, Cost]) -> list[Target]:
     low, out = report.lower_is_better, []
     for n in EQUAL_NFE:
         w = best_at_nfe(report.rows, report.ws_fm_methods(), n, low)
         rival = best_at_nfe(report.rows, FEW_STEP_RIVALS, n, low)
-        name = f"equal-NFE win at NFE {n}"
+        name = f"equal-NFE win at NFE {n} (outside the spreads)"
         if w is None or rival is None:
             out.append(Target(name, "n/a", f"no {'warm' if w is None else 'rival'} row at "
                                            f"NFE {n}"))
             continue
-        out.append(Target(name, "met" if better(w.quality, rival.quality, low) else "missed",
+        out.append(Target(name, outside_spreads(w, rival, low),
                           f"{w.method} {w.solver} {_q(w)} vs best rival {rival.method} "
-                          f"{rival.solver} {_q(rival)}"))
+                          f"{rival.solver} {_q(rival)}" + _budget(w, report, costs)))
     return out
 
 
@@ -127,20 +200,41 @@ def _text_targets(report: EvalReport) -> list[Target]:
     return out
 
 
-def targets(report: EvalReport) -> list[Target]:
-    out = [*_parity_targets(report), *_equal_nfe_targets(report), _copying_target(report)]
+def targets(report: EvalReport, costs: dict[str, Cost] | None = None) -> list[Target]:
+    costs = costs or {}
+    out = [*_parity_targets(report, costs), *_equal_nfe_targets(report, costs),
+           _copying_target(report)]
     if "train_share" in report.shipped().metrics:
         out += _text_targets(report)
     warm = report.shipped()
-    draft = next((r for r in report.rows if r.method == "draft"), None)
-    if draft:
-        out.append(Target("warm beats its draft", "met" if better(
-            warm.quality, draft.quality, report.lower_is_better) else "missed",
-            f"{warm.method} {_q(warm)} vs draft {_q(draft)}"))
+    for rival, name in (("draft", "warm beats its draft"),
+                        ("retrieval", "warm beats retrieval (each draft's nearest training "
+                                      "row)")):
+        row = next((r for r in report.rows if r.method == rival), None)
+        if row is None:
+            out.append(Target(name, "n/a", f"no {rival} row"))
+            continue
+        out.append(Target(name, "met" if better(warm.quality, row.quality,
+                                                report.lower_is_better) else "missed",
+                          f"{warm.method} {_q(warm)} vs {rival} {_q(row)}"))
     out.append(Target("guaranteed speed-up (wall >= 0.9 x NFE ratio, draft included)",
                       "met" if report.speedup_wall >= 0.9 * report.speedup_nfe else "missed",
                       f"NFE {report.speedup_nfe:.2f}x, wall {report.speedup_wall:.2f}x"))
     return out
+
+
+def shipped_line(gates: dict | None) -> str:
+    """What ``register`` shipped (its ``gates.json``), in one sentence."""
+    if not gates:
+        return "Shipped: nothing (register did not run)."
+    how = "chosen by the shipping rule" if gates.get("t0_automatic") else (
+        "the configured t0: no start time passed the shipping rule")
+    verdict = "passed" if gates.get("passed") else "failed: " + "; ".join(gates["failures"])
+    return (f"Shipped by register: t0={gates['t0']:g} ({how}), {gates.get('nfe', '?')} NFE with "
+            f"{gates.get('solver', '?')}, quality {gates.get('quality', float('nan')):.4g} ± "
+            f"{gates.get('spread', float('nan')):.2g}; speed-up {gates['speedup_nfe']:.3g}x in "
+            f"NFE, {gates.get('speedup_wall', float('nan')):.3g}x wall; against the cold "
+            f"reference: {gates.get('vs_cold', '?')}; gates {verdict}.")
 
 
 def _row_cells(report: EvalReport, r: Row) -> list[object]:
@@ -163,7 +257,8 @@ def _row_cells(report: EvalReport, r: Row) -> list[object]:
 
 
 def section_body(report: EvalReport, seeds: int, n: int, stage_seconds: dict[str, float],
-                 wall: float, ran: list[str], total: int) -> str:
+                 wall: float, ran: list[str], total: int, costs: dict[str, Cost] | None = None,
+                 gates: dict | None = None) -> str:
     text = "copy ratio / near-copies" if "copy_ratio" in report.shipped().metrics else (
         "training words / held-out words / distinct")
     real = ", ".join(f"{k.removeprefix('real_')} {v:.3g}" for k, v in
@@ -181,13 +276,21 @@ def section_body(report: EvalReport, seeds: int, n: int, stage_seconds: dict[str
                         f"at n={report.reference_n}", text, "s / 1k", "row s", "other"],
                        [_row_cells(report, r) for r in rows]),
         "", f"Cold reference: {report.cold_reference().method} "
-            f"{report.cold_reference().solver} at NFE {report.cold_nfe}; shipped: "
-            f"{report.warm_method} at t0={report.t0:g} with {report.solver} "
+            f"{report.cold_reference().solver} at NFE {report.cold_nfe}; the configured "
+            f"start: {report.warm_method} at t0={report.t0:g} with {report.solver} "
             f"(speed-up {report.speedup_nfe:.3g}x in NFE, {report.speedup_wall:.3g}x wall; "
             f"parity {'yes' if report.parity else 'no'}).", "",
+        shipped_line(gates), "",
+        "What each method's rows cost to train (the stages behind them, from the runs that "
+        "made them):", "",
+        markdown_table(["method", "optimizer steps", "training s", "teacher pairs s",
+                        "draft and shards s", "stages"],
+                       [[m, c.steps, f"{c.train_seconds:.0f}", f"{c.teacher_seconds:.0f}",
+                         f"{c.other_seconds:.1f}", ", ".join(c.stages)]
+                        for m, c in (costs or {}).items()]), "",
         "Targets:", "",
         markdown_table(["target", "result", "numbers"],
-                       [[t.name, t.result, t.numbers] for t in targets(report)]),
+                       [[t.name, t.result, t.numbers] for t in targets(report, costs)]),
         "", "Where the time went (seconds per stage, from the run that made each output):", "",
         markdown_table(["stage", "seconds"], [[s, v] for s, v in stage_seconds.items()]),
         "", f"Evaluation: {report.seconds:.0f} s wall for {len(report.rows)} rows "
@@ -204,6 +307,8 @@ def main(argv: list[str] | None = None, prog: str = "wsfm bench") -> int:
     parser.add_argument("pipeline")
     parser.add_argument("--profile")
     parser.add_argument("--home", default=None)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the comparison's plan and write nothing")
     parser.add_argument("--benchmarks", default=None, help="the BENCHMARKS.md to rewrite "
                         "(default: the repository's)")
     return run(parser.parse_args(argv), prog)
@@ -218,7 +323,14 @@ def run(args: argparse.Namespace, prog: str = "wsfm bench") -> int:
     from wsfm.orchestrate.store import ArtifactStore
 
     home = Path(args.home or os.environ.get("WSFM_HOME") or "wsfm-runs").resolve()
-    config = load_pipeline(args.pipeline, profile=args.profile)
+    config = load_pipeline(args.pipeline, profile=args.profile, bench=True)
+    if getattr(args, "dry_run", False):
+        ev = config.evaluate
+        print(f"[bench] {config.name}: methods {', '.join(ev.methods)}; solvers "
+              f"{', '.join(ev.solvers)}; warm t0s {', '.join(f'{t:g}' for t in ev.warm_t0s)}")
+        run_pipeline(config, home=home, pipeline_file=str(args.pipeline),
+                     profile=args.profile, dry_run=True)
+        return 0
     start = time.perf_counter()
     summary = run_pipeline(config, home=home, pipeline_file=str(args.pipeline),
                            profile=args.profile)
@@ -226,17 +338,20 @@ def run(args: argparse.Namespace, prog: str = "wsfm bench") -> int:
     if not summary.ok:
         return 1
     store = ArtifactStore(home / "artifacts", config.name)
-    fps = {item.stage: item.fingerprint for item in summary.plan}
+    fps = {item.stage: item.fingerprint for item in summary.plan if item.action != "unused"}
     report = EvalReport.from_dict(json.loads(
         (store.path("evaluate", fps["evaluate"]) / "metrics.json").read_text()))
-    records = {s: store.load(s, fp) for s, fp in fps.items()}
+    records = {s: store.load(s, fp) or {} for s, fp in fps.items()}
+    gates_file = store.path("register", fps["register"]) / "gates.json"
+    gates = json.loads(gates_file.read_text()) if gates_file.is_file() else None
     seconds = {s: float(r.get("seconds", 0.0)) for s, r in records.items() if r}
     ran = [o.stage for o in summary.outcomes if o.status == "ran"]
     profile = f" --profile {args.profile}" if args.profile else ""
+    body = section_body(report, config.evaluate.seeds, config.evaluate.n_samples, seconds,
+                        wall, ran, len(summary.outcomes), costs_of(report, records), gates)
+    path = Path(args.benchmarks) if args.benchmarks else BENCHMARKS
     write_section(f"quality-{config.name}{'-' + args.profile if args.profile else ''}",
                   f"Quality against speed: {config.name}{profile}",
-                  f"{prog} {args.pipeline}{profile}",
-                  section_body(report, config.evaluate.seeds, config.evaluate.n_samples,
-                               seconds, wall, ran, len(summary.outcomes)),
-                  path=Path(args.benchmarks) if args.benchmarks else BENCHMARKS)
+                  f"{prog} {args.pipeline}{profile}", body, path=path)
+    print(f"[bench] wrote its section of {path}:\n{body}")  # a submitted job's log keeps it
     return 0

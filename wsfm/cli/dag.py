@@ -16,7 +16,7 @@ from wsfm.orchestrate.staleness import StageState
 __all__ = ["add_parser", "edges", "format_dot", "format_mermaid", "format_text", "layers",
            "render_png"]
 
-COLOURS = {"cached": "#c8e6c9", "stale": "#fff3c4", "missing": "#ffcdd2"}
+COLOURS = {"cached": "#c8e6c9", "stale": "#fff3c4", "missing": "#ffcdd2", "unused": "#eeeeee"}
 SUFFIXES = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".png": "png", ".txt": "text"}
 
 
@@ -129,7 +129,8 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     dag = sub.add_parser(
         "dag", parents=[common], help="draw the stage graph, marked cached / stale / missing",
         description="The pipeline's stages and edges, each stage marked cached (up to date), "
-        "stale or missing for this config and home. Reads the pipeline YAML and the "
+        "stale, missing, or unused (not part of this config's job) for this config and home. "
+        "Reads the pipeline YAML and the "
         "_SUCCESS.json records under <home>/artifacts/<pipeline>/; writes the graph to stdout, "
         "or to -o FILE (.png: drawn with matplotlib; .dot, .mmd: text). Starts nothing.")
     dag.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/toy2d.yaml")

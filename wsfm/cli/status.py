@@ -19,11 +19,13 @@ __all__ = ["add_parser", "format_status"]
 
 
 def format_status(states: list[StageState], title: str) -> list[str]:
-    """The report's lines: a headline, then one line per stage and one per further reason."""
-    fresh = sum(s.up_to_date for s in states)
-    lines = [f"{title}: {fresh} of {len(states)} stages up to date"]
+    """The report's lines: a headline (over the stages of the job: an unused stage is not
+    part of it), then one line per stage and one per further reason."""
+    used = [s for s in states if s.state != "unused"]
+    fresh = sum(s.up_to_date for s in used)
+    lines = [f"{title}: {fresh} of {len(used)} stages up to date"]
     for s in states:
-        label = "up to date" if s.up_to_date else s.state
+        label = "up to date" if s.up_to_date else "not used" if s.state == "unused" else s.state
         reasons = s.reasons or [""]
         lines.append(f"  {s.stage:<16} {label:<10} {reasons[0]}".rstrip())
         lines += [f"  {'':<16} {'':<10} {reason}" for reason in reasons[1:]]
@@ -37,7 +39,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     title = f"{config.name} (profile {args.profile or 'default'})"
     for line in format_status(states, title):
         print(line)
-    return 0 if all(s.up_to_date for s in states) else 1
+    return 0 if all(s.up_to_date for s in states if s.state != "unused") else 1
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:

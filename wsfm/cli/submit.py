@@ -124,8 +124,18 @@ def _mib(n: int) -> str:
 
 def run_args(pipeline: str, *, profile: str | None = None, from_stage: str | None = None,
              only: str | None = None, force: bool = False, workers: int | None = None,
-             gpu: bool | None = None, dry_run: bool = False) -> list[str]:
-    """The ``wsfm run`` command line (argv) that the job runs."""
+             gpu: bool | None = None, dry_run: bool = False, bench: bool = False) -> list[str]:
+    """The command line (argv) that the job runs: ``wsfm run``, or with ``bench`` the full
+    comparison, ``wsfm bench`` (which takes the profile and --dry-run only)."""
+    if bench:
+        given = [flag for flag, value in (("--from", from_stage), ("--only", only),
+                                          ("--force", force), ("--workers", workers),
+                                          ("--gpu", gpu)) if value not in (None, False)]
+        if given:
+            raise UserError(f"--bench runs the whole comparison: {', '.join(given)} cannot "
+                             "be combined with it")
+        return (["wsfm", "bench", pipeline] + (["--profile", profile] if profile else [])
+                + ["--dry-run"] * dry_run)
     argv = ["wsfm", "run", pipeline]
     for flag, value in (("--profile", profile), ("--from", from_stage), ("--only", only),
                         ("--workers", workers)):
@@ -182,8 +192,8 @@ def build_submission(pipeline: str, *, home: str | None, profile: str | None = N
                      from_stage: str | None = None, only: str | None = None,
                      force: bool = False, workers: int | None = None, gpu: bool | None = None,
                      dry_run: bool = False, env: Sequence[str] = (),
-                     working_dir: Path | None = None,
-                     environ: Mapping[str, str] = os.environ) -> Submission:
+                     working_dir: Path | None = None, environ: Mapping[str, str] = os.environ,
+                     bench: bool = False) -> Submission:
     """Check and assemble a submission. ``pipeline`` must lie inside ``working_dir``
     (default: the project): the job sees only what is uploaded."""
     root = Path(working_dir or project_root()).resolve()
@@ -201,7 +211,7 @@ def build_submission(pipeline: str, *, home: str | None, profile: str | None = N
         raise UserError(f"pipeline file {rel} is excluded from the upload (EXCLUDES, "
                          ".gitignore or .rayignore)")
     argv = run_args(rel, profile=profile, from_stage=from_stage, only=only, force=force,
-                    workers=workers, gpu=gpu, dry_run=dry_run)
+                    workers=workers, gpu=gpu, dry_run=dry_run, bench=bench)
     runtime_env = {"working_dir": str(root), "excludes": list(EXCLUDES),
                    "env_vars": job_env(home, gpu=gpu, extra=env, environ=environ)}
     metadata = {"wsfm.pipeline": rel, "wsfm.profile": profile or "default"}
@@ -325,7 +335,8 @@ def cmd_submit(args: Any) -> int:
     submission = build_submission(args.pipeline, home=args.home, profile=args.profile,
                                   from_stage=args.from_stage, only=args.only, force=args.force,
                                   workers=args.workers, gpu=args.gpu, dry_run=args.dry_run,
-                                  env=args.env or (), working_dir=args.working_dir)
+                                  env=args.env or (), working_dir=args.working_dir,
+                                  bench=args.bench)
     client = connect(args.address)
     job_id = submit(client, submission, args.submission_id)
     address = resolve_address(args.address)

@@ -1,4 +1,9 @@
-"""The plan: which stages run, which are cached, which are blocked.
+"""The plan: which stages run, which are cached, which are blocked, which are unused.
+
+A stage that only feeds rivals the evaluation was not asked for (``StageSpec.methods``) is
+``unused``: not part of this job, so it is neither run, nor waited for, nor logged, and its
+dependents run without it (its fingerprint is the constant ``UNUSED``, so that a dependent's
+fingerprint still says which of its inputs it had).
 
 ``make_plan`` is pure bookkeeping over the stage specs and the artifact store; it starts
 nothing, so ``--dry-run`` and the tests can use it freely.
@@ -16,9 +21,10 @@ from wsfm.orchestrate.fingerprint import fingerprint
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.stages.base import StageSpec
 
-__all__ = ["PlanItem", "downstream", "make_plan", "topo_order"]
+__all__ = ["UNUSED", "PlanItem", "downstream", "make_plan", "topo_order"]
 
-Action = Literal["run", "cached", "blocked", "skip"]
+Action = Literal["run", "cached", "blocked", "skip", "unused"]
+UNUSED = "unused"
 
 
 @dataclass
@@ -81,6 +87,9 @@ def make_plan(
 
     plan: dict[str, PlanItem] = {}
     for spec in topo_order(specs):
+        if why := spec.unused_by(config):
+            plan[spec.name] = PlanItem(spec.name, UNUSED, "unused", why)
+            continue
         fp = fingerprint(spec, config, {d: plan[d].fingerprint for d in spec.deps})
         record, problem = store.inspect(spec.name, fp)
         blocked = [d for d in spec.deps if plan[d].action in ("blocked", "skip")]

@@ -26,7 +26,7 @@ from wsfm.orchestrate.outcome import StageOutcome
 from wsfm.orchestrate.ray_start import init_ray
 from wsfm.orchestrate.recovery import PendingRuns
 from wsfm.orchestrate.runtime import RayRuntime
-from wsfm.orchestrate.scheduling import Demand, Ledger, check_fits, stage_demand
+from wsfm.orchestrate.scheduling import Demand, Ledger, check_fits, stage_cpus, stage_demand
 from wsfm.orchestrate.stage_task import execute_stage
 from wsfm.orchestrate.staleness import recorded_params
 from wsfm.orchestrate.storage import Location
@@ -91,7 +91,7 @@ def run_stages(run: Driver, plan: list[PlanItem], address: str | None) -> list[S
         total = Demand.from_ray(ray.cluster_resources())
         check_fits(demands, total)  # refused before anything runs
         loop = _Loop(items={item.stage: item for item in plan},
-                     done={i.stage for i in plan if i.action == "cached"},
+                     done={i.stage for i in plan if i.action in ("cached", "unused")},
                      bad={i.stage for i in plan if i.action in ("blocked", "skip")},
                      waiting=todo, ledger=Ledger(total), demands=demands)
         # Once the tracking server is lost nothing new starts; the running stages finish.
@@ -244,11 +244,11 @@ def _submit(run: Driver, items: dict[str, PlanItem],
                          tracking={"uri": tracker.uri, "run_id": run_id},
                          max_retries=res.max_retries,
                          progress_path=str(store.partial(name, item.fingerprint) / SNAPSHOT))
-    inputs = {d: items[d].fingerprint for d in spec.deps}
-    record = {"mlflow_run_id": run_id, "code": stage_code_hash(spec),
-              "inputs": {d: items[d].fingerprint for d in spec.deps},
+    inputs = used_inputs(spec, items)
+    record = {"mlflow_run_id": run_id, "code": stage_code_hash(spec), "inputs": inputs,
               "config": recorded_params(spec, config)}  # what `wsfm status` compares
-    task = ray.remote(execute_stage).options(num_cpus=res.num_cpus, num_gpus=res.num_gpus,
+    task = ray.remote(execute_stage).options(num_cpus=stage_cpus(spec, config),
+                                              num_gpus=res.num_gpus,
                                               max_retries=res.max_retries, name=f"stage:{name}")
     ref = task.remote(name, config, inputs, str(store.root), item.fingerprint, runtime, record,
                       item.reason != "forced")
@@ -259,7 +259,12 @@ def _prepare_run(run: Driver, run_id: str, spec: StageSpec, item: PlanItem,
                  items: dict[str, PlanItem]) -> None:
     """A stage's run before its task starts: its params, system metrics, drafts input."""
     run.tracker.log(run_id, params=stage_params(spec, run.config))
-    inputs = {d: items[d].fingerprint for d in spec.deps}
+    inputs = used_inputs(spec, items)
     if isinstance(run.store, ArtifactStore):  # local folders: the manifest is read in place
         run.tracker.stage_started(run_id, spec.name, {d: str(run.store.path(d, fp))
                                                       for d, fp in inputs.items()})
+
+
+def used_inputs(spec: StageSpec, items: dict[str, PlanItem]) -> dict[str, str]:
+    """``{upstream stage: fingerprint}`` of ``spec``'s inputs, the unused ones left out."""
+    return {d: items[d].fingerprint for d in spec.deps if items[d].action != "unused"}

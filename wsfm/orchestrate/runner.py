@@ -106,6 +106,7 @@ def _run_tracked(run: Driver, plan: list[PlanItem], pipeline_file: str,
     config, store, tracker, parent = run.config, run.store, run.tracker, run.parent
     tracker.log(parent, params=to_dict(config))
     tracker.log_source(parent, pipeline_file, config)
+    tracker.log_datasets(parent, config.data)
     outcomes = _record_cached(tracker, parent, store, plan, run.echo)
     if any(item.action == "run" for item in plan):
         try:
@@ -135,7 +136,7 @@ def _on_board(run: Driver) -> Driver:
 def _record_cached(tracker: Tracker, parent: str, store: Store, plan: list[PlanItem],
                    echo: Echo) -> list[StageOutcome]:
     """A run per cached stage (tagged with the run that made it), and the blocked and
-    skipped stages' outcomes."""
+    skipped stages' outcomes. Unused stages are not part of the job: no run, no outcome."""
     outcomes = []
     for item in plan:
         if item.action == "cached":

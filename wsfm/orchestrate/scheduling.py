@@ -7,7 +7,8 @@ demand and starts another only when it fits beside them.
 
 What a stage really holds (``stage_demand``):
 
-- a plain stage: its task's ``resources.<stage>`` (``num_cpus``, ``num_gpus``);
+- a plain stage: its task's ``resources.<stage>`` (``num_cpus``, ``num_gpus``); without
+  ``num_cpus``, 1 CPU, or none for a stage that only fans out (:func:`stage_cpus`);
 - a training stage (one that reads the ``train`` section): ``train.num_workers`` Ray Train
   workers of 1 CPU each (and 1 GPU each with ``train.use_gpu``), and its task's own CPU only
   while it is not blocked in ``fit()``: Ray lends a task's CPU back while the task waits in
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from wsfm.config import PipelineConfig
 from wsfm.stages.base import StageSpec
 
-__all__ = ["Demand", "Ledger", "check_fits", "stage_demand"]
+__all__ = ["Demand", "Ledger", "check_fits", "stage_cpus", "stage_demand"]
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,24 @@ def is_training(spec: StageSpec) -> bool:
     return "train" in spec.reads
 
 
+def stage_cpus(spec: StageSpec, config: PipelineConfig) -> float:
+    """The CPUs of ``spec``'s own task: ``resources.<stage>.num_cpus``, else 0 for a stage
+    that only fans out (``StageSpec.fans_out``: its mapped tasks hold the CPUs) and 1 for the
+    others."""
+    given = config.resources_for(spec.name).num_cpus
+    if given is not None:
+        return float(given)
+    return 0.0 if spec.fans_out else 1.0
+
+
 def stage_demand(spec: StageSpec, config: PipelineConfig) -> Demand:
     """What ``spec`` holds at a time on the cluster (see the module docstring)."""
-    res = config.resources_for(spec.name)
+    res, cpus = config.resources_for(spec.name), stage_cpus(spec, config)
     if not is_training(spec):
-        return Demand(res.num_cpus, res.num_gpus)
+        return Demand(cpus, res.num_gpus)
     workers = config.train.num_workers
     gpus = res.num_gpus + (workers if config.train.use_gpu else 0)
-    return Demand(max(res.num_cpus, float(workers)), gpus)
+    return Demand(max(cpus, float(workers)), gpus)
 
 
 def check_fits(demands: Mapping[str, Demand], total: Demand) -> None:

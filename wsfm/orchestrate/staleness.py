@@ -21,20 +21,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from wsfm.config import PipelineConfig, flatten, to_dict
-from wsfm.orchestrate.dag import make_plan
+from wsfm.orchestrate.dag import UNUSED, make_plan
 from wsfm.orchestrate.fingerprint import stage_code_hash, stage_params
 from wsfm.orchestrate.store import SUCCESS, ArtifactStore
 from wsfm.stages.base import StageSpec
 
 __all__ = ["StageState", "diff_params", "newest_output", "pipeline_status", "recorded_params"]
 
-State = Literal["cached", "stale", "missing"]
+State = Literal["cached", "stale", "missing", "unused"]
 
 
 @dataclass
 class StageState:
     """One stage's standing: ``cached`` (up to date), ``stale`` (an older or damaged output
-    exists; ``reasons`` say what changed) or ``missing`` (never finished)."""
+    exists; ``reasons`` say what changed), ``missing`` (never finished) or ``unused`` (not
+    part of this config's job: ``reasons`` say why)."""
 
     stage: str
     fingerprint: str
@@ -94,7 +95,7 @@ def _reasons(spec: StageSpec, config: PipelineConfig, old: dict[str, Any],
         reasons += [f"config {line}" for line in diff_params(old["config"],
                                                              recorded_params(spec, config))]
     for dep in spec.deps:
-        if old.get("inputs", {}).get(dep) != current[dep]:
+        if old.get("inputs", {}).get(dep, UNUSED) != current[dep]:
             note = "" if states[dep].up_to_date else f" ({states[dep].state})"
             reasons.append(f"upstream {dep} changed{note}")
     if not reasons:
@@ -114,7 +115,9 @@ def pipeline_status(specs: Sequence[StageSpec], config: PipelineConfig,
     for item in plan:
         spec = by_name[item.stage]
         state = StageState(item.stage, item.fingerprint, "cached", spec.deps)
-        if item.action != "cached":
+        if item.action == "unused":
+            state.state, state.reasons = "unused", [item.reason]
+        elif item.action != "cached":
             damaged = store.path(item.stage, item.fingerprint).exists()
             old = newest_output(store, item.stage)
             if damaged:

@@ -10,7 +10,6 @@ from wsfm.stages.rivals import (
     generate_reflow,
     generate_warm_reflow,
     train_cold_ot,
-    train_draft_source,
     train_reflow,
     train_warm_reflow,
 )
@@ -30,7 +29,7 @@ _TRAIN_CODE = ("wsfm.train.ray_train",)  # runtime.train runs it, and it the loo
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("pretrain_draft", pretrain_draft, reads=("seed", "data", "draft")),
     StageSpec("generate_drafts", generate_drafts, ("pretrain_draft",),
-              reads=("seed", "data", "shards"), resumable=True),
+              reads=("seed", "data", "shards"), resumable=True, fans_out=True),
     # Warm: the widened draft at t0, the coupling, sigma_min; text: the mixture path's kappa.
     StageSpec("train_refiner", train_refiner, ("generate_drafts",),
               reads=(*_TRAIN, "flow.t0", "flow.draft_noise", "flow.sigma_min", "flow.coupling",
@@ -39,30 +38,27 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("train_baseline", train_baseline, (),
               reads=(*_TRAIN, "flow.kappa_exponent"), code=_TRAIN_CODE, resumable=True),
     # The evaluation's trained rivals (wsfm.stages.rivals), one stage each, with the same
-    # network and budget; a method missing from evaluate.methods leaves skipped.json, so each
-    # reads that list (changing it reruns them, cheaply where they skip).
-    StageSpec("train_cold_ot", train_cold_ot, (), reads=(*_TRAIN, "evaluate.methods"),
-              code=_TRAIN_CODE, resumable=True),
+    # network and budget. Each serves the methods it names: where evaluate.methods asks for
+    # none of them, the plan leaves it out of the job (StageSpec.unused_by).
+    StageSpec("train_cold_ot", train_cold_ot, (), reads=_TRAIN, code=_TRAIN_CODE,
+              resumable=True, methods=("cold_ot", "reflow")),
     StageSpec("generate_reflow", generate_reflow, ("train_cold_ot",),
-              reads=("seed", "data", "model", "shards", "evaluate.methods"), resumable=True),
-    StageSpec("train_reflow", train_reflow, ("generate_reflow",),
-              reads=(*_TRAIN, "evaluate.methods"), code=_TRAIN_CODE, resumable=True),
-    StageSpec("train_draft_source", train_draft_source, ("generate_drafts",),
-              reads=(*_TRAIN, "flow.draft_noise", "flow.sigma_min", "flow.coupling",
-                     "flow.kappa_exponent", "evaluate.methods"), code=_TRAIN_CODE,
-              resumable=True),
+              reads=("seed", "data", "model", "shards"), resumable=True, fans_out=True,
+              methods=("reflow",)),
+    StageSpec("train_reflow", train_reflow, ("generate_reflow",), reads=_TRAIN,
+              code=_TRAIN_CODE, resumable=True, methods=("reflow",)),
     # WS-FM's own rectified round: the refiner's pairs from the widened draft at t0 (so the
     # sampler's settings), then the same training as reflow.
     StageSpec("generate_warm_reflow", generate_warm_reflow, ("pretrain_draft", "train_refiner"),
-              reads=("seed", "data", "model", "shards", "flow.t0", "flow.draft_noise",
-                     "evaluate.methods"), resumable=True),
-    StageSpec("train_warm_reflow", train_warm_reflow, ("generate_warm_reflow",),
-              reads=(*_TRAIN, "evaluate.methods"), code=_TRAIN_CODE, resumable=True),
+              reads=("seed", "data", "model", "shards", "flow.t0", "flow.draft_noise"),
+              resumable=True, fans_out=True, methods=("warm_reflow",)),
+    StageSpec("train_warm_reflow", train_warm_reflow, ("generate_warm_reflow",), reads=_TRAIN,
+              code=_TRAIN_CODE, resumable=True, methods=("warm_reflow",)),
     StageSpec("fit_evaluator", fit_evaluator, (),
               reads=("seed", "data", "evaluate.n_projections")),
     StageSpec("evaluate", evaluate,
               ("pretrain_draft", "train_refiner", "train_baseline", "fit_evaluator",
-               "train_cold_ot", "train_reflow", "train_draft_source", "train_warm_reflow"),
+               "train_cold_ot", "train_reflow", "train_warm_reflow"),
               reads=("seed", "task", "data", "model", *_SAMPLER, "evaluate.n_samples",
                      "evaluate.seeds", "evaluate.cold_nfe", "evaluate.nfe_grid",
                      "evaluate.warm_t0s", "evaluate.method", "evaluate.timing_repeats",

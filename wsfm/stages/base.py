@@ -20,7 +20,8 @@ from wsfm.config import PipelineConfig
 from wsfm.taskfiles import LocalFiles, TaskFiles
 from wsfm.train.spec import TrainSpec
 
-__all__ = ["ModelRelease", "Runtime", "StageContext", "StageResult", "StageSpec", "TrainSpec"]
+__all__ = ["VECTOR_ONLY", "ModelRelease", "Runtime", "StageContext", "StageResult", "StageSpec",
+           "TrainSpec"]
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,15 @@ class ModelRelease:
     """A model bundle for the registry: ``bundle`` (a folder, ``wsfm.bundle``) registered as
     ``name``. It may take the ``champion`` alias only if ``gates_passed``; then the runtime
     compares ``score`` with the current champion's by ``wsfm.champion.decide``. ``tags``
-    (the t0 choice, say) go on the new version."""
+    (the t0 choice, say) go on the new version; ``metrics`` (the shipped quality, t0, NFE)
+    on the logged model."""
 
     bundle: Path
     name: str
     gates_passed: bool
     score: Score | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 class Runtime(Protocol):
@@ -105,6 +108,15 @@ class StageSpec:
     fingerprints make its fingerprint (``wsfm.orchestrate.fingerprint``). A ``resumable``
     stage finds in ``ctx.out`` whatever a failed attempt at the same fingerprint left there,
     and must reuse only what it can verify.
+
+    ``fans_out``: the stage's own task only hands work to the tasks it maps and waits for
+    them, so by default it holds no CPU of its own (``resources.<stage>.num_cpus`` says
+    otherwise).
+
+    ``methods``: for a stage that only feeds the evaluation's rivals, the methods of
+    ``evaluate.methods`` it serves. Where none of them is asked for (or none applies to the
+    data), the stage is not part of the job: the plan leaves it out (:meth:`unused_by`), it
+    starts nothing and logs nothing, and its dependents run without it.
     """
 
     name: str
@@ -113,3 +125,20 @@ class StageSpec:
     reads: tuple[str, ...] = ()
     code: tuple[str, ...] = ()  # extra module roots, e.g. ("wsfm.train.ray_train",)
     resumable: bool = False
+    fans_out: bool = False
+    methods: tuple[str, ...] = ()
+
+    def unused_by(self, config: PipelineConfig) -> str:
+        """Why ``config``'s job does not need this stage ("" when it does)."""
+        if not self.methods:
+            return ""
+        asked = [m for m in self.methods if m in config.evaluate.methods]
+        if not asked:
+            return f"{' / '.join(self.methods)} not in evaluate.methods"
+        if config.data.is_text and all(m in VECTOR_ONLY for m in asked):
+            return f"{' / '.join(asked)} does not apply to text (an all-mask source)"
+        return ""
+
+
+# The rivals that start from Gaussian noise or pair it: not defined for text.
+VECTOR_ONLY = ("cold_ot", "reflow", "warm_reflow")

@@ -15,9 +15,9 @@ How each method samples (``METHODS``):
   training row (Euclidean; Hamming for text), NFE 0: what a look-up gives;
 - ``ngram<k>`` (text): a character k-gram draft fitted here on the training words, alone;
 - ``cold``, ``cold_ot``, ``reflow``: from noise (all-mask for text) at t = 0;
-- ``draft_source``: from the widened draft at t = 0 (the refiner's pairs, the whole path);
 - ``zero_shot``: the cold model from a noised draft at t0 on its own clock;
-- ``warm``: the refiner from the widened draft at t0 (rows named after its coupling);
+- ``warm``: the refiner from the widened draft at t0 (rows named after its coupling); at
+  t0 = 0 it is flow matching from the widened draft over the whole clock (docs/method.md);
 - ``warm_reflow``: the refiner's rectified round from the widened draft at t = 0.
 """
 
@@ -38,8 +38,7 @@ __all__ = ["EvalJob", "METHODS", "NET_STAGE", "Point", "SeedScore", "run_eval_jo
 
 # Method -> the stage whose model.pt it samples with ("" : no network).
 NET_STAGE = {"draft": "", "retrieval": "", "ngram": "", "cold": "train_baseline",
-             "cold_ot": "train_cold_ot", "reflow": "train_reflow",
-             "draft_source": "train_draft_source", "zero_shot": "train_baseline",
+             "cold_ot": "train_cold_ot", "reflow": "train_reflow", "zero_shot": "train_baseline",
              "warm": "train_refiner", "warm_reflow": "train_warm_reflow"}
 METHODS = tuple(NET_STAGE)
 
@@ -143,11 +142,6 @@ class EvalEnv:
 
         if stage not in self.inputs:
             raise ValueError(f"evaluate needs the output of {stage} for its methods")
-        skipped = self.inputs[stage] / "skipped.json"
-        if skipped.is_file():
-            why = json.loads(skipped.read_text())["reason"]
-            raise ValueError(f"{stage} skipped its training ({why}); rerun it: "
-                             f"wsfm run PIPELINE --from {stage}")
         return load_net(self.spec, self.data.dim, self.inputs[stage] / "model.pt")
 
     @functools.lru_cache(maxsize=8)  # noqa: B019
@@ -163,7 +157,7 @@ class EvalEnv:
         flow = self.cfg.flow
         net = self.net(NET_STAGE[method])
         draft, start, noise = None, "draft", 0.0
-        if method in ("warm", "draft_source", "warm_reflow"):
+        if method in ("warm", "warm_reflow"):
             draft, noise = self.draft, flow.draft_noise
         elif method == "zero_shot":
             draft, start = self.draft, "noised_draft"

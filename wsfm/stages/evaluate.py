@@ -25,18 +25,18 @@ from typing import Any
 from wsfm.config import PipelineConfig
 from wsfm.data.datasets import load_dataset
 from wsfm.flow.solvers import nfe_per_step
-from wsfm.report import EvalReport, Row, best_cold_row, parity, shipped_row
-from wsfm.stages.base import StageContext, StageResult
+from wsfm.report import EvalReport, Row, best_cold_row, parity, shipped_row, t0_key
+from wsfm.stages.base import VECTOR_ONLY, StageContext, StageResult
 from wsfm.stages.eval_jobs import NET_STAGE, EvalEnv, EvalJob, Point, SeedScore, run_eval_job
 from wsfm.stages.eval_plots import plot_quality_vs_nfe, show_samples
 
 __all__ = ["NGRAM_RIVALS", "SEED_BASE", "evaluate", "parity", "plan_jobs", "rows_from_scores",
-           "wall_speedup", "warm_method_name", "warm_starts"]
+           "wall_speedup", "wall_speedups", "warm_method_name", "warm_starts"]
 
 SEED_BASE = 10_000  # sampling seeds, disjoint from training and shard seeds
 NGRAM_RIVALS = (2, 3, 4, 5)  # text: the character n-gram drafts alone, as rivals ("ngram")
-FROM_ZERO = ("cold", "cold_ot", "reflow", "draft_source", "warm_reflow")  # the whole path
-TEXT_ONLY, VECTOR_ONLY = ("ngram",), ("cold_ot", "reflow", "warm_reflow")
+FROM_ZERO = ("cold", "cold_ot", "reflow", "warm_reflow")  # the whole path
+TEXT_ONLY = ("ngram",)
 COPYING_KEYS = ("copy_ratio", "near_copy_share", "train_share", "held_out_share",
                 "distinct_share")
 TEXT_SOLVER = "jump"  # the discrete sampler: one network call per jump step
@@ -50,8 +50,12 @@ def warm_method_name(coupling: str) -> str:
 
 def warm_starts(t0: float, t0s: list[float], nfe_grid: list[int], h: float) -> list[float]:
     """The start times to evaluate warm sampling at: the configured ``t0``, the benchmark's
-    ``t0s``, and ``1 - n h`` for each small step count ``n`` of the grid (late starts)."""
-    late = [round(1.0 - n * h, 9) for n in nfe_grid if 1.0 - n * h >= min([t0, *t0s]) - 1e-9]
+    ``t0s``, and ``1 - n h`` for each small step count ``n`` of the grid down to the earliest
+    start of those (late starts). A start at 0 is the refiner over the whole clock with the
+    full step count (the flow from the widened draft at t = 0: docs/method.md); it does not
+    pull every step count of the grid in as a start of its own."""
+    floor = min([t0, *(t for t in t0s if t > 0)])
+    late = [round(1.0 - n * h, 9) for n in nfe_grid if 1.0 - n * h >= floor - 1e-9]
     return sorted({t0, *t0s, *late})
 
 
@@ -59,15 +63,24 @@ def wall_speedup(cold: Callable[[int], object], warm: Callable[[int], object], r
                  clock: Callable[[], float] = time.perf_counter) -> float:
     """Median over ``repeats`` of cold seconds / warm seconds (draft included), the two runs
     interleaved so that a load spike on a shared machine hits one pair, not one method."""
-    ratios = []
+    return wall_speedups(cold, {0: warm}, repeats, clock)[0]
+
+
+def wall_speedups(cold: Callable[[int], object], warms: dict[Any, Callable[[int], object]],
+                  repeats: int, clock: Callable[[], float] = time.perf_counter
+                  ) -> dict[Any, float]:
+    """:func:`wall_speedup` for several warm draws at once: each round times the cold draw,
+    then every warm draw, so one cold timing per round serves them all."""
+    ratios: dict[Any, list[float]] = {key: [] for key in warms}
     for k in range(repeats):
-        seconds = []
-        for draw in (cold, warm):
+        start = clock()
+        cold(SEED_BASE + k)
+        cold_seconds = clock() - start
+        for key, draw in warms.items():
             start = clock()
             draw(SEED_BASE + k)
-            seconds.append(clock() - start)
-        ratios.append(seconds[0] / max(seconds[1], 1e-12))
-    return float(statistics.median(ratios))
+            ratios[key].append(cold_seconds / max(clock() - start, 1e-12))
+    return {key: float(statistics.median(r)) for key, r in ratios.items()}
 
 
 def _calls(solver: str) -> int:
@@ -97,8 +110,8 @@ def plan_jobs(cfg: PipelineConfig, inputs: dict[str, str], text: bool) -> list[E
                 points = tuple(Point(0.0, n // k) for n in grid if n % k == 0)
             elif m == "warm":
                 points = tuple(Point(t) for t in warm_t0s)
-            else:  # zero_shot
-                points = tuple(Point(t) for t in sorted({t0, *ev.warm_t0s}))
+            else:  # zero_shot (from t = 0 it would be cold from noise: left out)
+                points = tuple(Point(t) for t in sorted({t0, *ev.warm_t0s}) if t > 0)
             row = warm_method_name(cfg.flow.coupling) if m == "warm" else m
             plans.append((m, row, solver, points, 0))
     frozen = tuple(sorted(inputs.items()))
@@ -125,8 +138,13 @@ def rows_from_scores(scores: Sequence[SeedScore], n: int, primary: str) -> list[
                      # The copying checks' seed spread: their target allows it.
                      **{f"{k}_spread": float(statistics.pstdev(g.scores[k] for g in group))
                         for k in COPYING_KEYS if k in group[0].scores}},
-            seeds=len(group), seconds=float(sum(g.seconds for g in group))))
+            seeds=len(group), seconds=float(sum(g.seconds for g in group)),
+            per_seed=tuple(g.scores[primary] for g in sorted(group, key=lambda g: g.seed))))
     return rows
+
+
+def _draw(sampler: Any, n: int) -> Callable[[int], object]:
+    return lambda seed: sampler.sample(n, seed)
 
 
 def _panels(env: EvalEnv, cfg: PipelineConfig, warm: Row, cold: Row, warm_sampler,
@@ -164,16 +182,19 @@ def evaluate(ctx: StageContext) -> StageResult:
     cold_sampler = env.sampler(cold.method, cold.solver, 0.0)
     warm_sampler = env.sampler("warm", solver, cfg.flow.t0)
     cold_steps = cold.nfe // _calls(cold.solver)
-    # Interleaved pairs: the rows' own timings ran apart, under whatever load.
-    speedup_wall = wall_speedup(lambda s: cold_sampler.sample(env.n, s, steps=cold_steps),
-                                lambda s: warm_sampler.sample(env.n, s), ev.timing_repeats)
+    # Interleaved draws: the rows' own timings ran apart, under whatever load. Every start
+    # time of the shipped rows is a shipping candidate (register), so each gets its own.
+    starts = sorted({r.t0 for r in rows if r.method == warm_name and r.solver == solver})
+    walls = wall_speedups(lambda s: cold_sampler.sample(env.n, s, steps=cold_steps),
+                          {t0_key(t): _draw(env.sampler("warm", solver, t), env.n)
+                           for t in starts}, ev.timing_repeats)
     real, how = env.real_data()
     real_scores = env.evaluator.score(real, data.test)
     report = EvalReport.build(
         task=cfg.task, metric=primary, lower_is_better=low, reference=real_scores[primary],
         reference_how=how, reference_n=len(real), t0=cfg.flow.t0, cold_nfe=ev.cold_nfe,
-        warm_method=warm_name, solver=solver, rows=rows, speedup_wall=speedup_wall,
-        reference_metrics={**real_scores, **env.real_copying()},
+        warm_method=warm_name, solver=solver, rows=rows, speedup_wall=walls[t0_key(warm.t0)],
+        reference_metrics={**real_scores, **env.real_copying()}, wall_speedups=walls,
         seconds=time.perf_counter() - began)
     (ctx.out / "metrics.json").write_text(json.dumps(report.to_dict(), indent=2))
     plot_quality_vs_nfe(ctx.out / "quality_vs_nfe.png", report)

@@ -2,8 +2,11 @@
 release.
 
 The shipped t0 is automatic (:func:`choose_t0`): the largest evaluated start time whose warm
-row meets the tolerance against the cold row at N = ``evaluate.cold_nfe``; the refiner serves
-every t0 (it sees the rescaled time), so only the number of steps changes. The stage hands
+row (the shipped solver) is no worse than the cold reference (the best cold row at N =
+``evaluate.cold_nfe``) by more than ``gates.rel_tolerance`` of it, at 95% one-sided confidence
+(:func:`wsfm.report.no_worse`), and whose wall speed-up, draft included, is at least
+``WALL_SHARE`` of its NFE speed-up; else the next smaller t0 (docs/shipping.md). The refiner
+serves every t0 (it sees the rescaled time), so only the number of steps changes. The stage hands
 the bundle, whether the gates pass and its :class:`wsfm.champion.Score` to its runtime
 (``ctx.runtime.publish``), which logs it as an MLflow pyfunc model in the stage's run,
 registers it as ``wsfm-<task>`` and moves the ``champion`` alias only when the new version
@@ -20,20 +23,26 @@ from wsfm.bundle import SamplerSettings, write_bundle
 from wsfm.champion import Score
 from wsfm.components import net_spec
 from wsfm.data.datasets import load_dataset
-from wsfm.report import EvalReport, Row, parity
+from wsfm.report import Comparison, EvalReport, Row, no_worse, t0_key
 from wsfm.stages.base import ModelRelease, StageContext, StageResult
 
-__all__ = ["T0Choice", "check_gates", "choose_t0", "register"]
+__all__ = ["WALL_SHARE", "T0Choice", "check_gates", "choose_t0", "register"]
+
+# The guaranteed speed-up must hold in wall time, draft included, to this share of the NFE's.
+WALL_SHARE = 0.9
 
 
 @dataclass(frozen=True)
 class T0Choice:
-    """The shipped start time and the evaluation rows behind it."""
+    """The shipped start time, the evaluation rows behind it and the comparisons that chose
+    it."""
 
     t0: float
     warm: Row  # the shipped method's row at t0 (with the shipped solver)
     cold: Row  # the cold reference it was held against (the report's rule)
-    automatic: bool  # False: no warm row met the tolerance, the configured t0 is kept
+    automatic: bool  # False: no warm row passed, the configured t0 is kept
+    quality: Comparison  # warm against cold (wsfm.report.no_worse)
+    wall: float  # wall speed-up at t0, draft included (nan: not measured)
 
     @property
     def speedup(self) -> float:
@@ -42,7 +51,8 @@ class T0Choice:
     def tags(self) -> dict[str, str]:
         return {"wsfm.t0": repr(self.t0), "wsfm.t0_automatic": str(self.automatic).lower(),
                 "wsfm.nfe": str(self.warm.nfe), "wsfm.cold_nfe": str(self.cold.nfe),
-                "wsfm.speedup_nfe": f"{self.speedup:.6g}"}
+                "wsfm.speedup_nfe": f"{self.speedup:.6g}", "wsfm.speedup_wall": f"{self.wall:.6g}",
+                "wsfm.vs_cold": self.quality.describe()}
 
 
 def _as_report(report: EvalReport | dict) -> EvalReport:
@@ -55,39 +65,51 @@ def _shipped_rows(report: EvalReport) -> list[Row]:
             if r.method == report.warm_method and r.solver == report.solver]
 
 
-def choose_t0(report: EvalReport | dict, rel_tolerance: float) -> T0Choice:
-    """The largest t0 whose shipped-method row meets ``rel_tolerance`` against the cold
-    reference (the report's rule: the best cold row at ``cold_nfe``); the configured t0 when
-    none does."""
-    report = _as_report(report)
+def _candidate(report: EvalReport, warm: Row, rel_tolerance: float,
+               automatic: bool) -> T0Choice:
     cold = report.cold_reference()
-    passing = [r for r in _shipped_rows(report)
-               if parity(r, cold, rel_tolerance, report.lower_is_better)]
-    if passing:
-        best = max(passing, key=lambda r: r.t0)
-        return T0Choice(float(best.t0), best, cold, automatic=True)
-    return T0Choice(float(report.t0), report.shipped(), cold, automatic=False)
+    wall = report.wall_speedups.get(t0_key(warm.t0), math.nan)
+    return T0Choice(float(warm.t0), warm, cold, automatic,
+                    no_worse(warm, cold, rel_tolerance, report.lower_is_better), wall)
+
+
+def _wall_ok(choice: T0Choice) -> bool:
+    return choice.wall >= WALL_SHARE * choice.speedup  # nan (not measured): not shown to hold
+
+
+def choose_t0(report: EvalReport | dict, rel_tolerance: float) -> T0Choice:
+    """The largest t0 whose shipped-method row is no worse than the cold reference (within
+    ``rel_tolerance`` of it, :func:`wsfm.report.no_worse`) and keeps ``WALL_SHARE`` of its
+    NFE speed-up in wall time; the configured t0 when none does."""
+    report = _as_report(report)
+    for warm in sorted(_shipped_rows(report), key=lambda r: -r.t0):
+        choice = _candidate(report, warm, rel_tolerance, automatic=True)
+        if choice.quality.ok and _wall_ok(choice):
+            return choice
+    return _candidate(report, report.shipped(), rel_tolerance, automatic=False)
 
 
 def check_gates(report: EvalReport | dict, rel_tolerance: float, min_speedup: float,
                 t0: float | None = None) -> list[str]:
     """Reasons the configuration at ``t0`` (default: the configured one) fails the gates
-    (empty: it passes). The rows follow the report's rule: the best cold row at
-    ``cold_nfe``, the shipped method's row at ``t0``."""
+    (empty: it passes): the shipping rule of :func:`choose_t0` and ``min_speedup``."""
     report = _as_report(report)
-    cold = report.cold_reference()
     t0 = report.t0 if t0 is None else t0
     warm = next((r for r in _shipped_rows(report) if math.isclose(r.t0, t0)), None)
     if warm is None:
         raise ValueError(f"metrics.json has no {report.warm_method} row at t0={t0}")
-    speedup = cold.nfe / warm.nfe
+    choice = _candidate(report, warm, rel_tolerance, automatic=False)
+    cold = choice.cold
     failures = []
-    if not parity(warm, cold, rel_tolerance, report.lower_is_better):
-        failures.append(f"quality: {warm.method} {warm.quality:.4g} at NFE {warm.nfe} is worse "
-                        f"than {cold.method} {cold.quality:.4g} at NFE {cold.nfe} beyond "
-                        "tolerance")
-    if speedup < min_speedup:
-        failures.append(f"speed-up {speedup:.2f}x is below {min_speedup}x")
+    if not choice.quality.ok:
+        failures.append(f"quality: {warm.method} {warm.quality:.4g} at NFE {warm.nfe} is not "
+                        f"shown to be within {rel_tolerance:.0%} of {cold.method} "
+                        f"{cold.quality:.4g} at NFE {cold.nfe} ({choice.quality.describe()})")
+    if choice.speedup < min_speedup:
+        failures.append(f"speed-up {choice.speedup:.2f}x is below {min_speedup}x")
+    if not _wall_ok(choice):
+        failures.append(f"wall speed-up {choice.wall:.3g}x (draft included) is below "
+                        f"{WALL_SHARE} x the NFE speed-up {choice.speedup:.3g}x")
     return failures
 
 
@@ -111,16 +133,23 @@ def register(ctx: StageContext) -> StageResult:
                  ctx.inputs["train_refiner"] / "model.pt", settings)
     (ctx.out / "gates.json").write_text(json.dumps({
         "passed": not failures, "failures": failures, "t0": choice.t0,
-        "t0_automatic": choice.automatic, "speedup_nfe": choice.speedup}, indent=2))
+        "t0_automatic": choice.automatic, "nfe": choice.warm.nfe, "solver": choice.warm.solver,
+        "quality": choice.warm.quality, "spread": choice.warm.spread,
+        "speedup_nfe": choice.speedup, "speedup_wall": choice.wall,
+        "vs_cold": choice.quality.describe()}, indent=2))
     score = Score(report.metric, float(choice.warm.quality), float(choice.warm.spread),
                   report.lower_is_better)
+    shipped = {"shipped_quality": score.value, "shipped_spread": score.spread,
+               "shipped_t0": choice.t0, "shipped_nfe": float(choice.warm.nfe),
+               "shipped_speedup_nfe": choice.speedup, "shipped_speedup_wall": choice.wall}
     release = ctx.runtime.publish(ModelRelease(ctx.out / "bundle", f"wsfm-{cfg.task}",
                                                gates_passed=not failures, score=score,
-                                               tags=choice.tags()))
+                                               tags=choice.tags(), metrics=shipped))
     return StageResult(
         params={"t0_shipped": choice.t0},
         metrics={"gates_passed": float(not failures), "speedup_nfe": choice.speedup,
-                 "t0_shipped": choice.t0, "quality_shipped": score.value},
+                 "speedup_wall": choice.wall, "t0_shipped": choice.t0,
+                 "nfe_shipped": float(choice.warm.nfe), "quality_shipped": score.value},
         tags={**release, "gates_passed": str(not failures).lower(),
               "method": report.warm_method},
     )

@@ -11,19 +11,17 @@
   own rectified round): the widened draft ``x(t0)`` and the refiner's sample from it at
   ``REFLOW_STEPS`` Euler steps over ``[t0, 1]``, then flow matching on those pairs from t = 0.
   Like ``reflow`` it costs one pair generation and one more training of the same budget, so
-  ``warm_reflow`` against ``reflow`` compares like with like (docs/method.md);
-- ``train_draft_source``: flow matching from the widened drafts over the whole path
-  (t0 = 0), with the refiner's shards and pairs: a good source without a late start.
+  ``warm_reflow`` against ``reflow`` compares like with like (docs/method.md).
 
-Every one trains with the refiner's network and budget (``ctx.runtime.train``). A stage whose
-method is not in ``evaluate.methods`` (or does not apply to text) writes ``skipped.json``
-instead and trains nothing; evaluation refuses a skipped output of a method it was asked for.
+Every one trains with the refiner's network and budget (``ctx.runtime.train``). They run only
+in a job whose ``evaluate.methods`` asks for their method (``StageSpec.methods``: the plan
+leaves the others out, ``wsfm bench`` asks for them all). There is no "flow from the drafts at
+t = 0" rival: that is the refiner itself, sampled from t0 = 0 (docs/method.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,26 +58,12 @@ from wsfm.taskfiles import LocalFiles, TaskFiles
 from wsfm.train.spec import Mode, TrainSpec
 
 __all__ = ["REFLOW_STEPS", "ReflowJob", "generate_reflow", "generate_warm_reflow",
-           "make_reflow_shard", "train_cold_ot", "train_draft_source", "train_reflow",
+           "make_reflow_shard", "train_cold_ot", "train_reflow",
            "train_warm_reflow"]
 
 REFLOW_STEPS = 100  # Euler steps of the teacher (cold_ot, or the refiner) behind the pairs
 REFLOW_SEED = 7_000_000  # shard seeds, disjoint from the drafts' and evaluation's
 WARM_REFLOW_SEED = 8_000_000
-
-
-def _skip(ctx: StageContext, method: str) -> StageResult | None:
-    """A StageResult for a method that is not wanted here (and ``skipped.json``), else None."""
-    cfg = ctx.config
-    reason = ""
-    if method not in cfg.evaluate.methods:
-        reason = f"{method!r} is not in evaluate.methods"
-    elif cfg.data.is_text and method in ("cold_ot", "reflow", "warm_reflow"):
-        reason = f"{method!r} does not apply to text (an all-mask source)"
-    if not reason:
-        return None
-    (ctx.out / "skipped.json").write_text(json.dumps({"reason": reason}))
-    return StageResult(metrics={"skipped": 1.0}, tags={"skipped": reason})
 
 
 def _spec(cfg: PipelineConfig, out: Path, method: str, mode: Mode, urls: tuple[str, ...] = (),
@@ -90,28 +74,10 @@ def _spec(cfg: PipelineConfig, out: Path, method: str, mode: Mode, urls: tuple[s
 
 
 def train_cold_ot(ctx: StageContext) -> StageResult:
-    skipped = _skip(ctx, "cold_ot")
-    return skipped or _result(ctx.runtime.train(_spec(ctx.config, ctx.out, "cold_ot",
-                                                       "cold_ot")))
-
-
-def train_draft_source(ctx: StageContext) -> StageResult:
-    skipped = _skip(ctx, "draft_source")
-    if skipped:
-        return skipped
-    shards = ctx.inputs["generate_drafts"]
-    records = read_manifest(shards)
-    urls = tuple(str(shards / rec.shard) for rec in records)
-    paired = {rec.pair for rec in records} != {"none"}
-    flow = dataclasses.replace(ctx.config.flow, t0=0.0)  # type: ignore[type-var]  # pydantic
-    spec = _spec(ctx.config, ctx.out, "draft_source", "warm", urls, paired, flow)
-    return _result(ctx.runtime.train(spec))
+    return _result(ctx.runtime.train(_spec(ctx.config, ctx.out, "cold_ot", "cold_ot")))
 
 
 def _train_on_pairs(ctx: StageContext, method: str, pairs_stage: str) -> StageResult:
-    skipped = _skip(ctx, method)
-    if skipped:
-        return skipped
     pairs = ctx.inputs[pairs_stage]
     urls = tuple(str(pairs / rec.shard) for rec in read_manifest(pairs))
     return _result(ctx.runtime.train(_spec(ctx.config, ctx.out, method, "reflow", urls)))
@@ -220,9 +186,6 @@ def generate_warm_reflow(ctx: StageContext) -> StageResult:
 
 def _generate_pairs(ctx: StageContext, method: str, teacher: str, from_draft: bool
                     ) -> StageResult:
-    skipped = _skip(ctx, method)
-    if skipped:
-        return skipped
     cfg, sh = ctx.config, ctx.config.shards
     model = ctx.inputs[teacher] / "model.pt"
     draft = str(ctx.inputs["pretrain_draft"] / "draft.npz") if from_draft else ""

@@ -130,8 +130,10 @@ class FlowObjective:
       and the data rows are not used;
     - ``warm``: the refiner. ``paired``: the sources arrive with their partners (precomputed
       by ``generate_drafts``, ``shards.pair``), so no coupling runs here; the stored pairing
-      matched the drafts before widening. A warm objective with ``flow.t0 = 0`` is the
-      ``draft_source`` rival (the whole path from the widened drafts).
+      matched the drafts before widening. With the default parameterisation the loss does
+      not depend on ``flow.t0``: the
+      network reads ``s = (t - t0) / (1 - t0)``, so the refiner is also the flow from the
+      widened drafts over the whole clock (docs/method.md).
 
     ``parameterisation``: what the network sees and regresses on (the default is the
     package's choice; the others are for ``benchmarks/parameterisation.py``).
