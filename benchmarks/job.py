@@ -36,6 +36,7 @@ def timed_run(pipeline: Path, profile: str | None, home: Path) -> tuple[float, l
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "WSFM_FAULT")}
     args = [sys.executable, "-m", "wsfm.cli", "run", str(pipeline), "--home", str(home)]
+    home.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     proc = subprocess.run(args + (["--profile", profile] if profile else []), env=env,
                           cwd=home.parent, text=True, capture_output=True)

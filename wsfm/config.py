@@ -290,6 +290,10 @@ BENCH_OVERLAY = {"evaluate": {"methods": [*JOB_METHODS, "cold_ot", "reflow", "wa
 class EvalConfig:
     n_samples: int = 2000
     seeds: int = 3
+    # Sampling seeds of the rows that decide what ships (the cold rows at cold_nfe and the
+    # refiner's rows with the shipped solver): the shipping rule's confidence bound needs
+    # them (docs/shipping.md). Never fewer than ``seeds``.
+    decide_seeds: int = 10
     cold_nfe: int = 100
     nfe_grid: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
     warm_t0s: list[Float] = field(default_factory=lambda: [0.8, 0.9, 0.96])
@@ -307,6 +311,9 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.seeds < 1 or self.n_samples < 2 or self.cold_nfe < 1 or self.timing_repeats < 1:
             raise ValueError("seeds, n_samples, cold_nfe and timing_repeats must be positive")
+        if self.decide_seeds < self.seeds:
+            raise ValueError(f"decide_seeds ({self.decide_seeds}) must be at least seeds "
+                             f"({self.seeds}): the rows that decide shipping get more, not fewer")
         known = ("draft", "retrieval", "cold", "cold_ot", "reflow", "zero_shot", "warm",
                  "warm_reflow", "ngram")
         if bad := [m for m in self.methods if m not in known]:

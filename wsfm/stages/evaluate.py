@@ -37,6 +37,7 @@ SEED_BASE = 10_000  # sampling seeds, disjoint from training and shard seeds
 NGRAM_RIVALS = (2, 3, 4, 5)  # text: the character n-gram drafts alone, as rivals ("ngram")
 FROM_ZERO = ("cold", "cold_ot", "reflow", "warm_reflow")  # the whole path
 TEXT_ONLY = ("ngram",)
+COLD_ROWS = ("cold", "cold_ot")  # wsfm.report.COLD_METHODS: where the cold reference comes from
 COPYING_KEYS = ("copy_ratio", "near_copy_share", "train_share", "held_out_share",
                 "distinct_share")
 TEXT_SOLVER = "jump"  # the discrete sampler: one network call per jump step
@@ -115,8 +116,18 @@ def plan_jobs(cfg: PipelineConfig, inputs: dict[str, str], text: bool) -> list[E
             row = warm_method_name(cfg.flow.coupling) if m == "warm" else m
             plans.append((m, row, solver, points, 0))
     frozen = tuple(sorted(inputs.items()))
-    return [EvalJob(cfg, frozen, m, row, solver, points, SEED_BASE + s, order)
+    jobs = [EvalJob(cfg, frozen, m, row, solver, points, SEED_BASE + s, order)
             for m, row, solver, points, order in plans for s in range(ev.seeds)]
+    # The rows that decide shipping get decide_seeds seeds: the cold rows at cold_nfe (any
+    # solver: the reference is the best of them) and the refiner's with the shipped solver.
+    shipped = TEXT_SOLVER if text else ev.method
+    for m, row, solver, points, _ in plans:
+        deciding = tuple(p for p in points if (m in COLD_ROWS and p.steps is not None
+                                               and p.steps * _calls(solver) == ev.cold_nfe)
+                         or (m == "warm" and solver == shipped))
+        jobs += [EvalJob(cfg, frozen, m, row, solver, deciding, SEED_BASE + s)
+                 for s in range(ev.seeds, ev.decide_seeds) if deciding]
+    return jobs
 
 
 def rows_from_scores(scores: Sequence[SeedScore], n: int, primary: str) -> list[Row]:
