@@ -282,7 +282,8 @@ class TrainConfig:
 JOB_METHODS = ("draft", "retrieval", "cold", "zero_shot", "warm")
 # What ``wsfm bench`` adds when a pipeline YAML has no ``bench:`` section: every trained rival
 # and every solver (for vectors and images; a text pipeline names its own).
-BENCH_OVERLAY = {"evaluate": {"methods": [*JOB_METHODS, "cold_ot", "reflow", "warm_reflow"],
+BENCH_OVERLAY = {"evaluate": {"methods": [*JOB_METHODS, "cold_ot", "reflow", "warm_reflow",
+                                          "warm_budget"],
                               "solvers": ["euler", "midpoint", "heun"]}}
 
 
@@ -315,7 +316,7 @@ class EvalConfig:
             raise ValueError(f"decide_seeds ({self.decide_seeds}) must be at least seeds "
                              f"({self.seeds}): the rows that decide shipping get more, not fewer")
         known = ("draft", "retrieval", "cold", "cold_ot", "reflow", "zero_shot", "warm",
-                 "warm_reflow", "ngram")
+                 "warm_reflow", "warm_budget", "ngram")
         if bad := [m for m in self.methods if m not in known]:
             raise ValueError(f"methods: unknown {bad} (known: {list(known)})")
         if "reflow" in self.methods and "cold_ot" not in self.methods:
@@ -360,6 +361,7 @@ STAGE_NAMES = (
     "train_reflow",
     "generate_warm_reflow",
     "train_warm_reflow",
+    "train_refiner_budget",
     "fit_evaluator",
     "evaluate",
     "register",

@@ -135,6 +135,14 @@ def test_costs_add_up_each_methods_stages_and_name_warm_reflows_budget():
     t = by_name(targets(report(rows), costs))
     numbers = t["parity at 25x (4 NFE)"].numbers  # met by warm_reflow: its budget is named
     assert "warm_reflow's budget: 600 optimizer steps, 95 s training + 20 s teacher" in numbers
+    # ... and the equal-budget line beside it: the refiner trained for the same 600 steps.
+    records["train_refiner_budget"] = rec(90.0, 600)
+    rows += [row("warm_budget", 4, 0.205, t0=0.96), row("warm_budget", 1, 0.4, t0=0.99)]
+    costs = costs_of(report(rows), records)
+    assert (costs["warm_budget"].steps, costs["warm_budget"].train_seconds) == (600, 90.0)
+    numbers = by_name(targets(report(rows), costs))["parity at 25x (4 NFE)"].numbers
+    assert numbers.endswith("the refiner with that budget (600 optimizer steps, 90 s "
+                            "training): 0.205 ± 0 at NFE 4")
 
 
 def test_the_shipped_line_comes_from_what_register_wrote():

@@ -8,9 +8,9 @@ from wsfm.stages import STAGES, get_stage
 
 NAMES = [s.name for s in STAGES]
 RIVAL_STAGES = {"train_cold_ot", "generate_reflow", "train_reflow", "generate_warm_reflow",
-                "train_warm_reflow"}
+                "train_warm_reflow", "train_refiner_budget"}
 BENCH_METHODS = ["draft", "retrieval", "cold", "cold_ot", "reflow", "zero_shot", "warm",
-                 "warm_reflow"]
+                 "warm_reflow", "warm_budget"]
 
 
 def with_methods(cfg, methods):
@@ -89,6 +89,7 @@ def test_a_config_change_reruns_only_the_stages_that_read_it(tmp_path, bench_con
     plan = actions(make_plan(STAGES, changed, store))
     assert plan == {"pretrain_draft": "cached", "generate_drafts": "cached",
                     "train_refiner": "run", "train_baseline": "cached",
+                    "train_refiner_budget": "run",  # the refiner's objective reads t0
                     "fit_evaluator": "cached", "evaluate": "run", "register": "run",
                     # The rivals from noise do not read flow.t0.
                     "train_cold_ot": "cached", "generate_reflow": "cached",
@@ -119,7 +120,7 @@ def test_the_job_leaves_the_rivals_out_and_evaluate_runs_without_them(tmp_path, 
     assert {s for s, a in reflow.items() if a == "run"} == {
         "train_cold_ot", "generate_reflow", "train_reflow", "evaluate", "register"}
     assert {s for s, a in reflow.items() if a == "unused"} == {
-        "generate_warm_reflow", "train_warm_reflow"}
+        "generate_warm_reflow", "train_warm_reflow", "train_refiner_budget"}
 
 
 def test_the_rivals_from_noise_are_unused_on_text_whatever_the_methods_say(tiny_config):
@@ -127,6 +128,7 @@ def test_the_rivals_from_noise_are_unused_on_text_whatever_the_methods_say(tiny_
 
     words = dataclasses.replace(with_methods(tiny_config, BENCH_METHODS),
                                 data=DataConfig(kind="words", top_n=200))
-    for name in RIVAL_STAGES:
+    for name in RIVAL_STAGES - {"train_refiner_budget"}:  # the refiner's objective: any data
         assert "does not apply to text" in get_stage(name).unused_by(words), name
+    assert not get_stage("train_refiner_budget").unused_by(words)
     assert not get_stage("train_baseline").unused_by(words)

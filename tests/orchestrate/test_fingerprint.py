@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import wsfm.stages.rivals as rivals
+import wsfm.stages.train as train_stages
 from tests.helpers import context, save_untrained
 from wsfm.config import (
     DataConfig,
@@ -46,7 +47,7 @@ from wsfm.stages.rivals import (
     train_reflow,
     train_warm_reflow,
 )
-from wsfm.stages.train import train_baseline, train_refiner
+from wsfm.stages.train import train_baseline, train_refiner, train_refiner_budget
 from wsfm.tracking import Tracker
 from wsfm.train.discrete_objective import make_objective
 
@@ -118,7 +119,8 @@ def declares(stage: str, dotted: str) -> bool:
 # The benchmark's config: every rival asked for (so every stage is part of the job and has a
 # fingerprint of its own), every solver.
 BASE = PipelineConfig(name="fp", evaluate=EvalConfig(methods=[
-    "draft", "retrieval", "cold", "cold_ot", "reflow", "zero_shot", "warm", "warm_reflow"],
+    "draft", "retrieval", "cold", "cold_ot", "reflow", "zero_shot", "warm", "warm_reflow",
+    "warm_budget"],
     solvers=["euler", "midpoint", "heun"]))
 LEAVES = leaves(BASE)
 
@@ -369,10 +371,11 @@ def test_the_stages_read_only_what_they_declare(tmp_path, tiny_config, stage_inp
 # --- what the training stages actually read -------------------------------------------------
 
 ALL_METHODS = ["draft", "retrieval", "cold", "cold_ot", "reflow", "zero_shot", "warm",
-               "warm_reflow"]  # every rival asked for: all of them are part of the job
+               "warm_reflow", "warm_budget"]  # every rival asked for: all part of the job
 TRAINING = {"train_refiner": train_refiner, "train_baseline": train_baseline,
             "train_cold_ot": train_cold_ot, "train_reflow": train_reflow,
-            "train_warm_reflow": train_warm_reflow}
+            "train_warm_reflow": train_warm_reflow,
+            "train_refiner_budget": train_refiner_budget}
 
 
 class TrainingAudit:
@@ -438,6 +441,7 @@ def training_inputs(tmp_path, tiny_config, draft_dir) -> dict[str, Path]:
 def test_the_training_stages_read_only_what_they_declare(tmp_path, tiny_config, training_inputs,
                                                          stage, coupling, monkeypatch):
     monkeypatch.setattr(rivals, "dataclasses", RecordingDataclasses())
+    monkeypatch.setattr(train_stages, "dataclasses", RecordingDataclasses())
     config = dataclasses.replace(
         tiny_config, flow=dataclasses.replace(tiny_config.flow, coupling=coupling),
         evaluate=dataclasses.replace(tiny_config.evaluate, methods=ALL_METHODS))
@@ -447,7 +451,7 @@ def test_the_training_stages_read_only_what_they_declare(tmp_path, tiny_config, 
     TRAINING[stage](context(Recorder(config, reads), tmp_path / stage, runtime, **inputs))
     assert len(runtime.trained) == 1  # it trained
     assert undeclared(stage, reads) == set()
-    if stage == "train_refiner":  # the objective saw the recorder
+    if stage in ("train_refiner", "train_refiner_budget"):  # the objective saw the recorder
         assert "flow.draft_noise" in reads
 
 

@@ -42,7 +42,8 @@ def test_diff_params_names_changed_added_and_removed_keys():
 
 def with_every_rival(config):
     return dataclasses.replace(config, evaluate=dataclasses.replace(config.evaluate, methods=[
-        "draft", "retrieval", "cold", "cold_ot", "reflow", "zero_shot", "warm", "warm_reflow"]))
+        "draft", "retrieval", "cold", "cold_ot", "reflow", "zero_shot", "warm", "warm_reflow",
+        "warm_budget"]))
 
 
 def test_up_to_date_then_a_config_change_names_the_key_and_what_it_makes_stale(
@@ -62,7 +63,7 @@ def test_up_to_date_then_a_config_change_names_the_key_and_what_it_makes_stale(
     assert states["train_refiner"].reasons == [f"config train.lr: {old_lr} -> 0.0005"]
     assert states["train_baseline"].reasons == [f"config train.lr: {old_lr} -> 0.0005"]
     trained = ("train_refiner", "train_baseline", "train_cold_ot", "train_reflow",
-               "train_warm_reflow")  # the same budget for every one
+               "train_warm_reflow", "train_refiner_budget")  # all read train
     assert states["evaluate"].reasons == [f"upstream {name} changed (stale)" for name in trained]
     assert states["register"].reasons == ["upstream train_refiner changed (stale)",
                                           "upstream evaluate changed (stale)"]
@@ -95,7 +96,7 @@ def test_the_rivals_of_a_lean_job_are_unused_and_the_job_is_up_to_date(tmp_path,
     states = by_stage(pipeline_status(STAGES, tiny_config, store))
     unused = {n for n, s in states.items() if s.state == "unused"}
     assert unused == {"train_cold_ot", "generate_reflow", "train_reflow",
-                      "generate_warm_reflow", "train_warm_reflow"}
+                      "generate_warm_reflow", "train_warm_reflow", "train_refiner_budget"}
     assert all(s.up_to_date for n, s in states.items() if n not in unused)
     assert "not in evaluate.methods" in states["train_cold_ot"].reasons[0]
     # Asking for the rivals: they are missing, and evaluate is stale for their sake.

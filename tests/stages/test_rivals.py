@@ -101,10 +101,11 @@ def test_rivals_not_asked_for_are_left_out_of_the_job(tiny_config):
     config = with_methods(tiny_config, ["draft", "cold", "warm"])
     for stage, name in (("train_cold_ot", "cold_ot"), ("generate_reflow", "reflow"),
                         ("train_reflow", "reflow"), ("generate_warm_reflow", "warm_reflow"),
-                        ("train_warm_reflow", "warm_reflow")):
+                        ("train_warm_reflow", "warm_reflow"),
+                        ("train_refiner_budget", "warm_budget")):
         assert name in get_stage(stage).unused_by(config), stage
         assert not get_stage(stage).unused_by(with_methods(tiny_config, [
-            "draft", "cold", "cold_ot", "reflow", "warm", "warm_reflow"])), stage
+            "draft", "cold", "cold_ot", "reflow", "warm", "warm_reflow", "warm_budget"])), stage
 
 
 class RecordingRuntime:
@@ -131,3 +132,28 @@ def test_each_rival_trains_under_its_own_stage_name(tmp_path, tiny_config):
     assert [(s.label, s.mode) for s in runtime.specs] == [
         ("train_cold_ot", "cold_ot"), ("train_reflow", "reflow"),
         ("train_warm_reflow", "reflow")]
+
+
+def test_the_equal_budget_refiner_trains_the_refiners_objective_for_the_chains_steps(
+        tmp_path, tiny_config, draft_dir):
+    """warm_reflow's chain trains two networks of train.steps each: its equal-budget line is
+    the refiner's own training (same shards, pairs, objective) stretched to twice the steps,
+    its schedule with it."""
+    from wsfm.stages.generate_drafts import generate_drafts
+    from wsfm.stages.train import BUDGET_FACTOR, train_refiner, train_refiner_budget
+
+    config = with_methods(tiny_config, ["cold", "warm", "warm_reflow", "warm_budget"])
+    shards = tmp_path / "shards"
+    generate_drafts(context(config, shards, LocalRuntime(), pretrain_draft=draft_dir))
+    runtime = RecordingRuntime()
+    train_refiner(context(config, tmp_path / "refiner", runtime, generate_drafts=shards))
+    train_refiner_budget(context(config, tmp_path / "budget", runtime, generate_drafts=shards))
+    plain, budget = runtime.specs
+    assert BUDGET_FACTOR == 2 and budget.label == "train_refiner_budget"
+    assert budget.train.steps == 2 * plain.train.steps
+    assert budget.train.warmup_steps == 2 * plain.train.warmup_steps
+    assert (budget.mode, budget.flow, budget.shard_urls, budget.paired, budget.model) == (
+        plain.mode, plain.flow, plain.shard_urls, plain.paired, plain.model)
+    assert dataclasses.replace(budget.train, steps=plain.train.steps,
+                               warmup_steps=plain.train.warmup_steps,
+                               checkpoint_every=plain.train.checkpoint_every) == plain.train

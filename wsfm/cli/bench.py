@@ -27,7 +27,8 @@ Targets (the row rule of ``wsfm.report``: the cold reference is the best cold ro
   the guaranteed speed-up holds in wall time (>= 0.9 of the NFE ratio).
 
 A target met by ``warm_reflow`` names that row's training budget (its chain trains two
-networks and generates a teacher's pairs) beside the refiner's.
+networks and generates a teacher's pairs) beside the refiner's, and the equal-budget line:
+the refiner trained with the chain's total optimizer steps (``warm_budget``) at the same NFE.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from wsfm.report import FEW_STEP_RIVALS, WARM_ROUND, EvalReport, Row, best_at_nf
 __all__ = ["COST_CHAIN", "Cost", "Target", "costs_of", "main", "section_body", "targets"]
 
 EQUAL_NFE = (1, 2, 4, 8)
+EQUAL_BUDGET = "warm_budget"  # the refiner trained with warm_reflow's total optimizer steps
 # The stages whose work a method's rows stand on ("warm": the refiner, whatever its rows are
 # named after the coupling).
 COST_CHAIN = {
@@ -53,6 +55,7 @@ COST_CHAIN = {
     "warm": ("pretrain_draft", "generate_drafts", "train_refiner"),
     WARM_ROUND: ("pretrain_draft", "generate_drafts", "train_refiner", "generate_warm_reflow",
                  "train_warm_reflow"),
+    EQUAL_BUDGET: ("pretrain_draft", "generate_drafts", "train_refiner_budget"),
 }
 TEACHERS = ("generate_reflow", "generate_warm_reflow")  # a trained model's pairs
 
@@ -106,11 +109,17 @@ def _q(r: Row) -> str:
 
 
 def _budget(w: Row, report: EvalReport, costs: dict[str, Cost]) -> str:
-    """For a warm_reflow row: its chain's budget beside the refiner's."""
+    """For a warm_reflow row: its chain's budget beside the refiner's, and the equal-budget
+    refiner's best row at the same NFE (``warm_budget``) where the evaluation has it."""
     if w.method != WARM_ROUND or w.method not in costs or report.warm_method not in costs:
         return ""
-    return (f"; {WARM_ROUND}'s budget: {costs[WARM_ROUND].describe()} vs the refiner's "
+    text = (f"; {WARM_ROUND}'s budget: {costs[WARM_ROUND].describe()} vs the refiner's "
             f"{costs[report.warm_method].describe()}")
+    same = best_at_nfe(report.rows, (EQUAL_BUDGET,), w.nfe, report.lower_is_better)
+    if same is not None:
+        spent = f" ({costs[EQUAL_BUDGET].describe()})" if EQUAL_BUDGET in costs else ""
+        text += f"; the refiner with that budget{spent}: {_q(same)} at NFE {w.nfe}"
+    return text
 
 
 def _parity_targets(report: EvalReport, costs: dict[str, Cost]) -> list[Target]:

@@ -13,7 +13,7 @@ from wsfm.stages.rivals import (
     train_reflow,
     train_warm_reflow,
 )
-from wsfm.stages.train import train_baseline, train_refiner
+from wsfm.stages.train import train_baseline, train_refiner, train_refiner_budget
 
 __all__ = ["STAGES", "Runtime", "StageContext", "StageResult", "StageSpec", "TrainSpec",
            "get_stage"]
@@ -54,11 +54,16 @@ STAGES: tuple[StageSpec, ...] = (
               resumable=True, fans_out=True, methods=("warm_reflow",)),
     StageSpec("train_warm_reflow", train_warm_reflow, ("generate_warm_reflow",), reads=_TRAIN,
               code=_TRAIN_CODE, resumable=True, methods=("warm_reflow",)),
+    # The equal-budget line beside warm_reflow: the refiner with that chain's optimizer steps.
+    StageSpec("train_refiner_budget", train_refiner_budget, ("generate_drafts",),
+              reads=(*_TRAIN, "flow.t0", "flow.draft_noise", "flow.sigma_min", "flow.coupling",
+                     "flow.kappa_exponent"), code=_TRAIN_CODE, resumable=True,
+              methods=("warm_budget",)),
     StageSpec("fit_evaluator", fit_evaluator, (),
               reads=("seed", "data", "evaluate.n_projections")),
     StageSpec("evaluate", evaluate,
               ("pretrain_draft", "train_refiner", "train_baseline", "fit_evaluator",
-               "train_cold_ot", "train_reflow", "train_warm_reflow"),
+               "train_cold_ot", "train_reflow", "train_warm_reflow", "train_refiner_budget"),
               reads=("seed", "task", "data", "model", *_SAMPLER, "evaluate.n_samples",
                      "evaluate.seeds", "evaluate.decide_seeds", "evaluate.cold_nfe",
                      "evaluate.nfe_grid",

@@ -18,7 +18,9 @@ How each method samples (``METHODS``):
 - ``zero_shot``: the cold model from a noised draft at t0 on its own clock;
 - ``warm``: the refiner from the widened draft at t0 (rows named after its coupling); at
   t0 = 0 it is flow matching from the widened draft over the whole clock (docs/method.md);
-- ``warm_reflow``: the refiner's rectified round from the widened draft at t = 0.
+- ``warm_reflow``: the refiner's rectified round from the widened draft at t = 0;
+- ``warm_budget``: the refiner trained with ``warm_reflow``'s total optimizer steps, sampled
+  as the refiner is (the equal-budget line).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = ["EvalJob", "METHODS", "NET_STAGE", "Point", "SeedScore", "run_eval_jo
 # Method -> the stage whose model.pt it samples with ("" : no network).
 NET_STAGE = {"draft": "", "retrieval": "", "ngram": "", "cold": "train_baseline",
              "cold_ot": "train_cold_ot", "reflow": "train_reflow", "zero_shot": "train_baseline",
+             "warm_budget": "train_refiner_budget",
              "warm": "train_refiner", "warm_reflow": "train_warm_reflow"}
 METHODS = tuple(NET_STAGE)
 
@@ -157,7 +160,7 @@ class EvalEnv:
         flow = self.cfg.flow
         net = self.net(NET_STAGE[method])
         draft, start, noise = None, "draft", 0.0
-        if method in ("warm", "warm_reflow"):
+        if method in ("warm", "warm_reflow", "warm_budget"):
             draft, noise = self.draft, flow.draft_noise
         elif method == "zero_shot":
             draft, start = self.draft, "noised_draft"

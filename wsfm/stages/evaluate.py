@@ -109,7 +109,7 @@ def plan_jobs(cfg: PipelineConfig, inputs: dict[str, str], text: bool) -> list[E
             k = _calls(solver)
             if m in FROM_ZERO:
                 points = tuple(Point(0.0, n // k) for n in grid if n % k == 0)
-            elif m == "warm":
+            elif m in ("warm", "warm_budget"):
                 points = tuple(Point(t) for t in warm_t0s)
             else:  # zero_shot (from t = 0 it would be cold from noise: left out)
                 points = tuple(Point(t) for t in sorted({t0, *ev.warm_t0s}) if t > 0)

@@ -1,4 +1,5 @@
-"""Stages ``train_refiner`` (warm, from draft shards) and ``train_baseline`` (cold, from noise).
+"""Stages ``train_refiner`` (warm, from draft shards) and ``train_baseline`` (cold, from noise);
+``train_refiner_budget``, the benchmark's equal-budget refiner (twice the steps).
 
 Both hand the same network and the same budget to ``ctx.runtime.train``, which runs the
 DeepSpeed loop on Ray Train workers. The stage folder ends up holding ``model.pt`` (the EMA
@@ -11,6 +12,7 @@ checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 from wsfm.data.datasets import load_dataset
@@ -18,15 +20,25 @@ from wsfm.shards import ShardsDamaged, read_manifest, verify_shards
 from wsfm.stages.base import StageContext, StageResult
 from wsfm.train.spec import TrainSpec
 
-__all__ = ["train_baseline", "train_refiner"]
+__all__ = ["BUDGET_FACTOR", "train_baseline", "train_refiner", "train_refiner_budget"]
+
+# warm_reflow's chain trains two networks of the refiner's budget: the equal-budget refiner
+# trains this many times the steps.
+BUDGET_FACTOR = 2
 
 
 def _spec(ctx: StageContext, mode: Literal["warm", "cold"], shard_urls: tuple[str, ...] = (),
-          paired: bool = False) -> TrainSpec:
+          paired: bool = False, steps_factor: int = 1, stage: str = "") -> TrainSpec:
     cfg = ctx.config
-    return TrainSpec(mode=mode, data=cfg.data, flow=cfg.flow, model=cfg.model, train=cfg.train,
+    train = cfg.train
+    if steps_factor != 1:  # the same schedule, stretched: warm-up and checkpoints scale too
+        train = dataclasses.replace(  # type: ignore[type-var]  # pydantic dataclass
+            train, steps=train.steps * steps_factor,
+            warmup_steps=train.warmup_steps * steps_factor,
+            checkpoint_every=train.checkpoint_every * steps_factor)
+    return TrainSpec(mode=mode, data=cfg.data, flow=cfg.flow, model=cfg.model, train=train,
                      dim=load_dataset(cfg.data).dim, out_dir=str(ctx.out),
-                     shard_urls=shard_urls, paired=paired)
+                     shard_urls=shard_urls, paired=paired, stage=stage)
 
 
 def _result(summary: dict) -> StageResult:
@@ -37,6 +49,22 @@ def _result(summary: dict) -> StageResult:
 def train_refiner(ctx: StageContext) -> StageResult:
     """Drafts from the shards; with partners stored in them (``shards.pair``, the manifest's
     ``pair`` column) the refiner trains on those pairs and skips the in-loop coupling."""
+    urls, paired = _draft_shards(ctx)
+    return _result(ctx.runtime.train(_spec(ctx, "warm", urls, paired)))
+
+
+def train_refiner_budget(ctx: StageContext) -> StageResult:
+    """The refiner again with ``BUDGET_FACTOR`` times its optimizer steps: the budget of its
+    rectified round's chain (the refiner, then a network of the same budget on its pairs), so
+    that ``warm_reflow`` has an equal-budget line beside it (the ``warm_budget`` rows). The
+    teacher's pair generation is not in it: the section names that cost separately."""
+    urls, paired = _draft_shards(ctx)
+    return _result(ctx.runtime.train(_spec(ctx, "warm", urls, paired, BUDGET_FACTOR,
+                                           stage="train_refiner_budget")))
+
+
+def _draft_shards(ctx: StageContext) -> tuple[tuple[str, ...], bool]:
+    """The draft shards' paths and whether they store partners; damaged shards refused."""
     shards = ctx.inputs["generate_drafts"]
     records = read_manifest(shards)
     damaged = verify_shards(shards)  # never train on a shard that changed since it was made
@@ -47,9 +75,7 @@ def train_refiner(ctx: StageContext) -> StageResult:
     if len(pairs) > 1:
         raise ValueError(f"{shards}: the manifest mixes pairings {sorted(pairs)}; rerun "
                          "generate_drafts with --force")
-    urls = tuple(str(shards / rec.shard) for rec in records)
-    paired = pairs != {"none"}
-    return _result(ctx.runtime.train(_spec(ctx, "warm", urls, paired)))
+    return tuple(str(shards / rec.shard) for rec in records), pairs != {"none"}
 
 
 def train_baseline(ctx: StageContext) -> StageResult:
