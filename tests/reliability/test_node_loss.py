@@ -40,10 +40,15 @@ print(json.dumps([{"cls": a["ActorClassName"], "node": a["Address"]["NodeID"]}
 
 
 def shorten(doc: dict) -> None:
-    """The smoke profile's training, shortened, with a checkpoint every EVERY steps."""
+    """The smoke profile's training, shortened, with a checkpoint every EVERY steps.
+    generate_drafts keeps a CPU of its own (a fan-out stage takes none by default): then
+    train_refiner starts before train_baseline, its task beside the job's driver on the
+    head, as the drill below expects (the node it kills must hold a worker but not the
+    controller)."""
     doc["profiles"]["smoke"]["train"].update(steps=STEPS, checkpoint_every=EVERY,
                                              log_every=EVERY, warmup_steps=10,
                                              max_failures=MAX_FAILURES)
+    doc.setdefault("resources", {})["generate_drafts"] = {"num_cpus": 1}
 
 
 def alive_actors(cluster: RayCluster) -> list[dict[str, str]]:
