@@ -223,8 +223,8 @@ def small_smoke(root: Path, **evaluate) -> Path:
         "shards": {"num_shards": 2, "per_shard": 500},
         "train": {"steps": 40, "batch_size": 64, "warmup_steps": 5, "log_every": 10,
                   "checkpoint_every": 20},
-        "evaluate": {"n_samples": 300, "seeds": 2, "nfe_grid": [1, 2], "warm_t0s": [0.9],
-                     **evaluate},
+        "evaluate": {"n_samples": 300, "seeds": 2, "decide_seeds": 2, "timing_repeats": 2,
+                     "nfe_grid": [1, 2], "warm_t0s": [0.9], **evaluate},
         "gates": {"rel_tolerance": 100.0, "min_speedup": 5.0},
     }
     pipeline = root / "toy2d.yaml"

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.pipeline]
 def test_smoke_pipeline_reports_the_rivals(tmp_path):
     doc = yaml.safe_load(TOY2D.read_text())
     smoke = doc["profiles"]["smoke"]
-    smoke["train"]["steps"] = 100
+    smoke["train"]["steps"] = 40
     smoke["shards"] = {"num_shards": 2, "per_shard": 1000}
     smoke["evaluate"].update(methods=["draft", "cold", "cold_ot", "reflow", "warm",
                                       "warm_reflow"], solvers=["euler", "heun"],
