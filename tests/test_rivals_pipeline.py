@@ -9,7 +9,8 @@ import json
 import pytest
 import yaml
 
-from tests.helpers import TOY2D, stage_lines, wsfm
+from tests.helpers import TOY2D, job_stages, stage_lines, wsfm
+from wsfm.config import load_pipeline
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.report import EvalReport
 from wsfm.shards import read_manifest
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.pipeline]
 def test_smoke_pipeline_reports_the_rivals(tmp_path):
     doc = yaml.safe_load(TOY2D.read_text())
     smoke = doc["profiles"]["smoke"]
-    smoke["train"]["steps"] = 40
+    smoke["train"]["steps"] = 100
     smoke["shards"] = {"num_shards": 2, "per_shard": 1000}
     smoke["evaluate"].update(methods=["draft", "cold", "cold_ot", "reflow", "warm",
                                       "warm_reflow"], solvers=["euler", "heun"],
@@ -31,7 +32,10 @@ def test_smoke_pipeline_reports_the_rivals(tmp_path):
     home = tmp_path / "home"
     proc = wsfm("run", str(pipeline), "--profile", "smoke", home=home, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert stage_lines(proc.stdout) == {s.name: "done" for s in STAGES}
+    # Every stage its methods need (the equal-budget refiner is not asked for: unused).
+    job = job_stages(load_pipeline(pipeline, profile="smoke"))
+    assert set(job) == {s.name for s in STAGES} - {"train_refiner_budget"}
+    assert stage_lines(proc.stdout) == {name: "done" for name in job}
     store = ArtifactStore(home / "artifacts", "toy2d")
     (evaluated,) = (store.root / "toy2d" / "evaluate").iterdir()
     report = EvalReport.from_dict(json.loads((evaluated / "metrics.json").read_text()))
