@@ -46,7 +46,8 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     status = sub.add_parser(
         "status", parents=[common], help="is each stage up to date? exit 1 if not",
         description="Per stage: up to date, or stale (which config keys, code version or "
-        "upstream output changed since its newest finished output) or missing. Reads the "
+        "upstream output changed since its newest finished output), missing, or not used "
+        "(not part of this config's job, not counted). Reads the "
         "pipeline YAML and the _SUCCESS.json records under <home>/artifacts/<pipeline>/; "
         "writes nothing; starts neither Ray nor MLflow. Exit 0 when every stage is up to "
         "date, 1 otherwise.")
