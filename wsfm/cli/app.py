@@ -109,17 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--home", help="working folder for artifacts, the MLflow store and Ray "
                         "results: a folder or a URI such as s3://bucket/prefix (then "
                         "MLFLOW_TRACKING_URI is required) (default: $WSFM_HOME or ./wsfm-runs)")
+    # What every command that reads a pipeline takes first.
+    piped = argparse.ArgumentParser(add_help=False, parents=[common])
+    piped.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/toy2d.yaml")
+    piped.add_argument("--profile", help="a named profile from the YAML, e.g. smoke")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", parents=[common], help="run a pipeline's DAG of stages on Ray",
+    run = sub.add_parser("run", parents=[piped], help="run a pipeline's DAG of stages on Ray",
                          description="Run what is not up to date. Reads the pipeline YAML and "
                          "<home>/artifacts; writes each stage's output under "
                          "<home>/artifacts/<pipeline>/<stage>/<fingerprint>/, MLflow runs to "
                          "<home>/mlflow.db (or $MLFLOW_TRACKING_URI), Ray Train folders to "
                          "<home>/ray and everything but the stage lines to "
                          "<home>/logs/<timestamp>-<pipeline>.log.")
-    run.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/toy2d.yaml")
-    run.add_argument("--profile", help="a named profile from the YAML, e.g. smoke")
     group = run.add_mutually_exclusive_group()
     group.add_argument("--from", dest="from_stage", metavar="STAGE",
                        help="rerun STAGE and everything downstream of it")
@@ -155,11 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_models_command(sub, common, _home)
 
-    bench = sub.add_parser("bench", parents=[common], help="run the full comparison (the job "
+    bench = sub.add_parser("bench", parents=[piped], help="run the full comparison (the job "
                            "plus the YAML's bench: section) and rewrite its BENCHMARKS.md "
                            "section (rows, costs, targets, where the time went)")
-    bench.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/toy2d.yaml")
-    bench.add_argument("--profile", help="a named profile from the YAML, e.g. smoke")
     bench.add_argument("--dry-run", action="store_true",
                        help="print the comparison's plan and write nothing")
     bench.add_argument("--benchmarks", help="the BENCHMARKS.md to rewrite (default: the "
@@ -179,17 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("dir", type=Path, help="a generate_drafts output folder")
     stats.add_argument("--per-shard", action="store_true", help="one line per shard too")
     stats.set_defaults(func=_cmd_shards_stats)
-    _add_operator_commands(sub, common)
+    _add_operator_commands(sub, common, piped)
     return parser
 
 
-def _add_operator_commands(sub, common: argparse.ArgumentParser) -> None:
+def _add_operator_commands(sub, common: argparse.ArgumentParser,
+                           piped: argparse.ArgumentParser) -> None:
     """``wsfm dag``, ``wsfm status`` and ``wsfm runs``: each module adds its own subcommand
     (``add_parser``)."""
     from wsfm.cli import dag, runs, status
 
-    dag.add_parser(sub, common)
-    status.add_parser(sub, common)
+    dag.add_parser(sub, piped)
+    status.add_parser(sub, piped)
     runs.add_parser(sub, common)
 
 

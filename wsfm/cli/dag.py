@@ -125,16 +125,15 @@ def _cmd_dag(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub, common: argparse.ArgumentParser) -> None:
+def add_parser(sub, piped: argparse.ArgumentParser) -> None:
+    """The subcommand; ``piped``: the parent parser with --home, the pipeline and --profile."""
     dag = sub.add_parser(
-        "dag", parents=[common], help="draw the stage graph, marked cached / stale / missing",
+        "dag", parents=[piped], help="draw the stage graph, marked cached / stale / missing",
         description="The pipeline's stages and edges, each stage marked cached (up to date), "
         "stale, missing, or unused (not part of this config's job) for this config and home. "
         "Reads the pipeline YAML and the "
         "_SUCCESS.json records under <home>/artifacts/<pipeline>/; writes the graph to stdout, "
         "or to -o FILE (.png: drawn with matplotlib; .dot, .mmd: text). Starts nothing.")
-    dag.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/toy2d.yaml")
-    dag.add_argument("--profile", help="a named profile from the YAML, e.g. smoke")
     dag.add_argument("--format", choices=("text", "mermaid", "dot", "png"),
                      help="default: from -o's suffix (.png, .dot, .mmd), else text")
     dag.add_argument("-o", "--output", type=Path, metavar="FILE",

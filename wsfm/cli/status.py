@@ -42,15 +42,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0 if all(s.up_to_date for s in states if s.state != "unused") else 1
 
 
-def add_parser(sub, common: argparse.ArgumentParser) -> None:
+def add_parser(sub, piped: argparse.ArgumentParser) -> None:
+    """The subcommand; ``piped``: the parent parser with --home, the pipeline and --profile."""
     status = sub.add_parser(
-        "status", parents=[common], help="is each stage up to date? exit 1 if not",
+        "status", parents=[piped], help="is each stage up to date? exit 1 if not",
         description="Per stage: up to date, or stale (which config keys, code version or "
         "upstream output changed since its newest finished output), missing, or not used "
         "(not part of this config's job, not counted). Reads the "
         "pipeline YAML and the _SUCCESS.json records under <home>/artifacts/<pipeline>/; "
         "writes nothing; starts neither Ray nor MLflow. Exit 0 when every stage is up to "
         "date, 1 otherwise.")
-    status.add_argument("pipeline", help="pipeline YAML, e.g. pipelines/toy2d.yaml")
-    status.add_argument("--profile", help="a named profile from the YAML, e.g. smoke")
     status.set_defaults(func=_cmd_status)
