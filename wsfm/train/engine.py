@@ -19,7 +19,8 @@ from torch import nn
 from wsfm.config import TrainConfig
 
 __all__ = ["TAG", "build_engine", "build_optimizer", "consolidated_state_dict",
-           "deepspeed_config", "full_parameters", "lr_lambda", "weights_only_loads"]
+           "deepspeed_config", "full_parameters", "lr_lambda", "weights_only_loads",
+           "without_shm_comm"]
 
 TAG = "state"  # DeepSpeed checkpoint tag inside each checkpoint's ``deepspeed/`` folder
 
@@ -80,10 +81,27 @@ def build_optimizer(train: TrainConfig, params) -> torch.optim.Optimizer:
         return torch.optim.AdamW(params, fused=True, **kwargs)
 
 
+def without_shm_comm() -> None:
+    """Keep DeepSpeed's CPU comm backend from JIT-compiling its shared-memory op.
+
+    When its comm backend starts, DeepSpeed's CPU accelerator compiles ``deepspeed_shm_comm``
+    (70-90 s on 2 cores) and serves only ``inference_all_reduce`` with it; training reduces
+    through torch.distributed (gloo) either way. Ninja also rebuilt it whenever processes with
+    different environments (a Ray worker, a plain interpreter) took turns, and a build killed
+    half-way left a lock that hung every later start. DeepSpeed caches its op-compatibility
+    table in ``deepspeed.ops`` and consults it before building: marking the op incompatible
+    there skips the build, nothing else."""
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
 def build_engine(model: nn.Module, train: TrainConfig, world_size: int):
     """``(engine, scheduler)``: a DeepSpeed engine with AdamW and the warm-up-cosine schedule."""
     import deepspeed
 
+    if not train.use_gpu:
+        without_shm_comm()
     optimizer = build_optimizer(train, model.parameters())
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(train))
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
