@@ -169,12 +169,15 @@ class SmokeHome:
     def root(self) -> Path:
         return self.pipeline.parent
 
-    def copy(self, dest: Path) -> SmokeHome:
-        """A private copy, the pipeline file beside it."""
+    def copy(self, dest: Path, without: Sequence[str] = ()) -> SmokeHome:
+        """A private copy, the pipeline file beside it; ``without``: stages whose committed
+        outputs the copy drops (a run of it makes them again, the rest are cached)."""
         dest.mkdir(parents=True, exist_ok=True)
         pipeline = Path(shutil.copy(self.pipeline, dest / self.pipeline.name))
-        return SmokeHome(pipeline, copy_home(self.home, dest / "home"), self.first,
-                         self.config)
+        home = copy_home(self.home, dest / "home")
+        for stage in without:
+            shutil.rmtree(committed(home, stage, self.config.name))
+        return SmokeHome(pipeline, home, self.first, self.config)
 
 
 def run_smoke(root: Path, pipeline: Path) -> SmokeHome:

@@ -1,6 +1,7 @@
-"""The evaluation's trained rivals in the real pipeline: the toy2d smoke profile with cold_ot,
-reflow and warm_reflow added to evaluate.methods, and the refiner sampled from t0 = 0 (Ray,
-DeepSpeed, shards, MLflow): every stage is part of that job."""
+"""The evaluation's trained rivals in the real pipeline: the shared toy2d smoke run (a copy of
+its home) with cold_ot, reflow and warm_reflow added to evaluate.methods, and the refiner
+sampled from t0 = 0 (Ray, DeepSpeed, shards, MLflow). Every stage is part of that job; the
+stages the smoke job already made are reused, not trained again."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import pytest
 import yaml
 
-from tests.helpers import TOY2D, job_stages, stage_lines, wsfm
+from tests.helpers import STAGE_NAMES, job_stages, stage_lines, wsfm
 from wsfm.config import load_pipeline
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.report import EvalReport
@@ -19,23 +20,23 @@ from wsfm.stages import STAGES
 pytestmark = [pytest.mark.pipeline]
 
 
-def test_smoke_pipeline_reports_the_rivals(tmp_path):
-    doc = yaml.safe_load(TOY2D.read_text())
-    smoke = doc["profiles"]["smoke"]
-    smoke["train"]["steps"] = 100
-    smoke["shards"] = {"num_shards": 2, "per_shard": 1000}
-    smoke["evaluate"].update(methods=["draft", "cold", "cold_ot", "reflow", "warm",
-                                      "warm_reflow"], solvers=["euler", "heun"],
-                             n_samples=300, warm_t0s=[0.0, 0.9])
-    pipeline = tmp_path / "toy2d.yaml"
+def test_smoke_pipeline_reports_the_rivals(smoke, tmp_path):
+    copy = smoke.copy(tmp_path)
+    pipeline, home = copy.pipeline, copy.home
+    doc = yaml.safe_load(pipeline.read_text())
+    doc["profiles"]["smoke"]["evaluate"].update(
+        methods=["draft", "cold", "cold_ot", "reflow", "warm", "warm_reflow"],
+        solvers=["euler", "heun"], n_samples=300, warm_t0s=[0.0, 0.9])
     pipeline.write_text(yaml.safe_dump(doc))
-    home = tmp_path / "home"
     proc = wsfm("run", str(pipeline), "--profile", "smoke", home=home, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # Every stage its methods need (the equal-budget refiner is not asked for: unused).
+    # Every stage its methods need (the equal-budget refiner is not asked for: unused); what
+    # the smoke job made upstream of the evaluation is reused (its inputs did not change).
     job = job_stages(load_pipeline(pipeline, profile="smoke"))
     assert set(job) == {s.name for s in STAGES} - {"train_refiner_budget"}
-    assert stage_lines(proc.stdout) == {name: "done" for name in job}
+    reused = set(STAGE_NAMES) - {"evaluate", "register"}
+    assert stage_lines(proc.stdout) == {name: "cached" if name in reused else "done"
+                                        for name in job}
     store = ArtifactStore(home / "artifacts", "toy2d")
     (evaluated,) = (store.root / "toy2d" / "evaluate").iterdir()
     report = EvalReport.from_dict(json.loads((evaluated / "metrics.json").read_text()))
@@ -48,7 +49,8 @@ def test_smoke_pipeline_reports_the_rivals(tmp_path):
     assert (report.cold_reference().method in ("cold", "cold_ot")
             and report.cold_reference().nfe == 100)
     (pairs,) = (store.root / "toy2d" / "generate_reflow").iterdir()
-    assert sum(r.count for r in read_manifest(pairs)) == 2000  # [z | x1] pairs
+    drafts = copy.config.shards.num_shards * copy.config.shards.per_shard
+    assert sum(r.count for r in read_manifest(pairs)) == drafts  # [z | x1] pairs
     (warm_pairs,) = (store.root / "toy2d" / "generate_warm_reflow").iterdir()
-    assert sum(r.count for r in read_manifest(warm_pairs)) == 2000  # [x(t0) | x1] pairs
+    assert sum(r.count for r in read_manifest(warm_pairs)) == drafts  # [x(t0) | x1] pairs
     assert (evaluated / "quality_vs_nfe.png").stat().st_size > 10_000

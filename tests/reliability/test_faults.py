@@ -191,7 +191,10 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 @pytest.mark.pipeline
 def test_the_driver_sigkilled_during_training_resumes_from_the_checkpoint(smoke, tmp_path):
-    pipeline, reference, home = smoke.pipeline, smoke.home, tmp_path / "home"
+    # The shared run's home without the refiner and what follows it: the run trains the
+    # refiner from scratch, the stages before it are there already.
+    copy = smoke.copy(tmp_path, without=("train_refiner", "evaluate", "register"))
+    pipeline, reference, home = copy.pipeline, smoke.home, copy.home
     log = tmp_path / "driver.log"
     with open(log, "w") as fh:
         driver = subprocess.Popen(
@@ -213,7 +216,7 @@ def test_the_driver_sigkilled_during_training_resumes_from_the_checkpoint(smoke,
     assert not list(stage.glob("*/model.pt"))  # it was killed mid-training
     done = {s for s in STAGE_NAMES if list((home / "artifacts" / "toy2d" / s).glob(
         f"*/{SUCCESS}"))} if (home / "artifacts" / "toy2d").exists() else set()
-    assert {"pretrain_draft", "generate_drafts"} <= done
+    assert set(STAGE_NAMES) - done == {"train_refiner", "evaluate", "register"}
     before = {p: p.stat().st_mtime_ns for p in (home / "artifacts").rglob(SUCCESS)}
 
     proc = wsfm("run", str(pipeline), "--profile", "smoke", home=home)
@@ -224,8 +227,6 @@ def test_the_driver_sigkilled_during_training_resumes_from_the_checkpoint(smoke,
     summary = json.loads((committed(home, "train_refiner") / "train_summary.json").read_text())
     assert summary["resumed_from_step"] == 2 * EVERY and summary["steps"] == STEPS
     assert_same_weights(committed(home, "train_refiner"), committed(reference, "train_refiner"))
-    assert_same_weights(committed(home, "train_baseline"),
-                        committed(reference, "train_baseline"))
 
 
 @pytest.mark.pipeline
