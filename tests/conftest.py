@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import subprocess
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +135,25 @@ def loopback_cluster(tmp_path_factory):
     yield _shared("loopback_cluster", start)
     if "loopback_cluster" in _OPEN:
         _OPEN.pop("loopback_cluster").close()
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A 128 KiB tmpfs (root only; skipped otherwise) at ``tmp_path / "artifacts"``;
+    ``remount(size)`` resizes it. Unmounted at the end."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "artifacts"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mnt)], check=True)
+
+    def remount(size: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(mnt)], check=True)
+
+    try:
+        yield mnt, remount
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.fixture

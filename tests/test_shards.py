@@ -3,10 +3,11 @@ import io
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 import webdataset as wds
 
 from tests.helpers import make_shards, urls_of, write_shard
-from wsfm.shards import MANIFEST, shard_key, verify_shards
+from wsfm.shards import MANIFEST, shard_bytes, shard_key, verify_shards
 
 
 def test_manifest_matches_the_files(tmp_path):
@@ -66,3 +67,19 @@ def test_verify_names_a_truncated_shard_and_an_unlisted_one(tmp_path):
     (tmp_path / "shard-000009.tar").write_bytes(b"x")
     assert any("shard-000009.tar" in p and "not in the manifest" in p
                for p in verify_shards(tmp_path))
+
+
+@pytest.mark.parametrize("count,dim,block,paired,dtype", [
+    (1, 2, 256, False, np.float32), (256, 2, 256, False, np.float32),
+    (1000, 2, 256, True, np.float32), (777, 64, 100, False, np.float32),
+    (300, 16, 256, True, np.int64), (5000, 3, 256, False, np.float64)])
+def test_shard_bytes_is_the_size_of_the_tar_the_writer_writes(tmp_path, count, dim, block,
+                                                              paired, dtype):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(count, dim)).astype(dtype)
+    idx = rng.integers(0, 10, size=count) if paired else None
+    record = write_shard(tmp_path, 3, x, seed=0, block=block, idx=idx,
+                         pair="nearest" if paired else "none")
+    size = (tmp_path / record.shard).stat().st_size
+    assert size == record.bytes
+    assert shard_bytes(count, dim, dtype=dtype, paired=paired, block=block, index=3) == size

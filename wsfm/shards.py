@@ -42,6 +42,7 @@ __all__ = [
     "ShardWriter",
     "ShardsDamaged",
     "check_members",
+    "shard_bytes",
     "check_shard",
     "member_problem",
     "read_manifest",
@@ -133,11 +134,8 @@ class ShardWriter:
         self.count += len(x)
 
     def _member(self, name: str, payload: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size, info.mode, info.uname, info.gname = len(payload), 0o444, "bigdata", "bigdata"
-        info.mtime = 0  # fixed: the bytes, hence the sha256, are a function of the drafts alone
         pad = b"\0" * (-len(payload) % tarfile.BLOCKSIZE)
-        self._emit(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + payload + pad)
+        self._emit(_tar_header(name, len(payload)) + payload + pad)
 
     def _emit(self, data: bytes) -> None:
         self._sha.update(data)
@@ -146,8 +144,7 @@ class ShardWriter:
 
     def commit(self) -> tuple[int, str]:
         """Finish the tar, fsync it, rename it into place; returns its (bytes, sha256)."""
-        end = self.size + 2 * tarfile.BLOCKSIZE  # two zero blocks end an archive...
-        self._emit(b"\0" * (end - self.size + (-end % tarfile.RECORDSIZE)))  # ...then pad
+        self._emit(b"\0" * (_tar_end(self.size) - self.size))
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
@@ -166,23 +163,63 @@ class ShardWriter:
             self.abort()
 
 
+def _tar_header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.uname, info.gname = size, 0o444, "bigdata", "bigdata"
+    info.mtime = 0  # fixed: the bytes, hence the sha256, are a function of the drafts alone
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def _tar_end(size: int) -> int:
+    """The archive's size once two zero blocks end it and it is padded to a whole record."""
+    end = size + 2 * tarfile.BLOCKSIZE
+    return end + (-end % tarfile.RECORDSIZE)
+
+
+def shard_bytes(count: int, dim: int, *, dtype: np.dtype | type = np.float32,
+                paired: bool = False, block: int = BLOCK, index: int = 0) -> int:
+    """The size of the tar :class:`ShardWriter` writes for ``count`` drafts of ``dim``
+    values (``dtype``: float32, or int64 codes for text) in records of ``block`` rows, with
+    partner indices when ``paired``: known before a draft is sampled, so a stage can check
+    the free space first (``wsfm.space``)."""
+    dtype = np.dtype(np.int64 if np.dtype(dtype).kind in "iu" else np.float32)
+
+    def member(name: str, shape: tuple[int, ...], kind: np.dtype) -> int:
+        size = len(_npy_header(kind, shape)) + int(np.prod(shape)) * kind.itemsize
+        return len(_tar_header(name, size)) + size + (-size % tarfile.BLOCKSIZE)
+
+    def record(rows: int, number: int) -> int:
+        key = shard_key(index, number)
+        idx = member(f"{key}.idx.npy", (rows,), np.dtype(np.int64)) if paired else 0
+        return idx + member(f"{key}.x.npy", (rows, dim), dtype)
+
+    full, rest = divmod(count, block)
+    size = full * record(block, 0) + (record(rest, full) if rest else 0)
+    return _tar_end(size)
+
+
 _NPY_HEADERS_OUT: dict[tuple[str, tuple[int, ...]], bytes] = {}
 
 
-def _npy(a: np.ndarray) -> bytes:
-    """``np.save`` of a C-contiguous array as bytes, with the header made once per shape."""
-    key = (a.dtype.str, a.shape)
+def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """``np.save``'s header for a C-contiguous array, made once per shape."""
+    key = (dtype.str, shape)
     header = _NPY_HEADERS_OUT.get(key)
     if header is None:
         buf = io.BytesIO()
         np.lib.format.write_array_header_1_0(buf, {
-            "descr": np.lib.format.dtype_to_descr(a.dtype), "fortran_order": False,
-            "shape": a.shape})
+            "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+            "shape": shape})
         header = buf.getvalue()
         if len(_NPY_HEADERS_OUT) > 256:
             _NPY_HEADERS_OUT.clear()
         _NPY_HEADERS_OUT[key] = header
-    return header + a.tobytes()
+    return header
+
+
+def _npy(a: np.ndarray) -> bytes:
+    """``np.save`` of a C-contiguous array as bytes."""
+    return _npy_header(a.dtype, a.shape) + a.tobytes()
 
 
 def write_stats(folder: Path, index: int, record: ShardRecord) -> Path:

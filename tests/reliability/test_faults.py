@@ -56,6 +56,7 @@ from wsfm.shards import (
     read_manifest,
     verify_shards,
 )
+from wsfm.space import SpaceShort
 from wsfm.stages.generate_drafts import generate_drafts
 from wsfm.stages.train import train_refiner
 from wsfm.train.checkpoint import read_pointer
@@ -86,22 +87,19 @@ def test_fault_drills_are_parsed_strictly():
             parse_faults(bad)
 
 
-@pytest.fixture
-def tmpfs(tmp_path):
-    """A 128 KiB tmpfs (root only); ``remount(size)`` grows it. Unmounted at the end."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "artifacts"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mnt)], check=True)
+def _fill_before_first_shard(mnt: Path, leave: int):
+    """A wrap for the shard task: before the first shard, another writer fills ``mnt`` up
+    to ``leave`` free bytes (after the stage checked its space)."""
+    filler = mnt / "filler"
 
-    def remount(size: str) -> None:
-        subprocess.run(["mount", "-o", f"remount,size={size}", str(mnt)], check=True)
-
-    try:
-        yield mnt, remount
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    def wrap(fn):
+        def task(job):
+            if not filler.exists():
+                free = shutil.disk_usage(mnt).free
+                filler.write_bytes(b"\0" * max(0, free - leave))
+            return fn(job)
+        return task
+    return wrap, filler
 
 
 def test_a_full_disk_is_named_nothing_half_written_counts_and_a_rerun_succeeds(
@@ -112,9 +110,21 @@ def test_a_full_disk_is_named_nothing_half_written_counts_and_a_rerun_succeeds(
     generate_drafts(context(cfg, reference, LocalRuntime(), pretrain_draft=draft_dir))
     inputs = {"pretrain_draft": str(draft_dir)}
     store = ArtifactStore(mnt, cfg.name)
+    shard = (reference / "shard-000000.tar").stat().st_size
 
-    with pytest.raises(OSError, match=r"No space left on device") as info:
+    # The space is checked first (wsfm.space): refused before a shard is written...
+    with pytest.raises(SpaceShort, match=f"generate_drafts \\(4 shards of 3,000 drafts\\) "
+                                         f"needs .* \\({4 * shard:,} bytes\\)") as short:
         execute_stage("generate_drafts", cfg, inputs, str(mnt), "fp", LocalRuntime(), {})
+    print(short.value)
+    assert not list(mnt.rglob("*.tar")) and not list(mnt.rglob(".*.tmp-*"))
+
+    # ...then the disk fills anyway (another writer, after the check): mid-shard.
+    remount("1m")
+    wrap, filler = _fill_before_first_shard(mnt, leave=shard + shard // 2)
+    with pytest.raises(OSError, match=r"No space left on device") as info:
+        execute_stage("generate_drafts", cfg, inputs, str(mnt), "fp",
+                      WrappingRuntime(LocalRuntime(), wrap), {})
     assert info.value.filename == str(store.partial("generate_drafts", "fp"))
     print(info.value)
     assert store.load("generate_drafts", "fp") is None  # not marked complete...
@@ -124,6 +134,7 @@ def test_a_full_disk_is_named_nothing_half_written_counts_and_a_rerun_succeeds(
         record = json.loads(stats.read_text())
         assert check_shard(partial, ShardRecord(**record)) is None
 
+    filler.unlink()
     remount("16m")
     record = execute_stage("generate_drafts", cfg, inputs, str(mnt), "fp", LocalRuntime(), {})
     final = store.path("generate_drafts", "fp")

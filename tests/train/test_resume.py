@@ -28,7 +28,7 @@ from wsfm.components import net_spec
 from wsfm.config import DataConfig, FlowConfig, ModelConfig, TrainConfig
 from wsfm.data.datasets import load_dataset
 from wsfm.tracking import Tracker
-from wsfm.train.checkpoint import read_pointer
+from wsfm.train.checkpoint import KEEP, checkpoint_bytes, model_bytes, read_pointer
 from wsfm.train.faults import KillAt
 from wsfm.train.monitor import Divergence
 from wsfm.train.spec import TrainSpec
@@ -187,3 +187,18 @@ def test_a_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     checkpoints = sorted(p.name for p in (tmp_path / "ray" / run_dir).glob("step-*"))
     assert checkpoints == ["step-000001"]  # nothing was saved after the bad step
     assert not (out / "model.pt").exists()
+
+
+def test_the_space_check_is_a_close_lower_bound_of_what_training_wrote(reference):
+    """``wsfm.space`` refuses a run on these estimates: they must never exceed what a run
+    writes (a run that fits is never refused), and not be far below it either."""
+    out, _, _, _ = reference
+    params = sum(t.numel() for t in torch.load(out / "model.pt", weights_only=True).values())
+    steps = sorted((out.parent / "ray").glob("ref-*/step-*"))
+    assert len(steps) == KEEP  # Ray Train keeps KEEP checkpoints
+    for folder in steps:
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        # DeepSpeed's scripts (about 40 kB) and pickling add a fixed amount per checkpoint.
+        assert checkpoint_bytes(params) <= size <= 1.1 * checkpoint_bytes(params) + 100_000
+    models = sum((out / name).stat().st_size for name in ("model.pt", "model_raw.pt"))
+    assert model_bytes(params) <= models <= 1.1 * model_bytes(params) + 20_000

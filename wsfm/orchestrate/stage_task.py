@@ -19,6 +19,7 @@ from wsfm.orchestrate.locks import stage_lock
 from wsfm.orchestrate.runtime import RayRuntime
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.orchestrate.stores import open_store
+from wsfm.space import SpaceShort
 from wsfm.stages import StageContext, get_stage
 from wsfm.train.faults import stage_fault
 
@@ -93,6 +94,8 @@ def _disk_full(exc: BaseException, folder: Path) -> OSError | None:
     while cur is not None and len(chain) < 16:
         chain.append(cur)
         cur = cur.__cause__ or cur.__context__
+    if any(isinstance(e, SpaceShort) for e in chain):  # refused before any work: says so
+        return None
     text = " ".join(str(e) for e in chain)
     try:
         free = shutil.disk_usage(folder if folder.exists() else folder.parent).free

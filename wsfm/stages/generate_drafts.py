@@ -39,11 +39,13 @@ from wsfm.shards import (
     check_shard,
     read_stats,
     sha256_file,
+    shard_bytes,
     shard_name,
     stats_name,
     write_manifest,
     write_stats,
 )
+from wsfm.space import require_space
 from wsfm.stages.base import StageContext, StageResult
 from wsfm.taskfiles import LocalFiles, TaskFiles
 
@@ -186,6 +188,8 @@ def generate_drafts(ctx: StageContext) -> StageResult:
                      files=ctx.files, node_id=ctx.runtime.node_id)
             for i in range(sh.num_shards)]
     _remove_temporaries(ctx.out)
+    if isinstance(ctx.files, LocalFiles):  # shards land in ctx.out (not through a store)
+        _check_space(ctx, jobs, load_draft(draft_path).dim)
     start = time.perf_counter()
     try:
         results = ctx.runtime.map(make_shard, jobs, desc="generate_drafts", unit="shards",
@@ -210,6 +214,24 @@ def generate_drafts(ctx: StageContext) -> StageResult:
     names = [line.split(":", 1)[0] for line in repaired]
     tags = {"shards_repaired": ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")}
     return StageResult(metrics=metrics, tags=tags if names else {})
+
+
+def _check_space(ctx: StageContext, jobs: list[ShardJob], dim: int) -> None:
+    """Refuse before any work when the shards still to write do not fit (``wsfm.space``); a
+    shard an earlier attempt finished (its record and a tar of the recorded size) needs none."""
+    sh = ctx.config.shards
+
+    def finished(job: ShardJob) -> bool:
+        old, tar = read_stats(ctx.out, job.index), ctx.out / shard_name(job.index)
+        return (old is not None and old.count == job.count and tar.is_file()
+                and tar.stat().st_size == old.bytes)
+
+    todo = [job for job in jobs if not finished(job)]
+    dtype = np.int64 if ctx.config.data.is_text else np.float32
+    need = sum(shard_bytes(job.count, dim, dtype=dtype, paired=job.pair != "none",
+                           block=job.block, index=job.index) for job in todo)
+    require_space({str(ctx.out): need},
+                  f"generate_drafts ({len(todo)} shards of {sh.per_shard:,} drafts)")
 
 
 def _remove_temporaries(folder: Path) -> None:

@@ -33,12 +33,27 @@ from wsfm.train.ema import EMA
 from wsfm.train.engine import TAG, weights_only_loads
 from wsfm.train.session import Session
 
-__all__ = ["DEEPSPEED", "POINTER", "TrainState", "checkpoint_name", "load_engine", "read_pointer",
-           "restore", "save"]
+__all__ = ["DEEPSPEED", "KEEP", "POINTER", "TrainState", "checkpoint_bytes", "checkpoint_name",
+           "load_engine", "model_bytes", "read_pointer", "restore", "save"]
 
 POINTER = "checkpoints.json"
 DEEPSPEED = "deepspeed"  # DeepSpeed's folder inside a checkpoint
 _STATE, _EMA = "trainer.json", "ema.pt"
+KEEP = 2  # checkpoints Ray Train keeps per run (CheckpointConfig.num_to_keep)
+
+
+def checkpoint_bytes(params: int, precision: str = "fp32") -> int:
+    """At least the bytes of one checkpoint of a ``params``-parameter network: DeepSpeed's
+    module states (the weights: 2 bytes each in bf16, else 4), its ZeRO optimizer states
+    (the fp32 master copy and Adam's two moments, split over the ranks: 12) and the EMA
+    (fp32: 4). Pickling and DeepSpeed's scripts add a few tens of kB."""
+    return params * ((2 if precision == "bf16" else 4) + 12 + 4)
+
+
+def model_bytes(params: int) -> int:
+    """At least the bytes of a training stage's models: ``model.pt`` and ``model_raw.pt``,
+    fp32."""
+    return 2 * 4 * params
 
 
 @dataclass

@@ -23,6 +23,7 @@ the stage folder before it reads ``train_summary.json``.
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,9 +31,13 @@ from pathlib import Path
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
 from ray.train.torch import TorchConfig, TorchTrainer
 
+from wsfm.components import net_spec
+from wsfm.data.datasets import load_dataset
+from wsfm.models import build_model
 from wsfm.orchestrate.storage import ray_storage
+from wsfm.space import require_space
 from wsfm.taskfiles import LocalFiles
-from wsfm.train.checkpoint import POINTER
+from wsfm.train.checkpoint import KEEP, POINTER, checkpoint_bytes, model_bytes
 from wsfm.train.loop import train_loop_per_worker
 from wsfm.train.monitor import DIVERGED, Divergence
 from wsfm.train.spec import TrainSpec
@@ -77,6 +82,7 @@ def fit(spec: TrainSpec, *, storage_path: str, run_name: str,
     out.mkdir(parents=True, exist_ok=True)
     files = spec.files or LocalFiles(str(out))
     name = ray_run_name(out, run_name, storage_path)
+    _require_space(spec, f"{storage_path.rstrip('/')}/{name}")
     filesystem, path = ray_storage(storage_path)  # an S3 endpoint from the environment
     (out / DIVERGED).unlink(missing_ok=True)  # a new attempt may try again,
     files.remove(DIVERGED)  # and its workers on other nodes must not fetch an old marker
@@ -87,7 +93,7 @@ def fit(spec: TrainSpec, *, storage_path: str, run_name: str,
         torch_config=TorchConfig(backend="nccl" if tc.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu),
         run_config=RunConfig(name=name, storage_path=path, storage_filesystem=filesystem,
-                             checkpoint_config=CheckpointConfig(num_to_keep=2),
+                             checkpoint_config=CheckpointConfig(num_to_keep=KEEP),
                              failure_config=FailureConfig(max_failures=tc.max_failures)),
     )
     try:
@@ -104,3 +110,20 @@ def fit(spec: TrainSpec, *, storage_path: str, run_name: str,
     if not summary.is_file():
         raise RuntimeError(f"training finished without writing {summary}")
     return json.loads(summary.read_text())
+
+
+def _require_space(spec: TrainSpec, run_dir: str) -> None:
+    """Refuse before any worker starts when the run's checkpoints (``KEEP`` of them, and the
+    next one written before the oldest goes; what the run folder holds already counts), one
+    more in each rank's temporary folder, or the models do not fit (``wsfm.space``)."""
+    data = load_dataset(spec.data)
+    kwargs = net_spec(spec.model, data)
+    net = build_model(kwargs.pop("kind"), dim=data.dim, **kwargs)
+    params = sum(p.numel() for p in net.parameters())
+    one = checkpoint_bytes(params, spec.train.precision)
+    held = 0 if "://" in run_dir or not Path(run_dir).is_dir() else sum(
+        p.stat().st_size for p in Path(run_dir).rglob("*") if p.is_file())
+    require_space({run_dir: (KEEP + 1) * one - held, spec.out_dir: model_bytes(params),
+                   tempfile.gettempdir(): one},
+                  f"{spec.label} ({params:,} parameters, {KEEP} checkpoints kept)")
+
