@@ -1,9 +1,12 @@
 """``wsfm status``'s comparison: a real artifact store, committed the way the runner does."""
 
 import dataclasses
+import os
 
+from wsfm.cli.status import format_status
 from wsfm.orchestrate.dag import make_plan
 from wsfm.orchestrate.fingerprint import stage_code_hash
+from wsfm.orchestrate.locks import stage_lock
 from wsfm.orchestrate.staleness import (
     diff_params,
     newest_output,
@@ -103,3 +106,25 @@ def test_the_rivals_of_a_lean_job_are_unused_and_the_job_is_up_to_date(tmp_path,
     asked = by_stage(pipeline_status(STAGES, with_every_rival(tiny_config), store))
     assert {n for n in unused if asked[n].state == "missing"} == unused
     assert "upstream train_cold_ot changed (missing)" in asked["evaluate"].reasons
+
+
+def test_a_stage_being_made_is_running_and_names_its_run(tmp_path, tiny_config):
+    """An invocation holding a stage's lock (another open file: flock locks are per open
+    file, so this process counts as another) shows as ``running``, named; released, the
+    stage is back to ``missing``."""
+    store = ArtifactStore(tmp_path, tiny_config.name)
+    plan = {item.stage: item for item in make_plan(STAGES, tiny_config, store)}
+    fp = plan["train_refiner"].fingerprint
+    with stage_lock(store.root, tiny_config.name, "train_refiner", fp,
+                    holder={"mlflow_run_id": "abc123"}):
+        states = by_stage(pipeline_status(STAGES, tiny_config, store))
+        assert states["train_refiner"].state == "running"
+        assert not states["train_refiner"].up_to_date
+        [reason] = states["train_refiner"].reasons
+        assert reason.startswith(f"being made by MLflow run abc123, pid {os.getpid()} on ")
+        assert states["train_baseline"].state == "missing"
+        line = [x for x in format_status(list(states.values()), "t")
+                if "train_refiner" in x][0]
+        assert line.split()[1] == "running"
+    assert by_stage(pipeline_status(STAGES, tiny_config, store))["train_refiner"].state == \
+        "missing"

@@ -16,7 +16,8 @@ from wsfm.orchestrate.staleness import StageState
 __all__ = ["add_parser", "edges", "format_dot", "format_mermaid", "format_text", "layers",
            "render_png"]
 
-COLOURS = {"cached": "#c8e6c9", "stale": "#fff3c4", "missing": "#ffcdd2", "unused": "#eeeeee"}
+COLOURS = {"cached": "#c8e6c9", "stale": "#fff3c4", "missing": "#ffcdd2",
+           "running": "#bbdefb", "unused": "#eeeeee"}
 SUFFIXES = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".png": "png", ".txt": "text"}
 
 

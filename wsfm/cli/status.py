@@ -6,6 +6,7 @@ nothing; exits 1 when any stage is stale or missing, so that CI can use it::
     toy2d (profile smoke): 3 of 7 stages up to date
       pretrain_draft   up to date
       train_refiner    stale      config train.lr: 0.002 -> 0.001
+      train_baseline   running    being made by MLflow run 3f2a..., pid 4242 on node-1 since ...
       evaluate         stale      upstream train_refiner changed (stale)
 """
 
@@ -47,8 +48,9 @@ def add_parser(sub, piped: argparse.ArgumentParser) -> None:
     status = sub.add_parser(
         "status", parents=[piped], help="is each stage up to date? exit 1 if not",
         description="Per stage: up to date, or stale (which config keys, code version or "
-        "upstream output changed since its newest finished output), missing, or not used "
-        "(not part of this config's job, not counted). Reads the "
+        "upstream output changed since its newest finished output), missing, running (an "
+        "invocation holds its lock and is making it: its MLflow run, pid, host, since when), "
+        "or not used (not part of this config's job, not counted). Reads the "
         "pipeline YAML and the _SUCCESS.json records under <home>/artifacts/<pipeline>/; "
         "writes nothing; starts neither Ray nor MLflow. Exit 0 when every stage is up to "
         "date, 1 otherwise.")

@@ -13,6 +13,9 @@ first runs would otherwise race on.
 SIGKILLed stage never leaves a stale lock. The lock files live apart from the stage folders
 (``.locks/``), so that listing a stage folder shows outputs only; they are never deleted (a
 deleted lock file lets a third process lock a new file while a second still waits on the old).
+While it holds a stage's lock, the holder writes who it is into the file (its MLflow run, pid,
+host, since when: :func:`lock_holder`): a waiting invocation says once whom it waits for, and
+``wsfm status`` names the run that is making a stage.
 They work on local file systems (and NFSv4); an object store needs its own scheme. A waiter
 polls (:data:`POLL`) rather than blocking in ``flock``, so that inside a Ray task it can give
 its CPU back while it waits (:func:`_idle`).
@@ -22,16 +25,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
+import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ray._private.worker import RemoteFunction0  # what ray.remote makes of _sleep
 
-__all__ = ["LOCKS", "file_lock", "stage_lock", "stage_lock_path"]
+__all__ = ["LOCKS", "describe_holder", "file_lock", "lock_holder", "stage_lock",
+           "stage_lock_path"]
 
 LOCKS = ".locks"
 POLL = 1.0  # seconds between attempts while another process holds a lock
@@ -42,9 +49,12 @@ def stage_lock_path(store_root: str | Path, pipeline: str, stage: str, fp: str) 
 
 
 @contextlib.contextmanager
-def file_lock(path: str | Path, *, note: str = "") -> Iterator[bool]:
+def file_lock(path: str | Path, *, note: str = "",
+              holder: dict[str, Any] | None = None) -> Iterator[bool]:
     """Hold an exclusive ``flock`` on ``path`` (created with its folder); yields True when
-    another process held it first and this one had to wait. ``note``: printed when waiting."""
+    another process held it first and this one had to wait. ``note``: printed once when
+    waiting, with who holds the lock. ``holder``: what this process records in the lock
+    file while it holds it (with its pid, host and start time; :func:`lock_holder`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
@@ -55,13 +65,64 @@ def file_lock(path: str | Path, *, note: str = "") -> Iterator[bool]:
                 break
             except BlockingIOError:
                 if note and not waited:
-                    print(f"[wsfm] {note}: waiting for {path}", file=sys.stderr, flush=True)
+                    print(f"[wsfm] {note} ({describe_holder(_record(fh))}): waiting for "
+                          f"{path}", file=sys.stderr, flush=True)
                 waited = True
                 _idle(POLL)
         try:
+            if holder is not None:
+                _rewrite(fh, json.dumps({**holder, "pid": os.getpid(),
+                                         "host": socket.gethostname(), "since": time.time()}))
             yield waited
         finally:
+            if holder is not None:
+                _rewrite(fh, "")  # an empty record: nobody (the file itself stays)
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _rewrite(fh: IO[str], text: str) -> None:
+    fh.seek(0)
+    fh.truncate()
+    fh.write(text)
+    fh.flush()
+
+
+def _record(fh: IO[str]) -> dict[str, Any]:
+    fh.seek(0)
+    try:
+        record = json.loads(fh.read() or "{}")
+    except ValueError:  # being rewritten this instant
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def lock_holder(path: str | Path) -> dict[str, Any] | None:
+    """The record of the process that holds the lock at ``path`` now (``{}`` when it wrote
+    none), or None when no process holds it. A holder that died holds nothing: the kernel
+    dropped its ``flock``."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with open(path) as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _record(fh)
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return None
+
+
+def describe_holder(record: dict[str, Any]) -> str:
+    """``MLflow run <id>, pid <pid> on <host> since <time>`` (what the record has)."""
+    parts = []
+    if record.get("mlflow_run_id"):
+        parts.append(f"MLflow run {record['mlflow_run_id']}")
+    if record.get("pid"):
+        parts.append(f"pid {record['pid']} on {record.get('host', '?')}")
+    if record.get("since"):
+        parts.append("since " + time.strftime("%Y-%m-%d %H:%M:%S",
+                                              time.localtime(record["since"])))
+    return ", ".join(parts) or "another invocation"
 
 
 def _idle(seconds: float) -> None:
@@ -88,8 +149,11 @@ def _timer() -> RemoteFunction0[None, float]:
 
 
 @contextlib.contextmanager
-def stage_lock(store_root: str | Path, pipeline: str, stage: str, fp: str) -> Iterator[bool]:
-    """:func:`file_lock` on the lock of ``stage``'s output ``fp``."""
+def stage_lock(store_root: str | Path, pipeline: str, stage: str, fp: str,
+               holder: dict[str, Any] | None = None) -> Iterator[bool]:
+    """:func:`file_lock` on the lock of ``stage``'s output ``fp``; ``holder``: who makes it
+    (``{"mlflow_run_id": ...}``), for the other invocations and ``wsfm status``."""
     with file_lock(stage_lock_path(store_root, pipeline, stage, fp),
-                   note=f"{stage} is being made by another invocation") as waited:
+                   note=f"{stage} is being made by another invocation",
+                   holder=holder or {}) as waited:
         yield waited

@@ -18,7 +18,7 @@ from wsfm.config import PipelineConfig
 from wsfm.orchestrate.locks import stage_lock
 from wsfm.orchestrate.runtime import RayRuntime
 from wsfm.orchestrate.store import ArtifactStore
-from wsfm.orchestrate.stores import open_store
+from wsfm.orchestrate.stores import lock_root, open_store
 from wsfm.space import SpaceShort
 from wsfm.stages import StageContext, get_stage
 from wsfm.train.faults import stage_fault
@@ -43,8 +43,8 @@ def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], sto
     is this node's: two invocations on different nodes still race, and the store's commit
     protocol is what keeps a half-made output from counting.)"""
     store = open_store(store_root, config.name)
-    lock_root = store.root if isinstance(store, ArtifactStore) else store.cache
-    with stage_lock(lock_root, config.name, name, fp):
+    with stage_lock(lock_root(store), config.name, name, fp,
+                    holder={"mlflow_run_id": record.get("mlflow_run_id", "")}):
         made = store.load(name, fp) if reuse else None
         if made is not None:
             return {**made, "tags": {**made.get("tags", {}), "wsfm.status": "reused",

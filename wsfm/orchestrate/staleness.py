@@ -23,19 +23,22 @@ from typing import Any, Literal
 from wsfm.config import PipelineConfig, flatten, to_dict
 from wsfm.orchestrate.dag import UNUSED, make_plan
 from wsfm.orchestrate.fingerprint import stage_code_hash, stage_params
+from wsfm.orchestrate.locks import describe_holder, lock_holder, stage_lock_path
 from wsfm.orchestrate.store import SUCCESS, ArtifactStore
+from wsfm.orchestrate.stores import lock_root
 from wsfm.stages.base import StageSpec
 
 __all__ = ["StageState", "diff_params", "newest_output", "pipeline_status", "recorded_params"]
 
-State = Literal["cached", "stale", "missing", "unused"]
+State = Literal["cached", "stale", "missing", "running", "unused"]
 
 
 @dataclass
 class StageState:
     """One stage's standing: ``cached`` (up to date), ``stale`` (an older or damaged output
-    exists; ``reasons`` say what changed), ``missing`` (never finished) or ``unused`` (not
-    part of this config's job: ``reasons`` say why)."""
+    exists; ``reasons`` say what changed), ``missing`` (never finished), ``running`` (an
+    invocation holds the output's lock and is making it: ``reasons`` name it) or ``unused``
+    (not part of this config's job: ``reasons`` say why)."""
 
     stage: str
     fingerprint: str
@@ -127,5 +130,10 @@ def pipeline_status(specs: Sequence[StageSpec], config: PipelineConfig,
             else:
                 state.state = "stale"
                 state.reasons = _reasons(spec, config, old, current, states)
+            holder = lock_holder(stage_lock_path(lock_root(store), config.name, item.stage,
+                                                 item.fingerprint))
+            if holder is not None:
+                state.state, state.reasons = "running", [f"being made by "
+                                                         f"{describe_holder(holder)}"]
         states[item.stage] = state
     return list(states.values())

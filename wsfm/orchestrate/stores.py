@@ -13,7 +13,7 @@ from wsfm.orchestrate.remote_store import RemoteArtifactStore
 from wsfm.orchestrate.storage import is_uri
 from wsfm.orchestrate.store import ArtifactStore
 
-__all__ = ["open_store"]
+__all__ = ["lock_root", "open_store"]
 
 
 def open_store(root: str | Path, pipeline: str):  # -> ArtifactStore or its remote twin
@@ -24,3 +24,9 @@ def open_store(root: str | Path, pipeline: str):  # -> ArtifactStore or its remo
     if is_uri(str(root)):
         return RemoteArtifactStore(str(root), pipeline)
     return ArtifactStore(root, pipeline)
+
+
+def lock_root(store) -> Path:  # store: ArtifactStore or its remote twin
+    """Where the stage locks of ``store`` live (``wsfm.orchestrate.locks``): the store's own
+    folder, or for an object store this node's cache of it (a lock is a node's)."""
+    return store.root if isinstance(store, ArtifactStore) else store.cache
