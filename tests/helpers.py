@@ -106,10 +106,14 @@ def stage_lines(out: str) -> dict[str, str]:
 # -- pipelines and homes -----------------------------------------------------------------------
 
 
+LOOSE_GATES = {"rel_tolerance": 100.0, "min_speedup": 5.0, "wall_share": 0.0}
+
+
 def loose_gates(doc: dict) -> None:
     """Gates that any smoke model passes, so that the champion path is exercised: a short
-    smoke model is not meant to reach parity (the full profile is)."""
-    doc["profiles"]["smoke"]["gates"] = {"rel_tolerance": 100.0, "min_speedup": 5.0}
+    smoke model is not meant to reach parity (the full profile is), and its wall speed-up is
+    a timing on a loaded machine (8.5x for 10x NFE was seen: not shipped), not asked for."""
+    doc["profiles"]["smoke"]["gates"] = LOOSE_GATES
 
 
 def write_pipeline(path: Path, base: Path = TOY2D, edit: Callable[[dict], None] | None = None,
@@ -228,7 +232,7 @@ def small_smoke(root: Path, **evaluate) -> Path:
                   "checkpoint_every": 20},
         "evaluate": {"n_samples": 300, "seeds": 2, "decide_seeds": 2, "timing_repeats": 2,
                      "nfe_grid": [1, 2], "warm_t0s": [0.9], **evaluate},
-        "gates": {"rel_tolerance": 100.0, "min_speedup": 5.0},
+        "gates": LOOSE_GATES,
     }
     pipeline = root / "toy2d.yaml"
     pipeline.write_text(yaml.safe_dump(doc))

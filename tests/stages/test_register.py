@@ -144,3 +144,12 @@ def test_the_champion_moves_only_to_a_model_at_least_as_good(registry):
     better = run(sweep({0.5: 0.9, 0.9: 0.95}), 2)
     assert better.tags["model_alias"] == "champion"
     assert str(client.get_model_version_by_alias(name, "champion").version) == "3"
+
+
+def test_gates_wall_share_sets_the_wall_rule_and_zero_drops_it():
+    rep = sweep({0.9: 1.0}, walls={0.9: 8.5})  # 10x in NFE, 8.5x in wall time
+    assert any("below 0.9 x the NFE speed-up" in f for f in check_gates(rep, 0.1, 5.0))
+    assert check_gates(rep, 0.1, 5.0, wall_share=0.8) == []
+    assert check_gates(rep, 0.1, 5.0, wall_share=0.0) == []
+    assert choose_t0(rep, 0.1, wall_share=0.0).automatic
+    assert not choose_t0(rep, 0.1).automatic  # no t0 keeps 0.9 of 10x: the configured one

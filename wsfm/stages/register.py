@@ -5,8 +5,9 @@ The shipped t0 is automatic (:func:`choose_t0`): the largest evaluated start tim
 row (the shipped solver) is no worse than the cold reference (the best cold row at N =
 ``evaluate.cold_nfe``) by more than ``gates.rel_tolerance`` of it, at 95% one-sided confidence
 (:func:`wsfm.report.no_worse`), and whose wall speed-up, draft included, is at least
-``WALL_SHARE`` of its NFE speed-up; else the next smaller t0 (docs/shipping.md). The refiner
-serves every t0 (it sees the rescaled time), so only the number of steps changes. The stage hands
+``gates.wall_share`` (default ``WALL_SHARE``) of its NFE speed-up; else the next smaller t0
+(docs/shipping.md). The refiner serves every t0 (it sees the rescaled time), so only the
+number of steps changes. The stage hands
 the bundle, whether the gates pass and its :class:`wsfm.champion.Score` to its runtime
 (``ctx.runtime.publish``), which logs it as an MLflow pyfunc model in the stage's run,
 registers it as ``wsfm-<task>`` and moves the ``champion`` alias only when the new version
@@ -73,24 +74,27 @@ def _candidate(report: EvalReport, warm: Row, rel_tolerance: float,
                     no_worse(warm, cold, rel_tolerance, report.lower_is_better), wall)
 
 
-def _wall_ok(choice: T0Choice) -> bool:
-    return choice.wall >= WALL_SHARE * choice.speedup  # nan (not measured): not shown to hold
+def _wall_ok(choice: T0Choice, wall_share: float) -> bool:
+    if wall_share <= 0:  # not asked for (gates.wall_share: 0)
+        return True
+    return choice.wall >= wall_share * choice.speedup  # nan (not measured): not shown to hold
 
 
-def choose_t0(report: EvalReport | dict, rel_tolerance: float) -> T0Choice:
+def choose_t0(report: EvalReport | dict, rel_tolerance: float,
+              wall_share: float = WALL_SHARE) -> T0Choice:
     """The largest t0 whose shipped-method row is no worse than the cold reference (within
-    ``rel_tolerance`` of it, :func:`wsfm.report.no_worse`) and keeps ``WALL_SHARE`` of its
+    ``rel_tolerance`` of it, :func:`wsfm.report.no_worse`) and keeps ``wall_share`` of its
     NFE speed-up in wall time; the configured t0 when none does."""
     report = _as_report(report)
     for warm in sorted(_shipped_rows(report), key=lambda r: -r.t0):
         choice = _candidate(report, warm, rel_tolerance, automatic=True)
-        if choice.quality.ok and _wall_ok(choice):
+        if choice.quality.ok and _wall_ok(choice, wall_share):
             return choice
     return _candidate(report, report.shipped(), rel_tolerance, automatic=False)
 
 
 def check_gates(report: EvalReport | dict, rel_tolerance: float, min_speedup: float,
-                t0: float | None = None) -> list[str]:
+                t0: float | None = None, wall_share: float = WALL_SHARE) -> list[str]:
     """Reasons the configuration at ``t0`` (default: the configured one) fails the gates
     (empty: it passes): the shipping rule of :func:`choose_t0` and ``min_speedup``."""
     report = _as_report(report)
@@ -107,9 +111,9 @@ def check_gates(report: EvalReport | dict, rel_tolerance: float, min_speedup: fl
                         f"{cold.quality:.4g} at NFE {cold.nfe} ({choice.quality.describe()})")
     if choice.speedup < min_speedup:
         failures.append(f"speed-up {choice.speedup:.2f}x is below {min_speedup}x")
-    if not _wall_ok(choice):
+    if not _wall_ok(choice, wall_share):
         failures.append(f"wall speed-up {choice.wall:.3g}x (draft included) is below "
-                        f"{WALL_SHARE} x the NFE speed-up {choice.speedup:.3g}x")
+                        f"{wall_share} x the NFE speed-up {choice.speedup:.3g}x")
     return failures
 
 
@@ -117,8 +121,10 @@ def register(ctx: StageContext) -> StageResult:
     cfg = ctx.config
     report = EvalReport.from_dict(json.loads((ctx.inputs["evaluate"] / "metrics.json")
                                              .read_text()))
-    choice = choose_t0(report, cfg.gates.rel_tolerance)
-    failures = check_gates(report, cfg.gates.rel_tolerance, cfg.gates.min_speedup, choice.t0)
+    gates = cfg.gates
+    choice = choose_t0(report, gates.rel_tolerance, gates.wall_share)
+    failures = check_gates(report, gates.rel_tolerance, gates.min_speedup, choice.t0,
+                           gates.wall_share)
     data = load_dataset(cfg.data)
     settings = SamplerSettings(t0=choice.t0, method=cfg.evaluate.method,
                                step_size=1.0 / cfg.evaluate.cold_nfe,
