@@ -134,7 +134,7 @@ class ShardWriter:
         self.count += len(x)
 
     def _member(self, name: str, payload: bytes) -> None:
-        pad = b"\0" * (-len(payload) % tarfile.BLOCKSIZE)
+        pad = b"\0" * _padding(len(payload))
         self._emit(_tar_header(name, len(payload)) + payload + pad)
 
     def _emit(self, data: bytes) -> None:
@@ -170,6 +170,11 @@ def _tar_header(name: str, size: int) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
+def _padding(size: int) -> int:
+    """Zero bytes after a member of ``size`` bytes, to the next whole tar block."""
+    return -size % tarfile.BLOCKSIZE
+
+
 def _tar_end(size: int) -> int:
     """The archive's size once two zero blocks end it and it is padded to a whole record."""
     end = size + 2 * tarfile.BLOCKSIZE
@@ -186,7 +191,7 @@ def shard_bytes(count: int, dim: int, *, dtype: np.dtype | type = np.float32,
 
     def member(name: str, shape: tuple[int, ...], kind: np.dtype) -> int:
         size = len(_npy_header(kind, shape)) + int(np.prod(shape)) * kind.itemsize
-        return len(_tar_header(name, size)) + size + (-size % tarfile.BLOCKSIZE)
+        return len(_tar_header(name, size)) + size + _padding(size)
 
     def record(rows: int, number: int) -> int:
         key = shard_key(index, number)
