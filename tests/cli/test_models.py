@@ -17,7 +17,7 @@ def register(home, kind: str, quality: float, name: str | None = None) -> dict:
     run_id = Tracker(uri, "models", home / "mlartifacts").start_run("register")
     bundle = make_bundle(kind, home / f"bundle-{kind}-{quality}")
     return publish_model(uri, run_id, ModelRelease(bundle, name or f"wsfm-{kind}", True,
-                                                   Score("q", quality, 0.0)))
+                                                   Score("q", quality, 0.0, True, (quality,) * 3)))
 
 
 @pytest.fixture

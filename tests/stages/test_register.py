@@ -137,7 +137,7 @@ def test_the_champion_moves_only_to_a_model_at_least_as_good(registry):
     assert worse.tags["model_alias"] == "" and worse.tags["gates_passed"] == "true"
     v2 = client.get_model_version(name, "2")
     assert v2.tags["wsfm.decision"] == "kept" and v2.tags["wsfm.previous_champion"] == "1"
-    assert v2.tags["wsfm.previous_quality"] == "1.05" and "worse than" in \
+    assert v2.tags["wsfm.previous_quality"] == "1.05" and "not shown to be at least" in \
         v2.tags["wsfm.decision_reason"]
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
 

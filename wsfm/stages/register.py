@@ -11,7 +11,8 @@ number of steps changes. The stage hands
 the bundle, whether the gates pass and its :class:`wsfm.champion.Score` to its runtime
 (``ctx.runtime.publish``), which logs it as an MLflow pyfunc model in the stage's run,
 registers it as ``wsfm-<task>`` and moves the ``champion`` alias only when the new version
-passes the gates and is at least as good as the current champion (``wsfm.champion.decide``).
+passes the gates and is shown at least as good as the current champion
+(``wsfm.champion.decide``).
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def register(ctx: StageContext) -> StageResult:
         "speedup_nfe": choice.speedup, "speedup_wall": choice.wall,
         "vs_cold": choice.quality.describe()}, indent=2))
     score = Score(report.metric, float(choice.warm.quality), float(choice.warm.spread),
-                  report.lower_is_better)
+                  report.lower_is_better, tuple(float(v) for v in choice.warm.per_seed))
     shipped = {"shipped_quality": score.value, "shipped_spread": score.spread,
                "shipped_t0": choice.t0, "shipped_nfe": float(choice.warm.nfe),
                "shipped_speedup_nfe": choice.speedup, "shipped_speedup_wall": choice.wall}
