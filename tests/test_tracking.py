@@ -1,6 +1,7 @@
 """The pyfunc model through a real MLflow store: logged as code, no warnings, each kind."""
 
 import logging
+import os
 import subprocess
 import time
 import warnings
@@ -191,3 +192,30 @@ def test_an_unreachable_server_is_one_user_error_without_credentials(monkeypatch
     assert "hunter2" not in message and "s3cret-pw" not in message
     assert redact("https://u:p@host:5000/x") == "https://host:5000/x"
     check_tracking_server("sqlite:///nowhere.db")  # a local store needs no check
+
+
+def test_a_local_store_on_a_full_disk_is_lost_in_words_not_a_traceback(tmpfs):
+    """SQLite says "database or disk is full" through SQLAlchemy and MLflow; the run must
+    get the one-line ``TrackingLost`` that the runner stops on (and says what to do)."""
+    from wsfm.tracking import TrackingLost
+
+    mnt, remount = tmpfs
+    remount("4m")
+    uri = f"sqlite:///{mnt / 'mlflow.db'}"
+    tracker = Tracker(uri, "full", mnt / "mlartifacts")
+    run_id = tracker.start_run("train_refiner")
+    fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    with pytest.raises(TrackingLost) as lost:
+        for i in range(200):  # the first write that needs a new page fails
+            tracker.log(run_id, params={f"p{i}": "x" * 400})
+    assert lost.value.full
+    assert str(lost.value) == (f"MLflow tracking store {uri} (MLFLOW_TRACKING_URI) cannot be "
+                               "written, its disk is full, while logging the pipeline run "
+                               "train_refiner")

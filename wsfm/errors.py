@@ -8,7 +8,7 @@ of the machinery and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["DataError", "InputNotFound", "UserError"]
+__all__ = ["DataError", "InputNotFound", "RunFailed", "UserError"]
 
 
 class UserError(ValueError):
@@ -21,3 +21,9 @@ class DataError(UserError):
 
 class InputNotFound(UserError, FileNotFoundError):
     """A file or folder the user named does not exist (or lacks what it should hold)."""
+
+
+class RunFailed(Exception):
+    """A run stopped by a failure of the machinery (not of the user's input), told in one
+    line: the cause, what to do and the log file that holds the traceback. The command line
+    prints it as one line and exits 1."""

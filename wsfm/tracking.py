@@ -42,6 +42,7 @@ __all__ = [
     "TrackingLost",
     "champion_score",
     "check_tracking_server",
+    "disk_full",
     "flatten",
     "git_state",
     "log_manifest_input",
@@ -68,15 +69,37 @@ HEADLINE = ("cold_quality", "warm_quality", "draft_quality", "reference", "speed
 
 
 class TrackingLost(UserError):
-    """The tracking server stopped answering in the middle of a run (it answered at the
-    start: :func:`check_tracking_server`). The message names the server and what was being
-    logged; the runner adds what was kept."""
+    """The tracking store stopped taking writes in the middle of a run: a server stopped
+    answering (it answered at the start: :func:`check_tracking_server`), or a local store's
+    disk filled up (``full``). The message names the store and what was being logged; the
+    runner adds what was kept."""
 
-    def __init__(self, uri: str, what: str, cause: BaseException | None = None):
-        self.uri, self.what = redact(uri), what
+    def __init__(self, uri: str, what: str, cause: BaseException | None = None,
+                 full: bool = False):
+        self.uri, self.what, self.full = redact(uri), what, full
         why = f": {type(cause).__name__}" if cause is not None else ""
-        super().__init__(f"MLflow tracking server {self.uri} (MLFLOW_TRACKING_URI) stopped "
-                         f"answering while {what}{why}")
+        super().__init__(
+            f"MLflow tracking store {self.uri} (MLFLOW_TRACKING_URI) cannot be written, its "
+            f"disk is full, while {what}" if full else
+            f"MLflow tracking server {self.uri} (MLFLOW_TRACKING_URI) stopped answering while "
+            f"{what}{why}")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says that a disk is full: ENOSPC, or SQLite's
+    "database or disk is full" (which MLflow and SQLAlchemy wrap)."""
+    import errno
+
+    cur: BaseException | None = exc
+    for _ in range(16):
+        if cur is None:
+            return False
+        if getattr(cur, "errno", None) == errno.ENOSPC or any(
+                text in str(cur) for text in ("database or disk is full",
+                                              "No space left on device")):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def server_answers(uri: str, timeout: float = 10.0) -> bool:
@@ -94,9 +117,10 @@ def server_answers(uri: str, timeout: float = 10.0) -> bool:
 
 
 def _guarded(what: str):
-    """Method decorator: a failure of a tracking call while the server does not answer
-    becomes :class:`TrackingLost` (``what``: what was being logged, ``{0}``: the first
-    argument after the run id, a stage name say); any other failure stays as it is."""
+    """Method decorator: a failure of a tracking call while the server does not answer, or
+    on a full disk, becomes :class:`TrackingLost` (``what``: what was being logged, ``{0}``:
+    the first argument after the run id, a stage name say); any other failure stays as it
+    is."""
     def wrap(method):
         @functools.wraps(method)
         def call(self, *args, **kwargs):
@@ -105,10 +129,11 @@ def _guarded(what: str):
             except TrackingLost:
                 raise
             except Exception as exc:
-                if server_answers(self.uri):
+                full = disk_full(exc)
+                if not full and server_answers(self.uri):
                     raise
                 label = self.labels.get(str(args[0]), str(args[0])) if args else ""
-                raise TrackingLost(self.uri, what.format(label), exc) from exc
+                raise TrackingLost(self.uri, what.format(label), exc, full=full) from exc
         return call
     return wrap
 

@@ -1,10 +1,11 @@
 """The invocation's log file: what the user sees and what only the log gets."""
 
+import os
 import subprocess
 import sys
 import textwrap
 
-from wsfm.orchestrate.logfile import log_path, stage_tail
+from wsfm.orchestrate.logfile import log_path
 
 SCRIPT = textwrap.dedent("""
     import logging, os, subprocess, sys, warnings
@@ -51,15 +52,78 @@ def test_verbose_streams_the_log_as_well(tmp_path):
     assert all(line in log for line in NOISE)
 
 
-def test_log_names_are_per_invocation_and_stage_tail_picks_the_stages_lines(tmp_path):
+def test_log_names_are_per_invocation(tmp_path):
     first = log_path(tmp_path / "logs", "toy2d", now=0.0)
     assert first.parent == tmp_path / "logs" and first.name.endswith("-toy2d.log")
     first.parent.mkdir()
-    first.write_text("".join(
-        f"(stage:evaluate pid=7) line {i}\n(RayTrainWorker pid=9) other {i}\n"
-        for i in range(15)) + "\n")
+    first.write_text("a run\n")
     assert log_path(tmp_path / "logs", "toy2d", now=0.0) != first  # same second: a new name
-    tail = stage_tail(first, "evaluate", lines=3)
-    assert tail == [f"(stage:evaluate pid=7) line {i}" for i in (12, 13, 14)]
-    assert stage_tail(first, "register", lines=2) == []
-    assert stage_tail(tmp_path / "none.log", "evaluate") == []
+
+
+FULL = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from wsfm.orchestrate.logfile import capture
+
+    path = Path(sys.argv[1])
+    with capture(path) as cap:
+        cap.echo("[wsfm] first")
+        print("noise for the log", flush=True)
+        # The raylet's line when its memory monitor killed a worker (Ray 2.60's words).
+        print("(raylet) Task execute_stage failed due to oom. There are 2 oom retries "
+              "remaining, so the task will be retried. Error: 1 worker(s) were killed due to "
+              "the node running low on memory. Memory on the node (IP: 192.0.2.2, ID: 6e3b) "
+              "was 4.81GB used / 23.54GB limit (0.204493)", file=sys.stderr, flush=True)
+        cap.echo(f"[wsfm] full log: {path}")
+""")
+
+
+def run_full(tmp_path, log, tmpdir):
+    return subprocess.run([sys.executable, "-c", FULL, str(log)], capture_output=True,
+                          text=True, timeout=120, check=False,
+                          env={**os.environ, "TMPDIR": str(tmpdir)})
+
+
+def fill(folder):
+    """Fill ``folder``'s filesystem to the last page."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def test_a_log_on_a_full_disk_moves_to_the_temporary_folder_and_the_lines_say_so(
+        tmpfs, tmp_path):
+    mnt, _ = tmpfs
+    fill(mnt)
+    (tmp_path / "tmp").mkdir()
+    log = mnt / "logs" / "run.log"
+    proc = run_full(tmp_path, log, tmp_path / "tmp")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    moved = tmp_path / "tmp" / "wsfm-logs" / "run.log"
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "[wsfm] first"  # shown, then the log failed to take it
+    assert lines[1] == (f"[wsfm] warning: the log {log} cannot be written (No space left on "
+                        f"device); it goes on in {moved}")
+    assert f"[wsfm] full log: {moved}" in lines  # the line that names the log follows it
+    assert ("[wsfm] warning: Ray's memory monitor killed a worker running execute_stage (the "
+            "node used 4.81GB of 23.54GB); Ray retries it (2 retries left)") in lines
+    assert len(lines) == 4
+    text = moved.read_text()
+    assert "[wsfm] first" in text and "noise for the log" in text
+
+
+def test_a_log_that_fits_nowhere_is_dropped_with_one_warning(tmpfs, tmp_path):
+    mnt, _ = tmpfs
+    fill(mnt)
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "tmp" / "wsfm-logs").write_text("")  # a file where the fallback folder goes
+    proc = run_full(tmp_path, mnt / "logs" / "run.log", tmp_path / "tmp")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    warned = [line for line in proc.stdout.splitlines() if "cannot be written" in line]
+    assert len(warned) == 1 and "tracebacks are dropped (-v shows them)" in warned[0]
+    assert "[wsfm] first" in proc.stdout and "noise for the log" not in proc.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -12,7 +13,7 @@ from wsfm.data.datasets import load_dataset
 from wsfm.models import build_model
 from wsfm.space import SpaceShort
 from wsfm.train.checkpoint import KEEP
-from wsfm.train.ray_train import fit
+from wsfm.train.ray_train import RAY_RUN, SNAPSHOT, fit, ray_run_name
 from wsfm.train.spec import TrainSpec
 
 
@@ -45,3 +46,23 @@ def test_a_run_whose_checkpoints_and_models_do_not_fit_is_refused_before_any_wor
     assert 0 < free <= 128 * 1024 < need  # the tmpfs's free space, not the machine's
     assert not (mnt / "ray").exists()  # no Ray run was started
     assert not list((mnt / "out").glob("*.pt"))
+
+
+def test_a_run_whose_checkpoint_record_was_cut_short_is_not_continued(tmp_path):
+    """A full disk cut Ray Train's snapshot short (an empty file, as measured): Ray Train
+    would fail to start on it (CheckpointManagerInitializationError) on every rerun. The
+    run is continued while its snapshot reads, and replaced, with a warning, when not."""
+    out, storage = tmp_path / "stage", tmp_path / "ray"
+    out.mkdir()
+    first = ray_run_name(out, "toy2d-train_refiner-fp", str(storage))
+    assert ray_run_name(out, "toy2d-train_refiner-fp", str(storage)) == first  # no snapshot yet
+    snapshot = storage / first / SNAPSHOT
+    snapshot.parent.mkdir(parents=True)
+    snapshot.write_text(json.dumps({"checkpoints": []}))
+    assert ray_run_name(out, "toy2d-train_refiner-fp", str(storage)) == first
+    snapshot.write_text("")
+    with pytest.warns(UserWarning, match=f"the checkpoint record of Ray run {first} cannot be "
+                                         "read .*training starts over in a new run"):
+        second = ray_run_name(out, "toy2d-train_refiner-fp", str(storage))
+    assert second != first and second.startswith("toy2d-train_refiner-fp-")
+    assert json.loads((out / RAY_RUN).read_text())["name"] == second

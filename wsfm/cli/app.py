@@ -239,9 +239,10 @@ def _add_cluster_commands(sub, common: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command. The project's own user-facing errors (``wsfm.errors.UserError``: the
-    pipeline file, its data, an input path, a flag) print as one line and exit 2; anything
-    else is a bug or a failure of the machinery and keeps its traceback."""
-    from wsfm.errors import UserError
+    pipeline file, its data, an input path, a flag) print as one line and exit 2; a run that
+    a failure of the machinery stopped (``wsfm.errors.RunFailed``: its traceback is in the
+    run's log) prints one line and exits 1; anything else keeps its traceback."""
+    from wsfm.errors import RunFailed, UserError
 
     args = build_parser().parse_args(argv)
     try:
@@ -251,3 +252,6 @@ def main(argv: list[str] | None = None) -> int:
         # that scripts and the reliability tests rely on.
         print("wsfm: error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2
+    except RunFailed as exc:
+        print("wsfm: error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 1

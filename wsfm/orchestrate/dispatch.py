@@ -198,7 +198,7 @@ def _collect(loop: _Loop, ref: ObjectRef[dict[str, Any]], run: Driver) -> None:
     loop.outcomes.append(StageOutcome(name, "ran", item.fingerprint, seconds, run_id,
                                       metrics=record["metrics"]))
     run.echo(f"[wsfm] {name:<16} done     {seconds:7.1f}s"
-             + ("" if logged else "  (kept; not logged: the tracking server is lost)"))
+             + ("" if logged else "  (kept; not logged: the tracking store is lost)"))
 
 
 def _failed(loop: _Loop, run: Driver, name: str, run_id: str, seconds: float,
@@ -219,8 +219,8 @@ def _failed(loop: _Loop, run: Driver, name: str, run_id: str, seconds: float,
         run.pending.add(name, run_id, item.fingerprint, committed=False)
     loop.bad.add(name)
     loop.outcomes.append(StageOutcome(name, "failed", item.fingerprint, seconds, run_id,
-                                      error=error.splitlines()[-1]))
-    report_failure(name, seconds, error, exc, run.log_path, run.echo)
+                                      error=error))
+    report_failure(name, seconds, exc, run.log_path, run.echo)
 
 
 def _submit(run: Driver, items: dict[str, PlanItem],

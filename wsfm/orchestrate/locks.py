@@ -81,10 +81,13 @@ def file_lock(path: str | Path, *, note: str = "",
 
 
 def _rewrite(fh: IO[str], text: str) -> None:
-    fh.seek(0)
-    fh.truncate()
-    fh.write(text)
-    fh.flush()
+    """Replace the lock file's record, unbuffered. Best effort: the record only says who
+    holds the lock (the ``flock`` is the lock), so a full disk must not fail the holder."""
+    try:
+        os.ftruncate(fh.fileno(), 0)
+        os.pwrite(fh.fileno(), text.encode(), 0)
+    except OSError:
+        pass
 
 
 def _record(fh: IO[str]) -> dict[str, Any]:

@@ -7,8 +7,13 @@ torch warnings, C++ logs written straight to file descriptor 2) is captured at t
 descriptor level: :func:`capture` points fds 1 and 2 at a pipe whose reader thread writes
 ``<home>/logs/<timestamp>-<pipeline>.log`` (and, with ``verbose``, the terminal too). The
 user's messages go to :attr:`Capture.user`, a stream on the original stdout, and into the log.
-The exception: a warning that wsfm's own code raised (in the driver or in a Ray worker) is
-something the user can act on, so it is shown as well (``[wsfm] warning: ...``).
+The exceptions: a warning that wsfm's own code raised (in the driver or in a Ray worker) is
+something the user can act on, so it is shown as well (``[wsfm] warning: ...``); so is each
+kill of Ray's memory monitor (:data:`RAY_OOM`), which Ray itself only writes to the log.
+
+A log that cannot be written (its disk is full) must not stop the run nor flood the console:
+the log moves to the temporary folder (``<tmp>/wsfm-logs/``), the user is told once, and the
+lines that name the log name the new file; if that fails too, the log is dropped (told once).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import io
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -26,11 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["WSFM_WARNING", "Capture", "capture", "log_path", "stage_tail"]
+__all__ = ["RAY_OOM", "WSFM_WARNING", "Capture", "capture", "log_path"]
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # ``warnings`` prints ``<path>/wsfm/<module>.py:<line>: <Category>: <message>``.
 WSFM_WARNING = re.compile(r"/wsfm/[\w/]+\.py:\d+: (\w*Warning): (.*?)(?: \[repeated .*)?$")
+# The raylet's line when its memory monitor killed a worker and its task will be retried.
+RAY_OOM = re.compile(r"Task (\S+) failed due to oom\. There are (\S+) oom retries remaining.*?"
+                     r"was ([\d.]+\w+) used / ([\d.]+\w+) limit")
 
 
 def log_path(folder: Path, pipeline: str, now: float | None = None) -> Path:
@@ -55,23 +64,68 @@ class Capture:
     _closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _warned: set[str] = field(default_factory=set)
+    _first: Path | None = None  # the log's first path, once it moved
+    _dropped: bool = False  # no log can be written at all
 
     def echo(self, *args: Any, **kwargs: Any) -> None:
         """``print`` to the user and into the log."""
         buf = io.StringIO()
         print(*args, file=buf, **kwargs)
         with self._lock:
-            self.user.write(buf.getvalue())
+            text = buf.getvalue()
+            if self._first is not None:  # the log moved: lines that name it say where
+                text = text.replace(str(self._first), str(self.path))
+            self.user.write(text)
             self.user.flush()
-            self._write_log(buf.getvalue())
+            self._write_log(text)
 
     def _write_log(self, text: str) -> None:
-        """Append to the log file (under the lock), creating it on first use."""
-        if self._log is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
-        self._log.write(text)
-        self._log.flush()
+        """Append to the log file (under the lock), creating it on first use; on a failed
+        write, move it (:meth:`_move`)."""
+        if self._dropped:
+            return
+        try:
+            if self._log is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._log = open(self.path, "a", encoding="utf-8",  # noqa: SIM115
+                                 errors="replace")
+            self._log.write(text)
+            self._log.flush()
+        except OSError as exc:
+            self._move(exc, text)
+
+    def _move(self, exc: OSError, text: str) -> None:
+        """The log cannot be written here: go on in the temporary folder (or nowhere), and
+        say so once."""
+        self._close_log()
+        why = exc.strerror or str(exc)
+        if self._first is None:
+            self._first = self.path
+            self.path = Path(tempfile.gettempdir()) / "wsfm-logs" / self.path.name
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._log = open(self.path, "a", encoding="utf-8",  # noqa: SIM115
+                                 errors="replace")
+                self._log.write(text)
+                self._log.flush()
+                self.user.write(f"[wsfm] warning: the log {self._first} cannot be written "
+                                f"({why}); it goes on in {self.path}\n")
+                return
+            except OSError as again:
+                self._close_log()
+                why = again.strerror or str(again)
+        self._dropped = True
+        self.user.write(f"[wsfm] warning: the log {self.path} cannot be written ({why}): "
+                        "this console has the run's messages; tracebacks are dropped (-v "
+                        "shows them)\n")
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            try:
+                self._log.close()
+            except OSError:  # the buffered rest did not fit either
+                pass
+            self._log = None
 
     def _pump(self, fd: int, verbose: bool) -> None:
         partial = ""
@@ -97,6 +151,13 @@ class Capture:
         """wsfm's own warnings (``warnings.warn`` in a wsfm module, wherever it ran) are for
         the user: each distinct one is shown once."""
         for line in lines:
+            oom = RAY_OOM.search(line)
+            if oom:
+                erase = "\r\x1b[K" if self.user.isatty() else ""
+                self.user.write(f"{erase}[wsfm] warning: Ray's memory monitor killed a worker "
+                                f"running {oom.group(1)} (the node used {oom.group(3)} of "
+                                f"{oom.group(4)}); Ray retries it ({oom.group(2)} retries "
+                                "left)\n")
             found = WSFM_WARNING.search(line)
             if found and found.group(2) not in self._warned:
                 self._warned.add(found.group(2))
@@ -133,17 +194,6 @@ def capture(path: Path, *, verbose: bool = False) -> Iterator[Capture]:
         pump.join(timeout=5.0)
         with cap._lock:
             cap._closed = True
-            if cap._log is not None:
-                cap._log.close()
+            cap._close_log()
             user.flush()
         user.close()
-
-
-def stage_tail(path: Path, stage: str, lines: int = 10) -> list[str]:
-    """The last ``lines`` lines that ``stage``'s Ray task wrote into the log (Ray prefixes
-    them ``(stage:<name> pid=...)``); none if it wrote none."""
-    try:
-        text = Path(path).read_text(errors="replace").splitlines()
-    except OSError:
-        return []
-    return [line for line in text if f"(stage:{stage} " in line][-lines:]

@@ -12,7 +12,13 @@ from wsfm.config import PipelineConfig
 from wsfm.orchestrate.storage import storage_env
 from wsfm.train.faults import ENV as FAULT_ENV
 
-__all__ = ["init_ray"]
+__all__ = ["OOM_RETRIES", "init_ray"]
+
+# Ray retries a task that its memory monitor killed forever by default (``task_oom_retries``
+# -1, whatever ``max_retries`` says): a stage would hang, killed and restarted, with nothing
+# on the console. A runtime that wsfm starts gives up after this many, and the stage fails
+# with the monitor's numbers (``RAY_task_oom_retries`` in the environment overrides it).
+OOM_RETRIES = 2
 
 
 def init_ray(config: PipelineConfig, address: str | None) -> bool:
@@ -26,6 +32,9 @@ def init_ray(config: PipelineConfig, address: str | None) -> bool:
     env = {**({} if config.train.use_gpu else {"DS_ACCELERATOR": "cpu"}),
            **storage_env(),  # a joined cluster's workers open an object-store home too
            **{k: os.environ[k] for k in (FAULT_ENV,) if k in os.environ}}  # a fault drill
-    ray.init(address=address or os.environ.get("RAY_ADDRESS"), runtime_env={"env_vars": env},
-             include_dashboard=False, log_to_driver=True)
+    address = address or os.environ.get("RAY_ADDRESS")
+    system = (None if address or "RAY_task_oom_retries" in os.environ
+              else {"task_oom_retries": OOM_RETRIES})
+    ray.init(address=address, runtime_env={"env_vars": env}, include_dashboard=False,
+             log_to_driver=True, _system_config=system)
     return True

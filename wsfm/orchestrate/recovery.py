@@ -1,7 +1,8 @@
-"""Recovery from a lost tracking server: what a run could not log, written down, and logged
+"""Recovery from a lost tracking store: what a run could not log, written down, and logged
 by the next invocation.
 
-When the tracking server stops answering mid-run (:class:`wsfm.tracking.TrackingLost`), no
+When the tracking server stops answering mid-run, or a local store's disk fills up
+(:class:`wsfm.tracking.TrackingLost`), no
 further stage starts and the running ones finish and commit; :class:`PendingRuns` then
 writes down in ``<lock root>/.tracking-pending/<parent run>.json`` the runs that could not
 be logged, and makes the one-line error the command fails with. The next invocation, with
@@ -47,23 +48,34 @@ class PendingRuns:
 
     def fail(self, lost: TrackingLost, where: Location, echo: Echo,
              log_path: Path | None) -> TrackingLost:
-        """Write the record down and return the one-line error (a ``TrackingLost``)."""
+        """Write the record down and return the one-line error (a ``TrackingLost``). On a
+        full disk the record may not fit either: the error then says which runs stay
+        unlogged."""
         from wsfm.tracking import TrackingLost
 
-        self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{self.parent or 'no-parent'}.json"
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"pipeline": self.pipeline, "parent": self.parent,
-                                   "uri": lost.uri, "runs": self.runs}, indent=2))
-        os.replace(tmp, path)
+        unwritten = ""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"pipeline": self.pipeline, "parent": self.parent,
+                                       "uri": lost.uri, "runs": self.runs}, indent=2))
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            unwritten = (f" (the list of runs to log later could not be written either: "
+                         f"{exc.strerror or exc}; the stage runs "
+                         f"{', '.join(r['run_id'] for r in self.runs) or '(none)'} stay "
+                         "unlogged, their outputs are kept)")
         if log_path is not None:
             echo(f"[wsfm] full log: {log_path}")
         kept = (f"{', '.join(self.kept)} finished and {'is' if len(self.kept) == 1 else 'are'}"
                 " kept" if self.kept else "every finished stage is kept")
+        again = ("Free some space on its disk" if lost.full else "Start the server again")
         return TrackingLost(lost.uri, f"{lost.what}. Nothing done was lost: {kept} under "
-                            f"{where.artifacts}, and no further stage was started. Start the "
-                            "server again and run the same command: finished stages are "
-                            "reused, and the runs not logged now are logged then")
+                            f"{where.artifacts}, and no further stage was started. {again} "
+                            "and run the same command: finished stages are reused, and the "
+                            f"runs not logged now are logged then{unwritten}", full=lost.full)
 
 
 def settle_pending(tracker: Tracker, store: Store, folder: Path, echo: Echo) -> list[str]:
@@ -85,7 +97,7 @@ def settle_pending(tracker: Tracker, store: Store, folder: Path, echo: Echo) -> 
                 logged.append(entry["stage"])
         if pending.get("parent"):
             try:
-                tracker.log(pending["parent"], tags={"wsfm.error": "the tracking server was "
+                tracker.log(pending["parent"], tags={"wsfm.error": "the tracking store was "
                                                      "lost during this invocation"})
                 tracker.finish(pending["parent"], False)
             except MlflowException as exc:
@@ -107,9 +119,9 @@ def _settle_run(tracker: Tracker, store: Store, entry: dict[str, str], echo: Ech
             tracker.log(run_id, tags={"wsfm.logged_late": "true"})
             tracker.finish(run_id, True)
             echo(f"[wsfm] {stage:<16} logged   (run {run_id}, made when the tracking "
-                 "server was lost)")
+                 "store was lost)")
             return True
-        tracker.log(run_id, tags={"wsfm.error": "the tracking server was lost "
+        tracker.log(run_id, tags={"wsfm.error": "the tracking store was lost "
                                   "before this stage committed its output"})
         tracker.finish(run_id, False)
     except MlflowException as exc:

@@ -11,7 +11,9 @@ latest up with ``ray.train.get_checkpoint()``:
 The Ray run name lives in the stage folder (``ray_run.json``): the orchestrator keeps a
 resumable stage's partial folder after a failure, so a rerun continues the same Ray run,
 while a fresh folder (a first run, ``--force`` after success) starts a new one instead of
-silently restoring a finished run.
+silently restoring a finished run. A run whose snapshot cannot be read (cut short by a full
+disk, say: Ray Train would fail to start on it) is not continued: a new run starts, with a
+warning (:func:`ray_run_name`).
 
 Where rank 0 writes. The workers may run on nodes that do not see the stage folder (an
 object-store root, several nodes, no shared mount): ``spec.files`` (``wsfm.taskfiles``) then
@@ -25,6 +27,7 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -42,22 +45,45 @@ from wsfm.train.loop import train_loop_per_worker
 from wsfm.train.monitor import DIVERGED, Divergence
 from wsfm.train.spec import TrainSpec
 
-__all__ = ["RAY_RUN", "fit", "ray_run_name"]
+__all__ = ["RAY_RUN", "SNAPSHOT", "fit", "ray_run_name"]
 
 RAY_RUN = "ray_run.json"
+SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train V2's record of a run's checkpoints
 
 
 def ray_run_name(out_dir: Path, run_name: str, storage_path: str) -> str:
-    """The Ray run this stage folder continues, or a new one (recorded in ``ray_run.json``)."""
+    """The Ray run this stage folder continues, or a new one (recorded in ``ray_run.json``):
+    new when there is none, when the storage moved, or when the run's snapshot is damaged."""
     record = Path(out_dir) / RAY_RUN
     if record.is_file():
         saved = json.loads(record.read_text())
         if saved["storage_path"] == storage_path:
-            return saved["name"]
+            damage = _damaged_snapshot(storage_path, saved["name"])
+            if damage is None:
+                return saved["name"]
+            warnings.warn(f"the checkpoint record of Ray run {saved['name']} cannot be read "
+                          f"({damage}); training starts over in a new run", stacklevel=2)
     name = f"{run_name}-{uuid.uuid4().hex[:8]}"
     (Path(out_dir) / POINTER).unlink(missing_ok=True)  # it would point into another run
     record.write_text(json.dumps({"name": name, "storage_path": storage_path}, indent=2))
     return name
+
+
+def _damaged_snapshot(storage_path: str, name: str) -> str | None:
+    """Why the run's snapshot cannot be read (None: it can, or there is none yet)."""
+    import pyarrow.fs as pafs
+
+    filesystem, root = ray_storage(storage_path)
+    fs = filesystem or pafs.LocalFileSystem()
+    path = f"{root.rstrip('/')}/{name}/{SNAPSHOT}"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    try:
+        with fs.open_input_stream(path) as stream:
+            json.loads(stream.read().decode())
+    except (ValueError, OSError) as exc:
+        return f"{SNAPSHOT}: {exc}"
+    return None
 
 
 def fit(spec: TrainSpec, *, storage_path: str, run_name: str,
