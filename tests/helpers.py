@@ -382,3 +382,18 @@ def make_shards(folder: Path, sizes: Sequence[int], dim: int = 3,
 def urls_of(folder: Path) -> list[str]:
     """The shard paths that ``folder``'s manifest lists, in order."""
     return [str(folder / r.shard) for r in read_manifest(folder)]
+
+
+def fill_disk(folder: Path, leave: int = 0) -> Path:
+    """Fill ``folder``'s filesystem until at most ``leave`` bytes are free (to the last page
+    with 0): another writer taking the space. Returns the filler file (delete it to free)."""
+    filler = Path(folder) / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while shutil.disk_usage(folder).free > leave:
+            os.write(fd, b"\0" * 4096)
+    except OSError:  # full
+        pass
+    finally:
+        os.close(fd)
+    return filler

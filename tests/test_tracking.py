@@ -1,7 +1,6 @@
 """The pyfunc model through a real MLflow store: logged as code, no warnings, each kind."""
 
 import logging
-import os
 import subprocess
 import time
 import warnings
@@ -16,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 import mlflow
 from tests.bundles import make_bundle
+from tests.helpers import fill_disk
 from wsfm.champion import Score
 from wsfm.stages.base import ModelRelease
 from wsfm.tracking import Tracker, publish_model
@@ -204,14 +204,7 @@ def test_a_local_store_on_a_full_disk_is_lost_in_words_not_a_traceback(tmpfs):
     uri = f"sqlite:///{mnt / 'mlflow.db'}"
     tracker = Tracker(uri, "full", mnt / "mlartifacts")
     run_id = tracker.start_run("train_refiner")
-    fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fill_disk(mnt)
     with pytest.raises(TrackingLost) as lost:
         for i in range(200):  # the first write that needs a new page fails
             tracker.log(run_id, params={f"p{i}": "x" * 400})

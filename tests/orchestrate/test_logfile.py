@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+from tests.helpers import fill_disk
 from wsfm.orchestrate.logfile import log_path
 
 SCRIPT = textwrap.dedent("""
@@ -84,22 +85,10 @@ def run_full(tmp_path, log, tmpdir):
                           env={**os.environ, "TMPDIR": str(tmpdir)})
 
 
-def fill(folder):
-    """Fill ``folder``'s filesystem to the last page."""
-    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def test_a_log_on_a_full_disk_moves_to_the_temporary_folder_and_the_lines_say_so(
         tmpfs, tmp_path):
     mnt, _ = tmpfs
-    fill(mnt)
+    fill_disk(mnt)
     (tmp_path / "tmp").mkdir()
     log = mnt / "logs" / "run.log"
     proc = run_full(tmp_path, log, tmp_path / "tmp")
@@ -119,7 +108,7 @@ def test_a_log_on_a_full_disk_moves_to_the_temporary_folder_and_the_lines_say_so
 
 def test_a_log_that_fits_nowhere_is_dropped_with_one_warning(tmpfs, tmp_path):
     mnt, _ = tmpfs
-    fill(mnt)
+    fill_disk(mnt)
     (tmp_path / "tmp").mkdir()
     (tmp_path / "tmp" / "wsfm-logs").write_text("")  # a file where the fallback folder goes
     proc = run_full(tmp_path, mnt / "logs" / "run.log", tmp_path / "tmp")

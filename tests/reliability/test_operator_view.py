@@ -7,14 +7,12 @@ Ray's memory monitor killing the stage's worker."""
 from __future__ import annotations
 
 import glob
-import os
-import shutil
 import threading
 import time
 
 import pytest
 
-from tests.helpers import small_smoke, stage_lines, wsfm
+from tests.helpers import fill_disk, small_smoke, stage_lines, wsfm
 
 pytestmark = [pytest.mark.reliability, pytest.mark.pipeline]
 
@@ -32,14 +30,7 @@ def fill_when(pattern: str, folder, leave: int, stop: threading.Event) -> thread
         while not glob.glob(pattern):
             if stop.wait(0.05):
                 return
-        fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
-        try:
-            while shutil.disk_usage(folder).free > leave:
-                os.write(fd, b"\0" * 65536)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        fill_disk(folder, leave)
 
     thread = threading.Thread(target=fill, daemon=True)
     thread.start()
