@@ -121,6 +121,21 @@ class RemoteArtifactStore:
         record, _ = self.inspect(stage, fp, deep=deep)
         return record
 
+    def success_records(self, stage: str) -> list[dict[str, Any]]:
+        """The success records of ``stage``'s committed outputs (one listing, then one read
+        per output; an unreadable one is passed over)."""
+        base = self._key(stage)
+        out = []
+        for rel in sorted(self._sizes(base)):
+            parts = rel.split("/")
+            if len(parts) != 2 or parts[1] != SUCCESS or parts[0].startswith("."):
+                continue
+            try:
+                out.append(json.loads(self._read(f"{base}/{rel}")))
+            except (OSError, ValueError):
+                continue
+        return out
+
     def inspect(self, stage: str, fp: str, *,
                 deep: bool = False) -> tuple[dict[str, Any] | None, str]:
         """``(record, "")`` for a complete output, else ``(None, why)``. One listing gives

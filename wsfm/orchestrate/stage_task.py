@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wsfm.config import PipelineConfig
+from wsfm.orchestrate.leases import lease_uri, object_lease
 from wsfm.orchestrate.locks import stage_lock
 from wsfm.orchestrate.runtime import RayRuntime
 from wsfm.orchestrate.store import ArtifactStore
@@ -36,15 +37,16 @@ __all__ = ["execute_stage"]
 def execute_stage(name: str, config: PipelineConfig, inputs: dict[str, str], store_root: str,
                   fp: str, runtime: RayRuntime, record: dict[str, Any],
                   reuse: bool = True) -> dict[str, Any]:
-    """Run one stage into a temporary folder, then commit it, holding the output's lock.
-    ``inputs``: upstream stage -> fingerprint, staged in as local folders on this node. With
-    ``reuse`` (the plan did not force the stage), an output that another invocation finished
-    since the plan is returned instead of being made again. (On an object-store root the lock
-    is this node's: two invocations on different nodes still race, and the store's commit
-    protocol is what keeps a half-made output from counting.)"""
+    """Run one stage into a temporary folder, then commit it, holding the output's lock (and,
+    on an ``s3://`` root, its lease: ``wsfm.orchestrate.leases``, so that invocations on
+    other machines wait too). ``inputs``: upstream stage -> fingerprint, staged in as local
+    folders on this node. With ``reuse`` (the plan did not force the stage), an output that
+    another invocation finished since the plan is returned instead of being made again."""
     store = open_store(store_root, config.name)
-    with stage_lock(lock_root(store), config.name, name, fp,
-                    holder={"mlflow_run_id": record.get("mlflow_run_id", "")}):
+    holder = {"mlflow_run_id": record.get("mlflow_run_id", "")}
+    with stage_lock(lock_root(store), config.name, name, fp, holder=holder), \
+            object_lease(lease_uri(store_root, config.name, name, fp), holder,
+                         note=f"{name} is being made by another invocation"):
         made = store.load(name, fp) if reuse else None
         if made is not None:
             return {**made, "tags": {**made.get("tags", {}), "wsfm.status": "reused",

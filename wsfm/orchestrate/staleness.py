@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from wsfm.config import PipelineConfig, flatten, to_dict
 from wsfm.orchestrate.dag import UNUSED, make_plan
 from wsfm.orchestrate.fingerprint import stage_code_hash, stage_params
+from wsfm.orchestrate.leases import lease_holder, lease_uri
 from wsfm.orchestrate.locks import describe_holder, lock_holder, stage_lock_path
-from wsfm.orchestrate.store import SUCCESS, ArtifactStore
+from wsfm.orchestrate.store import ArtifactStore
 from wsfm.orchestrate.stores import lock_root
 from wsfm.stages.base import StageSpec
 
@@ -73,18 +73,8 @@ def diff_params(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def newest_output(store: ArtifactStore, stage: str) -> dict[str, Any] | None:
     """The newest committed success record of ``stage`` (any fingerprint), or None."""
-    folder = store.root / store.pipeline / stage
-    best: dict[str, Any] | None = None
-    for success in sorted(folder.glob(f"*/{SUCCESS}")) if folder.is_dir() else []:
-        if success.parent.name.startswith("."):
-            continue
-        try:
-            record = json.loads(Path(success).read_text())
-        except (OSError, ValueError):
-            continue
-        if best is None or record.get("finished_at", 0) > best.get("finished_at", 0):
-            best = record
-    return best
+    return max(store.success_records(stage), key=lambda r: r.get("finished_at", 0),
+               default=None)
 
 
 def _reasons(spec: StageSpec, config: PipelineConfig, old: dict[str, Any],
@@ -121,7 +111,7 @@ def pipeline_status(specs: Sequence[StageSpec], config: PipelineConfig,
         if item.action == "unused":
             state.state, state.reasons = "unused", [item.reason]
         elif item.action != "cached":
-            damaged = store.path(item.stage, item.fingerprint).exists()
+            damaged = store.inspect(item.stage, item.fingerprint)[1] != "no finished output"
             old = newest_output(store, item.stage)
             if damaged:
                 state.state, state.reasons = "stale", [item.reason]
@@ -132,6 +122,9 @@ def pipeline_status(specs: Sequence[StageSpec], config: PipelineConfig,
                 state.reasons = _reasons(spec, config, old, current, states)
             holder = lock_holder(stage_lock_path(lock_root(store), config.name, item.stage,
                                                  item.fingerprint))
+            if holder is None and str(store.root).startswith("s3://"):  # another machine's
+                holder = lease_holder(lease_uri(str(store.root), config.name, item.stage,
+                                                item.fingerprint))
             if holder is not None:
                 state.state, state.reasons = "running", [f"being made by "
                                                          f"{describe_holder(holder)}"]

@@ -108,6 +108,20 @@ class ArtifactStore:
         record, _ = self.inspect(stage, fp, deep=deep)
         return record
 
+    def success_records(self, stage: str) -> list[dict[str, Any]]:
+        """The success records of ``stage``'s committed outputs (every fingerprint; an
+        unreadable one is passed over)."""
+        folder = self.root / self.pipeline / stage
+        out = []
+        for success in sorted(folder.glob(f"*/{SUCCESS}")) if folder.is_dir() else []:
+            if success.parent.name.startswith("."):
+                continue
+            try:
+                out.append(json.loads(success.read_text()))
+            except (OSError, ValueError):
+                continue
+        return out
+
     def inspect(self, stage: str, fp: str, *,
                 deep: bool = False) -> tuple[dict[str, Any] | None, str]:
         """``(record, "")`` for a complete output, else ``(None, why)``: no output, or the
