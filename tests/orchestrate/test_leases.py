@@ -138,3 +138,64 @@ def test_status_names_the_run_that_holds_a_stage_on_another_machine(env, tmp_pat
         proc.wait(timeout=30)
     states = {s.stage: s for s in pipeline_status(STAGES, tiny_config, store)}
     assert states["train_refiner"].state == "missing"
+
+
+STAGE = textwrap.dedent("""
+    import json, sys
+    from wsfm.config import load_pipeline
+    from wsfm.orchestrate.local import LocalRuntime
+    from wsfm.orchestrate.stage_task import execute_stage
+    from tests.helpers import with_shards
+    cfg = with_shards(load_pipeline(sys.argv[1], profile="smoke"), num_shards=4,
+                      per_shard=20000)
+    print("ready", flush=True)
+    sys.stdin.readline()  # go
+    record = execute_stage("generate_drafts", cfg, {"pretrain_draft": "dfp"}, sys.argv[2],
+                           "fp", LocalRuntime(), {"mlflow_run_id": sys.argv[3]})
+    print(json.dumps({"tags": record.get("tags", {}), "run": record.get("mlflow_run_id")}))
+""")
+
+
+def test_two_machines_on_one_object_store_make_a_stage_once(env, tmp_path, draft_dir):
+    """Two processes with caches of their own (two machines: no shared disk, so no shared
+    ``flock``) run the same stage output on one s3:// root: the second waits on the lease,
+    says for whom once, then reuses what the first committed."""
+    import shutil
+
+    from tests.helpers import ROOT
+    from wsfm.orchestrate.remote_store import RemoteArtifactStore
+
+    root = f"s3://{BUCKET}/two-machines/artifacts"
+    store = RemoteArtifactStore(root, "toy2d", cache=tmp_path / "cache-setup")
+    tmp = store.begin("pretrain_draft", "dfp")
+    shutil.copytree(draft_dir, tmp, dirs_exist_ok=True)
+    store.commit(tmp, "pretrain_draft", "dfp", {"mlflow_run_id": "draft"})
+
+    def start(name):
+        return subprocess.Popen(
+            [sys.executable, "-c", STAGE, str(ROOT / "pipelines" / "toy2d.yaml"), root, name],
+            env=cli_env(**env, WSFM_CACHE=str(tmp_path / f"cache-{name}")), cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    first, second = start("first"), start("second")
+    for proc in (first, second):  # both imported and configured: start is now quick
+        assert proc.stdout.readline() == "ready\n"
+    first.stdin.write("go\n")
+    first.stdin.flush()
+    uri = lease_uri(root, "toy2d", "generate_drafts", "fp")
+    deadline = time.monotonic() + 300
+    while lease_holder(uri) is None:  # the first holds the lease and is making the shards
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    second.stdin.write("go\n")
+    second.stdin.flush()
+    (out1, err1), (out2, err2) = (p.communicate(timeout=600) for p in (first, second))
+    assert first.returncode == 0 and second.returncode == 0, err1[-2000:] + err2[-2000:]
+    one, two = (json.loads(out.strip().splitlines()[-1]) for out in (out1, out2))
+    assert one["run"] == "first" and "wsfm.status" not in one["tags"]
+    assert two["tags"]["wsfm.status"] == "reused" and two["run"] == "first"
+    assert err2.count("generate_drafts is being made by another invocation (MLflow run "
+                      "first") == 1
+    assert RemoteArtifactStore(root, "toy2d", cache=tmp_path / "cache-check").load(
+        "generate_drafts", "fp", deep=True) is not None
+    assert lease_holder(uri) is None

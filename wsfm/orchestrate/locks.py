@@ -16,7 +16,8 @@ deleted lock file lets a third process lock a new file while a second still wait
 While it holds a stage's lock, the holder writes who it is into the file (its MLflow run, pid,
 host, since when: :func:`lock_holder`): a waiting invocation says once whom it waits for, and
 ``wsfm status`` names the run that is making a stage.
-They work on local file systems (and NFSv4); an object store needs its own scheme. A waiter
+They work on local file systems (and NFSv4); an object store has its own scheme
+(``wsfm.orchestrate.leases``). A waiter
 polls (:data:`POLL`) rather than blocking in ``flock``, so that inside a Ray task it can give
 its CPU back while it waits (:func:`_idle`).
 """
