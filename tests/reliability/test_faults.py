@@ -11,6 +11,7 @@ tabulates all of them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -36,6 +37,7 @@ from tests.helpers import (
     cli_env,
     committed,
     context,
+    fill_disk,
     manifest_rows,
     stage_lines,
     with_shards,
@@ -141,6 +143,57 @@ def test_a_full_disk_is_named_nothing_half_written_counts_and_a_rerun_succeeds(
     assert record["metrics"]["shards_reused"] >= 1  # what fitted the first time was kept
     assert verify_shards(final) == [] and store.load("generate_drafts", "fp", deep=True)
     assert manifest_rows(final) == manifest_rows(reference)
+
+
+class _FillsBeforeTheModel(LocalRuntime):
+    """Trains in this process with its checkpoints on another filesystem (``roomy``), and
+    fills the stage folder's filesystem at the last step: the final checkpoint fits, the
+    models written after it do not."""
+
+    def __init__(self, full: Path | None, roomy: Path):
+        super().__init__()
+        self.full, self.roomy = full, roomy
+
+    def train(self, spec):
+        from wsfm.train.local import CHECKPOINTS, fit_local
+
+        link = Path(spec.out_dir) / CHECKPOINTS
+        if not link.exists():
+            link.symlink_to(self.roomy)
+        filled = []
+
+        def hook(rank, step):
+            if self.full is not None and step >= spec.train.steps - 1 and not filled:
+                filled.append(fill_disk(self.full, leave=16384))
+
+        return fit_local(spec, hooks=(hook,))
+
+
+def test_a_disk_full_while_the_model_is_written_is_named_and_a_rerun_finishes(
+        tmpfs, tmp_path, tiny_config):
+    """``torch.save`` on a full disk says only "unexpected pos ..."; the stage's error must
+    still say the disk is full, keep those words, name the folder, and commit nothing."""
+    mnt, remount = tmpfs
+    remount("4m")
+    cfg = dataclasses.replace(tiny_config, train=dataclasses.replace(
+        tiny_config.train, num_workers=1, checkpoint_every=1000))
+    roomy = tmp_path / "checkpoints"
+    roomy.mkdir()
+    with pytest.raises(OSError, match="No space left on device") as info:
+        execute_stage("train_baseline", cfg, {}, str(mnt), "fp",
+                      _FillsBeforeTheModel(mnt, roomy), {})
+    print(info.value)
+    assert "(the error: RuntimeError:" in str(info.value)  # torch's own words, kept
+    store = ArtifactStore(mnt, cfg.name)
+    assert info.value.filename == str(store.partial("train_baseline", "fp"))
+    assert [p.name for p in roomy.iterdir()] == [f"step-{cfg.train.steps:06d}"]  # it fitted
+    assert store.load("train_baseline", "fp") is None and not list(mnt.rglob(SUCCESS))
+
+    (mnt / "filler").unlink()
+    record = execute_stage("train_baseline", cfg, {}, str(mnt), "fp",
+                           _FillsBeforeTheModel(None, roomy), {})  # nothing fills now
+    assert record["metrics"]["steps"] == cfg.train.steps
+    assert store.load("train_baseline", "fp", deep=True) is not None
 
 
 STAGE_SCRIPT = r"""

@@ -86,10 +86,13 @@ def _run_stage(name: str, config: PipelineConfig, inputs: dict[str, Path], store
 
 def _disk_full(exc: BaseException, folder: Path) -> OSError | None:
     """An ``OSError(ENOSPC)`` naming ``folder`` when ``exc`` came from a full disk: ENOSPC in
-    its chain or text (a map task's error travels as text), or a failed write with under
-    1 MiB left there (``torch.save`` reports only "file write failed")."""
+    its chain or text (a map task's error travels as text), or any failure with under 1 MiB
+    left there. The last covers writers that do not say so: ``torch.save`` on a full disk
+    raises ``RuntimeError: [enforce fail at inline_container.cc] . unexpected pos ...`` (seen
+    on ``model_raw.pt``); its own words are kept in the message."""
     import errno
     import shutil
+    import traceback
 
     chain: list[BaseException] = []
     cur: BaseException | None = exc
@@ -103,9 +106,12 @@ def _disk_full(exc: BaseException, folder: Path) -> OSError | None:
         free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
     except OSError:
         return None
-    if not (any(getattr(e, "errno", None) == errno.ENOSPC for e in chain)
-            or "No space left on device" in text or (free < 1 << 20 and "write" in text)):
+    said = (any(getattr(e, "errno", None) == errno.ENOSPC for e in chain)
+            or "No space left on device" in text)
+    if not said and free >= 1 << 20:
         return None
+    own = "" if said else " (the error: " + " ".join(
+        "".join(traceback.format_exception_only(type(exc), exc)).split())[:300] + ")"
     return OSError(errno.ENOSPC, f"No space left on device ({free:,} bytes free) for the "
-                   "output of this stage; nothing of it is marked complete. Free some space "
-                   "and run again", str(folder))
+                   f"output of this stage{own}; nothing of it is marked complete. Free some "
+                   "space and run again", str(folder))
