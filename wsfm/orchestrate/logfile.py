@@ -80,10 +80,33 @@ class Capture:
             self._write_log(text)
 
     def _write_log(self, text: str) -> None:
-        """Append to the log file (under the lock), creating it on first use; on a failed
-        write, move it (:meth:`_move`)."""
+        """Append to the log file (under the lock); on a failed write, go on in the
+        temporary folder once, else drop the log; say so once either way."""
         if self._dropped:
             return
+        try:
+            self._append(text)
+            return
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+        if self._first is None:
+            self._first = self.path
+            self.path = Path(tempfile.gettempdir()) / "wsfm-logs" / self.path.name
+            try:
+                self._append(text)
+                self.user.write(f"[wsfm] warning: the log {self._first} cannot be written "
+                                f"({why}); it goes on in {self.path}\n")
+                return
+            except OSError as again:
+                why = again.strerror or str(again)
+        self._dropped = True
+        self.user.write(f"[wsfm] warning: the log {self.path} cannot be written ({why}): "
+                        "this console has the run's messages; tracebacks are dropped (-v "
+                        "shows them)\n")
+
+    def _append(self, text: str) -> None:
+        """Write ``text`` to the log at :attr:`path`, opening it on first use (closed again
+        when a write fails)."""
         try:
             if self._log is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,33 +114,9 @@ class Capture:
                                  errors="replace")
             self._log.write(text)
             self._log.flush()
-        except OSError as exc:
-            self._move(exc, text)
-
-    def _move(self, exc: OSError, text: str) -> None:
-        """The log cannot be written here: go on in the temporary folder (or nowhere), and
-        say so once."""
-        self._close_log()
-        why = exc.strerror or str(exc)
-        if self._first is None:
-            self._first = self.path
-            self.path = Path(tempfile.gettempdir()) / "wsfm-logs" / self.path.name
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._log = open(self.path, "a", encoding="utf-8",  # noqa: SIM115
-                                 errors="replace")
-                self._log.write(text)
-                self._log.flush()
-                self.user.write(f"[wsfm] warning: the log {self._first} cannot be written "
-                                f"({why}); it goes on in {self.path}\n")
-                return
-            except OSError as again:
-                self._close_log()
-                why = again.strerror or str(again)
-        self._dropped = True
-        self.user.write(f"[wsfm] warning: the log {self.path} cannot be written ({why}): "
-                        "this console has the run's messages; tracebacks are dropped (-v "
-                        "shows them)\n")
+        except OSError:
+            self._close_log()
+            raise
 
     def _close_log(self) -> None:
         if self._log is not None:
