@@ -20,7 +20,8 @@ from pathlib import Path
 
 from wsfm.errors import UserError
 
-__all__ = ["SpaceShort", "free_bytes", "human_bytes", "require_space"]
+__all__ = ["SpaceShort", "exception_chain", "free_bytes", "human_bytes", "require_space",
+           "says_disk_full"]
 
 
 class SpaceShort(UserError, OSError):
@@ -73,3 +74,24 @@ def require_space(needs: Mapping[str, int], what: str) -> None:
                 f"{what} needs {human_bytes(need)} ({need:,} bytes) in {' and '.join(paths)}, "
                 f"whose filesystem has {human_bytes(free)} ({free:,} bytes) free: it did not "
                 "start; free some space (or move the home, WSFM_HOME) and run again")
+
+
+def exception_chain(exc: BaseException, limit: int = 16) -> list[BaseException]:
+    """``exc`` and what it was raised from or during (``__cause__``, ``__context__``)."""
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(chain) < limit:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return chain
+
+
+def says_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` or what it wraps says that a disk is full: ENOSPC, its text (an error
+    that travelled as text), or SQLite's "database or disk is full" (wrapped by SQLAlchemy
+    and MLflow)."""
+    import errno
+
+    return any(getattr(e, "errno", None) == errno.ENOSPC
+               or "No space left on device" in str(e) or "database or disk is full" in str(e)
+               for e in exception_chain(exc))

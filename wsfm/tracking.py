@@ -31,6 +31,7 @@ import mlflow
 from wsfm.champion import Score, decide
 from wsfm.config import flatten
 from wsfm.errors import UserError
+from wsfm.space import says_disk_full
 from wsfm.train.metrics_log import read_step_metrics
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ __all__ = [
     "TrackingLost",
     "champion_score",
     "check_tracking_server",
-    "disk_full",
     "flatten",
     "git_state",
     "log_manifest_input",
@@ -85,23 +85,6 @@ class TrackingLost(UserError):
             f"{what}{why}")
 
 
-def disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what it wraps) says that a disk is full: ENOSPC, or SQLite's
-    "database or disk is full" (which MLflow and SQLAlchemy wrap)."""
-    import errno
-
-    cur: BaseException | None = exc
-    for _ in range(16):
-        if cur is None:
-            return False
-        if getattr(cur, "errno", None) == errno.ENOSPC or any(
-                text in str(cur) for text in ("database or disk is full",
-                                              "No space left on device")):
-            return True
-        cur = cur.__cause__ or cur.__context__
-    return False
-
-
 def server_answers(uri: str, timeout: float = 10.0) -> bool:
     """Whether an HTTP tracking server answers at all now (any HTTP status counts); a local
     store always does."""
@@ -129,7 +112,7 @@ def _guarded(what: str):
             except TrackingLost:
                 raise
             except Exception as exc:
-                full = disk_full(exc)
+                full = says_disk_full(exc)
                 if not full and server_answers(self.uri):
                     raise
                 label = self.labels.get(str(args[0]), str(args[0])) if args else ""

@@ -10,7 +10,6 @@ streams the log).
 
 from __future__ import annotations
 
-import errno
 import re
 import sys
 import traceback
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from wsfm.orchestrate.dag import PlanItem
 from wsfm.orchestrate.outcome import RunSummary
+from wsfm.space import says_disk_full
 
 __all__ = ["Echo", "failure_line", "print_plan", "print_table", "remedy", "report_failure",
            "root_cause", "short_error"]
@@ -81,7 +81,7 @@ def remedy(exc: BaseException, stage: str) -> str:
     text = short_error(exc)
     if "run again" in text.lower():
         return ""
-    if getattr(cause, "errno", None) == errno.ENOSPC or "No space left on device" in text:
+    if says_disk_full(cause):
         return "free some space and run again: finished stages are reused"
     if "memory monitor" in text:
         return (f"lower {stage}'s memory use (batch or shard size), give it more "

@@ -20,7 +20,7 @@ from wsfm.orchestrate.locks import stage_lock
 from wsfm.orchestrate.runtime import RayRuntime
 from wsfm.orchestrate.store import ArtifactStore
 from wsfm.orchestrate.stores import lock_root, open_store
-from wsfm.space import SpaceShort
+from wsfm.space import SpaceShort, exception_chain, says_disk_full
 from wsfm.stages import StageContext, get_stage
 from wsfm.train.faults import stage_fault
 
@@ -94,20 +94,13 @@ def _disk_full(exc: BaseException, folder: Path) -> OSError | None:
     import shutil
     import traceback
 
-    chain: list[BaseException] = []
-    cur: BaseException | None = exc
-    while cur is not None and len(chain) < 16:
-        chain.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    if any(isinstance(e, SpaceShort) for e in chain):  # refused before any work: says so
+    if any(isinstance(e, SpaceShort) for e in exception_chain(exc)):  # refused: says so
         return None
-    text = " ".join(str(e) for e in chain)
     try:
         free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
     except OSError:
         return None
-    said = (any(getattr(e, "errno", None) == errno.ENOSPC for e in chain)
-            or "No space left on device" in text)
+    said = says_disk_full(exc)
     if not said and free >= 1 << 20:
         return None
     own = "" if said else " (the error: " + " ".join(
