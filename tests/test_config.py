@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TOY2D
+from tests.helpers import ROOT, TOY2D
 from wsfm.cli import main
 from wsfm.config import ConfigError, PipelineConfig, TrainConfig, load_pipeline
 
@@ -131,3 +131,13 @@ def test_cli_refuses_bad_user_data_before_anything_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "x.npy" in err and "NaN or infinite" in err
     assert not home.exists()
+
+
+def test_the_substitute_coupling_needs_its_draft_and_its_shards(tmp_path):
+    base = (ROOT / "pipelines" / "text.yaml").read_text()
+    assert load_pipeline(ROOT / "pipelines" / "text.yaml").flow.coupling == "substitute"
+    for old, new in (("pair: substitute", "pair: none"), ("kind: window_ngram", "kind: ngram")):
+        path = tmp_path / "text.yaml"
+        path.write_text(base.replace(old, new))
+        with pytest.raises(ConfigError, match="coupling: substitute .* window_ngram"):
+            load_pipeline(path)

@@ -75,3 +75,16 @@ def test_final_argmax_takes_the_most_likely_character_at_the_last_step():
     with pytest.raises(ValueError, match="final must be"):
         DiscreteWarmStartSampler(draft(), t0=0.8, start="noised_draft", final="argmax",
                                  **kwargs)
+
+
+def test_remask_from_the_draft_reaches_the_oracle_and_spends_the_step_count():
+    sampler = DiscreteWarmStartSampler(draft(), Oracle(), 0.8, 0.01, seq_len=12, mask_id=27,
+                                       remask=1.0)
+    x, nfe = sampler.sample(16, seed=0)
+    assert nfe == 20 == sampler.expected_nfe()
+    assert (x == TARGET.numpy()).all()
+    start = sampler.initial(16, seed=0).numpy()
+    x1, nfe1 = sampler.sample(16, seed=0, steps=1)  # one call reads the draft, changes nothing
+    assert nfe1 == 1 and np.array_equal(x1, start)
+    with pytest.raises(ValueError, match="remask"):
+        DiscreteWarmStartSampler(draft(), Oracle(), 0.8, seq_len=12, mask_id=27, remask=1.5)

@@ -1,4 +1,4 @@
-"""The digits and words pipelines' smoke profiles, end to end through the CLI."""
+"""The digits, words and text pipelines' smoke profiles, end to end through the CLI."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ pytestmark = pytest.mark.pipeline
 
 
 @pytest.mark.parametrize("task,metric,lower", [("digits", "fd", True),
-                                               ("words", "valid_rate_std", False)])
+                                               ("words", "valid_rate_std", False),
+                                               ("text", "nll", True)])
 def test_task_smoke_pipeline(tmp_path, task, metric, lower):
     home = tmp_path / "home"
     pipeline = ROOT / "pipelines" / f"{task}.yaml"
@@ -29,7 +30,8 @@ def test_task_smoke_pipeline(tmp_path, task, metric, lower):
     assert report["lower_is_better"] is lower
     methods = {r["method"] for r in report["rows"]}
     assert {"draft", "cold", "zero_shot"} <= methods
-    assert any(m.startswith("warm") for m in methods)  # warm_ot, or warm_nearest for words
+    # warm_ot; warm_nearest for words; warm_substitute for text
+    assert any(m.startswith("warm") for m in methods)
     assert report["speedup_nfe"] == 10.0
     # The reference (real held-out data) beats the draft on the task's own metric.
     draft = next(r for r in report["rows"] if r["method"] == "draft")

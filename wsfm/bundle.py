@@ -49,6 +49,7 @@ class SamplerSettings:
     kind: str = "vector"  # what one sample is: one of KINDS
     shape: tuple[int, ...] = ()  # image: (C, H, W) with C*H*W == dim
     alphabet: str = ""  # text: the characters of codes 1.., code 0 is the pad
+    remask: float = 0.0  # discrete: > 0 runs the remasking sampler from the draft
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -111,7 +112,7 @@ def bundle_sampler(s: SamplerSettings, draft: Draft | None,
     codes = (s.model["seq_len"], s.model["vocab"]) if s.form == "discrete" else None
     return build_sampler(draft, net, s.t0, step_size=s.step_size, dim=s.dim, codes=codes,
                          method=s.method, draft_noise=s.draft_noise, exponent=s.exponent,
-                         temperature=s.temperature)
+                         temperature=s.temperature, remask=s.remask)
 
 
 def decode_text(codes: np.ndarray, alphabet: str) -> list[str]:

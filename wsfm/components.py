@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from wsfm.config import DraftConfig, EvalConfig, ModelConfig
+from wsfm.config import DraftConfig, EvalConfig, FlowConfig, ModelConfig
 from wsfm.data.datasets import Dataset
 from wsfm.drafts import Draft, get_draft
-from wsfm.metrics.evaluators import Evaluator, ImageEvaluator, TextEvaluator, VectorEvaluator
+from wsfm.metrics.evaluators import (
+    Evaluator,
+    ImageEvaluator,
+    ProseEvaluator,
+    TextEvaluator,
+    VectorEvaluator,
+)
 from wsfm.sampler import build_sampler
 
-__all__ = ["build_draft", "make_evaluator", "make_sampler", "net_spec"]
+__all__ = ["build_draft", "make_evaluator", "make_sampler", "net_spec", "remask_of"]
 
 # The config fields that each kind reads; the others are ignored for that kind.
 DRAFT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -20,11 +26,12 @@ DRAFT_FIELDS: dict[str, tuple[str, ...]] = {
     "vae": ("latent", "hidden", "steps"),
     "ngram": ("order",),
     "gru": ("hidden", "steps"),
+    "window_ngram": ("order",),
 }
 MODEL_FIELDS: dict[str, tuple[str, ...]] = {
     "mlp": ("hidden", "depth", "time_dim", "out_scale"),
     "unet": ("channels", "time_dim"),
-    "transformer": ("d_model", "n_layers", "n_heads", "time_dim"),
+    "transformer": ("d_model", "n_layers", "n_heads", "time_dim", "rel_pos"),
 }
 
 
@@ -59,12 +66,21 @@ def make_evaluator(data: Dataset, cfg: EvalConfig, seed: int) -> Evaluator:
         return VectorEvaluator(n_projections=cfg.n_projections, seed=seed)
     if data.kind == "image":
         return ImageEvaluator(seed=seed)
+    if data.text is not None and data.text.form == "windows":
+        return ProseEvaluator()
     return TextEvaluator()
+
+
+def remask_of(flow: FlowConfig) -> float:
+    """The share the text sampler remasks: only a refiner trained to undo substitutes
+    (coupling ``substitute``) samples by remasking; 0 means CTMC jumps."""
+    return flow.remask if flow.coupling == "substitute" else 0.0
 
 
 def make_sampler(data: Dataset, draft: Draft | None, net, t0: float, *, step_size: float,
                  method: str = "euler", draft_noise: float = 0.0, start: str = "draft",
-                 exponent: float = 1.0, temperature: float = 1.0, final: str = "sample"):
+                 exponent: float = 1.0, temperature: float = 1.0, final: str = "sample",
+                 remask: float = 0.0):
     """The sampler for this kind of data: ODE integration for vectors and images, CTMC jumps
     for text codes (``temperature``, ``final``: see ``DiscreteWarmStartSampler``).
     ``draft=None`` makes the cold sampler (noise / all-mask start at 0). Built by
@@ -74,4 +90,5 @@ def make_sampler(data: Dataset, draft: Draft | None, net, t0: float, *, step_siz
     codes = None if data.text is None else (data.text.seq_len, data.text.mask_id)
     return build_sampler(draft, net, t0, step_size=step_size, dim=data.dim, codes=codes,
                          method=method, draft_noise=draft_noise, start=start,
-                         exponent=exponent, temperature=temperature, final=final)
+                         exponent=exponent, temperature=temperature, final=final,
+                         remask=remask)

@@ -89,23 +89,27 @@ def _section(cls: type) -> type:
     return cls
 
 
-DATA_KINDS = ("toy2d", "digits", "words", "npy", "image_folder", "text_lines")
+DATA_KINDS = ("toy2d", "digits", "words", "prose", "npy", "image_folder",
+              "text_lines")
 USER_KINDS = ("npy", "image_folder", "text_lines")
-TEXT_KINDS = ("words", "text_lines")  # character codes: the discrete path, Hamming couplings
+# character codes: the discrete path, Hamming couplings
+TEXT_KINDS = ("words", "prose", "text_lines")
 
 
 @_section
 class DataConfig:
     """Where the samples come from: a built-in task, or users' own data (``path``)."""
 
-    kind: Literal["toy2d", "digits", "words", "npy", "image_folder", "text_lines"] = "toy2d"
+    kind: Literal["toy2d", "digits", "words", "prose", "npy", "image_folder",
+                  "text_lines"] = "toy2d"
     name: str = "checkerboard"  # toy2d dataset: checkerboard, moons, 8gaussians, rings
     n_train: int = 20000  # toy2d: samples drawn for training
     n_test: int = 5000  # toy2d: held-out samples drawn
     seed: int = 0
     test_fraction: Float = 0.2  # real data: share held out for evaluation, fixed by seed
     top_n: int = 5000  # words: the N most frequent words
-    max_len: int = 12  # words / text_lines: characters per sequence (padded)
+    max_len: int = 12  # words / text_lines: characters per sequence (padded); prose: window
+    stride: int = 8  # prose: a training window starts every `stride` characters
     path: str = ""  # user data: .npy file, image folder, or text file
     image_size: list[int] = field(default_factory=lambda: [8, 8])  # image_folder: H, W
     channels: int = 1  # image_folder: 1 (grayscale) or 3 (RGB)
@@ -121,8 +125,8 @@ class DataConfig:
             raise ValueError(f"image_size must be [height, width], got {self.image_size}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.top_n < 10 or self.max_len < 1:
-            raise ValueError("top_n must be >= 10 and max_len >= 1")
+        if self.top_n < 10 or self.max_len < 1 or self.stride < 1:
+            raise ValueError("top_n must be >= 10, max_len and stride >= 1")
 
     @property
     def is_text(self) -> bool:
@@ -133,14 +137,14 @@ class DataConfig:
 class DraftConfig:
     """The draft generator. Each kind reads only its own fields (see ``wsfm.components``)."""
 
-    kind: Literal["gmm", "pca_gmm", "vae", "ngram", "gru"] = "gmm"
+    kind: Literal["gmm", "pca_gmm", "vae", "ngram", "gru", "window_ngram"] = "gmm"
     n_components: int = 4  # gmm, pca_gmm
     covariance_type: Literal["full", "diag", "tied", "spherical"] = "full"  # gmm, pca_gmm
     n_pca: int = 8  # pca_gmm
     latent: int = 8  # vae
     hidden: int = 256  # vae, gru
     steps: int = 2000  # vae, gru: training steps
-    order: int = 2  # ngram: 2 = bigram
+    order: int = 2  # ngram, window_ngram: 2 = bigram
 
     def __post_init__(self) -> None:
         if min(self.n_components, self.n_pca, self.latent, self.hidden, self.steps) < 1:
@@ -154,11 +158,18 @@ class FlowConfig:
     t0: Float = 0.9
     draft_noise: Float = 0.0
     sigma_min: Float = 0.0
-    coupling: Literal["independent", "minibatch_ot", "nearest"] = "minibatch_ot"
+    # substitute (text windows): no pairing; the refiner learns to undo masks and the
+    # draft's own mistakes made on real text (wsfm.flow.discrete, "Corruption").
+    coupling: Literal["independent", "minibatch_ot", "nearest", "substitute"] = "minibatch_ot"
     # Text (discrete form): kappa(s) = s ** kappa_exponent on the mixture path; the softmax
     # temperature of the sampler's jumps. Couplings use Hamming distance there.
     kappa_exponent: Float = 1.0
     temperature: Float = 1.0
+    # coupling substitute: the largest share of unmasked positions replaced by the draft's
+    # substitutes in training; the share of positions the sampler remasks after its first
+    # step (decaying to 0).
+    substitute_max: Float = 0.6
+    remask: Float = 0.2
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.t0 < 1.0:
@@ -167,6 +178,8 @@ class FlowConfig:
             raise ValueError("draft_noise and sigma_min must be >= 0")
         if self.kappa_exponent <= 0 or self.temperature <= 0:
             raise ValueError("kappa_exponent and temperature must be > 0")
+        if not (0.0 <= self.substitute_max <= 1.0 and 0.0 <= self.remask <= 1.0):
+            raise ValueError("substitute_max and remask must be in [0, 1]")
 
 
 @_section
@@ -182,6 +195,7 @@ class ModelConfig:
     d_model: int = 128  # transformer
     n_layers: int = 3  # transformer
     n_heads: int = 4  # transformer
+    rel_pos: bool = False  # transformer: a learned per-head attention bias on the signed offset
 
     def __post_init__(self) -> None:
         if min(self.hidden, self.depth, self.time_dim, self.channels, self.d_model,
@@ -198,8 +212,10 @@ class ShardsConfig:
     num_shards: int = 8
     per_shard: int = 10000
     # Precomputed coupling: store with each draft the index of its training-data partner
-    # (``idx.npy``): the nearest training row, or an exact OT assignment within each block.
-    pair: Literal["none", "nearest", "minibatch_ot"] = "none"
+    # (``idx.npy``): the nearest training row, or an exact OT assignment within each block;
+    # substitute (text windows): a random training window, the "draft" being the draft
+    # model's substitutes given that window's real characters.
+    pair: Literal["none", "nearest", "minibatch_ot", "substitute"] = "none"
     block: int = 256  # drafts per tar record, and the minibatch of ``pair: minibatch_ot``
 
     def __post_init__(self) -> None:
@@ -393,6 +409,11 @@ class PipelineConfig:
         if unknown:
             raise ValueError(f"resources: unknown stage {unknown[0]!r} "
                              f"(stages: {list(STAGE_NAMES)})")
+        if self.flow.coupling == "substitute" and (self.shards.pair != "substitute"
+                                                   or self.draft.kind != "window_ngram"):
+            raise ValueError("flow.coupling: substitute trains on the draft's substitutes of "
+                             "real text: it needs draft.kind: window_ngram and shards.pair: "
+                             "substitute")
         if self.shards.pair not in ("none", self.flow.coupling):
             raise ValueError(f"shards.pair {self.shards.pair!r} stores the pairs that training "
                              f"then uses, but flow.coupling is {self.flow.coupling!r}: set them "

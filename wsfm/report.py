@@ -27,9 +27,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["COLD_METHODS", "CONFIDENCE", "FEW_STEP_RIVALS", "PARITY_MARGIN", "WARM_ROUND",
-           "Comparison", "EvalReport", "Row", "best_at_nfe", "best_cold_row", "better",
-           "no_worse", "no_worse_values", "parity", "shipped_row", "t0_key"]
+__all__ = ["COLD_METHODS", "CONFIDENCE", "ENTROPY_SHARE", "FEW_STEP_RIVALS", "PARITY_MARGIN",
+           "WARM_ROUND", "Comparison", "EvalReport", "Row", "best_at_nfe", "best_cold_row",
+           "better", "diverse_enough", "no_worse", "no_worse_values", "parity", "shipped_row",
+           "t0_key"]
 
 COLD_METHODS = ("cold", "cold_ot")  # from noise at t = 0, trained with any coupling
 FEW_STEP_RIVALS = ("cold", "cold_ot", "reflow")  # the equal-NFE target's rivals (no draft)
@@ -141,6 +142,19 @@ def _strict(cls: type, d: dict[str, Any], what: str) -> dict[str, Any]:
         raise ValueError(f"{what}: unknown keys {unknown}, missing keys {missing} "
                          f"(an evaluation from an older version: rerun evaluate)")
     return dict(d)
+
+
+ENTROPY_SHARE = 0.95  # text windows: a row needs this share of real data's sample entropy
+
+
+def diverse_enough(report: EvalReport, row: Row) -> bool:
+    """Whether ``row`` keeps the sample entropy of real data (``ENTROPY_SHARE`` of it) where
+    the metric comes with an entropy (prose: a sampler that collapses onto a few likely
+    strings scores well on NLL alone); True where it does not."""
+    real = report.reference_metrics.get("entropy")
+    if real is None:
+        return True
+    return row.metrics.get("entropy", math.nan) >= ENTROPY_SHARE * real
 
 
 def better(a: float, b: float, lower_is_better: bool) -> bool:

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from wsfm.drafts.base import Draft
-from wsfm.flow.discrete import MixturePath, jump_sample, jump_step, mask_source
+from wsfm.flow.discrete import MixturePath, jump_sample, jump_step, mask_source, remask_sample
 from wsfm.flow.paths import NoisedDraftStart, WarmPath
 from wsfm.flow.solvers import integrate, nfe_per_step, num_steps
 
@@ -139,11 +139,14 @@ class DiscreteWarmStartSampler:
     Samples are (n, L) int64 codes; NFE is one per step, ``ceil((1 - t0) / h)`` steps.
     ``temperature`` is the softmax temperature of the jumps; ``final="argmax"`` takes the most
     likely character at the last step instead of a draw (``start="draft"`` only).
+    ``remask > 0`` (a refiner trained with coupling ``substitute``): ``start="draft"`` runs
+    the remasking sampler (``wsfm.flow.discrete.remask_sample``) from the draft instead of
+    jumps, with the same step count.
     """
 
     def __init__(self, draft: Draft | None, refiner: nn.Module, t0: float, step_size: float = 0.01,
                  start: str = "draft", *, seq_len: int, mask_id: int, exponent: float = 1.0,
-                 temperature: float = 1.0, final: str = "sample") -> None:
+                 temperature: float = 1.0, final: str = "sample", remask: float = 0.0) -> None:
         if start not in START_MODES:
             raise ValueError(f"unknown start {start!r}; known: {list(START_MODES)}")
         if final not in ("sample", "argmax") or (final == "argmax" and start != "draft"):
@@ -155,6 +158,9 @@ class DiscreteWarmStartSampler:
         self.draft, self.refiner, self.start = draft, refiner, start
         self.t0, self.step_size, self.temperature = float(t0), float(step_size), temperature
         self.seq_len, self.mask_id = seq_len, mask_id
+        self.remask = float(remask)
+        if not 0.0 <= self.remask <= 1.0:
+            raise ValueError(f"remask must be in [0, 1], got {remask!r}")
         self.path = MixturePath(t0, exponent)
         self.cold_path = MixturePath(0.0, exponent)
 
@@ -180,7 +186,11 @@ class DiscreteWarmStartSampler:
         self.refiner.eval()
         try:
             with torch.no_grad():
-                if self.start == "draft":
+                if self.start == "draft" and self.draft is not None and self.remask > 0:
+                    result = remask_sample(self.refiner, x, self.expected_nfe(steps),
+                                           self.mask_id, self.remask, gen, self.temperature)
+                    x, nfe = result.x, result.nfe
+                elif self.start == "draft":
                     mask = None if self.draft is not None else self.mask_id
                     result = jump_sample(self.refiner, x, self.path, steps=steps,
                                          step_size=None if steps else self.step_size,
@@ -204,8 +214,8 @@ class DiscreteWarmStartSampler:
 def build_sampler(draft: Draft | None, net: nn.Module, t0: float, *, step_size: float, dim: int,
                   codes: tuple[int, int] | None = None, method: str = "euler",
                   draft_noise: float = 0.0, start: str = "draft", exponent: float = 1.0,
-                  temperature: float = 1.0,
-                  final: str = "sample") -> WarmStartSampler | DiscreteWarmStartSampler:
+                  temperature: float = 1.0, final: str = "sample",
+                  remask: float = 0.0) -> WarmStartSampler | DiscreteWarmStartSampler:
     """The one rule that turns draft + network + settings into a sampler.
 
     Evaluation (``wsfm.components.make_sampler``, from the data) and the shipped bundle
@@ -215,7 +225,8 @@ def build_sampler(draft: Draft | None, net: nn.Module, t0: float, *, step_size: 
     Args:
         dim: D, the size of one sample.
         codes: ``(seq_len, mask_id)`` for text codes: the CTMC jump sampler
-            (``temperature``, ``final``, ``exponent``: see :class:`DiscreteWarmStartSampler`);
+            (``temperature``, ``final``, ``exponent``, ``remask``: see
+            :class:`DiscreteWarmStartSampler`);
             None: ODE integration (``method``) for vectors and images.
         draft: None makes the cold sampler (noise / all-mask start at 0).
         draft_noise: widens the draft only where there is one to widen (``start="draft"``);
@@ -225,7 +236,7 @@ def build_sampler(draft: Draft | None, net: nn.Module, t0: float, *, step_size: 
         seq_len, mask_id = codes
         return DiscreteWarmStartSampler(draft, net, t0, step_size, start, seq_len=seq_len,
                                         mask_id=mask_id, exponent=exponent,
-                                        temperature=temperature, final=final)
+                                        temperature=temperature, final=final, remask=remask)
     noise = draft_noise if (start == "draft" and draft is not None) else 0.0
     return WarmStartSampler(draft, net, t0, method=method, step_size=step_size,
                             draft_noise=noise, start=start, dim=dim)

@@ -179,3 +179,32 @@ def test_parity_is_the_shipping_rules_bound_so_noise_never_helps():
     assert "(3 seeds)" in quiet.numbers and "<= margin 0.02" in quiet.numbers
     noisy, noisy_report = parity_10x(0.02)
     assert noisy.result == "missed" and not noisy_report.parity
+
+
+def test_prose_targets_need_parity_entropy_and_a_win_over_the_draft():
+    def prose_row(method, nfe, nll, t0=0.0, spread=0.02, entropy=3.7, copy32=0.1):
+        return row(method, nfe, nll, "jump" if nfe else "none", t0, spread, entropy=entropy,
+                   copy32=copy32)
+
+    rows = [prose_row("cold", 100, 3.9), prose_row("draft", 0, 2.8, 0.8),
+            prose_row("ngram5", 0, 2.2, 0.8),
+            prose_row("warm_substitute", 20, 2.5, 0.8),  # 5x: parity, entropy, beats draft
+            prose_row("warm_substitute", 10, 2.7, 0.9, entropy=3.4)]  # 10x: entropy too low
+    r = report(rows, task="text", metric="nll", solver="jump", t0=0.8,
+               warm_method="warm_substitute", reference_metrics={"entropy": 3.72})
+    t = by_name(targets(r))
+    bar = "no worse than the cold reference, entropy >= 0.95x real"
+    five = f"text 5x: warm at t0 0.8 (20 NFE) {bar}"
+    ten = f"text 10x: warm at t0 0.9 (10 NFE) {bar}"
+    assert t[five].result == "met" and t[ten].result == "missed"  # 3.4 < 0.95 x 3.72
+    assert t["text 5x: warm at t0 0.8 better than its draft alone"].result == "met"
+    assert t["text 10x: warm at t0 0.9 better than its draft alone"].result == "met"
+    best = t["text: the shipped row beats the best n-gram draft alone"]
+    assert best.result == "missed" and "ngram5" in best.numbers
+    assert t["copying: warm copy32 no higher than cold's"].result == "met"
+    # Within the draft's noise is not better than the draft: the bound decides.
+    rows[1] = prose_row("draft", 0, 2.52, 0.8, spread=0.3)
+    t = by_name(targets(report(rows, task="text", metric="nll", solver="jump", t0=0.8,
+                               warm_method="warm_substitute",
+                               reference_metrics={"entropy": 3.72})))
+    assert t["text 5x: warm at t0 0.8 better than its draft alone"].result == "missed"

@@ -8,6 +8,8 @@ from wsfm.data.words import one_hot
 from wsfm.flow import minibatch_ot, num_steps
 from wsfm.flow.discrete import (
     MixturePath,
+    corrupt,
+    corrupt_loss,
     cross_entropy_loss,
     discrete_fm_loss,
     hamming_distances,
@@ -16,6 +18,7 @@ from wsfm.flow.discrete import (
     jump_sample,
     jump_step,
     mask_source,
+    remask_sample,
 )
 
 V, L = 27, 12
@@ -168,3 +171,46 @@ def test_argmax_final_and_validation():
     with pytest.raises(ValueError):
         jump_sample(lambda x, s: logits, torch.zeros(2, L, dtype=torch.long), MixturePath(),
                     steps=1, step_size=0.1)
+
+
+def test_corrupt_masks_and_substitutes_in_the_drawn_shares():
+    gen = torch.Generator().manual_seed(0)
+    x1 = torch.randint(1, V, (4000, L), generator=gen)
+    sub = (x1 % (V - 1)) + 1  # differs from x1 everywhere
+    x, s = corrupt(x1, sub, mask_id=V, substitute_max=0.6, generator=gen)
+    masked = x == V
+    assert torch.allclose(s, 1.0 - masked.float().mean(dim=1))
+    assert abs(masked.float().mean().item() - 0.5) < 0.02  # a ~ U(0, 1)
+    kept = ~masked
+    assert bool(((x == x1) | (x == sub))[kept].all())
+    assert abs((x != x1)[kept].float().mean().item() - 0.3) < 0.02  # b ~ U(0, 0.6)
+    x0, _ = corrupt(x1, sub, mask_id=V, substitute_max=0.0, generator=gen)
+    assert bool((x0 == x1)[x0 != V].all())  # no substitutes at b_max = 0
+
+
+def test_corrupt_loss_is_zero_for_a_perfect_denoiser():
+    x1 = torch.randint(1, V, (8, L))
+    loss = corrupt_loss(_oracle(x1), x1, torch.ones_like(x1), mask_id=V)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_remask_sample_spends_one_call_per_step_and_ends_without_masks():
+    target = torch.randint(1, V, (16, L))
+    draft = torch.randint(1, V, (16, L))
+    calls = []
+    out = remask_sample(_oracle(target, calls), draft.clone(), steps=5, mask_id=V, remask=1.0,
+                        generator=torch.Generator().manual_seed(0))
+    assert out.nfe == out.steps == 5 and len(calls) == 5
+    # remask 1.0: after the first call every position is remasked, the next fills them all
+    assert torch.equal(out.x, target)
+    assert calls[0] == 1.0 and calls[1] == 0.0  # the time input: the share not masked
+    one = remask_sample(_oracle(target), draft.clone(), steps=1, mask_id=V, remask=1.0)
+    assert torch.equal(one.x, draft)  # one call reads the draft: nothing to redraw
+
+
+def test_remask_sample_replaces_the_positions_it_trusts_least():
+    target = torch.randint(1, V, (1, L))
+    draft = target.clone()
+    draft[0, 3] = target[0, 3] % (V - 1) + 1  # one wrong character
+    out = remask_sample(_oracle(target), draft, steps=2, mask_id=V, remask=1.0 / L)
+    assert torch.equal(out.x, target)  # the one remasked position is the wrong one

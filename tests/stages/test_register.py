@@ -153,3 +153,23 @@ def test_gates_wall_share_sets_the_wall_rule_and_zero_drops_it():
     assert check_gates(rep, 0.1, 5.0, wall_share=0.0) == []
     assert choose_t0(rep, 0.1, wall_share=0.0).automatic
     assert not choose_t0(rep, 0.1).automatic  # no t0 keeps 0.9 of 10x: the configured one
+
+
+def test_a_row_below_real_datas_entropy_does_not_ship():
+    """Prose: NLL alone rewards a sampler that collapses onto a few likely strings, so a row
+    must keep 0.95 of real data's sample entropy to ship (wsfm.report.diverse_enough)."""
+    def prose_row(method, t0, nfe, nll, entropy):
+        return Row(method, t0, nfe, "euler", nll, 0.0, sec_per_1k=1.0, seeds=3,
+                   per_seed=(nll,) * 3, metrics={"entropy": entropy})
+
+    rows = [prose_row("cold", 0.0, 100, 3.9, 3.7), prose_row("warm", 0.8, 20, 2.5, 3.6),
+            prose_row("warm", 0.9, 10, 2.4, 3.0)]  # better NLL at 10x, but collapsed
+    rep = EvalReport.build(
+        task="text", metric="nll", lower_is_better=True, reference=2.0, reference_how="test",
+        reference_n=100, t0=0.9, cold_nfe=100, warm_method="warm", solver="euler",
+        speedup_wall=1.0, rows=rows, wall_speedups={t0_key(0.8): 5.0, t0_key(0.9): 10.0},
+        reference_metrics={"entropy": 3.72}).to_dict()
+    assert choose_t0(rep, 0.1).t0 == 0.8  # 3.6 >= 0.95 x 3.72 = 3.53; 3.0 is not
+    (failure,) = check_gates(rep, 0.1, 5.0, t0=0.9)
+    assert failure.startswith("entropy: warm writes 3 bits per sample, below 0.95")
+    assert check_gates(rep, 0.1, 5.0, t0=0.8) == []

@@ -21,6 +21,9 @@ Targets (the row rule of ``wsfm.report``: the cold reference is the best cold ro
   at the same calls (any solver) by more than their seed spreads (within them: a tie);
 - copying: warm's copy ratio no lower than the cold reference's, within their seed spreads
   (text: warm's share of training words no higher than cold's);
+- text (prose): at 5x and 10x, the refiner no worse than the cold reference (the parity bound)
+  at an entropy of at least 0.95x real data's, and shown better than its draft alone; the
+  shipped row against the best n-gram draft alone;
 - words: the refiner beats the best n-gram draft (orders 2 to 5,
   ``wsfm.stages.evaluate.NGRAM_RIVALS``) and generates held-out words no less often than its
   own draft does;
@@ -36,12 +39,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from wsfm.benchmarks_md import markdown_table, write_section
 from wsfm.report import (
+    ENTROPY_SHARE,
     FEW_STEP_RIVALS,
     PARITY_MARGIN,
     WARM_ROUND,
@@ -49,6 +54,7 @@ from wsfm.report import (
     Row,
     best_at_nfe,
     better,
+    diverse_enough,
     no_worse,
 )
 
@@ -177,6 +183,7 @@ def _equal_nfe_targets(report: EvalReport, costs: dict[str, Cost]) -> list[Targe
 def _copying_target(report: EvalReport) -> Target:
     warm, cold = report.shipped(), report.cold_reference()
     key, higher_copies = (("copy_ratio", False) if "copy_ratio" in warm.metrics
+                          else ("copy32", True) if "copy32" in warm.metrics
                           else ("train_share", True))
     w, c = warm.metrics.get(key), cold.metrics.get(key)
     if w is None or c is None:
@@ -184,7 +191,7 @@ def _copying_target(report: EvalReport) -> Target:
                       f"no {key} in the rows")
     slack = warm.metrics.get(f"{key}_spread", 0.0) + cold.metrics.get(f"{key}_spread", 0.0)
     ok = (w <= c + slack) if higher_copies else (w >= c - slack)
-    real = report.reference_metrics.get(f"real_{key}")
+    real = report.reference_metrics.get(f"real_{key}", report.reference_metrics.get(key))
     numbers = f"warm {w:.3g} vs cold {c:.3g} (spreads {slack:.2g})"
     if real is not None:
         numbers += f"; real data {real:.3g}"
@@ -220,12 +227,55 @@ def _text_targets(report: EvalReport) -> list[Target]:
     return out
 
 
+def _prose_targets(report: EvalReport) -> list[Target]:
+    """Prose: at 5x (t0 0.8) and then 10x (t0 0.9), the refiner's row no worse than the cold
+    reference by the shipping rule's bound within ``PARITY_MARGIN``, at an entropy of at least
+    ``ENTROPY_SHARE`` of real data's, and shown better than its draft alone (the bound on
+    warm minus draft at most 0); and against the best n-gram draft of any order."""
+    low, cold = report.lower_is_better, report.cold_reference()
+    draft = next((r for r in report.rows if r.method == "draft"), None)
+    real = report.reference_metrics.get("entropy", math.nan)
+    out = []
+    for t0, speed in ((0.8, "5x"), (0.9, "10x")):
+        warm = next((r for r in report.rows if r.method == report.warm_method
+                     and r.solver == report.solver and math.isclose(r.t0, t0)), None)
+        if warm is None:
+            out.append(Target(f"text {speed}: warm at t0 {t0:g}", "n/a", f"no row at t0 {t0:g}"))
+            continue
+        entropy = warm.metrics.get("entropy", math.nan)
+        diverse = diverse_enough(report, warm)
+        parity = no_worse(warm, cold, PARITY_MARGIN, low)
+        out.append(Target(
+            f"text {speed}: warm at t0 {t0:g} ({warm.nfe} NFE) no worse than the cold reference, "
+            f"entropy >= {ENTROPY_SHARE:g}x real",
+            "met" if parity.ok and diverse else "missed",
+            f"{_q(warm)} vs {cold.method}@{cold.nfe} {_q(cold)} ({parity.describe()}); "
+            f"entropy {entropy:.3g} vs real {real:.3g}"))
+        if draft is not None:
+            beats = no_worse(warm, draft, 0.0, low)
+            out.append(Target(f"text {speed}: warm at t0 {t0:g} better than its draft alone",
+                              "met" if beats.ok and better(warm.quality, draft.quality, low)
+                              else "missed",
+                              f"{_q(warm)} vs draft {_q(draft)} ({beats.describe()})"))
+    ngrams = [r for r in report.rows if r.method.startswith("ngram")]
+    if ngrams:
+        warm = report.shipped()
+        best = (min if low else max)(ngrams, key=lambda r: r.quality)
+        out.append(Target("text: the shipped row beats the best n-gram draft alone",
+                          "met" if better(warm.quality, best.quality, low) else "missed",
+                          f"{warm.method} {_q(warm)} vs {best.method} {_q(best)} "
+                          f"(gap {warm.quality - best.quality:+.3g})"))
+    return out
+
+
 def targets(report: EvalReport, costs: dict[str, Cost] | None = None) -> list[Target]:
     costs = costs or {}
     out = [*_parity_targets(report, costs), *_equal_nfe_targets(report, costs),
            _copying_target(report)]
     if "train_share" in report.shipped().metrics:
         out += _text_targets(report)
+    if "entropy" in report.shipped().metrics:
+        out += _prose_targets(report)
     warm = report.shipped()
     for rival, name in (("draft", "warm beats its draft"),
                         ("retrieval", "warm beats retrieval (each draft's nearest training "
@@ -266,10 +316,12 @@ def _row_cells(report: EvalReport, r: Row) -> list[object]:
     elif "train_share" in m:
         copying = (f"{100 * m['train_share']:.1f}% / {100 * m['held_out_share']:.2f}% / "
                    f"{100 * m['distinct_share']:.0f}%")
+    elif "copy32" in m:
+        copying = f"{100 * m['copy32']:.1f}%"
     extra = ", ".join(f"{k} {v:.3g}" for k, v in m.items()
                       if k != report.metric and not k.endswith("_spread")
                       and k not in ("copy_ratio", "near_copy_share", "train_share",
-                                    "held_out_share", "distinct_share")
+                                    "held_out_share", "distinct_share", "copy32")
                       and not k.startswith(f"{report.metric}_n"))
     return [r.method, r.solver, f"{r.t0:g}", r.nfe, _q(r),
             "" if matched is None else f"{matched:.4g}", copying, f"{r.sec_per_1k:.3g}",
@@ -279,10 +331,13 @@ def _row_cells(report: EvalReport, r: Row) -> list[object]:
 def section_body(report: EvalReport, seeds: int, n: int, stage_seconds: dict[str, float],
                  wall: float, ran: list[str], total: int, costs: dict[str, Cost] | None = None,
                  gates: dict | None = None) -> str:
-    text = "copy ratio / near-copies" if "copy_ratio" in report.shipped().metrics else (
+    shipped = report.shipped().metrics
+    text = "copy ratio / near-copies" if "copy_ratio" in shipped else (
+        "samples with 32 characters of training text" if "copy32" in shipped else
         "training words / held-out words / distinct")
     real = ", ".join(f"{k.removeprefix('real_')} {v:.3g}" for k, v in
-                     report.reference_metrics.items() if k.startswith("real_"))
+                     report.reference_metrics.items()
+                     if k.startswith("real_") or ("copy32" in shipped and k != report.metric))
     direction = "lower" if report.lower_is_better else "higher"
     rows = sorted(report.rows, key=lambda r: (r.method, r.solver, -r.nfe))
     costly = sorted(report.rows, key=lambda r: -r.seconds)[:5]

@@ -22,11 +22,18 @@ __all__ = ["Dataset", "TextInfo", "held_out", "split"]
 class TextInfo:
     """What the text pipeline needs to know about its codes.
 
+    Two forms (``form``): ``"words"`` (each sample is a whole sequence, padded: words,
+    ``text_lines``) and ``"windows"`` (each sample is a window cut from longer documents:
+    prose). For windows, ``train_words`` are the training documents and ``test_words`` the
+    held-out documents that the judge is fitted on (``wsfm.data.prose``).
+
     Attributes:
         seq_len: L, characters per sequence (padded).
         vocab: codes ``0 .. vocab - 1`` (``0`` = pad, then the alphabet).
         alphabet: the characters of codes ``1 .. vocab - 1``, in order.
-        train_words, test_words: the training and held-out sequences, decoded.
+        train_words, test_words: the training and held-out sequences (documents for
+            windows), decoded.
+        form: ``"words"`` or ``"windows"``.
     """
 
     seq_len: int
@@ -34,6 +41,11 @@ class TextInfo:
     alphabet: str
     train_words: tuple[str, ...]
     test_words: tuple[str, ...]
+    form: Literal["words", "windows"] = "words"
+
+    def __post_init__(self) -> None:
+        if self.vocab != len(self.alphabet) + 1:
+            raise ValueError(f"vocab {self.vocab} != 1 + {len(self.alphabet)} characters")
 
     @property
     def mask_id(self) -> int:
@@ -47,11 +59,11 @@ class TextInfo:
 
     def decode(self, codes: np.ndarray) -> list[str]:
         """(N, L) integer codes -> strings; each stops at its first pad."""
-        from wsfm.data.words import decode
+        from wsfm.data.words import decode_with
 
         if np.asarray(codes).dtype.kind not in "iu":
             raise ValueError(f"codes must be integers, got dtype {np.asarray(codes).dtype}")
-        return decode(codes)
+        return decode_with(codes, self.alphabet)
 
     def net_spec(self) -> dict[str, int | str]:
         """What a sequence network needs: positions, symbols and the (discrete) form."""

@@ -29,7 +29,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def load_dataset(cfg: DataConfig) -> Dataset:
     loaders = {"toy2d": _toy2d, "digits": _digits, "npy": _npy, "image_folder": _image_folder,
-               "words": load_text_dataset, "text_lines": load_text_dataset}
+               "words": load_text_dataset, "prose": load_text_dataset,
+               "text_lines": load_text_dataset}
     return loaders[cfg.kind](cfg)
 
 

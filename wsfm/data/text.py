@@ -20,7 +20,7 @@ from wsfm.data.base import Dataset, TextInfo, held_out
 from wsfm.data.words import ALPHABET, VOCAB, encode, load_words, one_hot
 from wsfm.errors import DataError, InputNotFound
 
-__all__ = ["load_text_dataset", "one_hot_dataset", "read_text_lines"]
+__all__ = ["load_prose_dataset", "load_text_dataset", "one_hot_dataset", "read_text_lines"]
 
 
 def read_text_lines(path: Path, max_len: int) -> list[str]:
@@ -52,6 +52,8 @@ def read_text_lines(path: Path, max_len: int) -> list[str]:
 
 
 def load_text_dataset(cfg: DataConfig) -> Dataset:
+    if cfg.kind == "prose":
+        return load_prose_dataset(cfg)
     if cfg.kind == "words":
         data = load_words(cfg.top_n, max_len=cfg.max_len, seed=cfg.seed,
                           test_fraction=cfg.test_fraction)
@@ -68,6 +70,23 @@ def load_text_dataset(cfg: DataConfig) -> Dataset:
     return Dataset("text", encode(train, cfg.max_len), encode(test, cfg.max_len),
                    encode([train[i] for i in ref], cfg.max_len), shape=(cfg.max_len,),
                    text=info)
+
+
+def load_prose_dataset(cfg: DataConfig) -> Dataset:
+    """The prose task (``wsfm.data.prose``): training windows every ``stride`` characters
+    of the training topics; ``test`` and ``reference`` are ``max(n_test, 1000)`` windows each
+    at offsets drawn (seeds ``seed + 1``, ``seed + 2``) from the real held-out topics."""
+    from wsfm.data import prose
+
+    split = prose.load_prose(cfg.seed, cfg.test_fraction, cfg.max_len)
+    n_real = max(cfg.n_test, 1000)
+    info = TextInfo(seq_len=cfg.max_len, vocab=len(prose.ALPHABET) + 1,
+                    alphabet=prose.ALPHABET, train_words=split.train,
+                    test_words=split.judge, form="windows")
+    return Dataset("text", prose.topic_windows(split.train, cfg.max_len, cfg.stride),
+                   prose.sampled_windows(split.real, cfg.max_len, n_real, cfg.seed + 1),
+                   prose.sampled_windows(split.real, cfg.max_len, n_real, cfg.seed + 2),
+                   shape=(cfg.max_len,), text=info)
 
 
 def one_hot_dataset(data: Dataset) -> Dataset:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ALPHABET", "PAD", "VOCAB", "WordsData", "decode", "encode", "from_one_hot",
-           "load_words", "one_hot"]
+__all__ = ["ALPHABET", "PAD", "VOCAB", "WordsData", "decode", "decode_with", "encode",
+           "from_one_hot", "load_words", "one_hot"]
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 PAD = 0
@@ -109,6 +109,12 @@ def encode(words: Sequence[str], max_len: int = 12) -> np.ndarray:
 def decode(codes: np.ndarray) -> list[str]:
     """(N, L) codes (integers, or floats holding integers) -> words; each word stops at its
     first ``PAD``, so anything after a pad is ignored."""
+    return decode_with(codes, ALPHABET)
+
+
+def decode_with(codes: np.ndarray, alphabet: str) -> list[str]:
+    """(N, L) codes -> strings over ``alphabet`` (code ``k >= 1`` is ``alphabet[k - 1]``);
+    each string stops at its first ``PAD``. Floats must hold integers."""
     arr = np.asarray(codes)
     if arr.ndim != 2:
         raise ValueError(f"codes must have shape (N, L), got {arr.shape}")
@@ -118,13 +124,15 @@ def decode(codes: np.ndarray) -> list[str]:
             raise ValueError("float codes must hold integers (round or argmax them first)")
         arr = rounded
     arr = arr.astype(np.int64)
-    if arr.size and (arr.min() < 0 or arr.max() >= VOCAB):
-        raise ValueError(f"codes must lie in [0, {VOCAB - 1}], got [{arr.min()}, {arr.max()}]")
+    vocab = len(alphabet) + 1
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab):
+        raise ValueError(f"codes must lie in [0, {vocab - 1}], got [{arr.min()}, {arr.max()}]")
+    table = np.array(list(" " + alphabet))  # index 0 never read: rows stop at the pad
     out = []
     for row in arr:
         stop = np.flatnonzero(row == PAD)
         row = row[:stop[0]] if len(stop) else row
-        out.append("".join(ALPHABET[c - 1] for c in row))
+        out.append("".join(table[row]))
     return out
 
 

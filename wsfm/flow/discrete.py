@@ -28,6 +28,20 @@ step jumps with probability 1 (exact for ``a = 1``, where ``h / (1 - s) = 1`` th
 every position ends on a prediction. Step count and NFE follow
 ``wsfm.flow.solvers.num_steps``: ``ceil((1 - t0) / h)`` steps of 1 NFE each, spread
 evenly over ``s`` in [0, 1].
+
+**Corruption** (coupling ``substitute``, prose windows). A mixture path from free-running
+drafts with independent pairs cannot tell the draft's characters from clean ones: its sampler
+redraws nearly every position and ends worse than its own draft (DESIGN lesson, reproduced on
+words). Instead the refiner learns to undo a corruption of real text: in each row a share
+``a ~ U(0, 1)`` of the positions is masked and, of the others, a share ``b ~ U(0, b_max)`` is
+replaced by the draft model's substitute there, a character drawn given the real characters
+before it (``WindowNgramDraft.substitutes``): the kind of mistake the draft makes. The network
+predicts the clean character at every position (``corrupt_loss``); its time input is the
+share of positions not masked. **Remasking sampler** (``remask_sample``): start from a whole
+draft; each step calls the network once, draws every masked position from its prediction,
+then masks the positions whose current character it trusts least, a share ``remask`` after the
+first step decaying linearly to 0 before the last, so the last step leaves no mask. ``n``
+steps are ``n`` network calls; with one step nothing can be redrawn and the draft is returned.
 """
 
 from __future__ import annotations
@@ -47,7 +61,7 @@ from wsfm.flow.solvers import num_steps
 __all__ = ["DiscretePathSample", "JumpResult", "MixturePath", "cross_entropy_loss",
            "discrete_fm_loss", "hamming_distances", "hamming_nearest",
            "hamming_nearest_indices", "hamming_ot", "hamming_ot_permutation", "jump_sample",
-           "jump_step", "mask_source"]
+           "jump_step", "mask_source", "corrupt", "corrupt_loss", "remask_sample"]
 
 TimeT = TypeVar("TimeT", Tensor, float)  # a time array, or one time
 Net = Callable[[Tensor, Tensor], Tensor]  # (codes (B, L) long, s (B,)) -> (B, L * V)
@@ -278,3 +292,58 @@ def jump_sample(net: Net, x: Tensor, path: MixturePath, *, steps: int | None = N
         x = jump_step(x, logits, path.jump_prob(s, h), generator, mask_id, temperature,
                       argmax=final == "argmax" and k == n - 1)
     return JumpResult(x=x, nfe=nfe, steps=n)
+
+
+def corrupt(x1: Tensor, substitutes: Tensor, mask_id: int, substitute_max: float = 0.6,
+            generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """The training corruption (module docstring): returns ``(x_t (B, L) long, s (B,))``,
+    ``s`` the share of positions of each row that are not masked."""
+    if x1.shape != substitutes.shape or x1.dim() != 2:
+        raise ValueError(f"x1 and substitutes must share a (B, L) shape, got "
+                         f"{tuple(x1.shape)} and {tuple(substitutes.shape)}")
+    b = x1.shape[0]
+    masked_share = torch.rand(b, 1, generator=generator, device=x1.device)
+    sub_share = torch.rand(b, 1, generator=generator, device=x1.device) * substitute_max
+    u = torch.rand(x1.shape, generator=generator, device=x1.device)
+    v = torch.rand(x1.shape, generator=generator, device=x1.device)
+    masked = u < masked_share
+    x = torch.where(v < sub_share, substitutes, x1)
+    x = torch.where(masked, torch.full_like(x1, mask_id), x)
+    return x, 1.0 - masked.float().mean(dim=1)
+
+
+def corrupt_loss(net: Net, x1: Tensor, substitutes: Tensor, mask_id: int,
+                 substitute_max: float = 0.6,
+                 generator: torch.Generator | None = None) -> Tensor:
+    """Cross-entropy of the clean character at every position of a corrupted batch."""
+    x, s = corrupt(x1, substitutes, mask_id, substitute_max, generator)
+    return cross_entropy_loss(net(x, s), x1)
+
+
+def remask_sample(net: Net, x: Tensor, steps: int, mask_id: int, remask: float = 0.2,
+                  generator: torch.Generator | None = None,
+                  temperature: float = 1.0) -> JumpResult:
+    """The remasking sampler (module docstring) from drafts x (B, L) long: ``steps`` network
+    calls; returns the codes at the end (no mask left)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps!r}")
+    if not 0.0 <= remask <= 1.0 or not temperature > 0:
+        raise ValueError(f"need remask in [0, 1] and temperature > 0, got {remask}, "
+                         f"{temperature}")
+    b, length = x.shape
+    for k in range(steps):
+        masked = x == mask_id
+        logits = net(x, 1.0 - masked.float().mean(dim=1)).reshape(b, length, -1)
+        probs = torch.softmax(logits.double() / temperature, dim=-1)
+        drawn = torch.multinomial(probs.reshape(b * length, -1), 1,
+                                  generator=generator).reshape(b, length)
+        x = torch.where(masked, drawn, x)
+        if k == steps - 1:
+            break
+        share = remask * (steps - 1 - k) / (steps - 1)
+        m = int(round(share * length))
+        if m > 0:
+            trust = probs.gather(-1, x[..., None]).squeeze(-1)  # (B, L)
+            worst = trust.argsort(dim=1)[:, :m]
+            x = x.scatter(1, worst, mask_id)
+    return JumpResult(x=x, nfe=steps, steps=steps)

@@ -23,8 +23,8 @@ from wsfm.metrics.features import (
     train_classifier,
 )
 
-__all__ = ["EVALUATORS", "Evaluator", "ImageEvaluator", "TextEvaluator", "VectorEvaluator",
-           "load_evaluator"]
+__all__ = ["EVALUATORS", "Evaluator", "ImageEvaluator", "ProseEvaluator", "TextEvaluator",
+           "VectorEvaluator", "load_evaluator"]
 
 if TYPE_CHECKING:
     from wsfm.data.base import Dataset
@@ -188,8 +188,58 @@ class TextEvaluator(Evaluator):
         return self
 
 
+class ProseEvaluator(Evaluator):
+    """Prose windows (``wsfm.metrics.prose``): the generative NLL in bits per character under
+    a Kneser-Ney n-gram fitted on the held-out judge documents (primary), the entropy inside
+    each sample beside it, the share of common English words and the verbatim-copy share."""
+
+    kind, primary, lower_is_better = "prose", "nll", True
+
+    def __init__(self, order: int = 7, alphabet: str = ""):
+        self.order, self.alphabet = order, alphabet
+        self.documents: dict[str, list[str]] = {}
+
+    def params(self) -> dict[str, Any]:
+        return {"order": self.order, "alphabet": self.alphabet}
+
+    def fit(self, data: Dataset) -> None:
+        assert data.text is not None and data.text.form == "windows", "needs prose windows"
+        self.alphabet = data.text.alphabet
+        self._fit_documents({"train": list(data.text.train_words),
+                             "judge": list(data.text.test_words)})
+
+    def _fit_documents(self, documents: dict[str, list[str]]) -> None:
+        from wsfm.metrics.prose import KneserNeyLM, common_words, training_runs
+
+        self.documents = documents
+        index = {c: k + 1 for k, c in enumerate(self.alphabet)}
+        judge = [np.array([index[c] for c in doc], dtype=np.int64)
+                 for doc in documents["judge"]]
+        self.lm = KneserNeyLM(len(self.alphabet) + 1, self.order).fit(judge)
+        self.runs = training_runs(documents["train"])
+        self.words = common_words()
+
+    def score(self, samples: np.ndarray, test: np.ndarray) -> dict[str, float]:
+        from wsfm.data.words import decode_with
+        from wsfm.metrics.prose import prose_metrics
+
+        codes = np.clip(np.asarray(samples, dtype=np.int64), 1, len(self.alphabet))
+        return prose_metrics(codes, decode_with(codes, self.alphabet), self.lm, self.runs,
+                             self.words)
+
+    def save(self, folder: Path) -> None:
+        super().save(folder)
+        (Path(folder) / "documents.json").write_text(json.dumps(self.documents))
+
+    @classmethod
+    def load(cls, folder: Path, params: dict[str, Any]) -> Evaluator:
+        self = cls(**params)
+        self._fit_documents(json.loads((Path(folder) / "documents.json").read_text()))
+        return self
+
+
 EVALUATORS: dict[str, type[Evaluator]] = {"vector": VectorEvaluator, "image": ImageEvaluator,
-                                          "text": TextEvaluator}
+                                          "text": TextEvaluator, "prose": ProseEvaluator}
 
 
 def load_evaluator(folder: str | Path) -> Evaluator:

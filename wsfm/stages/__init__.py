@@ -23,7 +23,7 @@ __all__ = ["STAGES", "Runtime", "StageContext", "StageResult", "StageSpec", "Tra
 # records the reads of the cheap stages. Sections are listed whole where the stage reads
 # whatever fields the configured kind needs (``data``, ``draft``, ``model``) or all of them.
 _SAMPLER = ("flow.t0", "flow.draft_noise", "flow.kappa_exponent", "flow.temperature",
-            "flow.coupling")  # make_sampler's settings, and the warm method's name
+            "flow.coupling", "flow.remask")  # make_sampler's settings, the warm method's name
 _TRAIN = ("data", "model", "train")
 _TRAIN_CODE = ("wsfm.train.ray_train",)  # runtime.train runs it, and it the loop
 STAGES: tuple[StageSpec, ...] = (
@@ -33,7 +33,8 @@ STAGES: tuple[StageSpec, ...] = (
     # Warm: the widened draft at t0, the coupling, sigma_min; text: the mixture path's kappa.
     StageSpec("train_refiner", train_refiner, ("generate_drafts",),
               reads=(*_TRAIN, "flow.t0", "flow.draft_noise", "flow.sigma_min", "flow.coupling",
-                     "flow.kappa_exponent"), code=_TRAIN_CODE, resumable=True),
+                     "flow.kappa_exponent", "flow.substitute_max"), code=_TRAIN_CODE,
+              resumable=True),
     # Cold: t0 = 0 and no widening or coupling, but text still follows kappa(s) = s ** k.
     StageSpec("train_baseline", train_baseline, (),
               reads=(*_TRAIN, "flow.kappa_exponent"), code=_TRAIN_CODE, resumable=True),
@@ -57,8 +58,8 @@ STAGES: tuple[StageSpec, ...] = (
     # The equal-budget line beside warm_reflow: the refiner with that chain's optimizer steps.
     StageSpec("train_refiner_budget", train_refiner_budget, ("generate_drafts",),
               reads=(*_TRAIN, "flow.t0", "flow.draft_noise", "flow.sigma_min", "flow.coupling",
-                     "flow.kappa_exponent"), code=_TRAIN_CODE, resumable=True,
-              methods=("warm_budget",)),
+                     "flow.kappa_exponent", "flow.substitute_max"), code=_TRAIN_CODE,
+              resumable=True, methods=("warm_budget",)),
     StageSpec("fit_evaluator", fit_evaluator, (),
               reads=("seed", "data", "evaluate.n_projections")),
     StageSpec("evaluate", evaluate,

@@ -13,7 +13,8 @@ How each method samples (``METHODS``):
 
 - ``draft``: the draft alone (NFE 0); ``retrieval``: each draft replaced by its nearest
   training row (Euclidean; Hamming for text), NFE 0: what a look-up gives;
-- ``ngram<k>`` (text): a character k-gram draft fitted here on the training words, alone;
+- ``ngram<k>`` (text): a character k-gram draft fitted here on the training words (windows
+  for prose), alone;
 - ``cold``, ``cold_ot``, ``reflow``: from noise (all-mask for text) at t = 0;
 - ``zero_shot``: the cold model from a noised draft at t0 on its own clock;
 - ``warm``: the refiner from the widened draft at t0 (rows named after its coupling); at
@@ -150,12 +151,15 @@ class EvalEnv:
     @functools.lru_cache(maxsize=8)  # noqa: B019
     def ngram(self, order: int):
         from wsfm.drafts.ngram import CharNgramDraft
+        from wsfm.drafts.window_ngram import WindowNgramDraft
 
-        return CharNgramDraft(order=order, seed=self.cfg.seed).fit(self.data.train)
+        windows = self.data.text is not None and self.data.text.form == "windows"
+        kind = WindowNgramDraft if windows else CharNgramDraft
+        return kind(order=order, seed=self.cfg.seed).fit(self.data.train)
 
     def sampler(self, method: str, solver: str, t0: float):
         """The sampler of a flow method (module docstring)."""
-        from wsfm.components import make_sampler
+        from wsfm.components import make_sampler, remask_of
 
         flow = self.cfg.flow
         net = self.net(NET_STAGE[method])
@@ -166,7 +170,7 @@ class EvalEnv:
             draft, start = self.draft, "noised_draft"
         return make_sampler(self.data, draft, net, t0, step_size=self.h, method=solver,
                             draft_noise=noise, start=start, exponent=flow.kappa_exponent,
-                            temperature=flow.temperature)
+                            temperature=flow.temperature, remask=remask_of(flow))
 
     def draw(self, job: EvalJob, point: Point) -> tuple[np.ndarray, int]:
         """(n, D) samples and the NFE spent."""
@@ -208,6 +212,8 @@ class EvalEnv:
 
         if self.data.text is None:
             return copying_metrics(x, self.data.train, self.copy_ref)
+        if self.data.text.form == "windows":  # the evaluator's copy32 is the copying check
+            return {}
         codes = np.clip(np.asarray(x, np.int64), 0, self.data.text.vocab - 1)
         return text_copying(self.data.text.decode(codes), self.train_words, self.test_words)
 
@@ -227,7 +233,7 @@ class EvalEnv:
     def real_copying(self) -> dict[str, float]:
         """The copying checks' values for real data: held-out rows (vectors, images), or
         ``n`` words drawn uniformly from every word, as the data draws them (text)."""
-        if self.data.text is None:
+        if self.data.text is None or self.data.text.form == "windows":
             return {f"real_{k}": v for k, v in self.copying(self.data.test).items()}
         rng = np.random.default_rng(self.cfg.seed)
         pool = np.concatenate([self.data.train, self.data.test])

@@ -46,7 +46,7 @@ TEXT_SOLVER = "jump"  # the discrete sampler: one network call per jump step
 def warm_method_name(coupling: str) -> str:
     """The refiner's row: named after the coupling it was trained with."""
     return {"independent": "warm", "minibatch_ot": "warm_ot",
-            "nearest": "warm_nearest"}[coupling]
+            "nearest": "warm_nearest", "substitute": "warm_substitute"}[coupling]
 
 
 def warm_starts(t0: float, t0s: list[float], nfe_grid: list[int], h: float) -> list[float]:

@@ -3,7 +3,8 @@
 One parallel task per shard, each with its own seed. A task samples its drafts a chunk at a
 time (its memory does not grow with the shard, let alone with the total), optionally pairs
 each draft with a row of the training split (``shards.pair``: the coupling, precomputed, so
-that training does not redo it), writes the tar atomically and then its stats record. The
+that training does not redo it; ``substitute``: a random training window, the "draft" being
+the draft model's substitutes drawn on it), writes the tar atomically and then its stats record. The
 stage is resumable: a shard whose stats record matches its job and whose tar matches the
 record (size, sha256) is kept, every other one is made again; the manifest is assembled from
 the stats records, so a resumed run's manifest equals an uninterrupted run's (all columns but
@@ -29,7 +30,7 @@ import torch
 
 from wsfm.config import DataConfig
 from wsfm.data.datasets import load_dataset
-from wsfm.drafts import load_draft
+from wsfm.drafts import WindowNgramDraft, load_draft
 from wsfm.flow.couplings import nearest_indices, ot_permutation
 from wsfm.flow.discrete import hamming_nearest_indices, hamming_ot_permutation
 from wsfm.shards import (
@@ -145,7 +146,14 @@ def _chunks(job: ShardJob) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
             raise ValueError(f"draft dim {draft.dim} != data dim {data.shape[1]}")
     rows = job.block * CHUNK_BLOCKS
     for c, start in enumerate(range(0, job.count, rows)):
-        x = draft.sample(min(rows, job.count - start), chunk_seed(job.seed, c))  # (n, D)
+        n, seed = min(rows, job.count - start), chunk_seed(job.seed, c)
+        if job.pair == "substitute":  # real windows, and the draft's substitutes on them
+            assert data is not None and isinstance(draft, WindowNgramDraft), \
+                "pair substitute needs a window_ngram draft (checked by the config)"
+            idx = np.random.default_rng([job.seed, c, 2]).integers(len(data), size=n)
+            yield draft.substitutes(data[idx].numpy(), seed), idx.astype(np.int64)
+            continue
+        x = draft.sample(n, seed)  # (n, D)
         yield x, None if data is None else _partners(x, data, job, c)
 
 

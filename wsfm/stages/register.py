@@ -23,9 +23,17 @@ from dataclasses import dataclass
 
 from wsfm.bundle import SamplerSettings, write_bundle
 from wsfm.champion import Score
-from wsfm.components import net_spec
+from wsfm.components import net_spec, remask_of
 from wsfm.data.datasets import load_dataset
-from wsfm.report import Comparison, EvalReport, Row, no_worse, t0_key
+from wsfm.report import (
+    ENTROPY_SHARE,
+    Comparison,
+    EvalReport,
+    Row,
+    diverse_enough,
+    no_worse,
+    t0_key,
+)
 from wsfm.stages.base import ModelRelease, StageContext, StageResult
 
 __all__ = ["WALL_SHARE", "T0Choice", "check_gates", "choose_t0", "register"]
@@ -84,12 +92,13 @@ def _wall_ok(choice: T0Choice, wall_share: float) -> bool:
 def choose_t0(report: EvalReport | dict, rel_tolerance: float,
               wall_share: float = WALL_SHARE) -> T0Choice:
     """The largest t0 whose shipped-method row is no worse than the cold reference (within
-    ``rel_tolerance`` of it, :func:`wsfm.report.no_worse`) and keeps ``wall_share`` of its
-    NFE speed-up in wall time; the configured t0 when none does."""
+    ``rel_tolerance`` of it, :func:`wsfm.report.no_worse`), keeps ``wall_share`` of its
+    NFE speed-up in wall time and (prose) the entropy of real data
+    (:func:`wsfm.report.diverse_enough`); the configured t0 when none does."""
     report = _as_report(report)
     for warm in sorted(_shipped_rows(report), key=lambda r: -r.t0):
         choice = _candidate(report, warm, rel_tolerance, automatic=True)
-        if choice.quality.ok and _wall_ok(choice, wall_share):
+        if choice.quality.ok and _wall_ok(choice, wall_share) and diverse_enough(report, warm):
             return choice
     return _candidate(report, report.shipped(), rel_tolerance, automatic=False)
 
@@ -110,6 +119,10 @@ def check_gates(report: EvalReport | dict, rel_tolerance: float, min_speedup: fl
         failures.append(f"quality: {warm.method} {warm.quality:.4g} at NFE {warm.nfe} is not "
                         f"shown to be within {rel_tolerance:.0%} of {cold.method} "
                         f"{cold.quality:.4g} at NFE {cold.nfe} ({choice.quality.describe()})")
+    if not diverse_enough(report, warm):
+        failures.append(f"entropy: {warm.method} writes {warm.metrics.get('entropy', math.nan):.3g}"
+                        f" bits per sample, below {ENTROPY_SHARE} x real data's "
+                        f"{report.reference_metrics['entropy']:.3g}")
     if choice.speedup < min_speedup:
         failures.append(f"speed-up {choice.speedup:.2f}x is below {min_speedup}x")
     if not _wall_ok(choice, wall_share):
@@ -135,7 +148,8 @@ def register(ctx: StageContext) -> StageResult:
                                exponent=cfg.flow.kappa_exponent,
                                temperature=cfg.flow.temperature, kind=data.kind,
                                shape=data.shape if data.kind == "image" else (),
-                               alphabet=data.text.alphabet if data.text else "")
+                               alphabet=data.text.alphabet if data.text else "",
+                               remask=remask_of(cfg.flow))
     write_bundle(ctx.out / "bundle", ctx.inputs["pretrain_draft"] / "draft.npz",
                  ctx.inputs["train_refiner"] / "model.pt", settings)
     (ctx.out / "gates.json").write_text(json.dumps({

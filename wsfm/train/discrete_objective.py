@@ -5,7 +5,9 @@ unchanged. Batches hold long character codes (the data's, as the dataset carries
 baseline starts from the all-mask sequence, the warm refiner from drafts paired with data by
 Hamming distance: ``nearest`` pairs each draft with its nearest word in the whole training set
 (measured: the only pairing with which the refiner beats its draft, BENCHMARKS.md "words_form"),
-``minibatch_ot`` solves the assignment within the batch.
+``minibatch_ot`` solves the assignment within the batch. ``substitute`` (prose windows) trains
+the refiner to undo masks and the draft's substitutes of real text (``wsfm.flow.discrete``,
+"Corruption"): its batches hold the substitutes with the real windows they were drawn on.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from wsfm.config import FlowConfig
 from wsfm.data.base import Dataset
 from wsfm.flow.discrete import (
     MixturePath,
+    corrupt_loss,
     discrete_fm_loss,
     hamming_nearest,
     hamming_ot,
@@ -42,6 +45,11 @@ class DiscreteObjective:
                  pool: Tensor | None = None, paired: bool = False):
         self.warm = mode == "warm"
         self.mask_id = mask_id
+        self.substitute = self.warm and flow.coupling == "substitute"
+        self.substitute_max = flow.substitute_max if self.substitute else 0.0
+        if self.substitute and not paired:
+            raise ValueError("coupling substitute reads its substitutes from the shards: "
+                             "set shards.pair: substitute")
         self.path = MixturePath(flow.t0 if self.warm else 0.0, flow.kappa_exponent)
         self.pool = pool
         if paired:
@@ -64,6 +72,9 @@ class DiscreteObjective:
 
     def loss(self, net: nn.Module, batch: Batch, generator: torch.Generator, *,
              device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
+        if self.substitute:
+            return corrupt_loss(net, batch.x1.to(device), batch.x0.to(device), self.mask_id,
+                                self.substitute_max, generator)
         # The all-mask cold source learns only where positions are still masked (as measured).
         return discrete_fm_loss(net, self.path, batch.x0.to(device), batch.x1.to(device),
                                 generator, corrupted_only=not self.warm)
