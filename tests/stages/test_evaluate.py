@@ -2,6 +2,7 @@ import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 
 from tests.helpers import context, save_untrained
@@ -184,3 +185,18 @@ def test_text_rows_carry_copying_shares_entropy_and_the_ngram_rivals(tmp_path):
     real = report.reference_metrics
     assert 0.0 < real["real_held_out_share"] < real["real_train_share"] < 1.0
     assert (out / "samples.txt").is_file()
+
+
+def test_text_sample_panels_draw_dollar_signs_as_text(tmp_path):
+    """Prose holds "$": matplotlib would read "$...$" as mathtext and fail on it."""
+    from wsfm.data.base import Dataset, TextInfo
+    from wsfm.data.prose import ALPHABET, encode
+    from wsfm.stages.eval_plots import show_samples
+
+    rows = np.stack([encode("cost $x^{2 and $$ y_1$ {{ $^ ".ljust(32, "$"))] * 3)
+    info = TextInfo(seq_len=32, vocab=len(ALPHABET) + 1, alphabet=ALPHABET, train_words=(),
+                    test_words=(), form="windows")
+    show_samples(tmp_path, Dataset("text", rows, rows, rows, shape=(32,), text=info),
+                 {"cold": rows, "warm": rows})
+    assert (tmp_path / "samples.png").stat().st_size > 1000
+    assert "cost $x^{2" in (tmp_path / "samples.txt").read_text()

@@ -67,7 +67,8 @@ def show_samples(out: Path, data: Dataset, panels: dict[str, np.ndarray]) -> Non
             ax.imshow(_grid(x[:64], data.shape), cmap="gray" if data.shape[0] == 1 else None)
             ax.axis("off")
         elif data.text is not None:
-            ax.text(0, 1, "\n".join(data.text.decode(x[:24])), va="top", family="monospace")
+            ax.text(0, 1, "\n".join(data.text.decode(x[:24])), va="top", family="monospace",
+                    parse_math=False)  # prose holds "$": not mathtext
             ax.axis("off")
         elif x.shape[1] >= 2:
             ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.5)
