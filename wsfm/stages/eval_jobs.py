@@ -224,6 +224,8 @@ class EvalEnv:
         # The floor's bias with sample size (Frechet distance, SWD) is matched, not corrected:
         # real data and every row are compared at the same n (the rows' first m samples).
         source = ("fresh draws of the task's distribution" if self.cfg.data.kind == "toy2d"
+                  else "windows of the real held-out topics, which the judge was not fitted on"
+                  if self.cfg.data.kind == "prose"
                   else "training rows, as many as the held-out split")
         how = (f"real data ({source}) against the held-out split, on {m} samples"
                + (f"; rows report '{self.evaluator.primary}_n{m}' on their first {m} samples "
