@@ -91,21 +91,28 @@ def load_prose(seed: int = 0, test_fraction: float = 0.5, width: int = 64) -> Pr
     # Distinct texts only: two topic names can share one text ("if" and "else" do).
     texts = list(dict.fromkeys(clean_text(topics[name]) for name in sorted(topics)))
     order = np.random.default_rng(seed).permutation(len(texts))
-    total = sum(len(t) for t in texts)
-    held: list[str] = []
-    train: list[str] = []
-    for i in order:
-        (held if sum(map(len, held)) < test_fraction * total else train).append(texts[i])
-    real: list[str] = []
-    judge: list[str] = []
-    held_chars = sum(map(len, held))
-    for text in held:
-        (real if sum(map(len, real)) < REAL_SHARE * held_chars else judge).append(text)
+    held, train = _fill([texts[i] for i in order], test_fraction)
+    real, judge = _fill(held, REAL_SHARE)
     for name, part in (("training", train), ("judge", judge), ("real", real)):
         if not any(len(t) >= width for t in part):
             raise DataError(f"prose (seed {seed}, test_fraction {test_fraction}): no {name} "
                             f"topic holds a window of {width} characters")
     return ProseData(tuple(train), tuple(judge), tuple(real))
+
+
+def _fill(texts: list[str], share: float) -> tuple[list[str], list[str]]:
+    """Texts taken in order into the first list until it holds ``share`` of the
+    characters; the rest into the second."""
+    total, taken = sum(map(len, texts)), 0
+    first: list[str] = []
+    rest: list[str] = []
+    for text in texts:
+        if taken < share * total:
+            first.append(text)
+            taken += len(text)
+        else:
+            rest.append(text)
+    return first, rest
 
 
 def topic_windows(texts: tuple[str, ...], width: int, stride: int) -> np.ndarray:

@@ -27,9 +27,18 @@ import numpy as np
 
 from wsfm.drafts.base import Draft, read_arrays
 
-__all__ = ["MAX_WINDOW_ORDER", "WindowNgramDraft"]
+__all__ = ["MAX_WINDOW_ORDER", "WindowNgramDraft", "context_ids"]
 
 MAX_WINDOW_ORDER = 9  # 96 ** 8 * 96 < 2 ** 63 for the printable-ASCII vocabulary
+
+
+def context_ids(x: np.ndarray, i: int, k: int, vocab: int) -> np.ndarray:
+    """(N,) base-``vocab`` ids of the ``k`` characters before position ``i`` of each row of
+    x (N, L), oldest first (shared with the judge, ``wsfm.metrics.prose``)."""
+    ids = np.zeros(len(x), dtype=np.int64)
+    for j in range(i - k, i):
+        ids = ids * vocab + x[:, j]
+    return ids
 
 
 class WindowNgramDraft(Draft):
@@ -70,11 +79,7 @@ class WindowNgramDraft(Draft):
         return float(self.width * 2 * np.log2(max(len(self.keys[-1]), 2)))
 
     def _context_ids(self, x: np.ndarray, i: int, k: int) -> np.ndarray:
-        """(N,) ids of the ``k`` characters before position ``i`` of each row of x."""
-        ids = np.zeros(len(x), dtype=np.int64)
-        for j in range(i - k, i):
-            ids = ids * self.vocab + x[:, j]
-        return ids
+        return context_ids(x, i, k, self.vocab)
 
     def fit(self, data: np.ndarray) -> Self:
         """Count every context length in ``data``: (N, L) windows of codes >= 1."""

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from wsfm.drafts.window_ngram import context_ids
+
 __all__ = ["COPY_RUN", "KneserNeyLM", "common_words", "copy_share", "prose_metrics",
            "sample_entropy", "training_runs", "word_share"]
 
@@ -117,11 +119,8 @@ class KneserNeyLM:
         for i in range(x.shape[1]):
             top = min(i, self.order - 1)
             p = np.full(len(x), 1.0 / v)
-            ctx = np.zeros(len(x), dtype=np.int64)
             for k in range(top + 1):  # context length k: the k characters before i
-                ctx = np.zeros(len(x), dtype=np.int64)
-                for j in range(i - k, i):
-                    ctx = ctx * v + x[:, j]
+                ctx = context_ids(x, i, k, v)
                 table = self.raw[k] if k == top else self.cont[k]
                 count, total, types = table.lookup(ctx, ctx * v + x[:, i])
                 seen = total > 0
