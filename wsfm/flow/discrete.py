@@ -252,16 +252,21 @@ def jump_step(x: Tensor, logits: Tensor, p_jump: float,
     positions holding the mask may jump: the others are final (masked source).
     """
     b, length = x.shape
-    logits = logits.reshape(b, length, -1)
-    if argmax:
-        new = logits.argmax(dim=-1)
-    else:
-        probs = torch.softmax(logits.double() / temperature, dim=-1).reshape(b * length, -1)
-        new = torch.multinomial(probs, 1, generator=generator).reshape(b, length)
     jump = torch.rand((b, length), generator=generator, device=x.device) < p_jump
     if mask_id is not None:
         jump &= x == mask_id
-    return torch.where(jump, new, x)
+    # Only the positions that jump draw (a small share at many steps: the softmax and the
+    # draw over every position cost most of a cold run's time on a CPU).
+    chosen = logits.reshape(b, length, -1)[jump]
+    out = x.clone()
+    if chosen.shape[0] == 0:
+        return out
+    if argmax:
+        out[jump] = chosen.argmax(dim=-1)
+    else:
+        probs = torch.softmax(chosen.double() / temperature, dim=-1)
+        out[jump] = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return out
 
 
 def jump_sample(net: Net, x: Tensor, path: MixturePath, *, steps: int | None = None,
@@ -334,16 +339,17 @@ def remask_sample(net: Net, x: Tensor, steps: int, mask_id: int, remask: float =
     for k in range(steps):
         masked = x == mask_id
         logits = net(x, 1.0 - masked.float().mean(dim=1)).reshape(b, length, -1)
-        probs = torch.softmax(logits.double() / temperature, dim=-1)
-        drawn = torch.multinomial(probs.reshape(b * length, -1), 1,
-                                  generator=generator).reshape(b, length)
-        x = torch.where(masked, drawn, x)
+        if masked.any():  # only the masked positions draw
+            probs = torch.softmax(logits[masked].double() / temperature, dim=-1)
+            x = x.clone()
+            x[masked] = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         if k == steps - 1:
             break
         share = remask * (steps - 1 - k) / (steps - 1)
         m = int(round(share * length))
         if m > 0:
-            trust = probs.gather(-1, x[..., None]).squeeze(-1)  # (B, L)
+            logp = torch.log_softmax(logits.double() / temperature, dim=-1)
+            trust = logp.gather(-1, x[..., None]).squeeze(-1)  # (B, L), log-probabilities
             worst = trust.argsort(dim=1)[:, :m]
             x = x.scatter(1, worst, mask_id)
     return JumpResult(x=x, nfe=steps, steps=steps)
