@@ -9,7 +9,11 @@ step 90 (``WSFM_FAULT=pause:train_refiner@90``), the test SIGKILLs the process g
 worker node's ``ray start --block`` (raylet, workers, agents: that node alone), then starts a
 replacement node on 127.0.0.4 with the same resources. Ray Train must count one worker-group
 failure (within ``FailureConfig(max_failures=2)``), wait for room for two workers, restart the
-group from the step-80 checkpoint on the head and the new node, and the pipeline must finish.
+group from the step-80 checkpoint on the head and the new node, and the stage must finish.
+
+The job's home is a copy of the session's smoke home (``smoke`` in tests/conftest.py: the same
+data, draft and shards, so the same upstream fingerprints) and the job runs ``--only
+train_refiner``: the drill is about training; the stages around it are the smoke run's.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import time
 
 import pytest
 
-from tests.helpers import STAGE_NAMES, cli_env, project_copy, stage_lines, wait_for_pause
+from tests.helpers import cli_env, project_copy, stage_lines, wait_for_pause
 from tests.servers import RayCluster, mlflow_server, ray_cluster
 from wsfm.train.checkpoint import read_pointer
 from wsfm.train.faults import ENV
@@ -40,15 +44,13 @@ print(json.dumps([{"cls": a["ActorClassName"], "node": a["Address"]["NodeID"]}
 
 
 def shorten(doc: dict) -> None:
-    """The smoke profile's training, shortened, with a checkpoint every EVERY steps.
-    generate_drafts keeps a CPU of its own (a fan-out stage takes none by default): then
-    train_refiner starts before train_baseline, its task beside the job's driver on the
-    head, as the drill below expects (the node it kills must hold a worker but not the
+    """The smoke profile's training, shortened, with a checkpoint every EVERY steps. The
+    refiner is the job's only stage: its task lands beside the job's driver on the head, as
+    the drill below expects (the node it kills must hold a worker but not the
     controller)."""
     doc["profiles"]["smoke"]["train"].update(steps=STEPS, checkpoint_every=EVERY,
                                              log_every=EVERY, warmup_steps=10,
                                              max_failures=MAX_FAILURES)
-    doc.setdefault("resources", {})["generate_drafts"] = {"num_cpus": 1}
 
 
 def alive_actors(cluster: RayCluster) -> list[dict[str, str]]:
@@ -59,17 +61,18 @@ def alive_actors(cluster: RayCluster) -> list[dict[str, str]]:
 
 
 def test_a_node_killed_during_training_restarts_from_the_checkpoint_on_a_replacement(
-        tmp_path):
+        smoke, tmp_path):
     root = tmp_path
     pipeline = project_copy(root / "project", "toy2d-node-loss", shorten)
-    home = root / "home"
+    home = smoke.copy(root / "smoke", without=("train_refiner", "evaluate", "register")).home
     log = root / "submit.log"
     with mlflow_server(root / "mlflow") as server, ray_cluster(root / "ray") as cluster:
         env = cli_env(**cluster.env, MLFLOW_TRACKING_URI=server.uri)
         with open(log, "w") as fh:
             job = subprocess.Popen(
                 [sys.executable, "-m", "wsfm.cli", "submit", str(pipeline), "--profile",
-                 "smoke", "--address", cluster.dashboard, "--home", str(home),
+                 "smoke", "--only", "train_refiner", "--address", cluster.dashboard,
+                 "--home", str(home),
                  "--working-dir", str(root / "project"), "--submission-id", "wsfm-node-loss",
                  "--env", f"{ENV}=pause:train_refiner@{PAUSE}", "--follow"],
                 env=env, text=True, stdout=fh, stderr=subprocess.STDOUT, cwd=root)
@@ -103,7 +106,7 @@ def test_a_node_killed_during_training_restarts_from_the_checkpoint_on_a_replace
     print(f"replacement node joined {joined:.0f}s after the kill")
     assert code == 0, text[-3000:]
     assert "job wsfm-node-loss: SUCCEEDED" in text
-    assert {s for s, v in stage_lines(text).items() if v == "done"} == set(STAGE_NAMES)
+    assert {s for s, v in stage_lines(text).items() if v == "done"} == {"train_refiner"}
 
     [folder] = [p for p in (home / "artifacts" / "toy2d" / "train_refiner").iterdir()
                 if not p.name.startswith(".")]
