@@ -11,11 +11,15 @@ jobs and Ray Train workers run on both nodes, whichever node runs their stage: e
 its inputs from its own node's copy and deliver its files through the store
 (``wsfm.taskfiles``). Checked: every stage's output is committed in the bucket with every file
 its record lists (all the shards, the models), no partial folder or outbox is left, shard
-tasks and training ranks ran on both nodes, and a second invocation skips every stage.
+tasks and training ranks ran on both nodes, Ray Train's checkpoints are in the bucket and the
+training stages' pointers name them, the head's cache holds only whole, verified copies, and a
+second invocation skips every stage. (This run is also the suite's object-store end-to-end
+run: a separate single-node run into the bucket proved nothing this one does not.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -84,7 +88,7 @@ def run(tmp_path_factory):
         for path, record in successes.items():
             stage = path.split("/")[-3]
             folder = root / "outputs" / stage
-            for rel in ("manifest.parquet", "train_summary.json"):
+            for rel in ("manifest.parquet", "train_summary.json", "checkpoints.json"):
                 if rel in record["files"]:
                     fetch(endpoint, f"{path.rsplit('/', 1)[0]}/{rel}", folder / rel)
             outputs[stage] = folder
@@ -126,3 +130,35 @@ def test_a_rerun_skips_every_stage(run):
     second = run["second"]
     assert second is not None and second.returncode == 0, second.stderr[-3000:]
     assert stage_lines(second.stdout) == {n: "cached" for n in run["job"]}
+
+
+def test_training_checkpoints_are_in_the_bucket_and_the_pointers_name_them(run):
+    listing = run["listing"]
+    for stage in ("train_refiner", "train_baseline"):
+        runs = {p.split("/")[3] for p in listing
+                if p.startswith(f"{BUCKET}/wsfm/ray/toy2d-{stage}-")}
+        assert len(runs) == 1, (stage, runs)
+        [ray_run] = runs
+        steps = {p.split("/")[4] for p in listing
+                 if p.startswith(f"{BUCKET}/wsfm/ray/{ray_run}/step-")}
+        assert steps == {"step-000020", "step-000040"}, (stage, steps)  # num_to_keep=2
+        assert "checkpoints.json" in record_of(run, stage)["files"]
+        pointer = json.loads((run["outputs"][stage] / "checkpoints.json").read_text())
+        last = f"s3://{BUCKET}/wsfm/ray/{ray_run}/step-000040"
+        assert pointer["path"].rstrip("/") == last, pointer
+
+
+def test_the_heads_cache_holds_only_whole_verified_copies(run):
+    """What the driver's node staged in from the bucket: every file its record lists, with
+    the record's sha256 (checked here with hashlib, not the store's own check)."""
+    # <cache>/<hash of the root>/<pipeline>/<stage>/<fingerprint>/ (wsfm.orchestrate.remote_store)
+    copies = [p.parent for p in run["cache"].glob("*/toy2d/*/*/_SUCCESS.json")]
+    assert copies
+    for folder in copies:
+        record = record_of(run, folder.parent.name)
+        assert json.loads((folder / "_SUCCESS.json").read_text()) == record
+        for rel, meta in record["files"].items():
+            data = (folder / rel).read_bytes()
+            assert len(data) == meta["bytes"], (folder, rel)
+            assert hashlib.sha256(data).hexdigest() == meta["sha256"], (folder, rel)
+    assert not list(run["cache"].glob("*/toy2d/*/.*.download-*"))  # no half download
