@@ -110,7 +110,7 @@ class DataConfig:
     top_n: int = 5000  # words: the N most frequent words
     max_len: int = 12  # words / text_lines: characters per sequence (padded); prose: window
     stride: int = 8  # prose: a training window starts every `stride` characters
-    path: str = ""  # user data: .npy file, image folder, or text file
+    path: str = ""  # user data: .npy file, image folder, text file; prose: documents (optional)
     image_size: list[int] = field(default_factory=lambda: [8, 8])  # image_folder: H, W
     channels: int = 1  # image_folder: 1 (grayscale) or 3 (RGB)
 
@@ -131,6 +131,11 @@ class DataConfig:
     @property
     def is_text(self) -> bool:
         return self.kind in TEXT_KINDS
+
+    @property
+    def is_users(self) -> bool:
+        """Whether the samples come from users' files (checked before any work)."""
+        return self.kind in USER_KINDS or (self.kind == "prose" and bool(self.path))
 
 
 @_section

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.reliability
 
 WORDS = ROOT / "pipelines" / "words.yaml"
 DIGITS = ROOT / "pipelines" / "digits.yaml"
+TEXT = ROOT / "pipelines" / "text.yaml"
 
 
 def pipeline_file(folder: Path, base: Path = TOY2D, **sections) -> Path:
@@ -135,6 +136,24 @@ def test_characters_outside_the_alphabet_name_the_line(tmp_path, capsys):
     path = pipeline_file(tmp_path, WORDS, data={"kind": "text_lines", "path": str(data)})
     line = refused(capsys, tmp_path / "home", str(path))
     assert f"{data}:13" in line and "\u00e9" in line
+
+
+def test_users_prose_outside_the_alphabet_names_the_file_and_line(tmp_path, capsys):
+    docs = [" ".join(f"w{i}{j}" for j in range(60)) for i in range(4)]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(docs) + "\n\nla caf\u00e9\n", encoding="utf-8")
+    path = pipeline_file(tmp_path, TEXT, data={"path": str(corpus)})
+    line = refused(capsys, tmp_path / "home", str(path))
+    assert f"{corpus}:9" in line and "\u00e9" in line
+
+
+@pytest.mark.parametrize("docs, what", [(2, "at least 3"), (4, "longest document")])
+def test_users_prose_too_small_or_too_short_for_a_window(tmp_path, capsys, docs, what):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"document {i} is short" for i in range(docs)))
+    path = pipeline_file(tmp_path, TEXT, data={"path": str(corpus)})
+    line = refused(capsys, tmp_path / "home", str(path))
+    assert str(corpus) in line and what in line
 
 
 def _images(folder: Path, sizes_modes: list[tuple[tuple[int, int], str]]) -> None:

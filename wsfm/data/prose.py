@@ -1,4 +1,5 @@
-"""The ``prose`` task: 64-character windows of English prose from ``pydoc_data.topics``.
+"""The ``prose`` task: 64-character windows of English prose from ``pydoc_data.topics``, or
+from users' own documents (``data.path``: :func:`read_documents`).
 
 The corpus is the reference text that Python's standard library ships for ``help()``
 (``pydoc_data.topics.topics``: 79 topics, 78 distinct texts, about 430,000 characters
@@ -17,19 +18,28 @@ Held-out text is new text: no window of it overlaps a training topic.
 **Windows.** A sample is ``window`` consecutive characters as codes ``1 .. 95`` (``0`` is the
 pad of the text codes and never occurs here). Training windows start every ``stride``
 characters of each training topic; real windows start at offsets drawn with the seed.
+
+**Users' prose.** ``data.path`` names a folder of ``*.txt`` files (each file one document) or
+one text file whose documents are separated by blank lines. Documents play the topics' part.
+They are cleaned like the bundled text, but a character that stays outside printable ASCII
+is refused, naming its file and line, not dropped. So are a corpus of fewer than three
+distinct documents (the split needs a training, a judge and a real side) and a window longer
+than the longest document. Each is one line, and the run checks all of them before any stage
+starts.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from wsfm.errors import DataError
+from wsfm.errors import DataError, InputNotFound
 
 __all__ = ["ALPHABET", "REAL_SHARE", "ProseData", "clean_text", "decode", "encode",
-           "load_prose", "windows"]
+           "load_prose", "read_documents", "windows"]
 
 ALPHABET = "".join(chr(c) for c in range(32, 127))  # the 95 printable ASCII characters
 REAL_SHARE = 0.2  # of the held-out characters: the real windows (the rest fit the judge)
@@ -82,21 +92,92 @@ class ProseData:
     real: tuple[str, ...]
 
 
-def load_prose(seed: int = 0, test_fraction: float = 0.5, width: int = 64) -> ProseData:
-    """The corpus split by topic (module docstring); deterministic in ``seed``."""
-    from pydoc_data.topics import topics
+def read_documents(path: str | Path) -> tuple[str, ...]:
+    """Users' documents (module docstring), cleaned, in file order.
 
+    Raises:
+        InputNotFound: ``path`` does not exist.
+        DataError: a character outside printable ASCII (names the file and line), or no
+            document holds text.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputNotFound(f"{path}: no such file or folder (data.path)")
+    if path.is_dir():
+        files = sorted(path.glob("*.txt"))
+        if not files:
+            raise DataError(f"{path}: no *.txt documents in this folder")
+        docs = [(f, 1, _checked(f, f.read_text(encoding="utf-8", errors="replace"), 1))
+                for f in files]
+    else:
+        docs = [(path, start, _checked(path, block, start))
+                for start, block in _blocks(path.read_text(encoding="utf-8",
+                                                           errors="replace"))]
+    texts = tuple(t for _, _, t in docs if t)
+    if not texts:
+        raise DataError(f"{path}: no document holds any text")
+    return texts
+
+
+def _blocks(text: str) -> list[tuple[int, str]]:
+    """``(first line number, text)`` of each run of non-blank lines."""
+    blocks: list[tuple[int, str]] = []
+    lines: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            if not lines:
+                blocks.append((number, ""))
+            lines.append(line)
+        elif lines:
+            blocks[-1] = (blocks[-1][0], "\n".join(lines))
+            lines = []
+    if lines:
+        blocks[-1] = (blocks[-1][0], "\n".join(lines))
+    return blocks
+
+
+def _checked(path: Path, text: str, first_line: int) -> str:
+    """``text`` cleaned; refused at the first character the cleaning would have to drop."""
+    for offset, line in enumerate(text.splitlines()):
+        mapped = "".join(_ASCII.get(c, c) for c in _SPACE.sub(" ", line))
+        bad = next((c for c in mapped if not " " <= c <= "~"), None)
+        if bad is not None:
+            raise DataError(f"{path}:{first_line + offset}: character {bad!r} is outside "
+                            "the prose alphabet (printable ASCII)")
+    return clean_text(text)
+
+
+def load_prose(seed: int = 0, test_fraction: float = 0.5, width: int = 64,
+               documents: tuple[str, ...] | None = None, source: str = "prose") -> ProseData:
+    """The corpus split by topic (module docstring); deterministic in ``seed``.
+
+    Args:
+        documents: users' documents (:func:`read_documents`); default the bundled topics.
+        source: what the errors name (the users' path).
+    """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    if documents is None:
+        from pydoc_data.topics import topics
+
+        documents = tuple(clean_text(topics[name]) for name in sorted(topics))
     # Distinct texts only: two topic names can share one text ("if" and "else" do).
-    texts = list(dict.fromkeys(clean_text(topics[name]) for name in sorted(topics)))
+    texts = list(dict.fromkeys(documents))
+    if len(texts) < 3:
+        raise DataError(f"{source}: {len(texts)} distinct document(s); the split by document "
+                        "needs at least 3 (training, judge, real)")
+    longest = max(map(len, texts))
+    if longest < width:
+        raise DataError(f"{source}: the longest document has {longest} characters, fewer "
+                        f"than a window of {width} (data.max_len)")
     order = np.random.default_rng(seed).permutation(len(texts))
     held, train = _fill([texts[i] for i in order], test_fraction)
     real, judge = _fill(held, REAL_SHARE)
     for name, part in (("training", train), ("judge", judge), ("real", real)):
         if not any(len(t) >= width for t in part):
-            raise DataError(f"prose (seed {seed}, test_fraction {test_fraction}): no {name} "
-                            f"topic holds a window of {width} characters")
+            raise DataError(f"{source} (seed {seed}, test_fraction {test_fraction}): no "
+                            f"{name} document holds a window of {width} characters "
+                            "(data.max_len)")
     return ProseData(tuple(train), tuple(judge), tuple(real))
 
 

@@ -73,12 +73,15 @@ def load_text_dataset(cfg: DataConfig) -> Dataset:
 
 
 def load_prose_dataset(cfg: DataConfig) -> Dataset:
-    """The prose task (``wsfm.data.prose``): training windows every ``stride`` characters
-    of the training topics; ``test`` and ``reference`` are ``max(n_test, 1000)`` windows each
-    at offsets drawn (seeds ``seed + 1``, ``seed + 2``) from the real held-out topics."""
+    """The prose task (``wsfm.data.prose``; users' documents when ``path`` is set): training
+    windows every ``stride`` characters of the training topics; ``test`` and ``reference``
+    are ``max(n_test, 1000)`` windows each at offsets drawn (seeds ``seed + 1``,
+    ``seed + 2``) from the real held-out topics."""
     from wsfm.data import prose
 
-    split = prose.load_prose(cfg.seed, cfg.test_fraction, cfg.max_len)
+    documents = prose.read_documents(cfg.path) if cfg.path else None
+    split = prose.load_prose(cfg.seed, cfg.test_fraction, cfg.max_len, documents,
+                             source=cfg.path or "prose")
     n_real = max(cfg.n_test, 1000)
     info = TextInfo(seq_len=cfg.max_len, vocab=len(prose.ALPHABET) + 1,
                     alphabet=prose.ALPHABET, train_words=split.train,

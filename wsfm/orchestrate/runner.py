@@ -28,7 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wsfm.config import USER_KINDS, PipelineConfig, to_dict
+from wsfm.config import PipelineConfig, to_dict
 from wsfm.data.datasets import load_dataset
 from wsfm.orchestrate.board import StageBoard
 from wsfm.orchestrate.console import Echo, print_plan, print_table
@@ -59,7 +59,7 @@ def run_pipeline(config: PipelineConfig, *, home: str | Path, pipeline_file: str
     (default: a live bar when stdout is a terminal, periodic lines otherwise). ``log_path``:
     the invocation's log file (``wsfm.orchestrate.logfile``), whose lines a failed stage
     quotes."""
-    if config.data.kind in USER_KINDS:
+    if config.data.is_users:
         load_dataset(config.data)  # users' data is validated before anything runs or is made
     where = locate(home)
     if not dry_run:  # a tracking server that is down or refuses us: one error, before any work
