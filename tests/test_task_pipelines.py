@@ -14,7 +14,7 @@ pytestmark = pytest.mark.pipeline
 
 
 @pytest.mark.parametrize("task,metric,lower", [("digits", "fd", True),
-                                               ("words", "valid_rate_std", False),
+                                               ("words", "novel_valid_rate", False),
                                                ("text", "nll", True)])
 def test_task_smoke_pipeline(tmp_path, task, metric, lower):
     home = tmp_path / "home"

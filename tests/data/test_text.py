@@ -11,7 +11,9 @@ def test_words_dataset_is_codes_split_by_word():
     assert data.kind == "text" and data.dim == 12 and data.train.dtype == np.int64
     train, test = set(decode(data.train)), set(decode(data.test))
     assert len(train) + len(test) == 1000 and not train & test
-    assert set(decode(data.reference)) <= train
+    # Real words for the reference: drawn from every word, held-out ones included.
+    ref = decode(data.reference)
+    assert len(ref) == len(test) and set(ref) <= train | test and set(ref) & test
     # What downstream code knows about the codes comes from the data, not from constants.
     info = data.text
     assert (info.vocab, info.mask_id, info.seq_len) == (27, 27, 12)

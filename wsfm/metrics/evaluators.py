@@ -142,11 +142,12 @@ class ImageEvaluator(Evaluator):
 
 
 class TextEvaluator(Evaluator):
-    """Length-standardised valid-word rate (primary), raw and novel valid rates, NLL per
-    character under a character 5-gram LM fitted on the held-out words, and the distance
-    between length histograms (``wsfm.metrics.text``). Samples are (n, L) character codes."""
+    """Held-out valid rate (primary: samples that are valid words outside the training
+    split), length-standardised and raw valid rates, NLL per character under a character
+    5-gram LM fitted on the held-out words, and the distance between length histograms
+    (``wsfm.metrics.text``). Samples are (n, L) character codes."""
 
-    kind, primary, lower_is_better = "text", "valid_rate_std", False
+    kind, primary, lower_is_better = "text", "novel_valid_rate", False
 
     def __init__(self, order: int = 5):
         self.order = order

@@ -1,6 +1,12 @@
 """Quality of generated words: validity rates, a reference character LM, length histograms.
 
-**Length-standardised valid rate** (the primary metric). Short words are valid more often
+**Held-out valid rate** (``novel_valid_rate``, the primary metric): the share of samples that
+are valid words the training split does not hold, i.e. held-out words. A look-up (each draft
+replaced by its nearest training word) scores 0 on it, and a generator that memorises the
+training words scores 0 too: it counts only what generalises. Real words drawn uniformly
+from every word score about ``test_fraction`` (the evaluation's real-data reference).
+
+**Length-standardised valid rate** (the former headline). Short words are valid more often
 than long ones, so a generator that favours short words looks good on the raw rate. The
 standardised rate is the valid rate within each word length ``L``, averaged with the
 reference data's length weights ``w_L``:

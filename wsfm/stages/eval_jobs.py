@@ -226,6 +226,8 @@ class EvalEnv:
         source = ("fresh draws of the task's distribution" if self.cfg.data.kind == "toy2d"
                   else "windows of the real held-out topics, which the judge was not fitted on"
                   if self.cfg.data.kind == "prose"
+                  else "words drawn uniformly from every word, training and held-out, as "
+                       "many as the held-out split" if self.data.text is not None
                   else "training rows, as many as the held-out split")
         how = (f"real data ({source}) against the held-out split, on {m} samples"
                + (f"; rows report '{self.evaluator.primary}_n{m}' on their first {m} samples "
