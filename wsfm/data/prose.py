@@ -48,10 +48,14 @@ _ASCII = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": 
 _SPACE = re.compile(r"\s+")
 
 
+def _to_ascii(text: str) -> str:
+    """Whitespace runs -> one space; typographic characters -> their ASCII forms."""
+    return "".join(_ASCII.get(c, c) for c in _SPACE.sub(" ", text))
+
+
 def clean_text(text: str) -> str:
-    """Whitespace runs -> one space; typographic characters -> ASCII; others dropped."""
-    text = "".join(_ASCII.get(c, c) for c in _SPACE.sub(" ", text))
-    return _SPACE.sub(" ", "".join(c for c in text if " " <= c <= "~")).strip()
+    """:func:`_to_ascii`, then every character outside printable ASCII dropped."""
+    return _SPACE.sub(" ", "".join(c for c in _to_ascii(text) if " " <= c <= "~")).strip()
 
 
 def encode(text: str) -> np.ndarray:
@@ -107,13 +111,11 @@ def read_documents(path: str | Path) -> tuple[str, ...]:
         files = sorted(path.glob("*.txt"))
         if not files:
             raise DataError(f"{path}: no *.txt documents in this folder")
-        docs = [(f, 1, _checked(f, f.read_text(encoding="utf-8", errors="replace"), 1))
-                for f in files]
+        docs = [(f, 1, f.read_text(encoding="utf-8", errors="replace")) for f in files]
     else:
-        docs = [(path, start, _checked(path, block, start))
-                for start, block in _blocks(path.read_text(encoding="utf-8",
-                                                           errors="replace"))]
-    texts = tuple(t for _, _, t in docs if t)
+        text = path.read_text(encoding="utf-8", errors="replace")
+        docs = [(path, start, block) for start, block in _blocks(text)]
+    texts = tuple(t for t in (_checked(*doc) for doc in docs) if t)
     if not texts:
         raise DataError(f"{path}: no document holds any text")
     return texts
@@ -123,24 +125,19 @@ def _blocks(text: str) -> list[tuple[int, str]]:
     """``(first line number, text)`` of each run of non-blank lines."""
     blocks: list[tuple[int, str]] = []
     lines: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate([*text.splitlines(), ""], start=1):
         if line.strip():
-            if not lines:
-                blocks.append((number, ""))
             lines.append(line)
         elif lines:
-            blocks[-1] = (blocks[-1][0], "\n".join(lines))
+            blocks.append((number - len(lines), "\n".join(lines)))
             lines = []
-    if lines:
-        blocks[-1] = (blocks[-1][0], "\n".join(lines))
     return blocks
 
 
-def _checked(path: Path, text: str, first_line: int) -> str:
+def _checked(path: Path, first_line: int, text: str) -> str:
     """``text`` cleaned; refused at the first character the cleaning would have to drop."""
     for offset, line in enumerate(text.splitlines()):
-        mapped = "".join(_ASCII.get(c, c) for c in _SPACE.sub(" ", line))
-        bad = next((c for c in mapped if not " " <= c <= "~"), None)
+        bad = next((c for c in _to_ascii(line) if not " " <= c <= "~"), None)
         if bad is not None:
             raise DataError(f"{path}:{first_line + offset}: character {bad!r} is outside "
                             "the prose alphabet (printable ASCII)")

@@ -223,16 +223,21 @@ class EvalEnv:
         m = self.reference_n
         # The floor's bias with sample size (Frechet distance, SWD) is matched, not corrected:
         # real data and every row are compared at the same n (the rows' first m samples).
-        source = ("fresh draws of the task's distribution" if self.cfg.data.kind == "toy2d"
-                  else "windows of the real held-out topics, which the judge was not fitted on"
-                  if self.cfg.data.kind == "prose"
-                  else "words drawn uniformly from every word, training and held-out, as "
-                       "many as the held-out split" if self.data.text is not None
-                  else "training rows, as many as the held-out split")
-        how = (f"real data ({source}) against the held-out split, on {m} samples"
+        how = (f"real data ({self._real_source()}) against the held-out split, on {m} samples"
                + (f"; rows report '{self.evaluator.primary}_n{m}' on their first {m} samples "
                   "to compare with it" if m < self.n else ", as many as each method"))
         return self.data.reference[:m], how
+
+    def _real_source(self) -> str:
+        """How ``Dataset.reference`` was drawn, in words (``wsfm.data``)."""
+        if self.cfg.data.kind == "toy2d":
+            return "fresh draws of the task's distribution"
+        if self.cfg.data.kind == "prose":
+            return "windows of the real held-out topics, which the judge was not fitted on"
+        if self.data.text is not None:
+            return ("words drawn uniformly from every word, training and held-out, as many "
+                    "as the held-out split")
+        return "training rows, as many as the held-out split"
 
     def real_copying(self) -> dict[str, float]:
         """The copying checks' values for real data: held-out rows (vectors, images), or
