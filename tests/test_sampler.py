@@ -116,6 +116,27 @@ def test_cold_sampler_from_gaussian():
     assert x.shape == (5, 4) and nfe == 4 and mlp.training  # train mode is restored
 
 
+def test_sampling_in_chunks_matches_one_batch_and_counts_steps_not_calls(monkeypatch):
+    """Rows are sampled independently: the network called on slices of the batch gives the
+    samples of one whole-batch call (float64, so equal to rounding), and the NFE is the number
+    of steps, however many calls each step takes."""
+    from wsfm.models import UNetLite
+
+    net = UNetLite(dim=64, image_shape=(1, 8, 8), channels=8, time_dim=8).double()
+    for p in net.parameters():  # the output layer starts at zero: make the field non-trivial
+        nn.init.normal_(p, std=0.1)
+    sampler = WarmStartSampler(None, net, t0=0.0, step_size=0.25)
+    whole, nfe_whole = sampler.sample(50, seed=3)
+    calls = []
+    real_forward = net.forward
+    monkeypatch.setattr(net, "forward", lambda x, s: calls.append(len(x)) or real_forward(x, s))
+    monkeypatch.setattr("wsfm.sampler.CHUNK_ELEMENTS", 64 * 16)  # 16 rows per call
+    chunked, nfe_chunked = sampler.sample(50, seed=3)
+    assert calls[:4] == [16, 16, 16, 2] and len(calls) == 4 * 4
+    assert nfe_whole == nfe_chunked == 4
+    np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-6)
+
+
 def test_deterministic_in_seed(draft):
     mlp = MLPVelocity(dim=2, hidden=8, depth=1, time_dim=4)
     sampler = WarmStartSampler(draft, mlp, t0=0.7, draft_noise=0.3, method="heun")

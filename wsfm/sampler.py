@@ -32,6 +32,7 @@ from wsfm.flow.solvers import integrate, nfe_per_step, num_steps
 __all__ = ["START_MODES", "DiscreteWarmStartSampler", "WarmStartSampler", "build_sampler"]
 
 START_MODES = ("draft", "noised_draft")
+CHUNK_ELEMENTS = 1 << 16  # numbers per network call in sampling (WarmStartSampler._net)
 
 
 class WarmStartSampler:
@@ -91,8 +92,19 @@ class WarmStartSampler:
     def velocity(self, x: Tensor, t: Tensor) -> Tensor:
         """``dx/dt`` (B, D) at ``x`` (B, D) and absolute time ``t`` (B,)."""
         if self.start == "noised_draft":
-            return self.refiner(x, t)
-        return self.path.to_velocity(self.refiner(x, self.path.to_s(t)))
+            return self._net(x, t)
+        return self.path.to_velocity(self._net(x, self.path.to_s(t)))
+
+    def _net(self, x: Tensor, s: Tensor) -> Tensor:
+        """The network on at most ``CHUNK_ELEMENTS`` numbers per call: rows are independent,
+        and a convolution over one big batch is memory-bound on a CPU (the 32x32 U-Net
+        evaluates 2,000 glyphs in 4.1 s at once, 0.9 s in calls of 64; the digits MLP is
+        also slightly faster in calls of 1,024 rows)."""
+        rows = max(1, CHUNK_ELEMENTS // max(1, x.shape[1]))
+        if len(x) <= rows:
+            return self.refiner(x, s)
+        return torch.cat([self.refiner(x[i:i + rows], s[i:i + rows])
+                          for i in range(0, len(x), rows)])
 
     def initial(self, n: int, seed: int) -> Tensor:
         """(n, D) float32 starting points at ``t0`` on the CPU, deterministic in ``seed``."""
