@@ -89,7 +89,7 @@ def _section(cls: type) -> type:
     return cls
 
 
-DATA_KINDS = ("toy2d", "digits", "words", "prose", "npy", "image_folder",
+DATA_KINDS = ("toy2d", "digits", "glyphs", "words", "prose", "npy", "image_folder",
               "text_lines")
 USER_KINDS = ("npy", "image_folder", "text_lines")
 # character codes: the discrete path, Hamming couplings
@@ -100,7 +100,7 @@ TEXT_KINDS = ("words", "prose", "text_lines")
 class DataConfig:
     """Where the samples come from: a built-in task, or users' own data (``path``)."""
 
-    kind: Literal["toy2d", "digits", "words", "prose", "npy", "image_folder",
+    kind: Literal["toy2d", "digits", "glyphs", "words", "prose", "npy", "image_folder",
                   "text_lines"] = "toy2d"
     name: str = "checkerboard"  # toy2d dataset: checkerboard, moons, 8gaussians, rings
     n_train: int = 20000  # toy2d: samples drawn for training
@@ -110,6 +110,7 @@ class DataConfig:
     top_n: int = 5000  # words: the N most frequent words
     max_len: int = 12  # words / text_lines: characters per sequence (padded); prose: window
     stride: int = 8  # prose: a training window starts every `stride` characters
+    per_glyph: int = 16  # glyphs: renderings of each character of each face (wsfm.data.glyphs)
     path: str = ""  # user data: .npy file, image folder, text file; prose: documents (optional)
     image_size: list[int] = field(default_factory=lambda: [8, 8])  # image_folder: H, W
     channels: int = 1  # image_folder: 1 (grayscale) or 3 (RGB)
@@ -125,8 +126,8 @@ class DataConfig:
             raise ValueError(f"image_size must be [height, width], got {self.image_size}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.top_n < 10 or self.max_len < 1 or self.stride < 1:
-            raise ValueError("top_n must be >= 10, max_len and stride >= 1")
+        if self.top_n < 10 or self.max_len < 1 or self.stride < 1 or self.per_glyph < 1:
+            raise ValueError("top_n must be >= 10, max_len, stride and per_glyph >= 1")
 
     @property
     def is_text(self) -> bool:

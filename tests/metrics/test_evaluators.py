@@ -33,6 +33,18 @@ def test_image_evaluator_ranks_noise_below_data_and_round_trips(tmp_path, labell
         assert real["confidence"] > fake["confidence"]
 
 
+def test_image_evaluator_is_fitted_on_the_held_out_split_where_its_labels_are_known():
+    """With held-out labels (glyphs) the classifier learns from the held-out split: here the
+    training split has one class and the held-out split three, so the fitted head has three."""
+    rng = np.random.default_rng(0)
+    train, test = rng.normal(size=(40, 16)), rng.normal(size=(30, 16))
+    data = Dataset("image", train, test, train[:10], shape=(1, 4, 4),
+                   labels=np.zeros(40, np.int64), test_labels=np.arange(30) % 3)
+    ev = ImageEvaluator(seed=0)
+    ev.fit(data)
+    assert ev.classes == 3 and ev.net is not None and ev.net.head.out_features == 3
+
+
 def test_text_evaluator_scores_real_words_perfectly_and_round_trips(tmp_path):
     from wsfm.data.words import encode
     from wsfm.metrics.evaluators import TextEvaluator

@@ -3,7 +3,7 @@
 Every sample is a flat row, whatever its kind:
 
 - ``vector`` (toy2d, ``npy``): (D,) float32 as is;
-- ``image`` (digits, ``image_folder``): (C*H*W,) float32 in [-1, 1], ``shape`` = (C, H, W);
+- ``image`` (digits, glyphs, ``image_folder``): (C*H*W,) float32 in [-1, 1], ``shape`` = (C, H, W);
 - ``text`` (words, ``text_lines``): (L,) int64 character codes, described by ``text``
   (:class:`TextInfo`: the vocabulary, the mask token, the word lists, the decoder).
 """
@@ -74,8 +74,9 @@ class TextInfo:
 class Dataset:
     """``train`` (N, D) for fitting; ``test`` (M, D) held out for evaluation; ``reference``
     (R, D) real data not in ``test``, so that data-against-data gives the metric's floor.
-    ``labels`` (N,) are the train labels where the data has classes; ``text`` describes the
-    codes of text data (None otherwise)."""
+    ``labels`` (N,) are the train labels where the data has classes, ``test_labels`` (M,) the
+    held-out ones where the evaluator is fitted on the held-out split (glyphs); ``text``
+    describes the codes of text data (None otherwise)."""
 
     kind: Literal["vector", "image", "text"]
     train: np.ndarray
@@ -84,6 +85,7 @@ class Dataset:
     shape: tuple[int, ...] = ()  # one sample's natural shape, e.g. (1, 8, 8)
     labels: np.ndarray | None = None
     text: TextInfo | None = None
+    test_labels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if (self.kind == "text") != (self.text is not None):

@@ -3,7 +3,7 @@
 Every sample is a flat row, whatever its kind (``wsfm.data.base``):
 
 - ``vector`` (toy2d, ``npy``): (D,) as is;
-- ``image`` (digits, ``image_folder``): (C*H*W,) in [-1, 1], ``shape`` = (C, H, W);
+- ``image`` (digits, glyphs, ``image_folder``): (C*H*W,) in [-1, 1], ``shape`` = (C, H, W);
 - ``text`` (words, ``text_lines``): int64 character codes, see ``wsfm.data.text``.
 
 Users' own data is validated when loaded (:func:`load_dataset` raises ``ValueError`` or
@@ -28,9 +28,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
-    loaders = {"toy2d": _toy2d, "digits": _digits, "npy": _npy, "image_folder": _image_folder,
-               "words": load_text_dataset, "prose": load_text_dataset,
-               "text_lines": load_text_dataset}
+    loaders = {"toy2d": _toy2d, "digits": _digits, "glyphs": _glyphs, "npy": _npy,
+               "image_folder": _image_folder, "words": load_text_dataset,
+               "prose": load_text_dataset, "text_lines": load_text_dataset}
     return loaders[cfg.kind](cfg)
 
 
@@ -56,6 +56,17 @@ def _digits(cfg: DataConfig) -> Dataset:
     digits = load_digits()
     x = (digits.data.astype(np.float32) / 16.0) * 2.0 - 1.0  # (1797, 64) in [-1, 1]
     return _held_out(x, cfg, "image", (1, 8, 8), labels=digits.target.astype(np.int64))
+
+
+def _glyphs(cfg: DataConfig) -> Dataset:
+    from wsfm.data.glyphs import SIZE, render_glyphs, split_glyphs
+
+    glyphs = render_glyphs(cfg.per_glyph, cfg.seed)
+    train, test, _ = split_glyphs(glyphs, cfg.test_fraction, cfg.seed)
+    ref = train[held_out(len(train), len(test), cfg.seed)]
+    x, y = glyphs.images, glyphs.labels
+    return Dataset("image", x[train], x[test], x[ref], shape=(1, SIZE, SIZE), labels=y[train],
+                   test_labels=y[test])
 
 
 def _npy(cfg: DataConfig) -> Dataset:

@@ -77,7 +77,11 @@ class VectorEvaluator(Evaluator):
 
 class ImageEvaluator(Evaluator):
     """Frechet distance (primary), precision, recall and classifier confidence in the
-    penultimate features of a classifier (labelled data) or in PCA space (unlabelled)."""
+    penultimate features of a classifier (labelled data) or in PCA space (unlabelled).
+
+    The classifier is fitted on the held-out split where its labels are known (glyphs: the
+    judge never sees the training renderings, so a model that copies them gains nothing from
+    features tuned to them), else on the training split (digits)."""
 
     kind, primary, lower_is_better = "image", "fd", True
 
@@ -91,6 +95,8 @@ class ImageEvaluator(Evaluator):
 
     def fit(self, data: Dataset) -> None:
         train, labels = data.train, data.labels
+        if data.test_labels is not None:
+            train, labels = data.test, data.test_labels
         self.dim = train.shape[1]
         if labels is not None:
             self.net = train_classifier(train, labels, seed=self.seed)
