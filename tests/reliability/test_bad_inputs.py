@@ -25,7 +25,7 @@ from wsfm.cli import main
 pytestmark = pytest.mark.reliability
 
 WORDS = ROOT / "pipelines" / "words.yaml"
-DIGITS = ROOT / "pipelines" / "digits.yaml"
+GLYPHS = ROOT / "pipelines" / "glyphs.yaml"
 TEXT = ROOT / "pipelines" / "text.yaml"
 
 
@@ -167,15 +167,30 @@ def _images(folder: Path, sizes_modes: list[tuple[tuple[int, int], str]]) -> Non
             folder / f"img{i:02d}.png")
 
 
-@pytest.mark.parametrize("odd, what", [(((8, 8), "RGB"), "mode"), (((9, 8), "L"), "size")])
-def test_images_of_mixed_sizes_or_modes_name_both_files(tmp_path, capsys, odd, what):
+@pytest.mark.parametrize("base, odd, what", [
+    (((8, 8), "L"), ((8, 8), "RGB"), "mode"), (((8, 8), "L"), ((9, 8), "L"), "size"),
+    (((32, 32), "RGB"), ((32, 32), "L"), "mode"), (((32, 32), "RGB"), ((32, 30), "RGB"), "size"),
+])
+def test_images_of_mixed_sizes_or_modes_name_both_files(tmp_path, capsys, base, odd, what):
     images = tmp_path / "imgs"
-    _images(images, [((8, 8), "L")] * 11 + [odd])
-    path = pipeline_file(tmp_path, DIGITS, data={"kind": "image_folder", "path": str(images),
-                                                 "image_size": [8, 8], "channels": 1})
+    _images(images, [base] * 11 + [odd])
+    size, channels = list(base[0]), 3 if base[1] == "RGB" else 1
+    path = pipeline_file(tmp_path, GLYPHS, data={"kind": "image_folder", "path": str(images),
+                                                 "image_size": size, "channels": channels})
     line = refused(capsys, tmp_path / "home", str(path))
     assert str(images) in line and "img00.png" in line and "img11.png" in line
     assert f"mixed {what}s" in line
+
+
+def test_a_corrupt_image_is_named(tmp_path, capsys):
+    images = tmp_path / "imgs"
+    _images(images, [((32, 32), "RGB")] * 12)
+    corrupt = images / "img05.png"
+    corrupt.write_bytes(corrupt.read_bytes()[:40])  # a PNG cut short, as by a failed copy
+    path = pipeline_file(tmp_path, GLYPHS, data={"kind": "image_folder", "path": str(images),
+                                                 "image_size": [32, 32], "channels": 3})
+    line = refused(capsys, tmp_path / "home", str(path))
+    assert str(corrupt) in line and "not a readable image" in line
 
 
 def test_pipeline_file_that_does_not_exist(tmp_path, capsys):
