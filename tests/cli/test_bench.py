@@ -211,3 +211,17 @@ def test_prose_targets_need_parity_entropy_and_a_win_over_the_draft():
                                warm_method="warm_substitute",
                                reference_metrics={"entropy": 3.72})))
     assert t["text 5x: warm at t0 0.8 better than its draft alone"].result == "missed"
+
+
+def test_a_task_near_its_floor_is_reported_saturated_and_the_spread_counts_against_it():
+    name = "the task separates methods (cold reference >= 1.5x the real-data floor)"
+    # cold_ot heun@100 0.20 is the cold reference: 4x the floor of 0.05.
+    assert by_name(targets(report(ROWS)))[name].result == "met"
+    assert by_name(targets(report(ROWS, reference=0.14)))[name].result == "missed"  # 1.36x
+    noisy = [r if (r.method, r.nfe, r.solver) != ("cold_ot", 100, "heun") else
+             row("cold_ot", 100, 0.20, "heun", spread=0.06) for r in ROWS]
+    # 0.20 alone would be 1.54x a floor of 0.13; less its spread of 0.06 it is 1.08x.
+    saturated = by_name(targets(report(noisy, reference=0.13)))[name]
+    assert saturated.result == "missed" and "1.08x" in saturated.numbers
+    text = report(ROWS, metric="nll")
+    assert name not in by_name(targets(text))  # no floor-ratio rule for likelihoods
