@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -397,3 +398,56 @@ def fill_disk(folder: Path, leave: int = 0) -> Path:
     finally:
         os.close(fd)
     return filler
+
+
+# A user's module of flow networks (``model.kind: python``), written as ``users_nets.py``:
+# networks of the TorchCFM convention and two that break it.
+USERS_NETS = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class VectorField(nn.Module):
+        """forward(x (B, D), t (B,)) -> (B, D), as TorchCFM's examples."""
+
+        def __init__(self, dim, width=16):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(dim + 1, width), nn.Tanh(), nn.Linear(width, dim))
+
+        def forward(self, x, t):
+            return self.net(torch.cat([x, t[:, None]], dim=1))
+
+
+    class ImageField(nn.Module):
+        """forward(x (B, C, H, W), t (B,)) -> (B, C, H, W)."""
+
+        def __init__(self, channels=1):
+            super().__init__()
+            self.conv = nn.Conv2d(channels + 1, channels, 3, padding=1)
+
+        def forward(self, x, t):
+            tt = t[:, None, None, None].expand(-1, 1, *x.shape[2:])
+            return self.conv(torch.cat([x, tt], dim=1))
+
+
+    class NoTime(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.lin = nn.Linear(dim, dim)
+
+        def forward(self, x):
+            return self.lin(x)
+
+
+    class Flattening(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.lin = nn.Linear(dim, 1)
+
+        def forward(self, x, t):
+            return self.lin(x)
+
+
+    def not_a_module(x, t):
+        return x
+''')

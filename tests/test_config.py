@@ -141,3 +141,36 @@ def test_the_substitute_coupling_needs_its_draft_and_its_shards(tmp_path):
         path.write_text(base.replace(old, new))
         with pytest.raises(ConfigError, match="coupling: substitute .* window_ngram"):
             load_pipeline(path)
+
+
+def test_a_users_network_and_its_weights(tmp_path):
+    """model.kind python needs a target; train.init_from needs a user's network, is anchored
+    to the pipeline file when relative, and rules out what a user's network cannot be (text,
+    the refiner's rectified round); the bench's default leaves that round out."""
+    import yaml
+
+    doc = yaml.safe_load(TOY2D.read_text())
+    bench = doc.pop("bench")  # lists warm_reflow
+    doc["model"] = {"kind": "python", "target": "my_nets:Field", "kwargs": {"dim": 2}}
+    doc["train"] = {**doc["train"], "init_from": "weights/field.pt"}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    config = load_pipeline(path)
+    assert config.train.init_from == str(tmp_path / "weights" / "field.pt")
+    assert config.model.kwargs == {"dim": 2} and config.model.user_clock
+    assert "warm_reflow" not in load_pipeline(path, bench=True).evaluate.methods
+    for edit, message in (
+            ({"model": {"kind": "python", "target": "my_nets"}}, "needs target"),
+            ({"model": {"kind": "mlp"}}, "train.init_from initialises a user's network"),
+            ({"evaluate": {**doc["evaluate"], "methods": ["cold", "warm", "warm_reflow"]}},
+             "warm_reflow"),
+            ({"data": {"kind": "words"}}, "text data")):
+        path.write_text(yaml.safe_dump({**doc, **edit}))
+        with pytest.raises(ConfigError, match=message):
+            load_pipeline(path)
+    path.write_text(yaml.safe_dump({**doc, "bench": bench}))
+    with pytest.raises(ConfigError, match="with the bench section.*warm_reflow"):
+        load_pipeline(path)
+    registered = {**doc, "train": {**doc["train"], "init_from": "models:/field/2"}}
+    path.write_text(yaml.safe_dump(registered))
+    assert load_pipeline(path).train.init_from == "models:/field/2"

@@ -3,9 +3,10 @@ evaluators, so that training, evaluation and the registered model build them ide
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from wsfm.config import DraftConfig, EvalConfig, FlowConfig, ModelConfig
+from wsfm.config import DraftConfig, EvalConfig, FlowConfig, ModelConfig, PipelineConfig
 from wsfm.data.datasets import Dataset
 from wsfm.drafts import Draft, get_draft
 from wsfm.metrics.evaluators import (
@@ -17,7 +18,8 @@ from wsfm.metrics.evaluators import (
 )
 from wsfm.sampler import build_sampler
 
-__all__ = ["build_draft", "make_evaluator", "make_sampler", "net_spec", "remask_of"]
+__all__ = ["build_draft", "check_users_network", "make_evaluator", "make_sampler", "net_spec",
+           "remask_of"]
 
 # The config fields that each kind reads; the others are ignored for that kind.
 DRAFT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -32,6 +34,7 @@ MODEL_FIELDS: dict[str, tuple[str, ...]] = {
     "mlp": ("hidden", "depth", "time_dim", "out_scale"),
     "unet": ("channels", "time_dim"),
     "transformer": ("d_model", "n_layers", "n_heads", "time_dim", "rel_pos"),
+    "python": ("target", "kwargs"),
 }
 
 
@@ -45,6 +48,9 @@ def net_spec(cfg: ModelConfig, data: Dataset) -> dict[str, Any]:
     """``{"kind", **kwargs}`` for ``wsfm.models.build_model(kind, dim=D, **kwargs)``."""
     spec: dict[str, Any] = {"kind": cfg.kind,
                             **{name: getattr(cfg, name) for name in MODEL_FIELDS[cfg.kind]}}
+    if cfg.kind == "python":  # the user's network takes samples in their natural shape
+        spec["kwargs"] = dict(cfg.kwargs)
+        spec["shape"] = list(data.shape)
     if cfg.kind == "unet":
         if data.kind != "image":
             raise ValueError(f"model kind 'unet' needs image data, got {data.kind!r} data")
@@ -59,6 +65,25 @@ def net_spec(cfg: ModelConfig, data: Dataset) -> dict[str, Any]:
                              f"(vector data of shape (L, vocab)), got {data.kind!r} data of "
                              f"shape {data.shape}")
     return spec
+
+
+def check_users_network(cfg: PipelineConfig,
+                        registered: Callable[[str], dict[str, Any]] | None) -> None:
+    """Before any work, for ``model.kind: python``: the target imports and builds, its
+    forward answers one call on a batch of two in the data's shape, and the weights of
+    ``train.init_from`` (a file, or a registered model that ``registered`` fetches) fit it.
+    ``wsfm.models.user.ModelError`` (one line) otherwise."""
+    from wsfm.data.datasets import load_dataset
+    from wsfm.models import build_model
+    from wsfm.models.user import UserVelocity, check_user_model, load_initial_state
+
+    data = load_dataset(cfg.data)
+    spec = net_spec(cfg.model, data)
+    net = build_model(spec.pop("kind"), dim=data.dim, **spec)
+    assert isinstance(net, UserVelocity)
+    if cfg.train.init_from:
+        net.net.load_state_dict(load_initial_state(cfg.train.init_from, net, registered))
+    check_user_model(net)
 
 
 def make_evaluator(data: Dataset, cfg: EvalConfig, seed: int) -> Evaluator:

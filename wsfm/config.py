@@ -192,7 +192,7 @@ class FlowConfig:
 class ModelConfig:
     """The velocity network, shared by the refiner and the cold baseline."""
 
-    kind: Literal["mlp", "unet", "transformer"] = "mlp"
+    kind: Literal["mlp", "unet", "transformer", "python"] = "mlp"
     hidden: int = 256  # mlp
     depth: int = 3  # mlp: hidden layers
     out_scale: Float = 1.0  # mlp: fixed output factor (0.1 measured best: BENCHMARKS.md)
@@ -202,11 +202,22 @@ class ModelConfig:
     n_layers: int = 3  # transformer
     n_heads: int = 4  # transformer
     rel_pos: bool = False  # transformer: a learned per-head attention bias on the signed offset
+    # python: a user's network, forward(x, t) -> dx/dt on the user's clock (wsfm.models.user)
+    target: str = ""  # python: "package.module:Class"
+    kwargs: dict[str, Any] = field(default_factory=dict)  # python: the class's arguments
 
     def __post_init__(self) -> None:
         if min(self.hidden, self.depth, self.time_dim, self.channels, self.d_model,
                self.n_layers, self.n_heads) < 1:
             raise ValueError("model sizes must be >= 1")
+        if self.kind == "python" and ":" not in self.target:
+            raise ValueError(f"model kind 'python' needs target: 'package.module:Class', got "
+                             f"{self.target!r}")
+
+    @property
+    def user_clock(self) -> bool:
+        """A user's network keeps its own clock: absolute time in, ``dx/dt`` out."""
+        return self.kind == "python"
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
 
@@ -259,6 +270,9 @@ class TrainConfig:
     log_every: int = 50
     shuffle_buffer: int = 2000
     seed: int = 0
+    # model kind python: the user's weights (a state-dict file, or models:/NAME/VERSION)
+    # initialise both flows; the cold rows are then the user's model as given (no training).
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.num_workers < 1 or self.grad_accum < 1:
@@ -424,6 +438,16 @@ class PipelineConfig:
             raise ValueError(f"shards.pair {self.shards.pair!r} stores the pairs that training "
                              f"then uses, but flow.coupling is {self.flow.coupling!r}: set them "
                              "equal, or shards.pair: none to pair in the training loop")
+        if self.train.init_from and self.model.kind != "python":
+            raise ValueError("train.init_from initialises a user's network: it needs "
+                             "model.kind: python (with model.target)")
+        if self.model.kind == "python" and "warm_reflow" in self.evaluate.methods:
+            raise ValueError("evaluate.methods: warm_reflow (the refiner's rectified round) is "
+                             "not built for a user's network (model.kind python), whose "
+                             "refiner starts from the noised draft: leave it out")
+        if self.model.kind == "python" and self.data.is_text:
+            raise ValueError("model.kind: python takes vectors or images (forward(x, t) -> "
+                             "dx/dt); text data trains the package's discrete Transformer")
 
     def resources_for(self, stage: str) -> ResourceConfig:
         return self.resources.get(stage, ResourceConfig())
@@ -463,7 +487,7 @@ def load_pipeline(path: str | Path, profile: str | None = None, *,
     profiles = doc.pop("profiles", None) or {}
     if not isinstance(profiles, dict):
         raise ConfigError(f"{path}: 'profiles' must be a mapping of name -> overrides")
-    bench_overlay = doc.pop("bench", None) or BENCH_OVERLAY
+    bench_overlay = doc.pop("bench", None) or _default_bench(doc)
     if not isinstance(bench_overlay, dict):
         raise ConfigError(f"{path}: 'bench' must be a mapping of overrides (like a profile)")
     overlay: dict = {}
@@ -474,10 +498,35 @@ def load_pipeline(path: str | Path, profile: str | None = None, *,
         if not isinstance(overlay, dict):
             raise ConfigError(f"{path}: 'profiles.{profile}' must be a mapping")
         doc = _deep_merge(doc, overlay)
+    doc = _anchored(doc, path)
     config = _validate(path, doc, profile, overlay)
     with_bench = _validate(path, _deep_merge(doc, bench_overlay), "bench", bench_overlay,
                            section="bench")  # checked on every load: a typo fails early
     return with_bench if bench else config
+
+
+def _default_bench(doc: dict) -> dict:
+    """``BENCH_OVERLAY``, less ``warm_reflow`` for a user's network (PipelineConfig)."""
+    model = doc.get("model")
+    if isinstance(model, dict) and model.get("kind") == "python":
+        methods = [m for m in BENCH_OVERLAY["evaluate"]["methods"] if m != "warm_reflow"]
+        return {"evaluate": {**BENCH_OVERLAY["evaluate"], "methods": methods}}
+    return BENCH_OVERLAY
+
+
+def _anchored(doc: dict, path: Path) -> dict:
+    """``train.init_from`` as a relative file path is relative to the pipeline file (the
+    training workers run elsewhere: Ray Train changes their working directory)."""
+    train = doc.get("train")
+    if not isinstance(train, dict):
+        return doc
+    init = train.get("init_from")
+    if isinstance(init, str) and init and "://" not in init and not init.startswith("models:/"):
+        if not Path(init).expanduser().is_absolute():
+            return {**doc, "train": {**train, "init_from": str(
+                (path.parent / init).resolve())}}
+        return {**doc, "train": {**train, "init_from": str(Path(init).expanduser())}}
+    return doc
 
 
 def _validate(path: Path, doc: dict, profile: str | None, overlay: dict,

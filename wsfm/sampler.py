@@ -243,7 +243,12 @@ def build_sampler(draft: Draft | None, net: nn.Module, t0: float, *, step_size: 
         draft: None makes the cold sampler (noise / all-mask start at 0).
         draft_noise: widens the draft only where there is one to widen (``start="draft"``);
             elsewhere it is dropped here rather than warned about in the sampler.
+
+    A network on the user's clock (``user_clock``: ``wsfm.models.user``) starts from the
+    zero-shot point whatever ``start`` says: it was trained from there, on absolute time.
     """
+    if draft is not None and getattr(net, "user_clock", False):
+        start = "noised_draft"
     if codes is not None:
         seq_len, mask_id = codes
         return DiscreteWarmStartSampler(draft, net, t0, step_size, start, seq_len=seq_len,

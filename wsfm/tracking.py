@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -51,6 +52,7 @@ __all__ = [
     "model_signature",
     "publish_model",
     "redact",
+    "registered_weights",
     "server_answers",
     "start_system_metrics",
     "tracking_uri",
@@ -490,3 +492,39 @@ def check_tracking_server(uri: str, timeout: float = 15.0) -> None:
     if reply.status_code >= 400:
         raise UserError(f"MLflow tracking server {shown} answered HTTP {reply.status_code} "
                         "to a search for experiments: is MLFLOW_TRACKING_URI an MLflow server?")
+
+
+def registered_weights(uri: str, tracking_uri: str | None) -> dict[str, Any]:
+    """The network weights of ``models:/NAME/VERSION`` in the store ``tracking_uri``, as a
+    state dict (``train.init_from``): a model registered by WS-FM (its bundle's
+    ``refiner.pt``) or one logged with ``mlflow.pytorch``. ``wsfm.models.user.ModelError``,
+    one line, where there is no such version or it holds neither."""
+    from wsfm.models.user import ModelError, file_state
+
+    parts = uri.removeprefix("models:/").split("/")
+    if len(parts) != 2 or not all(parts):
+        raise ModelError(f"train.init_from {uri}: expected models:/NAME/VERSION")
+    if tracking_uri and tracking_uri.startswith("sqlite:///") and not Path(
+            tracking_uri.removeprefix("sqlite:///")).is_file():  # a client would create it
+        raise ModelError(f"train.init_from {uri}: no such registered model version: the "
+                         f"tracking store {redact(tracking_uri)} does not exist yet")
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        version = client.get_model_version(parts[0], parts[1])
+    except MlflowException as exc:
+        raise ModelError(f"train.init_from {uri}: no such registered model version in the "
+                         f"tracking store {redact(client.tracking_uri)} "
+                         f"({exc.error_code})") from None
+    with tempfile.TemporaryDirectory(prefix="wsfm-init-from-") as tmp:
+        source = client.get_model_version_download_uri(parts[0], version.version)
+        local = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=tmp, tracking_uri=client.tracking_uri))
+        bundled = sorted(local.rglob("refiner.pt"))
+        if bundled:  # a WS-FM bundle: the shipped network's weights
+            return file_state(bundled[0])
+        if (local / "MLmodel").is_file() and "pytorch" in (local / "MLmodel").read_text():
+            from mlflow.pytorch import load_model  # the flavour's loader, needed only here
+
+            return dict(load_model(str(local), map_location="cpu").state_dict())
+    raise ModelError(f"train.init_from {uri}: the registered model holds neither a WS-FM "
+                     "bundle nor an mlflow.pytorch model")

@@ -18,6 +18,7 @@ from wsfm.config import (
     DataConfig,
     EvalConfig,
     FlowConfig,
+    ModelConfig,
     PipelineConfig,
     ResourceConfig,
     to_dict,
@@ -30,6 +31,7 @@ from wsfm.orchestrate.fingerprint import (
     fingerprint,
     read_field,
     stage_code_hash,
+    user_inputs,
 )
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.orchestrate.store import ArtifactStore
@@ -135,16 +137,22 @@ def test_the_walk_finds_every_section_and_field():
             assert {f"{section.name}.{f.name}" for f in dataclasses.fields(value)} <= paths
 
 
+# train.init_from initialises a user's network only: its variations need model.kind python.
+BASE_PYTHON = dataclasses.replace(BASE, model=ModelConfig(kind="python",
+                                                          target="json:JSONDecoder"))
+
+
 @pytest.mark.parametrize("path,tp,value", LEAVES, ids=[p for p, _, _ in LEAVES])
 def test_a_field_changes_exactly_the_stages_that_read_it_and_their_downstream(
         tmp_path, path, tp, value):
-    other = changed(BASE, path, tp, value)
-    assert read_field(other, path) != read_field(BASE, path)
-    before, after = fingerprints(BASE, tmp_path), fingerprints(other, tmp_path)
+    base = BASE_PYTHON if path == "train.init_from" else BASE
+    other = changed(base, path, tp, value)
+    assert read_field(other, path) != read_field(base, path)
+    before, after = fingerprints(base, tmp_path), fingerprints(other, tmp_path)
     expected = set()
     for spec in STAGES:
         # A stage that joins or leaves the job (evaluate.methods) changes with what it feeds.
-        if declares(spec.name, path) or bool(spec.unused_by(BASE)) != bool(
+        if declares(spec.name, path) or bool(spec.unused_by(base)) != bool(
                 spec.unused_by(other)):
             expected |= downstream(STAGES, spec.name)
     assert {s for s in before if before[s] != after[s]} == expected
@@ -161,6 +169,31 @@ def test_every_declared_field_exists():
             read_field(BASE, dotted)
     with pytest.raises(ValueError, match="no field 'flow.kappa'"):
         read_field(BASE, "flow.kappa")
+
+
+def test_the_users_network_and_weights_enter_by_content(tmp_path, monkeypatch):
+    """A user's module edited, or weights retrained under the same file name, rerun the
+    stages that read them; a registered version is immutable, so its name is enough."""
+    (tmp_path / "users_field.py").write_text("A = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"one")
+    config = dataclasses.replace(
+        BASE, model=ModelConfig(kind="python", target="users_field:Field"),
+        train=dataclasses.replace(BASE.train, init_from=str(weights)))
+    refiner, draft = get_stage("train_refiner"), get_stage("pretrain_draft")
+    ups = {d: "0" * 16 for d in refiner.deps}
+    first = fingerprint(refiner, config, ups)
+    assert set(user_inputs(refiner, config)) == {"model.target", "train.init_from"}
+    assert user_inputs(draft, config) == {}  # the draft reads neither
+    weights.write_bytes(b"two")
+    second = fingerprint(refiner, config, ups)
+    (tmp_path / "users_field.py").write_text("A = 2\n")
+    third = fingerprint(refiner, config, ups)
+    assert len({first, second, third}) == 3
+    registered = dataclasses.replace(config, train=dataclasses.replace(
+        config.train, init_from="models:/field/3"))
+    assert set(user_inputs(refiner, registered)) == {"model.target"}
 
 
 def test_fingerprint_depends_on_upstream_fingerprints():

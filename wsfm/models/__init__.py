@@ -2,6 +2,8 @@
 
 - ``mlp`` (``MLPVelocity``): vectors (toy2d; digits as flat 64-vectors).
 - ``unet`` (``UNetLite``): small images stored flat; one down/up level with a skip.
+- ``python`` (``UserVelocity``): a user's own ``nn.Module`` (``forward(x, t)`` on the data's
+  shape, on the user's clock), by import path (``wsfm.models.user``).
 
 Left out, and why: TorchCFM and facebookresearch/flow_matching ship the guided-diffusion
 U-Net (several resolutions, self-attention, dropout) and, in flow_matching's examples, a DiT

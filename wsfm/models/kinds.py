@@ -7,11 +7,12 @@ from torch import nn
 from wsfm.models.mlp import MLPVelocity
 from wsfm.models.transformer import SeqTransformer
 from wsfm.models.unet import UNetLite
+from wsfm.models.user import UserVelocity
 
 __all__ = ["MODELS", "build_model"]
 
 MODELS: dict[str, type[nn.Module]] = {"mlp": MLPVelocity, "unet": UNetLite,
-                                      "transformer": SeqTransformer}
+                                      "transformer": SeqTransformer, "python": UserVelocity}
 
 
 def build_model(name: str, **kwargs: object) -> nn.Module:

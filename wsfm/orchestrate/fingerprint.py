@@ -11,7 +11,10 @@ everything that decides the artifact:
   stage reaches only through the runtime (training: ``wsfm.train.ray_train``). Each module
   enters as ``ast.dump`` of its parse tree without docstrings, so comments, docstrings and
   formatting do not rerun a stage; any change to the code does;
-- the fingerprints of its upstream stages.
+- the fingerprints of its upstream stages;
+- the user's files that its config names as code or weights (:func:`user_inputs`): the module
+  of ``model.target`` and the file of ``train.init_from``, by content, so that an edited
+  network or retrained weights under the same name rerun what used them.
 
 ``import a.b.c`` counts module ``a.b.c``; ``from m import x`` counts the submodule ``m.x`` if
 there is one, else ``m`` (which defines or re-exports ``x``). Parent packages (``a``, ``a.b``)
@@ -33,7 +36,7 @@ from wsfm.config import PipelineConfig, to_dict
 from wsfm.stages.base import StageSpec
 
 __all__ = ["code_closure", "code_hash", "fingerprint", "read_field", "stage_code_hash",
-           "stage_params"]
+           "stage_params", "user_inputs"]
 
 PACKAGE = "wsfm"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -55,6 +58,36 @@ def stage_params(spec: StageSpec, config: PipelineConfig) -> dict[str, Any]:
     return {name: read_field(config, name) for name in spec.reads}
 
 
+def user_inputs(spec: StageSpec, config: PipelineConfig) -> dict[str, str]:
+    """sha256 of the user's files behind the fields the stage reads: the source of
+    ``model.target``'s module (kind ``python``) and the weights file of ``train.init_from``
+    (a ``models:/NAME/VERSION`` never changes: its name is enough)."""
+    reads, out = set(spec.reads), {}
+    if config.model.kind == "python" and reads & {"model", "model.target"}:
+        out["model.target"] = _module_digest(config.model.target.partition(":")[0])
+    init = config.train.init_from
+    if init and not init.startswith("models:/") and reads & {"train", "train.init_from"}:
+        path = Path(init)
+        out["train.init_from"] = (hashlib.sha256(path.read_bytes()).hexdigest()
+                                  if path.is_file() else "missing")
+    return out
+
+
+def _module_digest(module: str) -> str:
+    """The module's source, hashed, found without running it where possible ("" where it
+    cannot be found: the run's own check names that)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return ""
+    origin = Path(found.origin) if found is not None and found.origin else None
+    if origin is None or not origin.is_file():
+        return ""
+    return hashlib.sha256(origin.read_bytes()).hexdigest()
+
+
 def stage_code_hash(spec: StageSpec) -> str:
     """Hash of the stage's code: its function's module and ``spec.code``, with their imports."""
     return code_hash((spec.fn.__module__, *spec.code))
@@ -67,6 +100,7 @@ def fingerprint(spec: StageSpec, config: PipelineConfig, upstream: dict[str, str
         "code": stage_code_hash(spec),
         "params": stage_params(spec, config),
         "upstream": dict(sorted(upstream.items())),
+        **({"user": users} if (users := user_inputs(spec, config)) else {}),
     }
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

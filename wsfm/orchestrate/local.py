@@ -82,6 +82,11 @@ class LocalRuntime:
     def publish(self, release: ModelRelease) -> dict[str, str]:
         return publish(self.tracking, release)
 
+    def registered_weights(self, uri: str) -> dict[str, Any]:
+        from wsfm.tracking import registered_weights  # MLflow: only for a models:/ URI
+
+        return registered_weights(uri, (self.tracking or {}).get("uri"))
+
     def node_id(self) -> str:
         """No cluster: every item runs here, so no node is named."""
         return ""

@@ -66,6 +66,12 @@ def run_pipeline(config: PipelineConfig, *, home: str | Path, pipeline_file: str
         from wsfm.tracking import check_tracking_server
 
         check_tracking_server(where.mlflow_uri)
+    if config.model.kind == "python":  # the user's network and weights, before any work
+        # Imported here: torch, the components and MLflow stay out of the driver's start-up.
+        from wsfm.components import check_users_network
+        from wsfm.tracking import registered_weights
+
+        check_users_network(config, lambda uri: registered_weights(uri, where.mlflow_uri))
     store = open_store(where.artifacts, config.name)
     plan = make_plan(STAGES, config, store, force=force, from_stage=from_stage, only=only)
     if dry_run:

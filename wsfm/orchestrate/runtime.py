@@ -118,6 +118,11 @@ class RayRuntime:
     def publish(self, release: ModelRelease) -> dict[str, str]:
         return publish(self.tracking, release)
 
+    def registered_weights(self, uri: str) -> dict[str, Any]:
+        from wsfm.tracking import registered_weights  # MLflow: only for a models:/ URI
+
+        return registered_weights(uri, (self.tracking or {}).get("uri"))
+
     def node_id(self) -> str:
         """The Ray node of the calling process ("" outside Ray); picklable as a bound method,
         so a map task that calls it names its own node, not the stage's."""

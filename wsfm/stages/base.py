@@ -59,6 +59,11 @@ class Runtime(Protocol):
         """Run distributed training; returns the summary metrics."""
         ...
 
+    def registered_weights(self, uri: str) -> dict[str, Any]:
+        """The state dict of ``models:/NAME/VERSION`` in the run's tracking store
+        (``train.init_from``; ``wsfm.tracking.registered_weights``)."""
+        ...
+
     def node_id(self) -> str:
         """The cluster node that the calling process runs on ("" where there is none): what a
         fan-out task records as where it ran. Callable inside the tasks of ``map``, where it

@@ -81,10 +81,10 @@ class DiscreteObjective:
 
 
 def make_objective(mode: Mode, flow: FlowConfig, data: Dataset,
-                   paired: bool = False):
+                   paired: bool = False, user_clock: bool = False):
     """Text data trains the discrete objective (its mask token from the data's vocabulary);
     everything else flow matching. ``paired``: the drafts come with precomputed partners
-    (``shards.pair``)."""
+    (``shards.pair``); ``user_clock``: a user's network (``FlowObjective``)."""
     if data.text is not None:
         if mode not in ("warm", "cold"):
             raise ValueError(f"text data trains warm or cold only, not {mode!r}")
@@ -92,4 +92,4 @@ def make_objective(mode: Mode, flow: FlowConfig, data: Dataset,
         if mode == "warm" and flow.coupling == "nearest" and not paired:
             pool = torch.from_numpy(data.train)
         return DiscreteObjective(mode, flow, data.text.mask_id, pool, paired=paired)
-    return FlowObjective(mode, flow, paired=paired)
+    return FlowObjective(mode, flow, paired=paired, user_clock=user_clock)

@@ -40,6 +40,7 @@ import torch
 from wsfm.components import net_spec
 from wsfm.data.datasets import Dataset, load_dataset
 from wsfm.models import build_model
+from wsfm.models.user import UserVelocity
 from wsfm.taskfiles import LocalFiles
 from wsfm.train.checkpoint import (
     DEEPSPEED,
@@ -135,7 +136,8 @@ def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = 
                                  "pid": os.getpid(), "time": time.time()}) + "\n")
 
     if objective is None:
-        objective = make_objective(spec.mode, spec.flow, data, paired=spec.paired)
+        objective = make_objective(spec.mode, spec.flow, data, paired=spec.paired,
+                                   user_clock=spec.model.user_clock)
     dtype = torch.bfloat16 if tc.precision == "bf16" else torch.float32
     hooks = (*hooks, *step_hooks(spec.mode_stage, out_dir=out))  # WSFM_FAULT drills
     monitor = RankZeroMonitor(tracking, rank=rank, every=tc.log_every,
@@ -200,12 +202,15 @@ def _close(window: _Window, spec: TrainSpec, session: Session,
 
 
 def _build(spec: TrainSpec, session: Session, data: Dataset):
-    """``(engine, scheduler, ema, stream)``: the same initial weights on every rank; the EMA
-    on rank 0 only (None elsewhere)."""
+    """``(engine, scheduler, ema, stream)``: the same initial weights on every rank (the
+    user's, where ``train.init_from`` names them); the EMA on rank 0 only (None elsewhere)."""
     tc, rank, world = spec.train, session.rank, session.world_size
     torch.manual_seed(tc.seed)
     kwargs = net_spec(spec.model, data)
     net = build_model(kwargs.pop("kind"), dim=data.dim, **kwargs)
+    if spec.init_state is not None:
+        assert isinstance(net, UserVelocity), "train.init_from needs model.kind python"
+        net.net.load_state_dict(spec.init_state)
     if tc.use_gpu:  # before the optimizer: fused optimizers want their parameters on the GPU
         device = session.device()
         torch.cuda.set_device(device)

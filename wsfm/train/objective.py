@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from wsfm.config import FlowConfig
 from wsfm.flow.couplings import get_coupling
-from wsfm.flow.paths import WarmPath
+from wsfm.flow.paths import NoisedDraftStart, WarmPath
 
 __all__ = ["Batch", "FlowObjective", "Parameterisation", "SVelocity", "flow_matching_loss"]
 
@@ -140,13 +140,20 @@ class FlowObjective:
     """
 
     def __init__(self, mode: Literal["warm", "cold", "cold_ot", "reflow"], flow: FlowConfig,
-                 paired: bool = False, parameterisation: Parameterisation = Parameterisation()):
+                 paired: bool = False, parameterisation: Parameterisation = Parameterisation(),
+                 user_clock: bool = False):
         if mode not in ("warm", "cold", "cold_ot", "reflow"):
             raise ValueError(f"unknown objective mode {mode!r}")
         self.parameterisation = parameterisation
         warm = mode == "warm"
         t0 = flow.t0 if warm else 0.0
         self.widener = WarmPath(t0, draft_noise=flow.draft_noise if warm else 0.0)
+        # A user's network keeps its clock (wsfm.models.user): the refiner starts where
+        # zero-shot does and regresses dx/dt on absolute time, so that the user's weights,
+        # untouched, are exactly zero-shot warm start.
+        self.noised = NoisedDraftStart(t0) if (user_clock and warm) else None
+        if self.noised is not None:
+            self.parameterisation = Parameterisation(time="t", target="velocity_t")
         # Sources arrive widened, so the path itself adds only sigma_min noise.
         self.path = WarmPath(t0, sigma_min=flow.sigma_min if warm else 0.0)
         self.split = mode == "reflow"
@@ -162,7 +169,8 @@ class FlowObjective:
         if self.split:  # reflow: the pairs are fixed, the data rows are not used
             x0, x1 = source.chunk(2, dim=1)
             return Batch(x0, x1)
-        x0 = self.widener.widen(source, generator=generator)
+        x0 = (self.noised.start(source, generator) if self.noised is not None
+              else self.widener.widen(source, generator=generator))
         x0, x1 = self.pair(x0, data)
         return Batch(x0, x1)
 

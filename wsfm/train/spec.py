@@ -7,7 +7,7 @@ only the training code and the config, not every stage module.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from wsfm.config import DataConfig, FlowConfig, ModelConfig, TrainConfig
 from wsfm.taskfiles import TaskFiles
@@ -36,6 +36,9 @@ class TrainSpec:
     # out_dir (wsfm.taskfiles); None: out_dir and the shards are visible to every worker.
     files: TaskFiles | None = None
     stage: str = ""  # the stage it trains for, in progress lines ("": by mode)
+    # A user's network (model.kind python): the weights of train.init_from, resolved by the
+    # stage (a file, or a registered model through the runtime), carried to every worker.
+    init_state: dict[str, Any] | None = None
 
     @property
     def mode_stage(self) -> str:
