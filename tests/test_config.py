@@ -174,3 +174,10 @@ def test_a_users_network_and_its_weights(tmp_path):
     registered = {**doc, "train": {**doc["train"], "init_from": "models:/field/2"}}
     path.write_text(yaml.safe_dump(registered))
     assert load_pipeline(path).train.init_from == "models:/field/2"
+
+
+def test_attention_width_must_split_into_the_heads():
+    from wsfm.config import ModelConfig
+
+    with pytest.raises(ConfigError, match="d_model 10 is not divisible by n_heads 4"):
+        ModelConfig(kind="transformer", d_model=10, n_heads=4)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wsfm.config import DraftConfig, EvalConfig, FlowConfig, ModelConfig, PipelineConfig
-from wsfm.data.datasets import Dataset
+from wsfm.data.datasets import Dataset, load_dataset
 from wsfm.drafts import Draft, get_draft
 from wsfm.metrics.evaluators import (
     Evaluator,
@@ -16,10 +16,12 @@ from wsfm.metrics.evaluators import (
     TextEvaluator,
     VectorEvaluator,
 )
+from wsfm.models import build_model
+from wsfm.models.user import UserVelocity, check_user_model, load_initial_state
 from wsfm.sampler import build_sampler
 
 __all__ = ["build_draft", "check_users_network", "make_evaluator", "make_sampler", "net_spec",
-           "remask_of"]
+           "remask_of", "users_network"]
 
 # The config fields that each kind reads; the others are ignored for that kind.
 DRAFT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -67,23 +69,24 @@ def net_spec(cfg: ModelConfig, data: Dataset) -> dict[str, Any]:
     return spec
 
 
-def check_users_network(cfg: PipelineConfig,
-                        registered: Callable[[str], dict[str, Any]] | None) -> None:
-    """Before any work, for ``model.kind: python``: the target imports and builds, its
-    forward answers one call on a batch of two in the data's shape, and the weights of
-    ``train.init_from`` (a file, or a registered model that ``registered`` fetches) fit it.
-    ``wsfm.models.user.ModelError`` (one line) otherwise."""
-    from wsfm.data.datasets import load_dataset
-    from wsfm.models import build_model
-    from wsfm.models.user import UserVelocity, check_user_model, load_initial_state
-
-    data = load_dataset(cfg.data)
+def users_network(cfg: PipelineConfig, data: Dataset,
+                  registered: Callable[[str], dict[str, Any]] | None) -> UserVelocity:
+    """The user's network (``model.kind: python``) for ``data``, with the weights of
+    ``train.init_from`` where it names some (a file, or a registered model that
+    ``registered`` fetches), checked to fit. ``wsfm.models.user.ModelError`` otherwise."""
     spec = net_spec(cfg.model, data)
     net = build_model(spec.pop("kind"), dim=data.dim, **spec)
-    assert isinstance(net, UserVelocity)
+    assert isinstance(net, UserVelocity), "a user's network needs model.kind python"
     if cfg.train.init_from:
         net.net.load_state_dict(load_initial_state(cfg.train.init_from, net, registered))
-    check_user_model(net)
+    return net
+
+
+def check_users_network(cfg: PipelineConfig,
+                        registered: Callable[[str], dict[str, Any]] | None) -> None:
+    """Before any work: the user's network builds with its weights (:func:`users_network`)
+    and its forward answers one call on a batch of two in the data's shape."""
+    check_user_model(users_network(cfg, load_dataset(cfg.data), registered))
 
 
 def make_evaluator(data: Dataset, cfg: EvalConfig, seed: int) -> Evaluator:

@@ -210,6 +210,8 @@ class ModelConfig:
         if min(self.hidden, self.depth, self.time_dim, self.channels, self.d_model,
                self.n_layers, self.n_heads) < 1:
             raise ValueError("model sizes must be >= 1")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.kind == "python" and ":" not in self.target:
             raise ValueError(f"model kind 'python' needs target: 'package.module:Class', got "
                              f"{self.target!r}")
@@ -218,8 +220,6 @@ class ModelConfig:
     def user_clock(self) -> bool:
         """A user's network keeps its own clock: absolute time in, ``dx/dt`` out."""
         return self.kind == "python"
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
 
 
 @_section
@@ -521,12 +521,11 @@ def _anchored(doc: dict, path: Path) -> dict:
     if not isinstance(train, dict):
         return doc
     init = train.get("init_from")
-    if isinstance(init, str) and init and "://" not in init and not init.startswith("models:/"):
-        if not Path(init).expanduser().is_absolute():
-            return {**doc, "train": {**train, "init_from": str(
-                (path.parent / init).resolve())}}
-        return {**doc, "train": {**train, "init_from": str(Path(init).expanduser())}}
-    return doc
+    if not isinstance(init, str) or not init or "://" in init or init.startswith("models:/"):
+        return doc
+    file = Path(init).expanduser()
+    file = file if file.is_absolute() else (path.parent / file).resolve()
+    return {**doc, "train": {**train, "init_from": str(file)}}
 
 
 def _validate(path: Path, doc: dict, profile: str | None, overlay: dict,

@@ -94,16 +94,15 @@ class ImageEvaluator(Evaluator):
         return {"seed": self.seed, "classes": self.classes, "dim": self.dim}
 
     def fit(self, data: Dataset) -> None:
-        train, labels = data.train, data.labels
-        if data.test_labels is not None:
-            train, labels = data.test, data.test_labels
-        self.dim = train.shape[1]
+        held_out = data.test_labels is not None
+        x, labels = (data.test, data.test_labels) if held_out else (data.train, data.labels)
+        self.dim = x.shape[1]
         if labels is not None:
-            self.net = train_classifier(train, labels, seed=self.seed)
+            self.net = train_classifier(x, labels, seed=self.seed)
             self.classes = int(labels.max()) + 1
         else:
-            mean = train.mean(0)
-            _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
+            mean = x.mean(0)
+            _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
             self.pca = (mean, vt[: min(32, len(vt))])
 
     def features(self, x: np.ndarray) -> np.ndarray:

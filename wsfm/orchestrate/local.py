@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from wsfm.orchestrate.runtime import MapError, publish
+from wsfm.orchestrate.runtime import MapError, publish, registered_weights
 from wsfm.progress import Progress
 from wsfm.stages.base import ModelRelease
 from wsfm.train.spec import TrainSpec
@@ -83,9 +83,7 @@ class LocalRuntime:
         return publish(self.tracking, release)
 
     def registered_weights(self, uri: str) -> dict[str, Any]:
-        from wsfm.tracking import registered_weights  # MLflow: only for a models:/ URI
-
-        return registered_weights(uri, (self.tracking or {}).get("uri"))
+        return registered_weights(self.tracking, uri)
 
     def node_id(self) -> str:
         """No cluster: every item runs here, so no node is named."""

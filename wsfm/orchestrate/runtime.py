@@ -119,9 +119,7 @@ class RayRuntime:
         return publish(self.tracking, release)
 
     def registered_weights(self, uri: str) -> dict[str, Any]:
-        from wsfm.tracking import registered_weights  # MLflow: only for a models:/ URI
-
-        return registered_weights(uri, (self.tracking or {}).get("uri"))
+        return registered_weights(self.tracking, uri)
 
     def node_id(self) -> str:
         """The Ray node of the calling process ("" outside Ray); picklable as a bound method,
@@ -138,6 +136,14 @@ def publish(tracking: dict[str, str] | None, release: ModelRelease) -> dict[str,
     from wsfm.tracking import publish_model
 
     return publish_model(tracking["uri"], tracking["run_id"], release)
+
+
+def registered_weights(tracking: dict[str, str] | None, uri: str) -> dict[str, Any]:
+    """The state dict of ``models:/NAME/VERSION`` in the store of the MLflow run
+    ``tracking`` (``wsfm.tracking.registered_weights``)."""
+    from wsfm.tracking import registered_weights as fetch  # MLflow: only for a models:/ URI
+
+    return fetch(uri, (tracking or {}).get("uri"))
 
 
 def _describe(exc: ray.exceptions.RayError) -> str:

@@ -17,10 +17,8 @@ from typing import Literal
 
 import torch
 
-from wsfm.components import net_spec
+from wsfm.components import users_network
 from wsfm.data.datasets import load_dataset
-from wsfm.models import build_model
-from wsfm.models.user import USER_PREFIX, UserVelocity, load_initial_state
 from wsfm.shards import ShardsDamaged, read_manifest, verify_shards
 from wsfm.stages.base import StageContext, StageResult
 from wsfm.train.spec import TrainSpec
@@ -41,20 +39,12 @@ def _spec(ctx: StageContext, mode: Literal["warm", "cold"], shard_urls: tuple[st
             train, steps=train.steps * steps_factor,
             warmup_steps=train.warmup_steps * steps_factor,
             checkpoint_every=train.checkpoint_every * steps_factor)
-    init = _users_weights(ctx) if (mode == "warm" and cfg.train.init_from) else None
-    return TrainSpec(mode=mode, data=cfg.data, flow=cfg.flow, model=cfg.model, train=train,
-                     dim=load_dataset(cfg.data).dim, out_dir=str(ctx.out),
-                     shard_urls=shard_urls, paired=paired, stage=stage, init_state=init)
-
-
-def _users_weights(ctx: StageContext) -> dict[str, torch.Tensor]:
-    """``train.init_from`` as a state dict of the user's network, checked to fit it."""
-    cfg = ctx.config
     data = load_dataset(cfg.data)
-    kwargs = net_spec(cfg.model, data)
-    net = build_model(kwargs.pop("kind"), dim=data.dim, **kwargs)
-    assert isinstance(net, UserVelocity), "train.init_from needs model.kind python"
-    return load_initial_state(cfg.train.init_from, net, ctx.runtime.registered_weights)
+    init = (users_network(cfg, data, ctx.runtime.registered_weights).net.state_dict()
+            if mode == "warm" and cfg.train.init_from else None)
+    return TrainSpec(mode=mode, data=cfg.data, flow=cfg.flow, model=cfg.model, train=train,
+                     dim=data.dim, out_dir=str(ctx.out), shard_urls=shard_urls,
+                     paired=paired, stage=stage, init_state=init)
 
 
 def _result(summary: dict) -> StageResult:
@@ -105,7 +95,7 @@ def train_baseline(ctx: StageContext) -> StageResult:
 
 def _users_model(ctx: StageContext) -> StageResult:
     cfg = ctx.config
-    state = _users_weights(ctx)
-    torch.save({USER_PREFIX + k: v for k, v in state.items()}, ctx.out / "model.pt")
+    net = users_network(cfg, load_dataset(cfg.data), ctx.runtime.registered_weights)
+    torch.save(net.state_dict(), ctx.out / "model.pt")  # the wrapper's keys, as training's
     return StageResult(metrics={"steps": 0.0, "train_seconds": 0.0},
                        params={"init_from": cfg.train.init_from})
