@@ -1,10 +1,10 @@
 """A flow-matching model trained outside WS-FM, by its own loop: the user's side of
 `examples/accelerate` (README, "Accelerate a model you already have").
 
-The network follows the convention of flow_matching and TorchCFM: forward(x, t) with x (B, D),
-t (B,) in [0, 1], noise at 0 and data at 1, returning the velocity dx/dt. Nothing here imports
-WS-FM except the data generator, so that the model learns the checkerboard that
-`accelerate.yaml` refines towards.
+The network follows the convention of flow_matching and TorchCFM: forward(x, t) with x (B, D)
+or (B, C, H, W), t (B,) in [0, 1], noise at 0 and data at 1, returning the velocity dx/dt.
+Nothing here imports WS-FM except the data generator, so that the model learns the checkerboard
+that `accelerate.yaml` refines towards (`benchmarks/accelerate.py` passes other data in).
 
     python my_flow.py --steps 3000 --out my_flow.pt
 """
@@ -19,7 +19,8 @@ from torch import nn
 
 
 class VelocityMLP(nn.Module):
-    """v(x, t): an MLP on x and a sinusoidal embedding of t."""
+    """v(x, t): an MLP on x (flattened, so that images of ``dim`` values work too) and a
+    sinusoidal embedding of t."""
 
     def __init__(self, dim: int = 2, width: int = 256, depth: int = 3, freqs: int = 16):
         super().__init__()
@@ -32,17 +33,21 @@ class VelocityMLP(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         k = torch.arange(self.freqs, dtype=x.dtype, device=x.device)
         angles = t[:, None] * (2.0 ** k)[None] * math.pi
-        return self.body(torch.cat([x, angles.sin(), angles.cos()], dim=1))
+        h = torch.cat([x.flatten(1), angles.sin(), angles.cos()], dim=1)
+        return self.body(h).view(x.shape)
 
 
-def train(steps: int, batch: int = 512, seed: int = 0) -> VelocityMLP:
-    """Conditional flow matching from N(0, I) with independent pairs: the plain recipe."""
-    from wsfm.data.toy2d import make_toy2d  # the same checkerboard as the pipeline's data
-
+def train(steps: int, batch: int = 512, seed: int = 0, data: torch.Tensor | None = None,
+          lr: float = 2e-3, **net_kwargs: int) -> VelocityMLP:
+    """Conditional flow matching from N(0, I) with independent pairs: the plain recipe.
+    ``data`` (N, D): what to learn (default: the pipeline's checkerboard)."""
     torch.manual_seed(seed)
-    data = torch.from_numpy(make_toy2d("checkerboard", 50_000, seed=seed))
-    net = VelocityMLP()
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    if data is None:
+        from wsfm.data.toy2d import make_toy2d  # the same checkerboard as the pipeline's data
+
+        data = torch.from_numpy(make_toy2d("checkerboard", 50_000, seed=seed))
+    net = VelocityMLP(dim=data.shape[1], **net_kwargs)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for _ in range(steps):
         x1 = data[torch.randint(len(data), (batch,))]
