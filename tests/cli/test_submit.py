@@ -1,5 +1,6 @@
 """``wsfm submit`` / ``wsfm jobs``: the upload, the job's environment, the command line, and
-(marked ``cluster``) real jobs on a one-node Ray cluster with token authentication."""
+(marked ``cluster``) real jobs on the session's two-node loopback Ray cluster with token
+authentication."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT, wsfm
-from tests.servers import ray_cluster
 from wsfm.cli import build_parser
 from wsfm.cli.submit import (
     EXCLUDES,
@@ -145,13 +145,13 @@ def test_submit_bench_runs_the_comparison_and_refuses_what_bench_does_not_take()
     assert submitted.bench
 
 
-# ---- real jobs on a one-node cluster (token authentication on, as Ray 2.60 defaults) ----
+# ---- real jobs on the shared loopback cluster (token authentication on, as Ray 2.60
+# defaults; tests/conftest.py) ----
 
 @pytest.fixture(scope="module")
-def head(tmp_path_factory):
-    root = tmp_path_factory.mktemp("submit")
-    with ray_cluster(root, ips=("127.0.0.4",), num_cpus=1) as cluster:
-        yield cluster, root
+def head(loopback_cluster, tmp_path_factory):
+    """The shared two-node cluster, and a folder of this module's own for the jobs' home."""
+    return loopback_cluster.cluster, tmp_path_factory.mktemp("submit")
 
 
 def token(cluster) -> dict[str, str]:
