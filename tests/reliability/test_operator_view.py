@@ -7,12 +7,13 @@ Ray's memory monitor killing the stage's worker."""
 from __future__ import annotations
 
 import glob
+import shutil
 import threading
 import time
 
 import pytest
 
-from tests.helpers import fill_disk, small_smoke, stage_lines, wsfm
+from tests.helpers import copy_home, fill_disk, small_smoke, stage_lines, wsfm
 
 pytestmark = [pytest.mark.reliability, pytest.mark.pipeline]
 
@@ -38,10 +39,14 @@ def fill_when(pattern: str, folder, leave: int, stop: threading.Event) -> thread
 
 
 def test_a_disk_that_fills_during_training_is_one_line_each_and_a_rerun_resumes(
-        tmpfs, tmp_path):
-    home, remount = tmpfs
-    remount("24m")  # the smoke's stages fit, with room for one training stage at a time
-    pipeline = small_smoke(tmp_path)
+        smoke, tmpfs, tmp_path):
+    disk, remount = tmpfs
+    remount("24m")  # the finished stages fit, with room for one training stage
+    # The session's smoke home without the refiner and what follows it, moved onto the small
+    # disk (its Ray folder left behind): the refiner is the stage that trains there.
+    copy = smoke.copy(tmp_path / "smoke", without=("train_refiner", "evaluate", "register"))
+    shutil.rmtree(copy.home / "ray", ignore_errors=True)
+    home, pipeline = copy_home(copy.home, disk / "home"), copy.pipeline
     stop = threading.Event()
     filler = fill_when(f"{home}/ray/*-train_refiner-*/step-*", home, 200_000, stop)
     try:
