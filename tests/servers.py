@@ -51,6 +51,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+# A head node given SIGTERM took 34 s to exit on its own (a worker node 1 s); a test cluster
+# needs no graceful stop (its folders are copied for the logs and removed), so after this
+# many seconds its process group gets SIGKILL.
+NODE_GRACE = 5.0
+
+
 def stop_process(proc: subprocess.Popen, timeout: float = 60.0) -> None:
     """Stop ``proc`` and its process group (it was started with ``start_new_session``):
     SIGTERM, then SIGKILL after ``timeout``. Only this group is touched."""
@@ -281,7 +287,7 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
         yield cluster
     finally:
         for proc in reversed(cluster.processes):  # workers first (added ones too), head last
-            stop_process(proc)
+            stop_process(proc, timeout=NODE_GRACE)
         for folder, name in ((temp_dir, "ray-tmp"), *((d, f"ray-tmp-{d.name}")
                                                         for d in cluster.node_temp_dirs)):
             try:  # keep the logs with the test's files
