@@ -80,20 +80,22 @@ def pipeline_doc(task: str, steps: int, user_pt: Path) -> dict:
     return doc
 
 
-def train_users_model(task: str, folder: Path, doc: dict) -> tuple[Path, float]:
-    """The user's side: ``my_flow.train`` on the pipeline's training split; its weights."""
+def train_users_model(task: str, folder: Path) -> tuple[Path, float]:
+    """The user's side: ``my_flow.train`` (the copy in ``folder``, which the pipeline imports
+    too) on the training split of the task's pipeline; its weights and the seconds it took."""
+    import importlib.util
+
     import torch
 
     from wsfm.config import load_pipeline
     from wsfm.data.datasets import load_dataset
 
-    sys.path.insert(0, str(folder))
-    import my_flow  # the copy in ``folder``, importable as the YAML's target
-
-    probe = folder / "probe.yaml"
-    probe.write_text(yaml.safe_dump(doc))
-    data = load_dataset(load_pipeline(probe).data)
-    probe.unlink()
+    spec = importlib.util.spec_from_file_location("my_flow", folder / "my_flow.py")
+    assert spec is not None and spec.loader is not None
+    my_flow = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(my_flow)
+    # pipeline_doc leaves the data section as the task's pipeline has it
+    data = load_dataset(load_pipeline(ROOT / "pipelines" / f"{task}.yaml").data)
     user = USERS[task]
     start = time.perf_counter()
     net = my_flow.train(user["steps"], batch=user["batch"], lr=user["lr"],
@@ -206,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(EXAMPLE, folder / "my_flow.py")
         user = USERS[task]
-        user_pt, user_seconds = train_users_model(task, folder,
-                                                  pipeline_doc(task, 1, folder / "user.pt"))
+        user_pt, user_seconds = train_users_model(task, folder)
         budgets = []
         for fraction in sorted(args.fractions):
             steps = max(1, round(fraction * user["steps"]))

@@ -19,7 +19,6 @@ import argparse
 import statistics
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -45,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from wsfm.config import load_pipeline
+    from wsfm.components import build_draft
+    from wsfm.config import DraftConfig, load_pipeline
     from wsfm.data.datasets import load_dataset
-    from wsfm.drafts.kinds import get_draft
     from wsfm.metrics.evaluators import ImageEvaluator
 
     torch.set_num_threads(2)
@@ -59,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     floor = judge.score(data.reference[:n], data.test)["fd"]
     rows = []
     for kind, params in CANDIDATES:
-        make: Any = get_draft(kind)  # each draft class takes its own fields and a seed
-        draft = make(**params, seed=cfg.seed)
+        draft = build_draft(DraftConfig(**{"kind": kind, **params}), cfg.seed)
         start = time.perf_counter()
         draft.fit(data.train)
         fit_s = time.perf_counter() - start
