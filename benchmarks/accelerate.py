@@ -129,7 +129,11 @@ def run_budget(folder: Path, doc: dict) -> tuple[EvalReport, dict, float, float]
                          f"{proc.stderr[-3000:]}")
     config = load_pipeline(yaml_path)
     store = ArtifactStore(folder / "home" / "artifacts", config.name)
-    fps = {item.stage: item.fingerprint for item in make_plan(STAGES, config, store)}
+    sys.path.insert(0, str(folder))  # the plan hashes the user's module where the run found it
+    try:
+        fps = {item.stage: item.fingerprint for item in make_plan(STAGES, config, store)}
+    finally:
+        sys.path.remove(str(folder))
     report = EvalReport.from_dict(json.loads(
         (store.path("evaluate", fps["evaluate"]) / "metrics.json").read_text()))
     gates = json.loads((store.path("register", fps["register"]) / "gates.json").read_text())
