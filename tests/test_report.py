@@ -52,12 +52,15 @@ def test_speedup_counts_network_calls_for_every_solver():
 def test_gates_use_the_cold_row_at_cold_nfe_even_with_a_larger_grid_entry():
     # An nfe_grid entry above cold_nfe used to become the gate's cold row (and then no warm
     # row matched the speed-up: StopIteration).
-    rows = [row("cold", 128, 0.20), row("cold", 100, 1.0), row("warm_ot", 10, 1.05, t0=0.9)]
+    draft = row("draft", 0, 3.0, "none", t0=0.9)
+    rows = [row("cold", 128, 0.20), row("cold", 100, 1.0), row("warm_ot", 10, 1.05, t0=0.9),
+            draft]
     r = report(rows)
     assert r.cold_reference().nfe == 100 and r.speedup_nfe == 10.0
     assert check_gates(r, 0.1, 5.0) == []
     assert check_gates(json.loads(json.dumps(r.to_dict())), 0.1, 5.0) == []  # from metrics.json
-    worse = report([row("cold", 128, 0.2), row("cold", 100, 1.0), row("warm_ot", 10, 1.2, t0=0.9)])
+    worse = report([row("cold", 128, 0.2), row("cold", 100, 1.0), row("warm_ot", 10, 1.2, t0=0.9),
+                    draft])
     assert len(check_gates(worse, 0.1, 5.0)) == 1
 
 

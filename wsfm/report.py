@@ -30,7 +30,7 @@ from typing import Any
 __all__ = ["COLD_METHODS", "CONFIDENCE", "ENTROPY_SHARE", "FEW_STEP_RIVALS", "PARITY_MARGIN",
            "WARM_ROUND", "Comparison", "EvalReport", "Row", "best_at_nfe", "best_cold_row",
            "better", "diverse_enough", "no_worse", "no_worse_values", "parity", "shipped_row",
-           "t0_key"]
+           "shown_better", "t0_key"]
 
 COLD_METHODS = ("cold", "cold_ot")  # from noise at t = 0, trained with any coupling
 FEW_STEP_RIVALS = ("cold", "cold_ot", "reflow")  # the equal-NFE target's rivals (no draft)
@@ -213,10 +213,12 @@ class Comparison:
     bound: float
     margin: float
     ok: bool
+    strict: bool = False  # the bound must be below the margin (shown better), not at it
 
     def describe(self) -> str:
+        sign = ("<" if self.ok else ">=") if self.strict else ("<=" if self.ok else ">")
         return (f"worse by {self.worse_by:+.4g}, {CONFIDENCE:.0%} upper bound {self.bound:+.4g} "
-                f"{'<=' if self.ok else '>'} margin {self.margin:.4g}")
+                f"{sign} margin {self.margin:.4g}")
 
 
 def no_worse(candidate: Row, reference: Row, rel_margin: float,
@@ -260,6 +262,15 @@ def no_worse_values(candidate: Sequence[float], reference: Sequence[float], rel_
         df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1) or 1e-300)
         bound = worse_by + float(student_t.ppf(confidence, df)) * se
     return Comparison(worse_by, bound, margin, bound <= margin)
+
+
+def shown_better(candidate: Row, reference: Row, lower_is_better: bool = True,
+                 confidence: float = CONFIDENCE) -> Comparison:
+    """Whether ``candidate`` is shown strictly better than ``reference``: the same one-sided
+    bound as :func:`no_worse` on ``candidate - reference`` must be below zero. Two rows of the
+    same values (a sampler that returns its draft unchanged) are not shown better."""
+    c = no_worse(candidate, reference, 0.0, lower_is_better, confidence)
+    return Comparison(c.worse_by, c.bound, 0.0, c.bound < 0.0, strict=True)
 
 
 def _sample_var(xs: Sequence[float]) -> float:

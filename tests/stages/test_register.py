@@ -31,13 +31,17 @@ def _report(rows, warm_method="warm_ot", lower_is_better=True, walls=None) -> di
 
 def report(warm_q, cold_q=1.0, speedup=10.0, spread=0.0):
     return _report([_row("cold", 0.0, 100, cold_q), _row("cold", 0.0, 10, 9.0),
-                    _row("warm_ot", 0.9, int(100 / speedup), warm_q, spread)])
+                    _row("warm_ot", 0.9, int(100 / speedup), warm_q, spread),
+                    _row("draft", 0.9, 0, 9.0)])
 
 
-def sweep(qualities: dict[float, float], cold_q=1.0, lower_is_better=True, walls=None) -> dict:
-    """Warm rows at each t0 (NFE = ceil((1 - t0) 100)) with the given qualities."""
+def sweep(qualities: dict[float, float], cold_q=1.0, lower_is_better=True, walls=None,
+          draft_q=None) -> dict:
+    """Warm rows at each t0 (NFE = ceil((1 - t0) 100)) with the given qualities, beside a
+    draft worse than all of them unless ``draft_q`` says otherwise."""
+    draft_q = (10.0 if lower_is_better else 0.0) if draft_q is None else draft_q
     rows = [_row("cold", 0.0, 100, cold_q), _row("cold", 0.0, 5, 0.1),
-            _row("draft", 0.9, 0, 0.0)]
+            _row("draft", 0.9, 0, draft_q)]
     rows += [_row("warm", t0, round((1 - t0) * 100), q) for t0, q in qualities.items()]
     return _report(rows, warm_method="warm", lower_is_better=lower_is_better, walls=walls)
 
@@ -86,9 +90,33 @@ def test_noise_makes_shipping_harder_never_easier():
     for noise in (0.0, 0.01, 0.05, 0.2):
         warm = _row("warm", 0.9, 10, 1.05, per_seed=(1.05 - noise, 1.05, 1.05 + noise))
         cold = _row("cold", 0.0, 100, 1.0, per_seed=(1.0 - noise, 1.0, 1.0 + noise))
-        rep = _report([cold, warm], warm_method="warm")
+        rep = _report([cold, warm, _row("draft", 0.9, 0, 3.0)], warm_method="warm")
         passed.append(check_gates(rep, 0.1, 5.0) == [])
     assert passed == [True, True, False, False]
+
+
+def test_a_refiner_not_shown_better_than_its_draft_does_not_ship():
+    """The text run that shipped its own draft: at one call the remasking sampler returns the
+    draft unchanged, so that row scores exactly what the draft scores; it beat a weak cold
+    model, and the rule shipped a "100x" sampler that was the draft alone. A row must be
+    shown better than the draft (the same one-sided bound, below zero)."""
+    draft_seeds = (0.88, 0.9, 0.92)
+    rows = [_row("cold", 0.0, 100, 1.0), _row("draft", 0.9, 0, 0.9, per_seed=draft_seeds),
+            _row("warm", 0.99, 1, 0.9, per_seed=draft_seeds),  # the draft, unchanged
+            _row("warm", 0.9, 10, 0.7, per_seed=(0.69, 0.7, 0.71))]
+    rep = _report(rows, warm_method="warm")
+    choice = choose_t0(rep, 0.1)
+    assert choice.t0 == 0.9 and choice.beats_draft and choice.vs_draft.bound < 0
+    (failure,) = check_gates(rep, 0.1, 5.0, t0=0.99)
+    assert failure.startswith("draft: warm 0.9 at NFE 1 is not shown better than its draft")
+    # Better on average but within the noise: not shown, so not shipped; less noise, shipped.
+    for noise, ships in ((0.2, False), (0.01, True)):
+        warm = _row("warm", 0.9, 10, 0.85, per_seed=(0.85 - noise, 0.85, 0.85 + noise))
+        noisy = _report([rows[0], rows[1], warm], warm_method="warm")
+        assert (check_gates(noisy, 0.5, 5.0) == []) is ships
+    # No draft row: nothing shows that the refiner improves on it.
+    (failure,) = check_gates(_report([rows[0], rows[3]], warm_method="warm"), 0.1, 5.0)
+    assert "no draft row; add draft to evaluate.methods" in failure
 
 
 @pytest.fixture
@@ -162,7 +190,8 @@ def test_a_row_below_real_datas_entropy_does_not_ship():
         return Row(method, t0, nfe, "euler", nll, 0.0, sec_per_1k=1.0, seeds=3,
                    per_seed=(nll,) * 3, metrics={"entropy": entropy})
 
-    rows = [prose_row("cold", 0.0, 100, 3.9, 3.7), prose_row("warm", 0.8, 20, 2.5, 3.6),
+    rows = [prose_row("cold", 0.0, 100, 3.9, 3.7), prose_row("draft", 0.8, 0, 3.0, 3.7),
+            prose_row("warm", 0.8, 20, 2.5, 3.6),
             prose_row("warm", 0.9, 10, 2.4, 3.0)]  # better NLL at 10x, but collapsed
     rep = EvalReport.build(
         task="text", metric="nll", lower_is_better=True, reference=2.0, reference_how="test",

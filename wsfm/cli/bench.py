@@ -332,7 +332,8 @@ def shipped_line(gates: dict | None) -> str:
             f"{gates.get('solver', '?')}, quality {gates.get('quality', float('nan')):.4g} ± "
             f"{gates.get('spread', float('nan')):.2g}; speed-up {gates['speedup_nfe']:.3g}x in "
             f"NFE, {gates.get('speedup_wall', float('nan')):.3g}x wall; against the cold "
-            f"reference: {gates.get('vs_cold', '?')}; gates {verdict}.")
+            f"reference: {gates.get('vs_cold', '?')}; against the draft alone: "
+            f"{gates.get('vs_draft', '?')}; gates {verdict}.")
 
 
 def _row_cells(report: EvalReport, r: Row) -> list[object]:

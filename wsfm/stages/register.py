@@ -4,11 +4,12 @@ release.
 The shipped t0 is automatic (:func:`choose_t0`): the largest evaluated start time whose warm
 row (the shipped solver) is no worse than the cold reference (the best cold row at N =
 ``evaluate.cold_nfe``) by more than ``gates.rel_tolerance`` of it, at 95% one-sided confidence
-(:func:`wsfm.report.no_worse`), and whose wall speed-up, draft included, is at least
-``gates.wall_share`` (default ``WALL_SHARE``) of its NFE speed-up; else the next smaller t0
-(docs/shipping.md). The refiner serves every t0 (it sees the rescaled time), so only the
-number of steps changes. The stage hands
-the bundle, whether the gates pass and its :class:`wsfm.champion.Score` to its runtime
+(:func:`wsfm.report.no_worse`), whose wall speed-up, draft included, is at least
+``gates.wall_share`` (default ``WALL_SHARE``) of its NFE speed-up, and which is shown better
+than its draft alone (the refiner must add something to what it starts from:
+:func:`wsfm.report.shown_better`); else the next smaller t0 (docs/shipping.md). The refiner
+serves every t0 (it sees the rescaled time), so only the number of steps changes. The stage
+hands the bundle, whether the gates pass and its :class:`wsfm.champion.Score` to its runtime
 (``ctx.runtime.publish``), which logs it as an MLflow pyfunc model in the stage's run,
 registers it as ``wsfm-<task>`` and moves the ``champion`` alias only when the new version
 passes the gates and is shown at least as good as the current champion
@@ -32,6 +33,7 @@ from wsfm.report import (
     Row,
     diverse_enough,
     no_worse,
+    shown_better,
     t0_key,
 )
 from wsfm.stages.base import ModelRelease, StageContext, StageResult
@@ -53,6 +55,7 @@ class T0Choice:
     automatic: bool  # False: no warm row passed, the configured t0 is kept
     quality: Comparison  # warm against cold (wsfm.report.no_worse)
     wall: float  # wall speed-up at t0, draft included (nan: not measured)
+    vs_draft: Comparison | None  # warm against the draft alone (None: no draft row)
 
     @property
     def speedup(self) -> float:
@@ -62,7 +65,14 @@ class T0Choice:
         return {"wsfm.t0": repr(self.t0), "wsfm.t0_automatic": str(self.automatic).lower(),
                 "wsfm.nfe": str(self.warm.nfe), "wsfm.cold_nfe": str(self.cold.nfe),
                 "wsfm.speedup_nfe": f"{self.speedup:.6g}", "wsfm.speedup_wall": f"{self.wall:.6g}",
-                "wsfm.vs_cold": self.quality.describe()}
+                "wsfm.vs_cold": self.quality.describe(), "wsfm.vs_draft": self.draft_text()}
+
+    @property
+    def beats_draft(self) -> bool:
+        return self.vs_draft is not None and self.vs_draft.ok
+
+    def draft_text(self) -> str:
+        return "no draft row" if self.vs_draft is None else self.vs_draft.describe()
 
 
 def _as_report(report: EvalReport | dict) -> EvalReport:
@@ -75,12 +85,17 @@ def _shipped_rows(report: EvalReport) -> list[Row]:
             if r.method == report.warm_method and r.solver == report.solver]
 
 
+def _draft_row(report: EvalReport) -> Row | None:
+    return next((r for r in report.rows if r.method == "draft"), None)
+
+
 def _candidate(report: EvalReport, warm: Row, rel_tolerance: float,
                automatic: bool) -> T0Choice:
-    cold = report.cold_reference()
+    cold, draft = report.cold_reference(), _draft_row(report)
     wall = report.wall_speedups.get(t0_key(warm.t0), math.nan)
     return T0Choice(float(warm.t0), warm, cold, automatic,
-                    no_worse(warm, cold, rel_tolerance, report.lower_is_better), wall)
+                    no_worse(warm, cold, rel_tolerance, report.lower_is_better), wall,
+                    None if draft is None else shown_better(warm, draft, report.lower_is_better))
 
 
 def _wall_ok(choice: T0Choice, wall_share: float) -> bool:
@@ -93,12 +108,14 @@ def choose_t0(report: EvalReport | dict, rel_tolerance: float,
               wall_share: float = WALL_SHARE) -> T0Choice:
     """The largest t0 whose shipped-method row is no worse than the cold reference (within
     ``rel_tolerance`` of it, :func:`wsfm.report.no_worse`), keeps ``wall_share`` of its
-    NFE speed-up in wall time and (prose) the entropy of real data
-    (:func:`wsfm.report.diverse_enough`); the configured t0 when none does."""
+    NFE speed-up in wall time, is shown better than the draft alone and (prose) keeps the
+    entropy of real data (:func:`wsfm.report.diverse_enough`); the configured t0 when none
+    does."""
     report = _as_report(report)
     for warm in sorted(_shipped_rows(report), key=lambda r: -r.t0):
         choice = _candidate(report, warm, rel_tolerance, automatic=True)
-        if choice.quality.ok and _wall_ok(choice, wall_share) and diverse_enough(report, warm):
+        if (choice.quality.ok and _wall_ok(choice, wall_share) and choice.beats_draft
+                and diverse_enough(report, warm)):
             return choice
     return _candidate(report, report.shipped(), rel_tolerance, automatic=False)
 
@@ -119,6 +136,10 @@ def check_gates(report: EvalReport | dict, rel_tolerance: float, min_speedup: fl
         failures.append(f"quality: {warm.method} {warm.quality:.4g} at NFE {warm.nfe} is not "
                         f"shown to be within {rel_tolerance:.0%} of {cold.method} "
                         f"{cold.quality:.4g} at NFE {cold.nfe} ({choice.quality.describe()})")
+    if not choice.beats_draft:
+        failures.append(f"draft: {warm.method} {warm.quality:.4g} at NFE {warm.nfe} is not shown "
+                        f"better than its draft alone ({choice.draft_text()}"
+                        f"{'; add draft to evaluate.methods' if choice.vs_draft is None else ''})")
     if not diverse_enough(report, warm):
         failures.append(f"entropy: {warm.method} writes {warm.metrics.get('entropy', math.nan):.3g}"
                         f" bits per sample, below {ENTROPY_SHARE} x real data's "
@@ -157,7 +178,7 @@ def register(ctx: StageContext) -> StageResult:
         "t0_automatic": choice.automatic, "nfe": choice.warm.nfe, "solver": choice.warm.solver,
         "quality": choice.warm.quality, "spread": choice.warm.spread,
         "speedup_nfe": choice.speedup, "speedup_wall": choice.wall,
-        "vs_cold": choice.quality.describe()}, indent=2))
+        "vs_cold": choice.quality.describe(), "vs_draft": choice.draft_text()}, indent=2))
     score = Score(report.metric, float(choice.warm.quality), float(choice.warm.spread),
                   report.lower_is_better, tuple(float(v) for v in choice.warm.per_seed))
     shipped = {"shipped_quality": score.value, "shipped_spread": score.spread,
