@@ -89,9 +89,9 @@ def _section(cls: type) -> type:
     return cls
 
 
-DATA_KINDS = ("toy2d", "digits", "glyphs", "words", "prose", "npy", "image_folder",
+DATA_KINDS = ("toy2d", "digits", "glyphs", "words", "prose", "npy", "parquet", "image_folder",
               "text_lines")
-USER_KINDS = ("npy", "image_folder", "text_lines")
+USER_KINDS = ("npy", "parquet", "image_folder", "text_lines")
 # character codes: the discrete path, Hamming couplings
 TEXT_KINDS = ("words", "prose", "text_lines")
 
@@ -100,8 +100,8 @@ TEXT_KINDS = ("words", "prose", "text_lines")
 class DataConfig:
     """Where the samples come from: a built-in task, or users' own data (``path``)."""
 
-    kind: Literal["toy2d", "digits", "glyphs", "words", "prose", "npy", "image_folder",
-                  "text_lines"] = "toy2d"
+    kind: Literal["toy2d", "digits", "glyphs", "words", "prose", "npy", "parquet",
+                  "image_folder", "text_lines"] = "toy2d"
     name: str = "checkerboard"  # toy2d dataset: checkerboard, moons, 8gaussians, rings
     n_train: int = 20000  # toy2d: samples drawn for training
     n_test: int = 5000  # toy2d: held-out samples drawn
@@ -111,7 +111,10 @@ class DataConfig:
     max_len: int = 12  # words / text_lines: characters per sequence (padded); prose: window
     stride: int = 8  # prose: a training window starts every `stride` characters
     per_glyph: int = 16  # glyphs: renderings of each character of each face (wsfm.data.glyphs)
-    path: str = ""  # user data: .npy file, image folder, text file; prose: documents (optional)
+    path: str = ""  # user data: .npy file, Parquet file/folder/glob, image folder, text file;
+    # prose: documents (optional)
+    column: str = ""  # parquet: the column of samples (a fixed-length list of numbers per row)
+    key: str = ""  # parquet: a column of unique row keys that decide the split (default: file:row)
     image_size: list[int] = field(default_factory=lambda: [8, 8])  # image_folder: H, W
     channels: int = 1  # image_folder: 1 (grayscale) or 3 (RGB)
 
@@ -122,6 +125,8 @@ class DataConfig:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.kind in USER_KINDS and not self.path:
             raise ValueError(f"data kind {self.kind!r} needs 'path'")
+        if self.kind == "parquet" and not self.column:
+            raise ValueError("data kind 'parquet' needs 'column' (the column of samples)")
         if len(self.image_size) != 2 or min(self.image_size) < 1:
             raise ValueError(f"image_size must be [height, width], got {self.image_size}")
         if self.channels not in (1, 3):

@@ -2,7 +2,7 @@
 
 Every sample is a flat row, whatever its kind (``wsfm.data.base``):
 
-- ``vector`` (toy2d, ``npy``): (D,) as is;
+- ``vector`` (toy2d, ``npy``, ``parquet``: ``wsfm.data.parquet``): (D,) as is;
 - ``image`` (digits, glyphs, ``image_folder``): (C*H*W,) in [-1, 1], ``shape`` = (C, H, W);
 - ``text`` (words, ``text_lines``): int64 character codes, see ``wsfm.data.text``.
 
@@ -28,7 +28,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
+    from wsfm.data.parquet import load_parquet
+
     loaders = {"toy2d": _toy2d, "digits": _digits, "glyphs": _glyphs, "npy": _npy,
+               "parquet": load_parquet,
                "image_folder": _image_folder, "words": load_text_dataset,
                "prose": load_text_dataset, "text_lines": load_text_dataset}
     return loaders[cfg.kind](cfg)

@@ -1,0 +1,155 @@
+"""Users' vectors in Parquet: ``data: {kind: parquet, path: FILE | DIR | GLOB, column: NAME}``.
+
+The column holds one sample per row as a fixed-length list of numbers (``list<float>``,
+``list<double>``, ``fixed_size_list<...>`` or integers); every row must have the same length
+D. The files are read one record batch at a time (``pyarrow.parquet.ParquetFile.iter_batches``),
+so a bad row is found without first reading every file, and the error names the file and the
+row: a missing column, a column of another type, a null, a row of another length, NaN or
+infinity.
+
+**The split is decided per row by a hash of its key** (:func:`hash_split`), not by shuffling
+the row indices: the key is the row's value in ``key`` when the YAML names a key column, else
+``<file name>:<row>``. So a row lands on the same side whatever the order of the files, the
+batch size or how a future reader splits the work (with a key column, whatever the files).
+``test_fraction`` of the rows are held out in expectation, not exactly.
+
+What is still in memory: the rows are gathered into one (N, D) float32 array, as for the other
+kinds (issue 28: streaming every stage from shards is the next step; see docs/storage.md).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from wsfm.config import DataConfig
+from wsfm.data.base import Dataset, held_out
+from wsfm.errors import DataError, InputNotFound
+
+__all__ = ["BATCH_ROWS", "hash_split", "load_parquet", "parquet_files", "read_rows"]
+
+BATCH_ROWS = 8192  # rows per record batch read
+
+
+def parquet_files(path: str) -> list[Path]:
+    """The files of ``path``: one file, every ``*.parquet`` under a folder, or a glob; sorted
+    by name (the order does not decide the split)."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*.parquet") if f.is_file())
+        where = f"folder {p}"
+    else:
+        files = sorted(Path(f) for f in glob.glob(path, recursive=True) if Path(f).is_file())
+        where = f"pattern {path}"
+        if not files and not any(c in path for c in "*?["):
+            raise InputNotFound(f"data file not found: {path}")
+    if not files:
+        raise InputNotFound(f"no .parquet files in {where}")
+    return files
+
+
+def _numeric_list(type_) -> bool:
+    import pyarrow as pa
+
+    if not (pa.types.is_list(type_) or pa.types.is_large_list(type_)
+            or pa.types.is_fixed_size_list(type_)):
+        return False
+    value = type_.value_type
+    return pa.types.is_floating(value) or pa.types.is_integer(value)
+
+
+def read_rows(path: Path, column: str, key: str = "",
+              batch_rows: int = BATCH_ROWS) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """One file's samples, a record batch at a time: ``(rows (b, D) float32, keys)``,
+    checked as the module docstring says (``DataError`` naming the file and the row)."""
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a damaged file
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
+    schema = pf.schema_arrow
+    for name in (column, key):
+        if name and schema.get_field_index(name) < 0:
+            raise DataError(f"{path}: no column {name!r} (columns: {', '.join(schema.names)})")
+    type_ = schema.field(column).type
+    if not _numeric_list(type_):
+        raise DataError(f"{path}: column {column!r} is {type_}, not a list of numbers "
+                        f"(one sample per row)")
+    start = 0
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=[c for c in (column, key) if c]):
+        values = batch.column(column)
+        yield _check_batch(path, column, values, start), (
+            [str(v) for v in batch.column(key).to_pylist()] if key
+            else [f"{path.name}:{start + i}" for i in range(len(values))])
+        start += len(values)
+
+
+def _check_batch(path: Path, column: str, values, start: int) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    if values.null_count:
+        row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+        raise DataError(f"{path}: row {start + row}: column {column!r} is null")
+    lengths = pc.list_value_length(values).to_numpy(zero_copy_only=False)
+    if len(lengths) and (lengths != lengths[0]).any():
+        row = int(np.flatnonzero(lengths != lengths[0])[0])
+        raise DataError(f"{path}: row {start + row}: {lengths[row]} values, row {start} has "
+                        f"{lengths[0]} (every sample needs the same length)")
+    if len(lengths) and lengths[0] == 0:
+        raise DataError(f"{path}: row {start}: an empty sample")
+    flat = pc.list_flatten(values)
+    if flat.null_count:
+        row = int(np.repeat(np.arange(len(lengths)), lengths)[
+            np.flatnonzero(flat.is_null().to_numpy(zero_copy_only=False))[0]])
+        raise DataError(f"{path}: row {start + row}: a null value in column {column!r}")
+    x = flat.to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(lengths), -1)
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise DataError(f"{path}: row {start + int(np.flatnonzero(bad)[0])}: NaN or infinite "
+                        f"values in column {column!r}")
+    return x
+
+
+def hash_split(keys: list[str], test_fraction: float, seed: int) -> np.ndarray:
+    """Whether each row is held out (bool (N,)): the row's key hashed with ``seed``
+    (BLAKE2b, 8 bytes, as a fraction of 2^64) falls below ``test_fraction``. Deterministic
+    and decided by the key alone."""
+    salt = str(seed).encode()
+    limit = int(test_fraction * 2 ** 64)
+    return np.fromiter((int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8,
+                                                       salt=salt[:16]).digest(), "big") < limit
+                        for k in keys), dtype=bool, count=len(keys))
+
+
+def load_parquet(cfg: DataConfig) -> Dataset:
+    """The (train, test, reference) splits of a Parquet source (module docstring)."""
+    rows, keys, dim, first = [], [], None, None
+    for path in parquet_files(cfg.path):
+        for x, k in read_rows(path, cfg.column, cfg.key):
+            if dim is None:
+                dim, first = x.shape[1], path
+            elif x.shape[1] != dim:
+                raise DataError(f"{path}: {x.shape[1]} values per row, {first} has {dim} "
+                                f"(every sample needs the same length)")
+            rows.append(x)
+            keys += k
+    if len(keys) < 10:
+        raise DataError(f"{cfg.path}: {len(keys)} rows; need at least 10 samples")
+    if cfg.key and len(set(keys)) != len(keys):
+        raise DataError(f"{cfg.path}: key column {cfg.key!r} repeats a value: a row's key "
+                        f"decides its split, so keys must be unique")
+    x = np.concatenate(rows)  # >= 10 rows: dim is known
+    test = hash_split(keys, cfg.test_fraction, cfg.seed)
+    if test.all() or not test.any():
+        raise DataError(f"{cfg.path}: {len(keys)} rows are too few to hold out "
+                        f"{cfg.test_fraction:.0%}")
+    train = x[~test]
+    return Dataset("vector", train, x[test],
+                   train[held_out(len(train), int(test.sum()), cfg.seed)], shape=(x.shape[1],))
