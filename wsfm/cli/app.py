@@ -185,10 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_operator_commands(sub, common: argparse.ArgumentParser,
                            piped: argparse.ArgumentParser) -> None:
-    """``wsfm dag``, ``wsfm status`` and ``wsfm runs``: each module adds its own subcommand
-    (``add_parser``)."""
-    from wsfm.cli import dag, runs, status
+    """``wsfm check``, ``wsfm dag``, ``wsfm status`` and ``wsfm runs``: each module adds its
+    own subcommand (``add_parser``)."""
+    from wsfm.cli import check, dag, runs, status
 
+    check.add_parser(sub, piped)
     dag.add_parser(sub, piped)
     status.add_parser(sub, piped)
     runs.add_parser(sub, common)
