@@ -113,13 +113,17 @@ def test_the_model_is_registered_champion_and_samples_over_http(served):
 
 
 def test_a_worse_registration_does_not_move_the_champion(served, tmp_path):
-    """``register`` again, through the runtime, on a report that is clearly worse."""
+    """``register`` again, through the runtime, on a report that is clearly worse (its
+    draft row too, so that the refiner still beats its draft and the gates pass: only the
+    champion rule is at stake)."""
     store = ArtifactStore(served["home"] / "artifacts", "toy2d")
     done = {p.parent.parent.name: p.parent for p in store.root.rglob("_SUCCESS.json")}
     report = json.loads((done["evaluate"] / "metrics.json").read_text())
     for row in report["rows"]:
-        if row["method"].startswith("warm"):
-            row["quality"] = row["quality"] * 10 + 1.0
+        if row["method"].startswith("warm") or row["method"] == "draft":
+            penalty = 2.0 if row["method"] == "draft" else 1.0
+            row["quality"] = row["quality"] * 10 + penalty
+            row["per_seed"] = [v * 10 + penalty for v in row["per_seed"]]
     worse = tmp_path / "evaluate"
     worse.mkdir()
     (worse / "metrics.json").write_text(json.dumps(report))
