@@ -21,7 +21,6 @@ cold's rows are in the section ``quality-text-quick``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import tempfile
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.report import markdown_table, write_section
+from benchmarks.words_form import one_process
 from wsfm.bundle import load_net
 from wsfm.components import build_draft, make_evaluator, make_sampler, net_spec
 from wsfm.config import PipelineConfig, load_pipeline
@@ -63,13 +63,8 @@ class Row:
 
 
 def pipeline(steps: int | None) -> PipelineConfig:
-    cfg = load_pipeline(ROOT / "pipelines" / "text.yaml")
-    tc = cfg.train
-    steps = steps or tc.steps
-    train = dataclasses.replace(tc, steps=steps, num_workers=1, checkpoint_every=0,
-                                log_every=max(1, min(tc.log_every, steps // 4)),
-                                warmup_steps=min(tc.warmup_steps, steps))
-    return dataclasses.replace(cfg, train=train)
+    """text's pipeline config, trained in one process (as words_form trains words')."""
+    return one_process(load_pipeline(ROOT / "pipelines" / "text.yaml"), steps)
 
 
 def judge(evaluator, data, draw, seeds: int) -> tuple[dict[str, tuple[float, float]], float]:

@@ -95,7 +95,13 @@ class Setup:
 
 def pipeline(quick: bool, steps: int | None) -> PipelineConfig:
     """words' pipeline config (``smoke`` profile with ``quick``), trained in one process."""
-    cfg = load_pipeline(ROOT / "pipelines" / "words.yaml", "smoke" if quick else None)
+    return one_process(load_pipeline(ROOT / "pipelines" / "words.yaml",
+                                     "smoke" if quick else None), steps)
+
+
+def one_process(cfg: PipelineConfig, steps: int | None) -> PipelineConfig:
+    """``cfg`` trained by one process for ``steps`` (default: its own), with no checkpoints
+    and the warm-up and log interval cut to fit."""
     tc = cfg.train
     steps = steps or tc.steps
     train = dataclasses.replace(tc, steps=steps, num_workers=1, checkpoint_every=0,
