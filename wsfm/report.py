@@ -119,6 +119,10 @@ class EvalReport:
     def shipped(self) -> Row:
         return shipped_row(self.rows, self.warm_method, self.t0, self.solver)
 
+    def draft(self) -> Row | None:
+        """The draft model's row (its samples alone, NFE 0); None where it was not asked for."""
+        return next((r for r in self.rows if r.method == "draft"), None)
+
     def ws_fm_methods(self) -> tuple[str, ...]:
         """The rows' methods that are WS-FM: the refiner and its rectified round."""
         return (self.warm_method, WARM_ROUND)

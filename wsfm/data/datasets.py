@@ -18,6 +18,7 @@ import numpy as np
 
 from wsfm.config import DataConfig
 from wsfm.data.base import Dataset, held_out, split
+from wsfm.data.parquet import load_parquet
 from wsfm.data.text import load_text_dataset
 from wsfm.data.toy2d import make_toy2d
 from wsfm.errors import DataError, InputNotFound
@@ -28,8 +29,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
-    from wsfm.data.parquet import load_parquet
-
     loaders = {"toy2d": _toy2d, "digits": _digits, "glyphs": _glyphs, "npy": _npy,
                "parquet": load_parquet,
                "image_folder": _image_folder, "words": load_text_dataset,

@@ -30,6 +30,8 @@ from wsfm.config import DataConfig
 from wsfm.data.base import Dataset, held_out
 from wsfm.errors import DataError, InputNotFound
 
+# pyarrow is imported inside the functions that read: it stays out of the driver's start-up
+# (which imports this module through wsfm.data.datasets) unless Parquet data is read.
 __all__ = ["BATCH_ROWS", "hash_split", "load_parquet", "parquet_files", "read_rows"]
 
 BATCH_ROWS = 8192  # rows per record batch read

@@ -210,7 +210,7 @@ def evaluate(ctx: StageContext) -> StageResult:
     (ctx.out / "metrics.json").write_text(json.dumps(report.to_dict(), indent=2))
     plot_quality_vs_nfe(ctx.out / "quality_vs_nfe.png", report)
     show_samples(ctx.out, data, _panels(env, cfg, warm, cold, warm_sampler, cold_sampler))
-    draft = next((r for r in rows if r.method == "draft"), None)
+    draft = report.draft()
     return StageResult(params={"metric": primary}, metrics={
         "cold_quality": cold.quality, "warm_quality": warm.quality,
         **({"draft_quality": draft.quality} if draft else {}),

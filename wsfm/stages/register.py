@@ -85,13 +85,9 @@ def _shipped_rows(report: EvalReport) -> list[Row]:
             if r.method == report.warm_method and r.solver == report.solver]
 
 
-def _draft_row(report: EvalReport) -> Row | None:
-    return next((r for r in report.rows if r.method == "draft"), None)
-
-
 def _candidate(report: EvalReport, warm: Row, rel_tolerance: float,
                automatic: bool) -> T0Choice:
-    cold, draft = report.cold_reference(), _draft_row(report)
+    cold, draft = report.cold_reference(), report.draft()
     wall = report.wall_speedups.get(t0_key(warm.t0), math.nan)
     return T0Choice(float(warm.t0), warm, cold, automatic,
                     no_worse(warm, cold, rel_tolerance, report.lower_is_better), wall,
