@@ -141,6 +141,9 @@ def test_the_substitute_coupling_needs_its_draft_and_its_shards(tmp_path):
         path.write_text(base.replace(old, new))
         with pytest.raises(ConfigError, match="coupling: substitute .* window_ngram"):
             load_pipeline(path)
+    # the character GRU over windows draws substitutes too
+    path.write_text(base.replace("kind: window_ngram", "kind: window_gru"))
+    assert load_pipeline(path).draft.kind == "window_gru"
 
 
 def test_a_users_network_and_its_weights(tmp_path):

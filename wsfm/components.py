@@ -31,6 +31,7 @@ DRAFT_FIELDS: dict[str, tuple[str, ...]] = {
     "ngram": ("order",),
     "gru": ("hidden", "steps"),
     "window_ngram": ("order",),
+    "window_gru": ("hidden", "steps"),
 }
 MODEL_FIELDS: dict[str, tuple[str, ...]] = {
     "mlp": ("hidden", "depth", "time_dim", "out_scale"),

@@ -144,17 +144,22 @@ class DataConfig:
         return self.kind in USER_KINDS or (self.kind == "prose" and bool(self.path))
 
 
+# Drafts over windows of running text, which draw substitutes (coupling ``substitute``).
+WINDOW_DRAFTS = ("window_ngram", "window_gru")
+
+
 @_section
 class DraftConfig:
     """The draft generator. Each kind reads only its own fields (see ``wsfm.components``)."""
 
-    kind: Literal["gmm", "pca_gmm", "vae", "ngram", "gru", "window_ngram"] = "gmm"
+    kind: Literal["gmm", "pca_gmm", "vae", "ngram", "gru", "window_ngram",
+                  "window_gru"] = "gmm"
     n_components: int = 4  # gmm, pca_gmm
     covariance_type: Literal["full", "diag", "tied", "spherical"] = "full"  # gmm, pca_gmm
     n_pca: int = 8  # pca_gmm
     latent: int = 8  # vae
-    hidden: int = 256  # vae, gru
-    steps: int = 2000  # vae, gru: training steps
+    hidden: int = 256  # vae, gru, window_gru
+    steps: int = 2000  # vae, gru, window_gru: training steps
     order: int = 2  # ngram, window_ngram: 2 = bigram
 
     def __post_init__(self) -> None:
@@ -435,10 +440,10 @@ class PipelineConfig:
             raise ValueError(f"resources: unknown stage {unknown[0]!r} "
                              f"(stages: {list(STAGE_NAMES)})")
         if self.flow.coupling == "substitute" and (self.shards.pair != "substitute"
-                                                   or self.draft.kind != "window_ngram"):
+                                                   or self.draft.kind not in WINDOW_DRAFTS):
             raise ValueError("flow.coupling: substitute trains on the draft's substitutes of "
-                             "real text: it needs draft.kind: window_ngram and shards.pair: "
-                             "substitute")
+                             "real text: it needs draft.kind: window_ngram or window_gru and "
+                             "shards.pair: substitute")
         if self.shards.pair not in ("none", self.flow.coupling):
             raise ValueError(f"shards.pair {self.shards.pair!r} stores the pairs that training "
                              f"then uses, but flow.coupling is {self.flow.coupling!r}: set them "

@@ -7,7 +7,8 @@
 - ``CharNgramDraft``, ``GRUDraft``: character language models that write words as codes
   (words; see ``wsfm.data.words``); ``OneHotDraft`` gives their words as one-hot vectors
   (the continuous form, ``benchmarks/words_form.py``).
-- ``WindowNgramDraft``: a character n-gram over windows cut from running text (prose).
+- ``WindowNgramDraft``, ``WindowGRUDraft``: a character n-gram and a character GRU over
+  windows cut from running text (prose).
 
 Left out, and why: neither facebookresearch/flow_matching nor TorchCFM has drafts (their
 sources are Gaussian noise, or a second data set for data-to-data bridges); a pretrained
@@ -22,8 +23,9 @@ from wsfm.drafts.ngram import CharNgramDraft
 from wsfm.drafts.onehot import OneHotDraft
 from wsfm.drafts.pca_gmm import PCAGMMDraft
 from wsfm.drafts.vae import VAE, VAEDraft
+from wsfm.drafts.window_gru import WindowGRUDraft
 from wsfm.drafts.window_ngram import WindowNgramDraft
 
 __all__ = ["COVARIANCE_TYPES", "DRAFTS", "CharNgramDraft", "Draft", "GMMDraft", "GRUDraft",
-           "OneHotDraft", "PCAGMMDraft", "VAE", "VAEDraft", "WindowNgramDraft", "get_draft",
-           "load_draft", "read_kind"]
+           "OneHotDraft", "PCAGMMDraft", "VAE", "VAEDraft", "WindowGRUDraft", "WindowNgramDraft",
+           "get_draft", "load_draft", "read_kind"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -19,10 +19,22 @@ from wsfm.data.words import VOCAB, encode
 from wsfm.drafts.base import read_arrays
 from wsfm.drafts.ngram import WordDraft, fit_lengths, words_from_data
 
-__all__ = ["CharGRU", "GRUDraft"]
+__all__ = ["CharGRU", "GRUDraft", "net_arrays", "net_state"]
 
 _START = VOCAB
 _PARAM = "param/"  # prefix of the network's arrays in the saved file
+
+
+def net_arrays(net: nn.Module) -> dict[str, Any]:
+    """A network's weights as the plain arrays of a saved draft file (prefixed; typed Any
+    for ``np.savez(**arrays)``, whose stub reads a keyword as ``allow_pickle``)."""
+    return {_PARAM + k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+
+
+def net_state(arrays: dict[str, np.ndarray]) -> dict[str, Tensor]:
+    """The state dict that :func:`net_arrays` saved among a draft file's arrays."""
+    return {k[len(_PARAM):]: torch.from_numpy(v.copy()) for k, v in arrays.items()
+            if k.startswith(_PARAM)}
 
 
 class CharGRU(nn.Module):
@@ -153,7 +165,7 @@ class GRUDraft(WordDraft):
 
     def save(self, path: str | Path) -> None:
         net = self._fitted()
-        params = {_PARAM + k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+        params = net_arrays(net)
         with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
             np.savez(f, kind=np.array(self.kind), hidden=np.array(self.hidden),
                      embed=np.array(self.embed), steps=np.array(self.steps),
@@ -173,9 +185,7 @@ class GRUDraft(WordDraft):
         draft.width, draft.max_len = int(f["width"]), int(f["max_len"])
         draft.min_len = int(f["min_len"])
         draft.mean_len, draft.final_loss = float(f["mean_len"]), float(f["final_loss"])
-        state = {k[len(_PARAM):]: torch.from_numpy(f[k].copy())
-                 for k in f if k.startswith(_PARAM)}
         net = CharGRU(draft.hidden, draft.embed)
-        net.load_state_dict(state)
+        net.load_state_dict(net_state(f))
         draft.net = net.eval()
         return draft

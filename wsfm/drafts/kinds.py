@@ -11,6 +11,7 @@ from wsfm.drafts.ngram import CharNgramDraft
 from wsfm.drafts.onehot import OneHotDraft
 from wsfm.drafts.pca_gmm import PCAGMMDraft
 from wsfm.drafts.vae import VAEDraft
+from wsfm.drafts.window_gru import WindowGRUDraft
 from wsfm.drafts.window_ngram import WindowNgramDraft
 
 __all__ = ["DRAFTS", "get_draft", "load_draft"]
@@ -22,6 +23,7 @@ DRAFTS: dict[str, type[Draft]] = {
     CharNgramDraft.kind: CharNgramDraft,
     GRUDraft.kind: GRUDraft,
     WindowNgramDraft.kind: WindowNgramDraft,
+    WindowGRUDraft.kind: WindowGRUDraft,
     OneHotDraft.kind: OneHotDraft,  # wraps one of the above: not a config kind
 }
 

@@ -30,7 +30,7 @@ import torch
 
 from wsfm.config import DataConfig
 from wsfm.data.datasets import load_dataset
-from wsfm.drafts import WindowNgramDraft, load_draft
+from wsfm.drafts import WindowGRUDraft, WindowNgramDraft, load_draft
 from wsfm.flow.couplings import nearest_indices, ot_permutation
 from wsfm.flow.discrete import hamming_nearest_indices, hamming_ot_permutation
 from wsfm.shards import (
@@ -148,8 +148,8 @@ def _chunks(job: ShardJob) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     for c, start in enumerate(range(0, job.count, rows)):
         n, seed = min(rows, job.count - start), chunk_seed(job.seed, c)
         if job.pair == "substitute":  # real windows, and the draft's substitutes on them
-            assert data is not None and isinstance(draft, WindowNgramDraft), \
-                "pair substitute needs a window_ngram draft (checked by the config)"
+            assert data is not None and isinstance(draft, WindowNgramDraft | WindowGRUDraft), \
+                "pair substitute needs a window draft (checked by the config)"
             idx = np.random.default_rng([job.seed, c, 2]).integers(len(data), size=n)
             yield draft.substitutes(data[idx].numpy(), seed), idx.astype(np.int64)
             continue
