@@ -26,7 +26,7 @@ Targets (the row rule of ``wsfm.report``: the cold reference is the best cold ro
 - text (prose): at 5x and 10x, the refiner no worse than the cold reference (the parity bound)
   at an entropy of at least 0.95x real data's, and shown better than its draft alone; the
   shipped row against the best n-gram draft alone;
-- words: the refiner beats the best n-gram draft (orders 2 to 5,
+- words: the refiner beats the best n-gram draft (orders 2 to 6,
   ``wsfm.stages.evaluate.NGRAM_RIVALS``) and generates held-out words no less often than its
   own draft does, and than every n-gram draft alone (a look-up scores 0 there);
 - warm beats its draft, and a look-up (each draft replaced by its nearest training row);
