@@ -1,6 +1,7 @@
 """Prose: which sampler levers let the refiner improve on its draft? Measured in one run.
 
-    .venv/bin/python -m benchmarks.text_levers [--steps N] [--n N] [--seeds K] [--no-write]
+    .venv/bin/python -m benchmarks.text_levers [--steps N] [--source gru] [--n N] [--seeds K]
+                                               [--no-write]
 
 The text pipeline's own code and settings (``pipelines/text.yaml``): its data (64-character
 windows of ``pydoc_data.topics``, split by topic), its draft (``WindowNgramDraft(4)``), its
@@ -16,6 +17,10 @@ softmax temperature of the redrawn positions, and the source (the 4-gram draft t
 trained against, or the 5-gram, the best n-gram rival, with the same refiner). No cold model is
 trained here: the question is warm against its own draft (issue 23, target 4's second half);
 cold's rows are in the section ``quality-text-quick``.
+
+``--source gru``: the refiner trains on the substitutes of the character GRU over windows
+(``WindowGRUDraft``, the YAML's ``draft_gru`` profile: hidden 256, 3,000 steps) instead, and the
+rows sample it from the GRU (and, with the same refiner, from the 4- and 5-gram).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from wsfm.bundle import load_net
 from wsfm.components import build_draft, make_evaluator, make_sampler, net_spec
 from wsfm.config import PipelineConfig, load_pipeline
 from wsfm.data.datasets import load_dataset
-from wsfm.drafts.window_ngram import WindowNgramDraft
+from wsfm.drafts import WindowGRUDraft, WindowNgramDraft
 from wsfm.stages.generate_drafts import ShardJob, make_shard
 from wsfm.train.local import fit_local
 from wsfm.train.spec import TrainSpec
@@ -43,12 +48,20 @@ from wsfm.train.spec import TrainSpec
 ROOT = Path(__file__).resolve().parents[1]
 H = 0.01  # the cold run's step: t0 0.8 is 20 calls, 0.9 is 10
 KEYS = ("nll", "entropy", "word_share", "copy32")
-# (name, source order, t0, remask, temperature): the sampler the pipeline had when the levers
+# (name, source, t0, remask, temperature): the sampler the pipeline had when the levers
 # were first measured (remask 0.2) first; text.yaml now remasks 0.5.
-LEVERS = (("remask 0.2", 4, 0.8, 0.2, 1.0), ("remask 0.2", 4, 0.9, 0.2, 1.0),
-          ("remask 0.5", 4, 0.8, 0.5, 1.0), ("remask 0.05", 4, 0.8, 0.05, 1.0),
-          ("temperature 0.8", 4, 0.8, 0.2, 0.8), ("temperature 0.6", 4, 0.8, 0.2, 0.6),
-          ("from the 5-gram", 5, 0.8, 0.2, 1.0), ("from the 5-gram", 5, 0.8, 0.05, 1.0))
+LEVERS = (("remask 0.2", "4-gram", 0.8, 0.2, 1.0), ("remask 0.2", "4-gram", 0.9, 0.2, 1.0),
+          ("remask 0.5", "4-gram", 0.8, 0.5, 1.0), ("remask 0.05", "4-gram", 0.8, 0.05, 1.0),
+          ("temperature 0.8", "4-gram", 0.8, 0.2, 0.8),
+          ("temperature 0.6", "4-gram", 0.8, 0.2, 0.6),
+          ("from the 5-gram", "5-gram", 0.8, 0.2, 1.0),
+          ("from the 5-gram", "5-gram", 0.8, 0.05, 1.0))
+# --source gru: the refiner trained on the GRU's substitutes, sampled from each source.
+GRU_LEVERS = (("remask 0.5", "GRU", 0.8, 0.5, 1.0), ("remask 0.5", "GRU", 0.9, 0.5, 1.0),
+              ("remask 0.2", "GRU", 0.8, 0.2, 1.0),
+              ("from the 4-gram", "4-gram", 0.8, 0.5, 1.0),
+              ("from the 5-gram", "5-gram", 0.8, 0.5, 1.0))
+GRU = {"hidden": 256, "steps": 3000}  # pipelines/text.yaml, profile draft_gru
 
 
 @dataclass
@@ -83,6 +96,8 @@ def judge(evaluator, data, draw, seeds: int) -> tuple[dict[str, tuple[float, flo
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, help="training steps (default: the YAML's)")
+    p.add_argument("--source", choices=("ngram4", "gru"), default="ngram4",
+                   help="the draft whose substitutes the refiner trains on")
     p.add_argument("--n", type=int, default=300, help="samples per seed")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--no-write", action="store_true")
@@ -91,8 +106,14 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     cfg = pipeline(a.steps)
     data = load_dataset(cfg.data)
-    drafts = {4: build_draft(cfg.draft, seed=cfg.seed).fit(data.train),
-              5: WindowNgramDraft(order=5, seed=cfg.seed).fit(data.train)}
+    drafts = {"4-gram": build_draft(cfg.draft, seed=cfg.seed).fit(data.train),
+              "5-gram": WindowNgramDraft(order=5, seed=cfg.seed).fit(data.train)}
+    source, levers = "4-gram", LEVERS
+    if a.source == "gru":
+        source, levers = "GRU", GRU_LEVERS
+        t = time.perf_counter()
+        drafts["GRU"] = WindowGRUDraft(**GRU, seed=cfg.seed).fit(data.train)
+        print(f"  GRU draft: fitted in {time.perf_counter() - t:.0f} s", flush=True)
     evaluator = make_evaluator(data, cfg.evaluate, cfg.seed)
     evaluator.fit(data)
     rows: list[Row] = []
@@ -105,11 +126,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {method:<18} t0 {t0:<4} remask {remask:<4} T {temperature:<4} NFE {nfe:<3} "
               f"nll {nll[0]:.3f} ± {nll[1]:.3f} entropy {scores['entropy'][0]:.2f}", flush=True)
 
-    for order, draft in drafts.items():
-        add(f"{order}-gram alone", 0.0, 0.0, 1.0, 0, lambda s, d=draft: d.sample(a.n, s))
+    for name, draft in drafts.items():
+        add(f"{name} alone", 0.0, 0.0, 1.0, 0, lambda s, d=draft: d.sample(a.n, s))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        drafts[4].save(folder / "draft.npz")
+        drafts[source].save(folder / "draft.npz")
         sh = cfg.shards
         shards = tuple(str(folder / make_shard(ShardJob(
             str(folder / "draft.npz"), str(folder), i, sh.per_shard,
@@ -124,24 +145,27 @@ def main(argv: list[str] | None = None) -> None:
               f"{summary['final_loss']:.3f}", flush=True)
         net = load_net(net_spec(cfg.model, data), data.dim, folder / "refiner" / "model.pt")
     net.eval()
-    for name, order, t0, remask, temperature in LEVERS:
-        sampler = make_sampler(data, drafts[order], net, t0, step_size=H,
+    for name, src, t0, remask, temperature in levers:
+        sampler = make_sampler(data, drafts[src], net, t0, step_size=H,
                                temperature=temperature, remask=remask)
-        add(name, t0, remask, temperature, sampler.expected_nfe(None),
+        add(name if src == source or name.startswith("from") else f"{name} from the {src}",
+            t0, remask, temperature, sampler.expected_nfe(None),
             lambda s, smp=sampler: smp.sample(a.n, s)[0])
     total = time.perf_counter() - start
-    body = report(cfg, rows, train_s, summary["final_loss"], total, a)
+    body = report(cfg, rows, train_s, summary["final_loss"], total, a, source)
     print(body)
     if not a.no_write:
-        name = "text-levers" + (f"-{a.steps}" if a.steps else "")
+        name = ("text-levers" + ("-gru" if a.source == "gru" else "")
+                + (f"-{a.steps}" if a.steps else ""))
         write_section(name, f"Prose: the refiner's sampler levers against its draft"
+                      f"{' (trained on the GRU draft)' if a.source == 'gru' else ''}"
                       f"{f' ({a.steps} training steps)' if a.steps else ''}",
                       (".venv/bin/python -m benchmarks.text_levers " + " ".join(argv or []))
                       .strip(), body)
 
 
 def report(cfg: PipelineConfig, rows: list[Row], train_s: float, final_loss: float,
-           total: float, a: argparse.Namespace) -> str:
+           total: float, a: argparse.Namespace, source: str) -> str:
     def cell(r: Row, k: str) -> str:
         m, sd = r.scores.get(k, (float("nan"), 0.0))
         return f"{m:.3f} ± {sd:.3f}" if k == "nll" else f"{m:.3g}"
@@ -152,21 +176,22 @@ def report(cfg: PipelineConfig, rows: list[Row], train_s: float, final_loss: flo
         [[r.method, f"{r.t0:g}", f"{r.remask:g}", f"{r.temperature:g}", str(r.nfe),
           cell(r, "nll"), cell(r, "entropy"), cell(r, "word_share"), cell(r, "copy32"),
           f"{r.sec_per_1k:.3g}"] for r in rows])
-    alone = {int(r.method[0]): r.scores["nll"][0] for r in rows if r.method.endswith("alone")}
+    alone = {r.method.removesuffix(" alone"): r.scores["nll"][0] for r in rows
+             if r.method.endswith("alone")}
     lines = []
     for r in rows:
         if r.nfe == 0:
             continue
-        order = 5 if "5-gram" in r.method else 4
-        gap = r.scores["nll"][0] - alone[order]
+        src = next((k for k in alone if f"the {k}" in r.method), source)
+        gap = r.scores["nll"][0] - alone[src]
         lines.append(f"- {r.method} (t0 {r.t0:g}, remask {r.remask:g}, temperature "
                      f"{r.temperature:g}): {r.scores['nll'][0]:.3f} against its source, the "
-                     f"{order}-gram alone, {alone[order]:.3f}: "
+                     f"{src} alone, {alone[src]:.3f}: "
                      f"{'better' if gap < 0 else 'worse'} by {abs(gap):.3f} bits/char")
     m, tc = cfg.model, cfg.train
     return (f"One refiner ({m.kind}, d_model {m.d_model}, {m.n_layers} layers, {m.n_heads} "
             f"heads), trained by `fit_local` (the pipelines' loop, 1 process) for {tc.steps} "
-            f"steps at batch {tc.batch_size} on the 4-gram's substitutes ({train_s:.0f} s, "
+            f"steps at batch {tc.batch_size} on the {source}'s substitutes ({train_s:.0f} s, "
             f"final loss {final_loss:.3f}), sampled from its EMA weights by `make_sampler`. "
             f"{a.seeds} sampling seeds x {a.n} windows per row (mean ± sd over seeds); whole "
             f"run {total / 60:.1f} min.\n\n{table}\n\nEach refiner row against the draft it "
