@@ -89,9 +89,9 @@ def _section(cls: type) -> type:
     return cls
 
 
-DATA_KINDS = ("toy2d", "digits", "glyphs", "words", "prose", "npy", "parquet", "image_folder",
-              "text_lines")
-USER_KINDS = ("npy", "parquet", "image_folder", "text_lines")
+DATA_KINDS = ("toy2d", "digits", "glyphs", "words", "prose", "npy", "parquet", "webdataset",
+              "image_folder", "text_lines")
+USER_KINDS = ("npy", "parquet", "webdataset", "image_folder", "text_lines")
 # character codes: the discrete path, Hamming couplings
 TEXT_KINDS = ("words", "prose", "text_lines")
 
@@ -101,7 +101,7 @@ class DataConfig:
     """Where the samples come from: a built-in task, or users' own data (``path``)."""
 
     kind: Literal["toy2d", "digits", "glyphs", "words", "prose", "npy", "parquet",
-                  "image_folder", "text_lines"] = "toy2d"
+                  "webdataset", "image_folder", "text_lines"] = "toy2d"
     name: str = "checkerboard"  # toy2d dataset: checkerboard, moons, 8gaussians, rings
     n_train: int = 20000  # toy2d: samples drawn for training
     n_test: int = 5000  # toy2d: held-out samples drawn
@@ -115,6 +115,8 @@ class DataConfig:
     # prose: documents (optional)
     column: str = ""  # parquet: the column of samples (a fixed-length list of numbers per row)
     key: str = ""  # parquet: a column of unique row keys that decide the split (default: file:row)
+    # webdataset: the member holding each sample, by extension (npy, png, ...)
+    urls: str = ""  # webdataset: tars (a file, folder, glob or brace pattern; space-separated)
     image_size: list[int] = field(default_factory=lambda: [8, 8])  # image_folder: H, W
     channels: int = 1  # image_folder: 1 (grayscale) or 3 (RGB)
 
@@ -123,7 +125,11 @@ class DataConfig:
             raise ValueError(f"n_train and n_test must be >= 1, got {self.n_train}, {self.n_test}")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        if self.kind in USER_KINDS and not self.path:
+        if self.kind == "webdataset":
+            if not self.urls or not self.key or self.path:
+                raise ValueError("data kind 'webdataset' needs 'urls' (the tars) and 'key' (the "
+                                 "member holding each sample: npy, png, ...), and no 'path'")
+        elif self.kind in USER_KINDS and not self.path:
             raise ValueError(f"data kind {self.kind!r} needs 'path'")
         if self.kind == "parquet" and not self.column:
             raise ValueError("data kind 'parquet' needs 'column' (the column of samples)")

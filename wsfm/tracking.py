@@ -239,7 +239,7 @@ class Tracker:
         from wsfm.data.datasets import load_dataset
 
         loaded = load_dataset(data)
-        what = data.path or (data.name if data.kind == "toy2d" else data.kind)
+        what = data.path or data.urls or (data.name if data.kind == "toy2d" else data.kind)
         for split, context in (("train", "training"), ("test", "evaluation")):
             log_array_input(self.client, run_id, getattr(loaded, split),
                             f"{data.kind}:{what}:{split}", context)

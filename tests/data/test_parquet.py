@@ -127,3 +127,8 @@ def test_missing_or_empty_sources_and_a_damaged_file(tmp_path):
         load_dataset(cfg(tmp_path / "x.parquet"))
     with pytest.raises(ValueError, match="needs 'column'"):
         DataConfig(kind="parquet", path="p")
+
+
+def test_an_object_store_url_is_refused_in_one_line():
+    with pytest.raises(DataError, match="reads local files only so far"):
+        load_dataset(cfg("s3://bucket/vecs/*.parquet"))

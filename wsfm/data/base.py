@@ -10,12 +10,16 @@ Every sample is a flat row, whatever its kind:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-__all__ = ["Dataset", "TextInfo", "held_out", "split"]
+if TYPE_CHECKING:
+    from wsfm.config import DataConfig
+
+__all__ = ["Dataset", "TextInfo", "hash_split", "held_out", "keyed_split", "split"]
 
 
 @dataclass(frozen=True)
@@ -114,3 +118,30 @@ def held_out(n_train: int, n_test: int, seed: int) -> np.ndarray:
     would score)."""
     return np.random.default_rng(seed + 1).choice(n_train, size=min(n_test, n_train),
                                                   replace=False)
+
+
+def hash_split(keys: list[str], test_fraction: float, seed: int) -> np.ndarray:
+    """Whether each row is held out (bool (N,)): the row's key hashed with ``seed``
+    (BLAKE2b, 8 bytes, as a fraction of 2^64) falls below ``test_fraction``. Deterministic
+    and decided by the key alone (users' Parquet and WebDataset sources)."""
+    salt = str(seed).encode()
+    limit = int(test_fraction * 2 ** 64)
+    return np.fromiter((int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8,
+                                                       salt=salt[:16]).digest(), "big") < limit
+                        for k in keys), dtype=bool, count=len(keys))
+
+
+def keyed_split(x: np.ndarray, keys: list[str], cfg: DataConfig,
+                kind: Literal["vector", "image"], shape: tuple[int, ...]) -> Dataset:
+    """The dataset of rows ``x`` (N, D) whose split :func:`hash_split` decides by ``keys``,
+    with the reference drawn from the training rows (:func:`held_out`)."""
+    from wsfm.errors import DataError
+
+    source = cfg.path or cfg.urls
+    test = hash_split(keys, cfg.test_fraction, cfg.seed)
+    if test.all() or not test.any():
+        raise DataError(f"{source}: {len(keys)} samples are too few to hold out "
+                        f"{cfg.test_fraction:.0%}")
+    train = x[~test]
+    return Dataset(kind, train, x[test], train[held_out(len(train), int(test.sum()), cfg.seed)],
+                   shape=shape)

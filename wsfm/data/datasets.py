@@ -2,8 +2,10 @@
 
 Every sample is a flat row, whatever its kind (``wsfm.data.base``):
 
-- ``vector`` (toy2d, ``npy``, ``parquet``: ``wsfm.data.parquet``): (D,) as is;
-- ``image`` (digits, glyphs, ``image_folder``): (C*H*W,) in [-1, 1], ``shape`` = (C, H, W);
+- ``vector`` (toy2d, ``npy``, ``parquet``: ``wsfm.data.parquet``, ``webdataset`` of ``.npy``
+  members: ``wsfm.data.webdataset_source``): (D,) as is;
+- ``image`` (digits, glyphs, ``image_folder``, ``webdataset`` of images): (C*H*W,) in [-1, 1],
+  ``shape`` = (C, H, W);
 - ``text`` (words, ``text_lines``): int64 character codes, see ``wsfm.data.text``.
 
 Users' own data is validated when loaded (:func:`load_dataset` raises ``ValueError`` or
@@ -21,6 +23,7 @@ from wsfm.data.base import Dataset, held_out, split
 from wsfm.data.parquet import load_parquet
 from wsfm.data.text import load_text_dataset
 from wsfm.data.toy2d import make_toy2d
+from wsfm.data.webdataset_source import load_webdataset
 from wsfm.errors import DataError, InputNotFound
 
 __all__ = ["Dataset", "load_dataset", "split"]
@@ -30,7 +33,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def load_dataset(cfg: DataConfig) -> Dataset:
     loaders = {"toy2d": _toy2d, "digits": _digits, "glyphs": _glyphs, "npy": _npy,
-               "parquet": load_parquet,
+               "parquet": load_parquet, "webdataset": load_webdataset,
                "image_folder": _image_folder, "words": load_text_dataset,
                "prose": load_text_dataset, "text_lines": load_text_dataset}
     return loaders[cfg.kind](cfg)

@@ -7,10 +7,11 @@ so a bad row is found without first reading every file, and the error names the 
 row: a missing column, a column of another type, a null, a row of another length, NaN or
 infinity.
 
-**The split is decided per row by a hash of its key** (:func:`hash_split`), not by shuffling
-the row indices: the key is the row's value in ``key`` when the YAML names a key column, else
-``<file name>:<row>``. So a row lands on the same side whatever the order of the files, the
-batch size or how a future reader splits the work (with a key column, whatever the files).
+**The split is decided per row by a hash of its key** (``wsfm.data.base.hash_split``), not by
+shuffling the row indices: the key is the row's value in ``key`` when the YAML names a key
+column, else ``<file name>:<row>``. So a row lands on the same side whatever the order of the
+files, the batch size or how a future reader splits the work (with a key column, whatever the
+files).
 ``test_fraction`` of the rows are held out in expectation, not exactly.
 
 What is still in memory: the rows are gathered into one (N, D) float32 array, as for the other
@@ -20,14 +21,13 @@ kinds (issue 28: streaming every stage from shards is the next step; see docs/st
 from __future__ import annotations
 
 import glob
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from wsfm.config import DataConfig
-from wsfm.data.base import Dataset, held_out
+from wsfm.data.base import Dataset, hash_split, keyed_split
 from wsfm.errors import DataError, InputNotFound
 
 # pyarrow is imported inside the functions that read: it stays out of the driver's start-up
@@ -40,6 +40,9 @@ BATCH_ROWS = 8192  # rows per record batch read
 def parquet_files(path: str) -> list[Path]:
     """The files of ``path``: one file, every ``*.parquet`` under a folder, or a glob; sorted
     by name (the order does not decide the split)."""
+    if "://" in path:
+        raise DataError(f"{path}: data kind 'parquet' reads local files only so far "
+                        f"(object-store sources are not read yet)")
     p = Path(path)
     if p.is_file():
         return [p]
@@ -119,17 +122,6 @@ def _check_batch(path: Path, column: str, values, start: int) -> np.ndarray:
     return x
 
 
-def hash_split(keys: list[str], test_fraction: float, seed: int) -> np.ndarray:
-    """Whether each row is held out (bool (N,)): the row's key hashed with ``seed``
-    (BLAKE2b, 8 bytes, as a fraction of 2^64) falls below ``test_fraction``. Deterministic
-    and decided by the key alone."""
-    salt = str(seed).encode()
-    limit = int(test_fraction * 2 ** 64)
-    return np.fromiter((int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8,
-                                                       salt=salt[:16]).digest(), "big") < limit
-                        for k in keys), dtype=bool, count=len(keys))
-
-
 def load_parquet(cfg: DataConfig) -> Dataset:
     """The (train, test, reference) splits of a Parquet source (module docstring)."""
     rows, keys, dim, first = [], [], None, None
@@ -148,10 +140,4 @@ def load_parquet(cfg: DataConfig) -> Dataset:
         raise DataError(f"{cfg.path}: key column {cfg.key!r} repeats a value: a row's key "
                         f"decides its split, so keys must be unique")
     x = np.concatenate(rows)  # >= 10 rows: dim is known
-    test = hash_split(keys, cfg.test_fraction, cfg.seed)
-    if test.all() or not test.any():
-        raise DataError(f"{cfg.path}: {len(keys)} rows are too few to hold out "
-                        f"{cfg.test_fraction:.0%}")
-    train = x[~test]
-    return Dataset("vector", train, x[test],
-                   train[held_out(len(train), int(test.sum()), cfg.seed)], shape=(x.shape[1],))
+    return keyed_split(x, keys, cfg, "vector", (x.shape[1],))

@@ -1,0 +1,183 @@
+"""Users' samples in WebDataset tars: ``data: {kind: webdataset, urls: URLS, key: MEMBER}``.
+
+``urls`` names the tars: one file, a folder (every ``*.tar`` under it), a glob, or a brace
+pattern as WebDataset writes them (``shards/data-{000000..000009}.tar``); several of these
+separated by spaces. A sample is the run of consecutive members that share a key (the member's
+path up to the first dot of its file name, WebDataset's ``__key__``); ``key`` names the member
+that holds the sample, by its extension (WebDataset's field name):
+
+- ``npy`` (then ``x.npy`` holds it too: an extension ending in the one named) or ``x.npy``: a
+  1-D numeric array, a vector sample;
+- an image (``png``, ``jpg``, ``jpeg``, ...): decoded, converted to ``channels`` and resized to
+  ``image_size`` exactly as ``image_folder`` does, an image sample.
+
+The tars are read one member at a time (``tarfile`` in stream mode), so a bad sample is found
+without reading the files after it, and the error names the tar and the sample's key: a sample
+without the member (its members are listed), an array that does not load or is not 1-D, an
+image that does not decode, another length or image size than the first sample's, NaN or
+infinity, a damaged tar, a key that repeats.
+
+**The split is a hash of each sample's key** (``wsfm.data.base.hash_split``), as for Parquet:
+a sample is held out or not whatever the order or the number of the tars. What is still in
+memory: the samples are gathered into one array, like the other kinds (docs/storage.md).
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import re
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from wsfm.config import DataConfig
+from wsfm.data.base import Dataset, keyed_split
+from wsfm.errors import DataError, InputNotFound
+
+__all__ = ["load_webdataset", "read_samples", "tar_files"]
+
+IMAGE_EXTS = ("png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp")
+_MEMBER = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # (key, extension), as WebDataset splits
+
+
+def tar_files(urls: str) -> list[Path]:
+    """The tars ``urls`` names (module docstring), in the order given, each once."""
+    from braceexpand import braceexpand  # installed with webdataset, which brace-expands too
+
+    out: list[Path] = []
+    for url in urls.split():
+        if "://" in url:
+            raise DataError(f"{url}: data kind 'webdataset' reads local tars only so far "
+                            f"(object-store sources are not read yet)")
+        for one in braceexpand(url):
+            p = Path(one)
+            if p.is_file():
+                found = [p]
+            elif p.is_dir():
+                found = sorted(f for f in p.rglob("*.tar") if f.is_file())
+                if not found:
+                    raise InputNotFound(f"no .tar files in folder {p}")
+            else:
+                found = sorted(Path(f) for f in glob.glob(one, recursive=True)
+                               if Path(f).is_file())
+                if not found:
+                    raise InputNotFound(f"data file not found: {one}")
+            out += [f for f in found if f not in out]
+    if not out:
+        raise InputNotFound(f"no tars in {urls!r}")
+    return out
+
+
+def _holds(ext: str, member: str) -> bool:
+    """Whether a member with extension ``ext`` is the ``member`` asked for: the same
+    extension, or one ending in it (``x.npy`` for ``npy``), case aside."""
+    ext, member = ext.lower(), member.lower()
+    return ext == member or ext.endswith("." + member)
+
+
+def read_samples(path: Path, member: str) -> Iterator[tuple[str, str, bytes]]:
+    """``(key, extension, bytes)`` of the ``member`` of each sample of one tar, in order; a
+    sample without it raises ``DataError`` naming the tar, the key and the members it has."""
+    key: str | None = None
+    exts: list[str] = []
+    data = b""
+
+    def done() -> tuple[str, str, bytes]:
+        hit = next((e for e in exts if _holds(e, member)), None)
+        if hit is None:
+            raise DataError(f"{path}: sample {key!r} has no member {member!r} (members: "
+                            f"{', '.join(exts)})")
+        return key, hit, data  # type: ignore[return-value]  # key is set with exts
+
+    try:
+        with tarfile.open(path, "r|*") as tar:
+            for info in tar:
+                match = _MEMBER.match(info.name)
+                if not info.isfile() or match is None or Path(info.name).name.startswith("."):
+                    continue
+                k, ext = match.groups()
+                if k != key:
+                    if key is not None:
+                        yield done()
+                    key, exts = k, []
+                exts.append(ext)
+                if _holds(ext, member):
+                    f = tar.extractfile(info)
+                    data = f.read() if f is not None else b""
+    except tarfile.TarError as exc:
+        raise DataError(f"{path}: not a readable tar ({exc})") from exc
+    if key is not None:
+        yield done()
+
+
+def _vector(path: Path, key: str, raw: bytes) -> np.ndarray:
+    try:
+        x = np.load(io.BytesIO(raw), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: sample {key!r}: not a numeric .npy array ({exc})") from exc
+    if x.ndim != 1 or not np.issubdtype(x.dtype, np.number) or len(x) == 0:
+        raise DataError(f"{path}: sample {key!r}: expected a non-empty 1-D numeric array, got "
+                        f"{x.dtype} of shape {x.shape}")
+    return x.astype(np.float32)
+
+
+def _image(path: Path, key: str, raw: bytes, cfg: DataConfig) -> tuple[np.ndarray, tuple]:
+    """The image as a row in [-1, 1] (as ``image_folder`` makes it) and its (mode, size)."""
+    from PIL import Image, UnidentifiedImageError
+
+    height, width = cfg.image_size
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            img.load()
+            kind = (img.mode, img.size)
+            mode = "L" if cfg.channels == 1 else "RGB"
+            arr = np.asarray(img.convert(mode).resize((width, height),
+                                                      Image.Resampling.BILINEAR))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"{path}: sample {key!r}: not a readable image ({exc})") from exc
+    arr = arr.reshape(height, width, cfg.channels).transpose(2, 0, 1)  # (C, H, W)
+    return arr.astype(np.float32).reshape(-1) / 127.5 - 1.0, kind
+
+
+def load_webdataset(cfg: DataConfig) -> Dataset:
+    """The (train, test, reference) splits of a WebDataset source (module docstring)."""
+    member = cfg.key.lower()
+    image = member.rsplit(".", 1)[-1] in IMAGE_EXTS
+    if not (image or member.endswith("npy")):
+        raise DataError(f"data.key {cfg.key!r}: the member holding each sample must be an "
+                        f".npy array or an image ({', '.join(IMAGE_EXTS)})")
+    rows: list[np.ndarray] = []
+    keys: list[str] = []
+    seen: dict[str, Path] = {}
+    first: tuple | None = None  # (what, path, key) of the first sample
+    for path in tar_files(cfg.urls):
+        for key, _, raw in read_samples(path, cfg.key):
+            if key in seen:
+                raise DataError(f"{path}: sample key {key!r} repeats (also in {seen[key]}): a "
+                                f"sample's key decides its split, so keys must be unique")
+            seen[key] = path
+            if image:
+                x, what = _image(path, key, raw, cfg)
+            else:
+                x = _vector(path, key, raw)
+                what = (len(x),)
+                bad = ~np.isfinite(x)
+                if bad.any():
+                    raise DataError(f"{path}: sample {key!r}: NaN or infinite values")
+            if first is None:
+                first = (what, path, key)
+            elif what != first[0]:
+                label = "mode and size" if image else "length"
+                raise DataError(f"{path}: sample {key!r} has {label} {what}, sample "
+                                f"{first[2]!r} of {first[1]} has {first[0]} (every sample "
+                                f"needs the same)")
+            rows.append(x)
+            keys.append(key)
+    if len(keys) < 10:
+        raise DataError(f"{cfg.urls}: {len(keys)} samples; need at least 10")
+    x = np.stack(rows)
+    shape = (cfg.channels, *cfg.image_size) if image else (x.shape[1],)
+    return keyed_split(x, keys, cfg, "image" if image else "vector", tuple(shape))
