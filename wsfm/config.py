@@ -114,6 +114,7 @@ class DataConfig:
     path: str = ""  # user data: .npy file, Parquet file/folder/glob, image folder, text file;
     # prose: documents (optional)
     column: str = ""  # parquet: the column of samples (a fixed-length list of numbers per row)
+    image_column: str = ""  # parquet: instead, a binary column of encoded images (PNG, JPEG)
     key: str = ""  # parquet: a column of unique row keys that decide the split (default: file:row)
     # webdataset: the member holding each sample, by extension (npy, png, ...)
     urls: str = ""  # webdataset: tars (a file, folder, glob or brace pattern; space-separated)
@@ -131,8 +132,9 @@ class DataConfig:
                                  "member holding each sample: npy, png, ...), and no 'path'")
         elif self.kind in USER_KINDS and not self.path:
             raise ValueError(f"data kind {self.kind!r} needs 'path'")
-        if self.kind == "parquet" and not self.column:
-            raise ValueError("data kind 'parquet' needs 'column' (the column of samples)")
+        if self.kind == "parquet" and bool(self.column) == bool(self.image_column):
+            raise ValueError("data kind 'parquet' needs 'column' (the column of samples) or "
+                             "'image_column' (a column of encoded images), not both")
         if len(self.image_size) != 2 or min(self.image_size) < 1:
             raise ValueError(f"image_size must be [height, width], got {self.image_size}")
         if self.channels not in (1, 3):

@@ -132,3 +132,58 @@ def test_missing_or_empty_sources_and_a_damaged_file(tmp_path):
 def test_an_object_store_url_is_refused_in_one_line():
     with pytest.raises(DataError, match="reads local files only so far"):
         load_dataset(cfg("s3://bucket/vecs/*.parquet"))
+
+
+def _png(arr, mode):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr, mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_an_image_column_gives_what_an_image_folder_of_the_same_files_gives(tmp_path, channels):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    mode, shape = ("L", (9, 7)) if channels == 1 else ("RGB", (9, 7, 3))
+    images = rng.integers(0, 256, size=(25, *shape), dtype=np.uint8)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i, img in enumerate(images):
+        Image.fromarray(img, mode).save(folder / f"{i:03d}.png")
+    path = tmp_path / "imgs.parquet"
+    pq.write_table(pa.table({"img": pa.array([_png(im, mode) for im in images]),
+                             "id": pa.array([f"k{i}" for i in range(25)])}), path)
+    size = {"image_size": [5, 4], "channels": channels}
+    data = load_dataset(DataConfig(kind="parquet", path=str(path), image_column="img", key="id",
+                                   **size))
+    folder_data = load_dataset(DataConfig(kind="image_folder", path=str(folder), **size))
+    assert data.kind == "image" and data.shape == (channels, 5, 4)
+    assert as_set(np.concatenate([data.train, data.test])) == \
+        as_set(np.concatenate([folder_data.train, folder_data.test]))
+
+
+def test_a_bad_image_row_is_named_by_file_and_row(tmp_path):
+    good = _png(np.zeros((6, 6), np.uint8), "L")
+
+    def fails(values, match, type_=None):
+        path = tmp_path / "imgs.parquet"
+        pq.write_table(pa.table({"img": pa.array(values, type=type_)}), path)
+        with pytest.raises(DataError, match=match):
+            load_dataset(DataConfig(kind="parquet", path=str(path), image_column="img"))
+
+    fails([good] * 12 + [b"not a png"], r"imgs\.parquet: row 12: not a readable image in "
+          r"column 'img'")
+    fails([good] * 12 + [None], r"row 12: column 'img' is null")
+    fails([good] * 12 + [_png(np.zeros((6, 5), np.uint8), "L")],
+          r"row 12: an image of mode and size \('L', \(5, 6\)\), row 0 of .*imgs\.parquet is "
+          r"\('L', \(6, 6\)\)")
+    fails([[1.0, 2.0]] * 12, r"column 'img' is list<.*double>, not binary",
+          type_=pa.list_(pa.float64()))
+    for both in ({}, {"column": "x", "image_column": "img"}):
+        with pytest.raises(ValueError, match="needs 'column' .* or 'image_column'"):
+            DataConfig(kind="parquet", path="p", **both)

@@ -20,6 +20,7 @@ import numpy as np
 
 from wsfm.config import DataConfig
 from wsfm.data.base import Dataset, held_out, split
+from wsfm.data.images import IMAGE_SUFFIXES, image_row
 from wsfm.data.parquet import load_parquet
 from wsfm.data.text import load_text_dataset
 from wsfm.data.toy2d import make_toy2d
@@ -28,7 +29,6 @@ from wsfm.errors import DataError, InputNotFound
 
 __all__ = ["Dataset", "load_dataset", "split"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
@@ -96,8 +96,6 @@ def _npy(cfg: DataConfig) -> Dataset:
 
 
 def _image_folder(cfg: DataConfig) -> Dataset:
-    from PIL import Image, UnidentifiedImageError
-
     folder = Path(cfg.path)
     if not folder.is_dir():
         raise InputNotFound(f"image folder not found: {folder}")
@@ -105,23 +103,17 @@ def _image_folder(cfg: DataConfig) -> Dataset:
     if len(files) < 10:
         raise DataError(f"{folder}: {len(files)} images ({', '.join(IMAGE_SUFFIXES)}); "
                          f"need at least 10")
-    height, width = cfg.image_size
-    mode = "L" if cfg.channels == 1 else "RGB"
     first, rows = None, []
     for path in files:
         try:
-            with Image.open(path) as img:
-                img.load()
-                first = first or (img.mode, img.size, path)
-                _same_kind(folder, first, (img.mode, img.size, path))
-                resized = img.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
-                arr = np.asarray(resized)
-        except (UnidentifiedImageError, OSError) as exc:
+            row, (mode, size) = image_row(path, cfg.image_size, cfg.channels)
+        except OSError as exc:
             raise DataError(f"{path}: not a readable image ({exc})") from exc
-        arr = arr.reshape(height, width, cfg.channels).transpose(2, 0, 1)  # (C, H, W)
-        rows.append(arr.astype(np.float32).reshape(-1) / 127.5 - 1.0)
+        first = first or (mode, size, path)
+        _same_kind(folder, first, (mode, size, path))
+        rows.append(row)
     x = np.stack(rows)
-    return _held_out(x, cfg, "image", (cfg.channels, height, width))
+    return _held_out(x, cfg, "image", (cfg.channels, *cfg.image_size))
 
 
 def _same_kind(folder: Path, first: tuple, this: tuple) -> None:

@@ -1,11 +1,14 @@
-"""Users' vectors in Parquet: ``data: {kind: parquet, path: FILE | DIR | GLOB, column: NAME}``.
+"""Users' samples in Parquet: ``data: {kind: parquet, path: FILE | DIR | GLOB, column: NAME}``.
 
 The column holds one sample per row as a fixed-length list of numbers (``list<float>``,
 ``list<double>``, ``fixed_size_list<...>`` or integers); every row must have the same length
-D. The files are read one record batch at a time (``pyarrow.parquet.ParquetFile.iter_batches``),
-so a bad row is found without first reading every file, and the error names the file and the
-row: a missing column, a column of another type, a null, a row of another length, NaN or
-infinity.
+D. Images instead: ``image_column: NAME``, a binary column of encoded images (PNG, JPEG, ...),
+each decoded and converted by ``image_size`` and ``channels`` as every image source is
+(``wsfm.data.images``); an image that does not decode, or of another mode or size than the
+first, is named by file and row. The files are read one record batch at a time
+(``pyarrow.parquet.ParquetFile.iter_batches``), so a bad row is found without first reading
+every file, and the error names the file and the row: a missing column, a column of another
+type, a null, a row of another length, NaN or infinity.
 
 **The split is decided per row by a hash of its key** (``wsfm.data.base.hash_split``), not by
 shuffling the row indices: the key is the row's value in ``key`` when the YAML names a key
@@ -28,6 +31,7 @@ import numpy as np
 
 from wsfm.config import DataConfig
 from wsfm.data.base import Dataset, hash_split, keyed_split
+from wsfm.data.images import image_row
 from wsfm.errors import DataError, InputNotFound
 
 # pyarrow is imported inside the functions that read: it stays out of the driver's start-up
@@ -69,10 +73,14 @@ def _numeric_list(type_) -> bool:
     return pa.types.is_floating(value) or pa.types.is_integer(value)
 
 
-def read_rows(path: Path, column: str, key: str = "",
-              batch_rows: int = BATCH_ROWS) -> Iterator[tuple[np.ndarray, list[str]]]:
+def read_rows(path: Path, column: str, key: str = "", batch_rows: int = BATCH_ROWS,
+              images: DataConfig | None = None,
+              first: dict | None = None) -> Iterator[tuple[np.ndarray, list[str]]]:
     """One file's samples, a record batch at a time: ``(rows (b, D) float32, keys)``,
-    checked as the module docstring says (``DataError`` naming the file and the row)."""
+    checked as the module docstring says (``DataError`` naming the file and the row).
+    ``images``: ``column`` holds encoded images, converted by its ``image_size`` and
+    ``channels``; ``first`` remembers the first image's mode and size across calls."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -84,13 +92,19 @@ def read_rows(path: Path, column: str, key: str = "",
         if name and schema.get_field_index(name) < 0:
             raise DataError(f"{path}: no column {name!r} (columns: {', '.join(schema.names)})")
     type_ = schema.field(column).type
-    if not _numeric_list(type_):
+    if images is not None and not (pa.types.is_binary(type_) or pa.types.is_large_binary(type_)):
+        raise DataError(f"{path}: column {column!r} is {type_}, not binary (one encoded image "
+                        f"per row)")
+    if images is None and not _numeric_list(type_):
         raise DataError(f"{path}: column {column!r} is {type_}, not a list of numbers "
                         f"(one sample per row)")
     start = 0
     for batch in pf.iter_batches(batch_size=batch_rows, columns=[c for c in (column, key) if c]):
         values = batch.column(column)
-        yield _check_batch(path, column, values, start), (
+        x = (_check_batch(path, column, values, start) if images is None
+             else _decode_batch(path, column, values, start, images,
+                                first if first is not None else {}))
+        yield x, (
             [str(v) for v in batch.column(key).to_pylist()] if key
             else [f"{path.name}:{start + i}" for i in range(len(values))])
         start += len(values)
@@ -122,11 +136,37 @@ def _check_batch(path: Path, column: str, values, start: int) -> np.ndarray:
     return x
 
 
+def _decode_batch(path: Path, column: str, values, start: int, cfg: DataConfig,
+                  first: dict) -> np.ndarray:
+    """A batch of encoded images as rows (``wsfm.data.images``), checked one by one."""
+    import io
+
+    rows = []
+    for i, raw in enumerate(values.to_pylist()):
+        if raw is None:
+            raise DataError(f"{path}: row {start + i}: column {column!r} is null")
+        try:
+            row, kind = image_row(io.BytesIO(raw), cfg.image_size, cfg.channels)
+        except OSError as exc:
+            raise DataError(f"{path}: row {start + i}: not a readable image in column "
+                            f"{column!r} ({exc})") from exc
+        where = first.setdefault("kind", (kind, f"row {start + i} of {path}"))
+        if kind != where[0]:
+            raise DataError(f"{path}: row {start + i}: an image of mode and size {kind}, "
+                            f"{where[1]} is {where[0]} (every image needs the same)")
+        rows.append(row)
+    return np.stack(rows) if rows else np.zeros((0, cfg.channels * int(np.prod(
+        cfg.image_size))), np.float32)
+
+
 def load_parquet(cfg: DataConfig) -> Dataset:
     """The (train, test, reference) splits of a Parquet source (module docstring)."""
     rows, keys, dim, first = [], [], None, None
+    images = cfg if cfg.image_column else None
+    kinds: dict = {}  # the first image's mode and size
     for path in parquet_files(cfg.path):
-        for x, k in read_rows(path, cfg.column, cfg.key):
+        for x, k in read_rows(path, cfg.image_column or cfg.column, cfg.key, images=images,
+                              first=kinds):
             if dim is None:
                 dim, first = x.shape[1], path
             elif x.shape[1] != dim:
@@ -140,4 +180,6 @@ def load_parquet(cfg: DataConfig) -> Dataset:
         raise DataError(f"{cfg.path}: key column {cfg.key!r} repeats a value: a row's key "
                         f"decides its split, so keys must be unique")
     x = np.concatenate(rows)  # >= 10 rows: dim is known
+    if images is not None:
+        return keyed_split(x, keys, cfg, "image", (cfg.channels, *cfg.image_size))
     return keyed_split(x, keys, cfg, "vector", (x.shape[1],))

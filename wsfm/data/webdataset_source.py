@@ -35,11 +35,12 @@ import numpy as np
 
 from wsfm.config import DataConfig
 from wsfm.data.base import Dataset, keyed_split
+from wsfm.data.images import IMAGE_SUFFIXES, image_row
 from wsfm.errors import DataError, InputNotFound
 
 __all__ = ["load_webdataset", "read_samples", "tar_files"]
 
-IMAGE_EXTS = ("png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp")
+IMAGE_EXTS = tuple(suffix[1:] for suffix in IMAGE_SUFFIXES)
 _MEMBER = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # (key, extension), as WebDataset splits
 
 
@@ -125,21 +126,11 @@ def _vector(path: Path, key: str, raw: bytes) -> np.ndarray:
 
 
 def _image(path: Path, key: str, raw: bytes, cfg: DataConfig) -> tuple[np.ndarray, tuple]:
-    """The image as a row in [-1, 1] (as ``image_folder`` makes it) and its (mode, size)."""
-    from PIL import Image, UnidentifiedImageError
-
-    height, width = cfg.image_size
+    """The image as a row in [-1, 1] (``wsfm.data.images``) and its (mode, size)."""
     try:
-        with Image.open(io.BytesIO(raw)) as img:
-            img.load()
-            kind = (img.mode, img.size)
-            mode = "L" if cfg.channels == 1 else "RGB"
-            arr = np.asarray(img.convert(mode).resize((width, height),
-                                                      Image.Resampling.BILINEAR))
-    except (UnidentifiedImageError, OSError) as exc:
+        return image_row(io.BytesIO(raw), cfg.image_size, cfg.channels)
+    except OSError as exc:
         raise DataError(f"{path}: sample {key!r}: not a readable image ({exc})") from exc
-    arr = arr.reshape(height, width, cfg.channels).transpose(2, 0, 1)  # (C, H, W)
-    return arr.astype(np.float32).reshape(-1) / 127.5 - 1.0, kind
 
 
 def load_webdataset(cfg: DataConfig) -> Dataset:
