@@ -4,7 +4,8 @@
                                                [--no-write]
 
 The text pipeline's own code and settings (``pipelines/text.yaml``): its data (64-character
-windows of ``pydoc_data.topics``, split by topic), its draft (``WindowNgramDraft(4)``), its
+windows of ``pydoc_data.topics``, split by topic), the 4-gram draft it had before the GRU
+(``WindowNgramDraft(4)``, by default), its
 shards (real windows with the draft's substitutes, ``generate_drafts``'s ``make_shard``), its
 network (the Transformer of the YAML), its training loop (``wsfm.train.local.fit_local``: the
 pipelines' DeepSpeed loop at world size 1, the EMA that ``model.pt`` holds) and its sampler
@@ -19,7 +20,7 @@ trained here: the question is warm against its own draft (issue 23, target 4's s
 cold's rows are in the section ``quality-text-quick``.
 
 ``--source gru``: the refiner trains on the substitutes of the character GRU over windows
-(``WindowGRUDraft``, the YAML's ``draft_gru`` profile: hidden 256, 3,000 steps) instead, and the
+(``WindowGRUDraft``, the YAML's draft now: hidden 256, 3,000 steps) instead, and the
 rows sample it from the GRU (and, with the same refiner, from the 4- and 5-gram).
 """
 
@@ -37,7 +38,7 @@ import torch
 from benchmarks.report import markdown_table, write_section
 from benchmarks.words_form import one_process
 from wsfm.bundle import load_net
-from wsfm.components import build_draft, make_evaluator, make_sampler, net_spec
+from wsfm.components import make_evaluator, make_sampler, net_spec
 from wsfm.config import PipelineConfig, load_pipeline
 from wsfm.data.datasets import load_dataset
 from wsfm.drafts import WindowGRUDraft, WindowNgramDraft
@@ -61,7 +62,7 @@ GRU_LEVERS = (("remask 0.5", "GRU", 0.8, 0.5, 1.0), ("remask 0.5", "GRU", 0.9, 0
               ("remask 0.2", "GRU", 0.8, 0.2, 1.0),
               ("from the 4-gram", "4-gram", 0.8, 0.5, 1.0),
               ("from the 5-gram", "5-gram", 0.8, 0.5, 1.0))
-GRU = {"hidden": 256, "steps": 3000}  # pipelines/text.yaml, profile draft_gru
+GRU = {"hidden": 256, "steps": 3000}  # pipelines/text.yaml's draft
 
 
 @dataclass
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     cfg = pipeline(a.steps)
     data = load_dataset(cfg.data)
-    drafts = {"4-gram": build_draft(cfg.draft, seed=cfg.seed).fit(data.train),
+    drafts = {"4-gram": WindowNgramDraft(order=4, seed=cfg.seed).fit(data.train),
               "5-gram": WindowNgramDraft(order=5, seed=cfg.seed).fit(data.train)}
     source, levers = "4-gram", LEVERS
     if a.source == "gru":
