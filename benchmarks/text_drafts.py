@@ -12,7 +12,8 @@ alone, as the pipeline's ``draft`` row samples it: the window n-grams of orders 
 the sizes and budgets given. For the GRU, its own likelihood of the real held-out windows is
 reported too (bits per character; an unsmoothed n-gram gives unseen text probability 0, so it
 has none). Real held-out windows are the floor. The question (issue 23, rivals): is a learned
-draft a better start than the 4-gram the pipeline refines, and a stronger rival to beat?
+draft a better start than the 4-gram the pipeline refined until then (it now refines the GRU),
+and a stronger rival to beat?
 """
 
 from __future__ import annotations
