@@ -451,3 +451,34 @@ USERS_NETS = textwrap.dedent('''
     def not_a_module(x, t):
         return x
 ''')
+
+
+def row_set(a: np.ndarray) -> set[bytes]:
+    """The rows of ``a`` as a set (their bytes): equal data whatever the order."""
+    return {r.tobytes() for r in a}
+
+
+def png_bytes(arr: np.ndarray, mode: str) -> bytes:
+    """``arr`` (H, W) or (H, W, 3) uint8 encoded as a PNG file's bytes."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr, mode).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_folder(folder: Path, n: int, channels: int, height: int,
+               width: int) -> tuple[np.ndarray, str]:
+    """``n`` random images written as ``folder/000.png ...`` (an ``image_folder`` source):
+    the uint8 arrays and their PIL mode (``L`` or ``RGB``)."""
+    from PIL import Image
+
+    mode = "L" if channels == 1 else "RGB"
+    shape = (height, width) if channels == 1 else (height, width, 3)
+    images = np.random.default_rng(0).integers(0, 256, size=(n, *shape), dtype=np.uint8)
+    folder.mkdir()
+    for i, img in enumerate(images):
+        Image.fromarray(img, mode).save(folder / f"{i:03d}.png")
+    return images, mode

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers import png_bytes, png_folder, row_set
 from wsfm.config import DataConfig
 from wsfm.data.datasets import load_dataset
 from wsfm.data.parquet import hash_split
@@ -30,8 +31,7 @@ def cfg(path, **kw):
     return DataConfig(kind="parquet", path=str(path), column="x", **kw)
 
 
-def as_set(a):
-    return {r.tobytes() for r in a}
+as_set = row_set
 
 
 def test_every_row_comes_back_once_on_one_side_of_the_split(tmp_path):
@@ -134,29 +134,12 @@ def test_an_object_store_url_is_refused_in_one_line():
         load_dataset(cfg("s3://bucket/vecs/*.parquet"))
 
 
-def _png(arr, mode):
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(arr, mode).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize("channels", [1, 3])
 def test_an_image_column_gives_what_an_image_folder_of_the_same_files_gives(tmp_path, channels):
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    mode, shape = ("L", (9, 7)) if channels == 1 else ("RGB", (9, 7, 3))
-    images = rng.integers(0, 256, size=(25, *shape), dtype=np.uint8)
     folder = tmp_path / "folder"
-    folder.mkdir()
-    for i, img in enumerate(images):
-        Image.fromarray(img, mode).save(folder / f"{i:03d}.png")
+    images, mode = png_folder(folder, 25, channels, 9, 7)
     path = tmp_path / "imgs.parquet"
-    pq.write_table(pa.table({"img": pa.array([_png(im, mode) for im in images]),
+    pq.write_table(pa.table({"img": pa.array([png_bytes(im, mode) for im in images]),
                              "id": pa.array([f"k{i}" for i in range(25)])}), path)
     size = {"image_size": [5, 4], "channels": channels}
     data = load_dataset(DataConfig(kind="parquet", path=str(path), image_column="img", key="id",
@@ -168,7 +151,7 @@ def test_an_image_column_gives_what_an_image_folder_of_the_same_files_gives(tmp_
 
 
 def test_a_bad_image_row_is_named_by_file_and_row(tmp_path):
-    good = _png(np.zeros((6, 6), np.uint8), "L")
+    good = png_bytes(np.zeros((6, 6), np.uint8), "L")
 
     def fails(values, match, type_=None):
         path = tmp_path / "imgs.parquet"
@@ -179,7 +162,7 @@ def test_a_bad_image_row_is_named_by_file_and_row(tmp_path):
     fails([good] * 12 + [b"not a png"], r"imgs\.parquet: row 12: not a readable image in "
           r"column 'img'")
     fails([good] * 12 + [None], r"row 12: column 'img' is null")
-    fails([good] * 12 + [_png(np.zeros((6, 5), np.uint8), "L")],
+    fails([good] * 12 + [png_bytes(np.zeros((6, 5), np.uint8), "L")],
           r"row 12: an image of mode and size \('L', \(5, 6\)\), row 0 of .*imgs\.parquet is "
           r"\('L', \(6, 6\)\)")
     fails([[1.0, 2.0]] * 12, r"column 'img' is list<.*double>, not binary",

@@ -9,8 +9,8 @@ import tarfile
 import numpy as np
 import pytest
 import webdataset as wds
-from PIL import Image
 
+from tests.helpers import png_bytes, png_folder, row_set
 from wsfm.cli import app as cli
 from wsfm.config import DataConfig
 from wsfm.data.base import hash_split
@@ -35,14 +35,8 @@ def cfg(urls, key="x.npy", **kw):
     return DataConfig(kind="webdataset", urls=str(urls), key=key, **kw)
 
 
-def as_set(a):
-    return {r.tobytes() for r in a}
-
-
-def png(arr, mode):
-    buf = io.BytesIO()
-    Image.fromarray(arr, mode).save(buf, format="PNG")
-    return buf.getvalue()
+as_set = row_set
+png = png_bytes
 
 
 def test_vectors_come_back_once_each_split_by_their_keys(tmp_path):
@@ -75,13 +69,8 @@ def test_the_same_samples_in_other_tars_and_order_split_the_same(tmp_path):
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_images_are_what_an_image_folder_of_the_same_files_gives(tmp_path, channels):
-    rng = np.random.default_rng(0)
-    mode, shape = ("L", (12, 10)) if channels == 1 else ("RGB", (12, 10, 3))
-    images = rng.integers(0, 256, size=(30, *shape), dtype=np.uint8)
     folder = tmp_path / "folder"
-    folder.mkdir()
-    for i, img in enumerate(images):
-        Image.fromarray(img, mode).save(folder / f"{i:03d}.png")
+    images, mode = png_folder(folder, 30, channels, 12, 10)
     write(tmp_path / "img.tar", [(f"{i:03d}", {"png": png(img, mode), "cls": str(i % 3)})
                                  for i, img in enumerate(images)])
     size = {"image_size": [6, 5], "channels": channels}
