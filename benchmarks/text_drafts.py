@@ -45,6 +45,7 @@ class Row:
     draft: str
     fit_s: float
     own_nll: float  # the draft's own bits/char on real held-out windows (nan: none)
+    train_loss: float  # bits/char on the last training batch (nan: not trained by steps)
     scores: dict[str, tuple[float, float]]  # mean, sd over seeds
     sec_per_1k: float
 
@@ -85,17 +86,17 @@ def main(argv: list[str] | None = None) -> None:
     evaluator.fit(data)
     rows: list[Row] = []
 
-    def add(name: str, fit_s: float, own: float, draw: Callable[[int], np.ndarray]) -> None:
+    def add(name: str, fit_s: float, own: float, loss: float,
+            draw: Callable[[int], np.ndarray]) -> None:
         scores, secs = judge(evaluator, data.test, draw, a.seeds)
-        rows.append(Row(name, fit_s, own, scores, 1000 * secs / (a.n * a.seeds)))
+        rows.append(Row(name, fit_s, own, loss, scores, 1000 * secs / (a.n * a.seeds)))
         print(f"  {name:<28} fit {fit_s:6.1f} s  nll {scores['nll'][0]:.3f} ± "
               f"{scores['nll'][1]:.3f}  entropy {scores['entropy'][0]:.2f}  own {own:.3f}",
               flush=True)
 
-    add("real held-out windows", 0.0, float("nan"),
+    add("real held-out windows", 0.0, float("nan"), float("nan"),
         lambda s: data.reference[np.random.default_rng(s).permutation(
             len(data.reference))[:a.n]])
-    losses: dict[str, float] = {}
     for name, make in ([(f"{k}-gram", lambda k=k: WindowNgramDraft(order=k, seed=cfg.seed))
                         for k in ORDERS]
                        + [(f"GRU {h}, {s} steps", lambda h=h, s=s: WindowGRUDraft(
@@ -103,12 +104,12 @@ def main(argv: list[str] | None = None) -> None:
         t = time.perf_counter()
         draft: Draft = make().fit(data.train)
         fit_s = time.perf_counter() - t
-        own = float("nan")
+        own = loss = float("nan")
         if isinstance(draft, WindowGRUDraft):
-            own, losses[name] = draft.nll(data.reference), draft.final_loss / np.log(2)
-        add(name, fit_s, own, lambda s, d=draft: d.sample(a.n, s))
+            own, loss = draft.nll(data.reference), draft.final_loss / np.log(2)
+        add(name, fit_s, own, loss, lambda s, d=draft: d.sample(a.n, s))
     total = time.perf_counter() - start
-    body = report(rows, losses, len(data.train), total, a)
+    body = report(rows, len(data.train), total, a)
     print(body)
     if not a.no_write:
         write_section("text-drafts", "Prose: the drafts alone (n-grams and a character GRU)",
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
                       .strip(), body)
 
 
-def report(rows: list[Row], losses: dict[str, float], n_train: int, total: float,
+def report(rows: list[Row], n_train: int, total: float,
            a: argparse.Namespace) -> str:
     def cell(r: Row, k: str) -> str:
         m, sd = r.scores.get(k, (float("nan"), 0.0))
@@ -134,7 +135,7 @@ def report(rows: list[Row], losses: dict[str, float], n_train: int, total: float
     lines = [f"- {r.draft}: {r.scores['nll'][0]:.3f} against the 4-gram's "
              f"{four.scores['nll'][0]:.3f} and the best n-gram's ({best_ngram.draft}) "
              f"{best_ngram.scores['nll'][0]:.3f}; last training batch "
-             f"{losses[r.draft]:.3f} bits/char, held-out {r.own_nll:.3f}"
+             f"{r.train_loss:.3f} bits/char, held-out {r.own_nll:.3f}"
              for r in rows if r.draft.startswith("GRU")]
     return (f"Drafts fitted on the text pipeline's {n_train} training windows (64 characters, "
             f"stride 8), each sampled alone: {a.seeds} seeds x {a.n} windows per row (mean ± "

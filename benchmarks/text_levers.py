@@ -68,6 +68,7 @@ GRU = {"hidden": 256, "steps": 3000}  # pipelines/text.yaml's draft
 @dataclass
 class Row:
     method: str
+    source: str  # the draft it samples from (its own draft, for a draft alone)
     t0: float
     remask: float
     temperature: float
@@ -119,16 +120,16 @@ def main(argv: list[str] | None = None) -> None:
     evaluator.fit(data)
     rows: list[Row] = []
 
-    def add(method, t0, remask, temperature, nfe, draw) -> None:
+    def add(method, src, t0, remask, temperature, nfe, draw) -> None:
         scores, secs = judge(evaluator, data, draw, a.seeds)
-        rows.append(Row(method, t0, remask, temperature, nfe, scores,
+        rows.append(Row(method, src, t0, remask, temperature, nfe, scores,
                         1000 * secs / (a.n * a.seeds)))
         nll = scores["nll"]
         print(f"  {method:<18} t0 {t0:<4} remask {remask:<4} T {temperature:<4} NFE {nfe:<3} "
               f"nll {nll[0]:.3f} ± {nll[1]:.3f} entropy {scores['entropy'][0]:.2f}", flush=True)
 
     for name, draft in drafts.items():
-        add(f"{name} alone", 0.0, 0.0, 1.0, 0, lambda s, d=draft: d.sample(a.n, s))
+        add(f"{name} alone", name, 0.0, 0.0, 1.0, 0, lambda s, d=draft: d.sample(a.n, s))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         drafts[source].save(folder / "draft.npz")
@@ -149,8 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, src, t0, remask, temperature in levers:
         sampler = make_sampler(data, drafts[src], net, t0, step_size=H,
                                temperature=temperature, remask=remask)
-        add(name if src == source or name.startswith("from") else f"{name} from the {src}",
-            t0, remask, temperature, sampler.expected_nfe(None),
+        add(name, src, t0, remask, temperature, sampler.expected_nfe(None),
             lambda s, smp=sampler: smp.sample(a.n, s)[0])
     total = time.perf_counter() - start
     body = report(cfg, rows, train_s, summary["final_loss"], total, a, source)
@@ -177,17 +177,15 @@ def report(cfg: PipelineConfig, rows: list[Row], train_s: float, final_loss: flo
         [[r.method, f"{r.t0:g}", f"{r.remask:g}", f"{r.temperature:g}", str(r.nfe),
           cell(r, "nll"), cell(r, "entropy"), cell(r, "word_share"), cell(r, "copy32"),
           f"{r.sec_per_1k:.3g}"] for r in rows])
-    alone = {r.method.removesuffix(" alone"): r.scores["nll"][0] for r in rows
-             if r.method.endswith("alone")}
+    alone = {r.source: r.scores["nll"][0] for r in rows if r.nfe == 0}
     lines = []
     for r in rows:
         if r.nfe == 0:
             continue
-        src = next((k for k in alone if f"the {k}" in r.method), source)
-        gap = r.scores["nll"][0] - alone[src]
+        gap = r.scores["nll"][0] - alone[r.source]
         lines.append(f"- {r.method} (t0 {r.t0:g}, remask {r.remask:g}, temperature "
                      f"{r.temperature:g}): {r.scores['nll'][0]:.3f} against its source, the "
-                     f"{src} alone, {alone[src]:.3f}: "
+                     f"{r.source} alone, {alone[r.source]:.3f}: "
                      f"{'better' if gap < 0 else 'worse'} by {abs(gap):.3f} bits/char")
     m, tc = cfg.model, cfg.train
     return (f"One refiner ({m.kind}, d_model {m.d_model}, {m.n_layers} layers, {m.n_heads} "

@@ -79,19 +79,18 @@ def _holds(ext: str, member: str) -> bool:
     return ext == member or ext.endswith("." + member)
 
 
-def read_samples(path: Path, member: str) -> Iterator[tuple[str, str, bytes]]:
-    """``(key, extension, bytes)`` of the ``member`` of each sample of one tar, in order; a
+def read_samples(path: Path, member: str) -> Iterator[tuple[str, bytes]]:
+    """``(key, bytes)`` of the ``member`` of each sample of one tar, in order; a
     sample without it raises ``DataError`` naming the tar, the key and the members it has."""
     key: str | None = None
     exts: list[str] = []
     data = b""
 
-    def done() -> tuple[str, str, bytes]:
-        hit = next((e for e in exts if _holds(e, member)), None)
-        if hit is None:
+    def done() -> tuple[str, bytes]:
+        if not any(_holds(e, member) for e in exts):
             raise DataError(f"{path}: sample {key!r} has no member {member!r} (members: "
                             f"{', '.join(exts)})")
-        return key, hit, data  # type: ignore[return-value]  # key is set with exts
+        return key, data  # type: ignore[return-value]  # key is set with exts
 
     try:
         with tarfile.open(path, "r|*") as tar:
@@ -145,7 +144,7 @@ def load_webdataset(cfg: DataConfig) -> Dataset:
     seen: dict[str, Path] = {}
     first: tuple | None = None  # (what, path, key) of the first sample
     for path in tar_files(cfg.urls):
-        for key, _, raw in read_samples(path, cfg.key):
+        for key, raw in read_samples(path, cfg.key):
             if key in seen:
                 raise DataError(f"{path}: sample key {key!r} repeats (also in {seen[key]}): a "
                                 f"sample's key decides its split, so keys must be unique")

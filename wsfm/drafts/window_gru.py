@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from wsfm.drafts.base import Draft, read_arrays
 from wsfm.drafts.gru import net_arrays, net_state
+from wsfm.drafts.window_ngram import check_windows
 
 __all__ = ["WindowCharGRU", "WindowGRUDraft"]
 
@@ -121,11 +122,7 @@ class WindowGRUDraft(Draft):
 
     def fit(self, data: np.ndarray) -> Self:
         """Train on ``data``: (N, L) windows of codes >= 1."""
-        x = np.asarray(data)
-        if x.ndim != 2 or x.shape[1] < 1 or x.dtype.kind not in "iu" or len(x) < 1:
-            raise ValueError(f"data must be (N, L) integer codes, got {x.dtype} {x.shape}")
-        if x.min() < 1:
-            raise ValueError("window codes must be >= 1 (0 is the start token)")
+        x = check_windows(data)
         self.vocab, self.width = int(x.max()) + 1, int(x.shape[1])
         targets = torch.from_numpy(x.astype(np.int64))
         inputs = _shifted(targets)

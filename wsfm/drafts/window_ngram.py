@@ -27,7 +27,7 @@ import numpy as np
 
 from wsfm.drafts.base import Draft, read_arrays
 
-__all__ = ["MAX_WINDOW_ORDER", "WindowNgramDraft", "context_ids"]
+__all__ = ["MAX_WINDOW_ORDER", "WindowNgramDraft", "check_windows", "context_ids"]
 
 MAX_WINDOW_ORDER = 9  # 96 ** 8 * 96 < 2 ** 63 for the printable-ASCII vocabulary
 
@@ -39,6 +39,18 @@ def context_ids(x: np.ndarray, i: int, k: int, vocab: int) -> np.ndarray:
     for j in range(i - k, i):
         ids = ids * vocab + x[:, j]
     return ids
+
+
+def check_windows(data: np.ndarray) -> np.ndarray:
+    """``data`` as windows to fit a window draft on: (N, L) integer codes >= 1, N, L >= 1
+    (code 0 is reserved: the pad of padded words, the GRU's start token)."""
+    x = np.asarray(data)
+    if x.ndim != 2 or min(x.shape) < 1 or x.dtype.kind not in "iu":
+        raise ValueError(f"data must be (N, L) integer codes, got {x.dtype} {x.shape}")
+    if x.min() < 1:
+        raise ValueError("window codes must be >= 1 (0 is reserved: the pad of padded words, "
+                         "the GRU's start token)")
+    return x
 
 
 class WindowNgramDraft(Draft):
@@ -83,11 +95,7 @@ class WindowNgramDraft(Draft):
 
     def fit(self, data: np.ndarray) -> Self:
         """Count every context length in ``data``: (N, L) windows of codes >= 1."""
-        x = np.asarray(data)
-        if x.ndim != 2 or x.shape[1] < 1 or x.dtype.kind not in "iu":
-            raise ValueError(f"data must be (N, L) integer codes, got {x.dtype} {x.shape}")
-        if x.min() < 1:
-            raise ValueError("window codes must be >= 1 (0 is the pad of padded words)")
+        x = check_windows(data)
         self.vocab, self.width = int(x.max()) + 1, int(x.shape[1])
         self.keys, self.cum = [], []
         for k in range(self.order):
