@@ -146,6 +146,19 @@ def test_the_substitute_coupling_needs_its_draft_and_its_shards(tmp_path):
     assert load_pipeline(path).draft.kind == "window_ngram"
 
 
+def test_nearest_search_settings_are_checked(tmp_path):
+    base = (ROOT / "pipelines" / "words.yaml").read_text()
+    path = tmp_path / "words.yaml"
+    path.write_text(base.replace("  pair: nearest", "  pair: nearest\n  nearest_pool: 500"))
+    assert load_pipeline(path).shards.nearest_pool == 500
+    path.write_text(base.replace("  pair: nearest", "  pair: nearest\n  nearest_index: ivf"))
+    with pytest.raises(ConfigError, match="ivf searches Euclidean vectors; text pairs by Hamming"):
+        load_pipeline(path)
+    path.write_text(base.replace("  pair: nearest", "  pair: nearest\n  nearest_pool: -1"))
+    with pytest.raises(ConfigError, match="nearest_pool must be >= 0"):
+        load_pipeline(path)
+
+
 def test_a_users_network_and_its_weights(tmp_path):
     """model.kind python needs a target; train.init_from needs a user's network, is anchored
     to the pipeline file when relative, and rules out what a user's network cannot be (text,

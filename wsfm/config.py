@@ -252,12 +252,22 @@ class ShardsConfig:
     # model's substitutes given that window's real characters.
     pair: Literal["none", "nearest", "minibatch_ot", "substitute"] = "none"
     block: int = 256  # drafts per tar record, and the minibatch of ``pair: minibatch_ot``
+    # pair nearest at scale (wsfm.flow.search): each shard task searches a candidate pool of
+    # ``nearest_pool`` training rows drawn by its seed (0: the whole split), exactly or
+    # through an IVF index (faiss, ``nearest_nprobe`` of about sqrt(pool) lists searched).
+    # Both are approximate: BENCHMARKS.md "nearest-search" measures their recall.
+    nearest_pool: int = 0
+    nearest_index: Literal["exact", "ivf"] = "exact"
+    nearest_nprobe: int = 8
 
     def __post_init__(self) -> None:
         if self.num_shards < 1 or self.per_shard < 1:
             raise ValueError("num_shards and per_shard must be >= 1")
         if self.block < 1:
             raise ValueError(f"block must be >= 1, got {self.block}")
+        if self.nearest_pool < 0 or self.nearest_nprobe < 1:
+            raise ValueError(f"nearest_pool must be >= 0 and nearest_nprobe >= 1, got "
+                             f"{self.nearest_pool} and {self.nearest_nprobe}")
 
 
 @_section
@@ -456,6 +466,9 @@ class PipelineConfig:
             raise ValueError(f"shards.pair {self.shards.pair!r} stores the pairs that training "
                              f"then uses, but flow.coupling is {self.flow.coupling!r}: set them "
                              "equal, or shards.pair: none to pair in the training loop")
+        if self.shards.nearest_index == "ivf" and self.data.is_text:
+            raise ValueError("shards.nearest_index: ivf searches Euclidean vectors; text pairs "
+                             "by Hamming distance: use exact (with nearest_pool to bound it)")
         if self.train.init_from and self.model.kind != "python":
             raise ValueError("train.init_from initialises a user's network: it needs "
                              "model.kind: python (with model.target)")

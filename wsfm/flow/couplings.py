@@ -30,6 +30,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
+from wsfm.flow.search import exact_nearest
+
 __all__ = [
     "COUPLINGS",
     "get_coupling",
@@ -42,9 +44,6 @@ __all__ = [
 
 Labels = Tensor | tuple[Tensor, Tensor] | None
 Coupling = Callable[..., tuple[Tensor, Tensor]]
-
-_NEAREST_CHUNK = 2048  # x0 rows per distance block: bounds memory to chunk * B1 floats
-
 
 def _split_labels(labels: Labels, n0: int, n1: int) -> tuple[np.ndarray, np.ndarray] | None:
     if labels is None:
@@ -104,23 +103,24 @@ def minibatch_ot(x0: Tensor, x1: Tensor, labels: Labels = None) -> tuple[Tensor,
 
 
 def nearest_indices(x0: Tensor, x1: Tensor, labels: Labels = None) -> Tensor:
-    """(B0,) long index of the nearest ``x1`` row (B1 >= 1) for each ``x0`` row (per class)."""
+    """(B0,) long index of the nearest ``x1`` row (B1 >= 1) for each ``x0`` row (per class),
+    in bounded memory whatever B1 (``wsfm.flow.search.exact_nearest``)."""
     n0, n1 = x0.shape[0], x1.shape[0]
     if n1 == 0:
         raise ValueError("nearest needs at least one x1 row")
     split = _split_labels(labels, n0, n1)
-    idx = np.empty(n0, dtype=np.int64)
-    for start in range(0, n0, _NEAREST_CHUNK):
-        stop = min(start + _NEAREST_CHUNK, n0)
-        d = _sq_dists(x0[start:stop], x1)
-        if split is not None:
-            l0, l1 = split
-            same = l0[start:stop, None] == l1[None, :]
-            missing = ~same.any(axis=1)
-            if missing.any():
-                raise ValueError(f"class {l0[start:stop][missing][0]} of x0 has no x1 rows")
-            d = np.where(same, d, np.inf)
-        idx[start:stop] = d.argmin(axis=1)
+    a0 = x0.detach().reshape(n0, -1).to("cpu", torch.float64).numpy()
+    a1 = x1.detach().reshape(n1, -1).to("cpu", torch.float64).numpy()
+    if split is None:
+        idx = exact_nearest(a0, a1)[0]
+    else:
+        l0, l1 = split
+        idx = np.empty(n0, dtype=np.int64)
+        for c in np.unique(l0):
+            i0, i1 = np.flatnonzero(l0 == c), np.flatnonzero(l1 == c)
+            if len(i1) == 0:
+                raise ValueError(f"class {c} of x0 has no x1 rows")
+            idx[i0] = i1[exact_nearest(a0[i0], a1[i1])[0]]
     return torch.from_numpy(idx).to(x1.device)
 
 

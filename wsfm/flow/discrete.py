@@ -66,6 +66,7 @@ __all__ = ["DiscretePathSample", "JumpResult", "MixturePath", "cross_entropy_los
 TimeT = TypeVar("TimeT", Tensor, float)  # a time array, or one time
 Net = Callable[[Tensor, Tensor], Tensor]  # (codes (B, L) long, s (B,)) -> (B, L * V)
 _CHUNK = 1024  # x0 rows per block in hamming_nearest
+_REF_CHUNK = 8192  # x1 rows per block: (1024, 8192) float32 matches, 32 MB
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,8 @@ def hamming_ot(x0: Tensor, x1: Tensor, labels: None = None) -> tuple[Tensor, Ten
 
 def hamming_nearest_indices(x0: Tensor, x1: Tensor) -> Tensor:
     """(B0,) long index of the nearest x1 row (B1, L) in Hamming distance for each x0 row
-    (B0, L) (ties to the first)."""
+    (B0, L) (ties to the first). Blocks of ``_CHUNK`` x0 rows by ``_REF_CHUNK`` x1 rows with a
+    running best, so memory does not grow with B1 (x1 may be a whole training split)."""
     if x1.shape[0] == 0:
         raise ValueError("hamming_nearest needs at least one x1 row")
     if x0.dim() != 2 or x1.dim() != 2 or x0.shape[1] != x1.shape[1]:
@@ -191,9 +193,17 @@ def hamming_nearest_indices(x0: Tensor, x1: Tensor) -> Tensor:
         return torch.zeros(0, dtype=torch.long, device=x1.device)
     # matching positions = one-hot(x0) . one-hot(x1): exact small integers in float32
     v = int(max(x0.max(), x1.max())) + 1
-    b1 = F.one_hot(x1, v).reshape(x1.shape[0], -1).float()  # (B1, L * v)
-    return torch.cat([(F.one_hot(chunk, v).reshape(chunk.shape[0], -1).float() @ b1.T)
-                      .argmax(dim=1) for chunk in x0.split(_CHUNK)])  # first of the ties
+    best = torch.full((x0.shape[0],), -1.0, device=x1.device)
+    idx = torch.zeros(x0.shape[0], dtype=torch.long, device=x1.device)
+    for r0 in range(0, x1.shape[0], _REF_CHUNK):
+        b1 = F.one_hot(x1[r0:r0 + _REF_CHUNK], v).reshape(-1, x1.shape[1] * v).float()
+        for q0 in range(0, x0.shape[0], _CHUNK):
+            chunk = x0[q0:q0 + _CHUNK]
+            same, j = (F.one_hot(chunk, v).reshape(chunk.shape[0], -1).float() @ b1.T).max(dim=1)
+            better = same > best[q0:q0 + _CHUNK]  # strict: ties keep the earlier block
+            best[q0:q0 + _CHUNK][better] = same[better]
+            idx[q0:q0 + _CHUNK][better] = r0 + j[better]
+    return idx
 
 
 def hamming_nearest(x0: Tensor, x1: Tensor) -> tuple[Tensor, Tensor]:

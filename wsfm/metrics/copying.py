@@ -22,25 +22,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.distance import cdist
+
+from wsfm.flow.search import exact_nearest
 
 __all__ = ["NEAR_COPY_QUANTILE", "CopyingReference", "copying_metrics", "nearest_distances",
            "text_copying"]
 
 NEAR_COPY_QUANTILE = 0.05
-_CHUNK = 128  # sample rows per block of distances: (128, N_train) float64
 
 
 def nearest_distances(x: np.ndarray, train: np.ndarray) -> np.ndarray:
     """(n,) float64 Euclidean distance from each row of ``x`` (n, D) to its nearest row of
-    ``train`` (N, D)."""
-    x = np.asarray(x, np.float64).reshape(len(x), -1)
-    train = np.asarray(train, np.float64).reshape(len(train), -1)
+    ``train`` (N, D), in bounded memory whatever N (``wsfm.flow.search.exact_nearest``)."""
+    x = np.asarray(x).reshape(len(x), -1)
+    train = np.asarray(train).reshape(len(train), -1)
     if x.shape[1] != train.shape[1] or len(train) == 0:
         raise ValueError(f"need (n, D) samples and (N >= 1, D) training rows, got {x.shape} "
                          f"and {train.shape}")
-    return np.concatenate([cdist(x[s:s + _CHUNK], train).min(axis=1)
-                           for s in range(0, len(x), _CHUNK)]) if len(x) else np.zeros(0)
+    return np.sqrt(exact_nearest(x, train)[1]) if len(x) else np.zeros(0)
 
 
 @dataclass(frozen=True)

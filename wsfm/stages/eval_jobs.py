@@ -184,18 +184,11 @@ class EvalEnv:
         return self.sampler(job.method, job.solver, point.t0).sample(n, seed, steps=point.steps)
 
     def retrieve(self, x: np.ndarray) -> np.ndarray:
-        """Each row of ``x`` replaced by its nearest training row."""
-        import torch
+        """Each row of ``x`` replaced by its nearest training row (exact, bounded memory)."""
+        from wsfm.flow.search import NearestSearch
 
-        from wsfm.flow.couplings import nearest_indices
-        from wsfm.flow.discrete import hamming_nearest_indices
-
-        train = torch.from_numpy(self.data.train)
-        nearest = hamming_nearest_indices if self.data.text is not None else nearest_indices
-        xt = torch.from_numpy(np.ascontiguousarray(x))
-        idx = np.concatenate([nearest(xt[s:s + 256], train).numpy()
-                              for s in range(0, len(xt), 256)])
-        return self.data.train[idx]
+        search = NearestSearch(self.data.train, hamming=self.data.text is not None)
+        return self.data.train[search.search(x)]
 
     def score(self, x: np.ndarray) -> dict[str, float]:
         """The evaluator's metrics, the primary one at ``reference_n`` samples, and the

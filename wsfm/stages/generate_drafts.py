@@ -31,8 +31,9 @@ import torch
 from wsfm.config import DataConfig
 from wsfm.data.datasets import load_dataset
 from wsfm.drafts import WindowGRUDraft, WindowNgramDraft, load_draft
-from wsfm.flow.couplings import nearest_indices, ot_permutation
-from wsfm.flow.discrete import hamming_nearest_indices, hamming_ot_permutation
+from wsfm.flow.couplings import ot_permutation
+from wsfm.flow.discrete import hamming_ot_permutation
+from wsfm.flow.search import NearestSearch
 from wsfm.shards import (
     BLOCK,
     ShardRecord,
@@ -53,7 +54,6 @@ from wsfm.taskfiles import LocalFiles, TaskFiles
 __all__ = ["ShardJob", "ShardResult", "chunk_seed", "generate_drafts", "make_shard", "task_node"]
 
 CHUNK_BLOCKS = 16  # blocks sampled at once: bounds a task's memory whatever the shard size
-NEAREST_ROWS = 128  # drafts per distance matrix in nearest pairing: (128, N_train) float64
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,10 @@ class ShardJob:
     block: int = BLOCK
     pair: str = "none"
     data: DataConfig | None = None
+    # pair nearest: the candidate pool (0: the whole split) and the search (wsfm.flow.search)
+    nearest_pool: int = 0
+    nearest_index: str = "exact"
+    nearest_nprobe: int = 8
     files: TaskFiles | None = None  # the stage's files from the task's node (None: out_dir)
     # the runtime's node_id (Runtime.node_id), called in the task: which node made the shard
     node_id: Callable[[], str] | None = field(default=None, compare=False)
@@ -145,6 +149,8 @@ def _chunks(job: ShardJob) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         if data.shape[1] != draft.dim:
             raise ValueError(f"draft dim {draft.dim} != data dim {data.shape[1]}")
     rows = job.block * CHUNK_BLOCKS
+    # built once per shard: an IVF index costs its k-means
+    search = _nearest_search(job, data) if job.pair == "nearest" and data is not None else None
     for c, start in enumerate(range(0, job.count, rows)):
         n, seed = min(rows, job.count - start), chunk_seed(job.seed, c)
         if job.pair == "substitute":  # real windows, and the draft's substitutes on them
@@ -154,22 +160,28 @@ def _chunks(job: ShardJob) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
             yield draft.substitutes(data[idx].numpy(), seed), idx.astype(np.int64)
             continue
         x = draft.sample(n, seed)  # (n, D)
-        yield x, None if data is None else _partners(x, data, job, c)
+        yield x, None if data is None else _partners(x, data, job, c, search)
 
 
-def _partners(x: np.ndarray, data: torch.Tensor, job: ShardJob, chunk: int) -> np.ndarray:
-    """(n,) rows of ``data`` (N, D) paired with the drafts ``x`` (n, D): by squared
-    Euclidean distance, or for text (long character codes) by Hamming distance, as
-    training would pair them."""
+def _nearest_search(job: ShardJob, data: torch.Tensor) -> NearestSearch:
+    assert job.data is not None
+    return NearestSearch(data.numpy(), index=job.nearest_index,  # type: ignore[arg-type]
+                         pool=job.nearest_pool, nprobe=job.nearest_nprobe,
+                         seed=[job.seed, 3], hamming=job.data.is_text)
+
+
+def _partners(x: np.ndarray, data: torch.Tensor, job: ShardJob, chunk: int,
+              search: NearestSearch | None = None) -> np.ndarray:
+    """(n,) rows of ``data`` (N, D) paired with the drafts ``x`` (n, D): the nearest (by
+    squared Euclidean distance, or for text's long character codes by Hamming distance,
+    through ``search``, built here if not given), or by exact OT within each block of drafts
+    and as many training rows drawn for it: the coupling the training loop would compute,
+    done once."""
+    if job.pair == "nearest":
+        return (search or _nearest_search(job, data)).search(x)
     xt = torch.from_numpy(np.ascontiguousarray(x))
     text = job.data is not None and job.data.is_text
-    if job.pair == "nearest":
-        nearest = hamming_nearest_indices if text else nearest_indices
-        return np.concatenate([nearest(xt[s:s + NEAREST_ROWS], data).numpy()
-                               for s in range(0, len(xt), NEAREST_ROWS)])
     assert job.pair == "minibatch_ot", job.pair
-    # Exact OT between each block of drafts and as many training rows drawn for it: the
-    # coupling the training loop would compute, done once.
     rng = np.random.default_rng([job.seed, chunk, 1])
     idx = []
     for s in range(0, len(xt), job.block):
@@ -193,6 +205,8 @@ def generate_drafts(ctx: StageContext) -> StageResult:
     jobs = [ShardJob(str(draft_path), str(ctx.out), i, sh.per_shard,
                      seed=cfg.seed * 1_000_003 + 1_000 + i, draft_sha256=draft_sha,
                      block=sh.block, pair=sh.pair, data=cfg.data if sh.pair != "none" else None,
+                     nearest_pool=sh.nearest_pool, nearest_index=sh.nearest_index,
+                     nearest_nprobe=sh.nearest_nprobe,
                      files=ctx.files, node_id=ctx.runtime.node_id)
             for i in range(sh.num_shards)]
     _remove_temporaries(ctx.out)
