@@ -169,10 +169,14 @@ class DraftConfig:
     hidden: int = 256  # vae, gru, window_gru
     steps: int = 2000  # vae, gru, window_gru: training steps
     order: int = 2  # ngram, window_ngram: 2 = bigram
+    # Every kind is fitted on at most this many training rows, drawn by the seed (all of
+    # them when the split is smaller): the fit's memory does not grow with the data.
+    fit_rows: int = 200_000
 
     def __post_init__(self) -> None:
-        if min(self.n_components, self.n_pca, self.latent, self.hidden, self.steps) < 1:
-            raise ValueError("draft sizes and steps must be >= 1")
+        if min(self.n_components, self.n_pca, self.latent, self.hidden, self.steps,
+               self.fit_rows) < 1:
+            raise ValueError("draft sizes, steps and fit_rows must be >= 1")
         if self.order < 1:
             raise ValueError(f"order must be >= 1, got {self.order}")
 

@@ -1,4 +1,5 @@
-"""Stage ``pretrain_draft``: fit the cheap draft generator on the training split."""
+"""Stage ``pretrain_draft``: fit the cheap draft generator on the training split, or on
+``draft.fit_rows`` of its rows drawn by the seed where it is larger."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 
 from wsfm.components import build_draft
 from wsfm.data.datasets import load_dataset
+from wsfm.flow.search import pool_rows
 from wsfm.stages.base import StageContext, StageResult
 
 __all__ = ["pretrain_draft"]
@@ -14,11 +16,14 @@ __all__ = ["pretrain_draft"]
 def pretrain_draft(ctx: StageContext) -> StageResult:
     cfg = ctx.config
     data = load_dataset(cfg.data)
+    rows = pool_rows(len(data.train), cfg.draft.fit_rows, [cfg.seed, 17])
+    fit_on = data.train if rows is None else data.train[rows]
     start = time.perf_counter()
-    draft = build_draft(cfg.draft, seed=cfg.seed).fit(data.train)
+    draft = build_draft(cfg.draft, seed=cfg.seed).fit(fit_on)
     seconds = time.perf_counter() - start
     draft.save(ctx.out / "draft.npz")
     # How good the draft is comes from `evaluate` (its `draft` row), on the task's metric.
     return StageResult(metrics={"fit_seconds": seconds,
                                 "cost_per_sample": float(draft.cost_per_sample)},
-                       params={"dim": data.dim, "n_train": len(data.train)})
+                       params={"dim": data.dim, "n_train": len(data.train),
+                               "n_fit": len(fit_on)})
