@@ -376,10 +376,15 @@ class EvalConfig:
     # the other solvers are the benchmark's (``bench:`` in a pipeline YAML, ``wsfm bench``).
     methods: list[str] = field(default_factory=lambda: list(JOB_METHODS))
     solvers: list[str] = field(default_factory=lambda: ["euler"])
+    # Retrieval and the copying checks search at most this many training rows, drawn by the
+    # seed (all of them when the split is smaller); the report says how many.
+    pool_rows: int = 200_000
 
     def __post_init__(self) -> None:
-        if self.seeds < 1 or self.n_samples < 2 or self.cold_nfe < 1 or self.timing_repeats < 1:
-            raise ValueError("seeds, n_samples, cold_nfe and timing_repeats must be positive")
+        if (self.seeds < 1 or self.n_samples < 2 or self.cold_nfe < 1 or self.timing_repeats < 1
+                or self.pool_rows < 1):
+            raise ValueError("seeds, n_samples, cold_nfe, timing_repeats and pool_rows must be "
+                             "positive")
         if self.decide_seeds < self.seeds:
             raise ValueError(f"decide_seeds ({self.decide_seeds}) must be at least seeds "
                              f"({self.seeds}): the rows that decide shipping get more, not fewer")

@@ -200,3 +200,30 @@ def test_text_sample_panels_draw_dollar_signs_as_text(tmp_path):
                  {"cold": rows, "warm": rows})
     assert (tmp_path / "samples.png").stat().st_size > 1000
     assert "cost $x^{2" in (tmp_path / "samples.txt").read_text()
+
+
+def test_retrieval_and_the_copying_checks_search_a_seeded_pool_of_pool_rows(tmp_path, tiny_config,
+                                                                            draft_dir):
+    from wsfm.data.datasets import load_dataset
+    from wsfm.metrics.copying import CopyingReference, copying_metrics
+    from wsfm.stages.eval_jobs import EvalEnv
+
+    evaluator = tmp_path / "fit_evaluator"
+    fit_evaluator(context(tiny_config, evaluator))
+    inputs = {"fit_evaluator": str(evaluator), "pretrain_draft": str(draft_dir)}
+    config = dataclasses.replace(tiny_config, evaluate=dataclasses.replace(
+        tiny_config.evaluate, pool_rows=100))
+    env = EvalEnv(config, inputs)
+    data = load_dataset(config.data)
+    train = {tuple(r) for r in data.train.tolist()}
+    pool = {tuple(r) for r in env.pool.tolist()}
+    assert len(pool) == 100 and pool <= train
+    x = np.random.default_rng(0).standard_normal((50, 2)).astype(np.float32)
+    got = env.retrieve(x)
+    d = ((x[:, None, :].astype(np.float64) - env.pool[None].astype(np.float64)) ** 2).sum(-1)
+    np.testing.assert_array_equal(got, env.pool[d.argmin(axis=1)])
+    ref = CopyingReference.fit(env.pool, data.test)
+    assert env.copying(x) == copying_metrics(x, env.pool, ref)
+    assert "search 100 of the 2,000 training rows" in env.real_data()[1]
+    whole = EvalEnv(tiny_config, inputs)  # the default pool covers this split
+    assert len(whole.pool) == 2000 and "search all 2,000 training rows" in whole.real_data()[1]

@@ -69,7 +69,7 @@ STAGES: tuple[StageSpec, ...] = (
                      "evaluate.seeds", "evaluate.decide_seeds", "evaluate.cold_nfe",
                      "evaluate.nfe_grid",
                      "evaluate.warm_t0s", "evaluate.method", "evaluate.timing_repeats",
-                     "evaluate.methods", "evaluate.solvers")),
+                     "evaluate.methods", "evaluate.solvers", "evaluate.pool_rows")),
     StageSpec("register", register, ("pretrain_draft", "train_refiner", "evaluate"),
               reads=("task", "data", "model", *_SAMPLER, "evaluate.method", "evaluate.cold_nfe",
                      "gates")),

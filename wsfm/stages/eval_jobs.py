@@ -123,6 +123,7 @@ class EvalEnv:
         from wsfm.components import net_spec
         from wsfm.data.datasets import load_dataset
         from wsfm.drafts import load_draft
+        from wsfm.flow.search import pool_rows
         from wsfm.metrics.copying import CopyingReference
         from wsfm.metrics.evaluators import load_evaluator
 
@@ -134,8 +135,12 @@ class EvalEnv:
         self.n = config.evaluate.n_samples
         self.reference_n = min(self.n, len(self.data.reference))
         self.h = 1.0 / config.evaluate.cold_nfe
+        # The training rows that retrieval and the copying checks search: at most
+        # evaluate.pool_rows of them, drawn by the seed (the report says how many).
+        rows = pool_rows(len(self.data.train), config.evaluate.pool_rows, [config.seed, 19])
+        self.pool = self.data.train if rows is None else self.data.train[rows]
         if self.data.text is None:
-            self.copy_ref = CopyingReference.fit(self.data.train, self.data.test)
+            self.copy_ref = CopyingReference.fit(self.pool, self.data.test)
         else:
             self.train_words = frozenset(self.data.text.train_words)
             self.test_words = frozenset(self.data.text.test_words)
@@ -184,11 +189,12 @@ class EvalEnv:
         return self.sampler(job.method, job.solver, point.t0).sample(n, seed, steps=point.steps)
 
     def retrieve(self, x: np.ndarray) -> np.ndarray:
-        """Each row of ``x`` replaced by its nearest training row (exact, bounded memory)."""
+        """Each row of ``x`` replaced by its nearest training row of the pool (exact, in
+        bounded memory)."""
         from wsfm.flow.search import NearestSearch
 
-        search = NearestSearch(self.data.train, hamming=self.data.text is not None)
-        return self.data.train[search.search(x)]
+        search = NearestSearch(self.pool, hamming=self.data.text is not None)
+        return self.pool[search.search(x)]
 
     def score(self, x: np.ndarray) -> dict[str, float]:
         """The evaluator's metrics, the primary one at ``reference_n`` samples, and the
@@ -204,7 +210,7 @@ class EvalEnv:
         from wsfm.metrics.copying import copying_metrics, text_copying
 
         if self.data.text is None:
-            return copying_metrics(x, self.data.train, self.copy_ref)
+            return copying_metrics(x, self.pool, self.copy_ref)
         if self.data.text.form == "windows":  # the evaluator's copy32 is the copying check
             return {}
         codes = np.clip(np.asarray(x, np.int64), 0, self.data.text.vocab - 1)
@@ -218,8 +224,17 @@ class EvalEnv:
         # real data and every row are compared at the same n (the rows' first m samples).
         how = (f"real data ({self._real_source()}) against the held-out split, on {m} samples"
                + (f"; rows report '{self.evaluator.primary}_n{m}' on their first {m} samples "
-                  "to compare with it" if m < self.n else ", as many as each method"))
+                  "to compare with it" if m < self.n else ", as many as each method")
+               + self._pool_note())
         return self.data.reference[:m], how
+
+    def _pool_note(self) -> str:
+        """Which training rows retrieval and the copying checks searched, in words."""
+        n, p = len(self.data.train), len(self.pool)
+        what = ("retrieval and the copying checks search" if self.data.text is None
+                else "retrieval searches")
+        return (f"; {what} {p:,} of the {n:,} training rows (evaluate.pool_rows, drawn by "
+                f"the seed)" if p < n else f"; {what} all {n:,} training rows")
 
     def _real_source(self) -> str:
         """How ``Dataset.reference`` was drawn, in words (``wsfm.data``)."""
