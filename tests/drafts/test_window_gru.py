@@ -89,3 +89,12 @@ def test_bad_input_is_refused(periodic):
         periodic.substitutes(np.ones((2, 9), dtype=np.int64), 0)
     with pytest.raises(ValueError, match=r"in \[1, 3\]"):
         periodic.substitutes(np.full((2, 10), 7), 0)
+
+
+def test_the_configs_substitute_kinds_are_the_drafts_that_draw_substitutes():
+    from wsfm.config import WINDOW_DRAFTS
+    from wsfm.drafts import DRAFTS, SubstituteDraft
+
+    drawing = {kind for kind, cls in DRAFTS.items() if callable(getattr(cls, "substitutes", None))}
+    assert drawing == set(WINDOW_DRAFTS)
+    assert isinstance(WindowGRUDraft(hidden=4, steps=1), SubstituteDraft)

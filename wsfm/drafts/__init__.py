@@ -15,7 +15,7 @@ sources are Gaussian noise, or a second data set for data-to-data bridges); a pr
 generator as a draft would have to be downloaded, which this project never does.
 """
 
-from wsfm.drafts.base import Draft, read_kind
+from wsfm.drafts.base import Draft, SubstituteDraft, read_kind
 from wsfm.drafts.gmm import COVARIANCE_TYPES, GMMDraft
 from wsfm.drafts.gru import GRUDraft
 from wsfm.drafts.kinds import DRAFTS, get_draft, load_draft
@@ -27,5 +27,5 @@ from wsfm.drafts.window_gru import WindowGRUDraft
 from wsfm.drafts.window_ngram import WindowNgramDraft
 
 __all__ = ["COVARIANCE_TYPES", "DRAFTS", "CharNgramDraft", "Draft", "GMMDraft", "GRUDraft",
-           "OneHotDraft", "PCAGMMDraft", "VAE", "VAEDraft", "WindowGRUDraft", "WindowNgramDraft",
-           "get_draft", "load_draft", "read_kind"]
+           "OneHotDraft", "PCAGMMDraft", "SubstituteDraft", "VAE", "VAEDraft", "WindowGRUDraft",
+           "WindowNgramDraft", "get_draft", "load_draft", "read_kind"]

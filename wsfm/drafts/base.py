@@ -8,11 +8,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Draft", "read_kind"]
+__all__ = ["Draft", "SubstituteDraft", "read_kind"]
+
+
+@runtime_checkable
+class SubstituteDraft(Protocol):
+    """A draft over windows of text that also draws substitutes on real windows (teacher
+    forcing): what ``flow.coupling: substitute`` trains on. The config names these kinds in
+    ``wsfm.config.WINDOW_DRAFTS`` (tests check the two agree)."""
+
+    def substitutes(self, x1: np.ndarray, seed: int) -> np.ndarray:
+        """(N, L) int64: at each position a character drawn given the real characters of
+        ``x1`` (N, L) before it."""
+        ...
 
 
 class Draft(ABC):

@@ -30,7 +30,7 @@ import torch
 
 from wsfm.config import DataConfig
 from wsfm.data.datasets import load_dataset
-from wsfm.drafts import WindowGRUDraft, WindowNgramDraft, load_draft
+from wsfm.drafts import SubstituteDraft, load_draft
 from wsfm.flow.couplings import ot_permutation
 from wsfm.flow.discrete import hamming_ot_permutation
 from wsfm.flow.search import NearestSearch
@@ -154,7 +154,7 @@ def _chunks(job: ShardJob) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     for c, start in enumerate(range(0, job.count, rows)):
         n, seed = min(rows, job.count - start), chunk_seed(job.seed, c)
         if job.pair == "substitute":  # real windows, and the draft's substitutes on them
-            assert data is not None and isinstance(draft, WindowNgramDraft | WindowGRUDraft), \
+            assert data is not None and isinstance(draft, SubstituteDraft), \
                 "pair substitute needs a window draft (checked by the config)"
             idx = np.random.default_rng([job.seed, c, 2]).integers(len(data), size=n)
             yield draft.substitutes(data[idx].numpy(), seed), idx.astype(np.int64)
