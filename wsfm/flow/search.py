@@ -6,13 +6,15 @@ Three callers ask which reference row is nearest to each of their rows: nearest 
 caller may hold a (rows, N) distance matrix: at N = 10^7 one block of 128 rows is 10 GB.
 
 - :func:`exact_nearest`: blocks of ``ROW_BLOCK`` query rows by ``REF_BLOCK`` reference rows
-  with a running minimum, so the working memory is ``ROW_BLOCK * REF_BLOCK`` float64 (32 MB)
-  whatever N. The answer is the full matrix's (ties to the first index).
+  with a running minimum, so the working memory is a few ``ROW_BLOCK x REF_BLOCK`` float64
+  blocks (32 MB each; 76 MB measured at the peak) whatever N. The answer is the full
+  matrix's (ties to the first index).
 - text (integer codes, Hamming distance): ``wsfm.flow.discrete.hamming_nearest_indices``,
   blocked the same way.
-- :class:`NearestSearch`: what pairing builds once per shard task, from ``shards.pool`` (a
-  candidate pool of that many reference rows drawn by the task's seed, 0 = all of them) and
-  ``shards.index`` (``exact``, or ``ivf``: faiss's inverted-file index, approximate). Both
+- :class:`NearestSearch`: what pairing builds once per shard task, from
+  ``shards.nearest_pool`` (a candidate pool of that many reference rows drawn by the task's
+  seed, 0 = all of them) and ``shards.nearest_index`` (``exact``, or ``ivf``: faiss's
+  inverted-file index, approximate; ``shards.nearest_nprobe`` lists searched). Both
   approximations trade recall for time and memory; ``benchmarks/nearest.py`` measures their
   recall against exact search and the distance they give up.
 """
@@ -107,6 +109,7 @@ class NearestSearch:
     seed: int | list[int] = 0
     hamming: bool = False
     _rows: np.ndarray | None = field(default=None, init=False, repr=False)
+    _candidates: Any = field(default=None, init=False, repr=False)  # set in __post_init__
     _ivf: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -117,11 +120,12 @@ class NearestSearch:
         if self.nprobe < 1:
             raise ValueError(f"nprobe must be >= 1, got {self.nprobe}")
         self._rows = pool_rows(len(self.ref), self.pool, [*np.atleast_1d(self.seed), 7])
+        self._candidates = self.ref if self._rows is None else self.ref[self._rows]
 
     @property
     def candidates(self) -> np.ndarray:
-        """The rows searched: the pool, or all of ``ref``."""
-        return self.ref if self._rows is None else self.ref[self._rows]
+        """The rows searched: the pool (a copy of at most ``pool`` rows), or ``ref`` itself."""
+        return self._candidates
 
     def search(self, x: np.ndarray) -> np.ndarray:
         """(n,) int64 index into ``ref`` of the row found for each row of ``x``."""
