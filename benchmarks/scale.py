@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--steps", type=int, default=3000)
     args = parser.parse_args(argv)
-    rows, notes = [], []
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    body = ""
     with tempfile.TemporaryDirectory(prefix="wsfm-scale-") as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
             data, cfg = Path(tmp) / f"rows-{n}.npy", Path(tmp) / f"scale-{n}.yaml"
@@ -139,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
                            for g in GROUPS), f"{s.total:,.0f}"])
             print(f"[scale] {rows[-1]}", flush=True)
             data.unlink()
+            body = report(rows, notes, args)  # after every size: a later one may not finish
+    print(body)
+    return 0
+
+
+def report(rows: list[list[str]], notes: list[str], args: argparse.Namespace) -> str:
     body = "\n".join([
         f"The lean job of `pipelines/toy2d.yaml` ({args.steps} steps) on N synthetic 64-D "
         "rows (`data: {kind: npy}`), from an empty home; peak resident memory in MB per "
@@ -150,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         f" --sizes {args.sizes}" if args.sizes != "100000,1000000" else "") + (
         f" --steps {args.steps}" if args.steps != 3000 else "")
     write_section("scale", "The lean job as the data grows: memory per process", command, body)
-    print(body)
-    return 0
+    return body
 
 
 if __name__ == "__main__":

@@ -203,10 +203,13 @@ def test_text_sample_panels_draw_dollar_signs_as_text(tmp_path):
 
 
 def test_retrieval_and_the_copying_checks_search_a_seeded_pool_of_pool_rows(tmp_path, tiny_config,
-                                                                            draft_dir):
+                                                                            draft_dir, monkeypatch):
     from wsfm.data.datasets import load_dataset
     from wsfm.metrics.copying import CopyingReference, copying_metrics
+    from wsfm.stages import eval_jobs
     from wsfm.stages.eval_jobs import EvalEnv
+
+    monkeypatch.setattr(eval_jobs, "COPY_HELD_OUT", 200)  # of the 500 held-out rows
 
     evaluator = tmp_path / "fit_evaluator"
     fit_evaluator(context(tiny_config, evaluator))
@@ -222,8 +225,17 @@ def test_retrieval_and_the_copying_checks_search_a_seeded_pool_of_pool_rows(tmp_
     got = env.retrieve(x)
     d = ((x[:, None, :].astype(np.float64) - env.pool[None].astype(np.float64)) ** 2).sum(-1)
     np.testing.assert_array_equal(got, env.pool[d.argmin(axis=1)])
-    ref = CopyingReference.fit(env.pool, data.test)
+    test = {tuple(r) for r in data.test.tolist()}
+    held = {tuple(r) for r in env.copy_test.tolist()}
+    assert len(held) == 200 and held <= test
+    ref = CopyingReference.fit(env.pool, env.copy_test)
     assert env.copying(x) == copying_metrics(x, env.pool, ref)
-    assert "search 100 of the 2,000 training rows" in env.real_data()[1]
-    whole = EvalEnv(tiny_config, inputs)  # the default pool covers this split
+    assert env.real_copying() == {f"real_{k}": v for k, v in
+                                  copying_metrics(env.copy_test, env.pool, ref).items()}
+    how = env.real_data()[1]
+    assert "search 100 of the 2,000 training rows" in how
+    assert "reference is 200 of the 500 held-out rows" in how
+    monkeypatch.undo()
+    whole = EvalEnv(tiny_config, inputs)  # the defaults cover these splits
     assert len(whole.pool) == 2000 and "search all 2,000 training rows" in whole.real_data()[1]
+    assert len(whole.copy_test) == 500 and "held-out rows" not in whole.real_data()[1]

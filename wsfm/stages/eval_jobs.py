@@ -40,6 +40,7 @@ from wsfm.taskfiles import TaskFiles
 __all__ = ["EvalJob", "METHODS", "NET_STAGE", "Point", "SeedScore", "run_eval_job"]
 
 # Method -> the stage whose model.pt it samples with ("" : no network).
+COPY_HELD_OUT = 10_000  # held-out rows behind the copying checks' reference (EvalEnv)
 NET_STAGE = {"draft": "", "retrieval": "", "ngram": "", "cold": "train_baseline",
              "cold_ot": "train_cold_ot", "reflow": "train_reflow", "zero_shot": "train_baseline",
              "warm_budget": "train_refiner_budget",
@@ -139,8 +140,12 @@ class EvalEnv:
         # evaluate.pool_rows of them, drawn by the seed (the report says how many).
         rows = pool_rows(len(self.data.train), config.evaluate.pool_rows, [config.seed, 19])
         self.pool = self.data.train if rows is None else self.data.train[rows]
+        # The copying checks' reference and real data's own values: at most COPY_HELD_OUT
+        # held-out rows, drawn by the seed (each is one search of the pool, in every process).
+        held = pool_rows(len(self.data.test), COPY_HELD_OUT, [config.seed, 23])
+        self.copy_test = self.data.test if held is None else self.data.test[held]
         if self.data.text is None:
-            self.copy_ref = CopyingReference.fit(self.pool, self.data.test)
+            self.copy_ref = CopyingReference.fit(self.pool, self.copy_test)
         else:
             self.train_words = frozenset(self.data.text.train_words)
             self.test_words = frozenset(self.data.text.test_words)
@@ -233,8 +238,12 @@ class EvalEnv:
         n, p = len(self.data.train), len(self.pool)
         what = ("retrieval and the copying checks search" if self.data.text is None
                 else "retrieval searches")
-        return (f"; {what} {p:,} of the {n:,} training rows (evaluate.pool_rows, drawn by "
+        note = (f"; {what} {p:,} of the {n:,} training rows (evaluate.pool_rows, drawn by "
                 f"the seed)" if p < n else f"; {what} all {n:,} training rows")
+        h, m = len(self.copy_test), len(self.data.test)
+        if self.data.text is None and h < m:
+            note += f"; the copying checks' reference is {h:,} of the {m:,} held-out rows"
+        return note
 
     def _real_source(self) -> str:
         """How ``Dataset.reference`` was drawn, in words (``wsfm.data``)."""
@@ -251,7 +260,7 @@ class EvalEnv:
         """The copying checks' values for real data: held-out rows (vectors, images), or
         ``n`` words drawn uniformly from every word, as the data draws them (text)."""
         if self.data.text is None or self.data.text.form == "windows":
-            return {f"real_{k}": v for k, v in self.copying(self.data.test).items()}
+            return {f"real_{k}": v for k, v in self.copying(self.copy_test).items()}
         rng = np.random.default_rng(self.cfg.seed)
         pool = np.concatenate([self.data.train, self.data.test])
         return {f"real_{k}": v
