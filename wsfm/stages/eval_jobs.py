@@ -39,8 +39,8 @@ from wsfm.taskfiles import TaskFiles
 
 __all__ = ["EvalJob", "METHODS", "NET_STAGE", "Point", "SeedScore", "run_eval_job"]
 
-# Method -> the stage whose model.pt it samples with ("" : no network).
 COPY_HELD_OUT = 10_000  # held-out rows behind the copying checks' reference (EvalEnv)
+# Method -> the stage whose model.pt it samples with ("" : no network).
 NET_STAGE = {"draft": "", "retrieval": "", "ngram": "", "cold": "train_baseline",
              "cold_ot": "train_cold_ot", "reflow": "train_reflow", "zero_shot": "train_baseline",
              "warm_budget": "train_refiner_budget",
