@@ -31,8 +31,10 @@ import torch
 from benchmarks.report import markdown_table, write_section
 from wsfm.components import make_evaluator
 from wsfm.config import load_pipeline
+from wsfm.data.base import Dataset
 from wsfm.data.datasets import load_dataset
 from wsfm.drafts import Draft, WindowGRUDraft, WindowNgramDraft
+from wsfm.metrics.evaluators import Evaluator
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("nll", "entropy", "word_share", "copy32")
@@ -63,6 +65,27 @@ def judge(evaluator, test: np.ndarray, draw: Callable[[int], np.ndarray],
              for k in KEYS if k in per_seed[0]}, secs)
 
 
+def add_sample_args(p: argparse.ArgumentParser) -> None:
+    """The prose benchmarks' shared options: samples per seed, seeds, and ``--no-write``."""
+    p.add_argument("--n", type=int, default=300, help="samples per seed")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--no-write", action="store_true")
+
+
+def fitted_judge(cfg) -> tuple[Dataset, Evaluator]:
+    """The text pipeline's data and its judge, fitted (2 torch threads for what follows)."""
+    torch.set_num_threads(2)
+    data = load_dataset(cfg.data)
+    evaluator = make_evaluator(data, cfg.evaluate, cfg.seed)
+    evaluator.fit(data)
+    return data, evaluator
+
+
+def real_windows(data: Dataset, n: int, seed: int) -> np.ndarray:
+    """``n`` real held-out windows (the reference split), drawn by ``seed``."""
+    return data.reference[np.random.default_rng(seed).permutation(len(data.reference))[:n]]
+
+
 def gru_size(text: str) -> tuple[int, int]:
     hidden, _, steps = text.partition("x")
     if not (hidden.isdigit() and steps.isdigit()):
@@ -74,16 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--gru", nargs="*", type=gru_size, default=[gru_size(g) for g in GRUS],
                    help=f"GRU sizes as HIDDENxSTEPS (default: {' '.join(GRUS)})")
-    p.add_argument("--n", type=int, default=300, help="samples per seed")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--no-write", action="store_true")
+    add_sample_args(p)
     a = p.parse_args(argv)
-    torch.set_num_threads(2)
     start = time.perf_counter()
     cfg = load_pipeline(ROOT / "pipelines" / "text.yaml")
-    data = load_dataset(cfg.data)
-    evaluator = make_evaluator(data, cfg.evaluate, cfg.seed)
-    evaluator.fit(data)
+    data, evaluator = fitted_judge(cfg)
     rows: list[Row] = []
 
     def add(name: str, fit_s: float, own: float, loss: float,
@@ -95,8 +113,7 @@ def main(argv: list[str] | None = None) -> None:
               flush=True)
 
     add("real held-out windows", 0.0, float("nan"), float("nan"),
-        lambda s: data.reference[np.random.default_rng(s).permutation(
-            len(data.reference))[:a.n]])
+        lambda s: real_windows(data, a.n, s))
     for name, make in ([(f"{k}-gram", lambda k=k: WindowNgramDraft(order=k, seed=cfg.seed))
                         for k in ORDERS]
                        + [(f"GRU {h}, {s} steps", lambda h=h, s=s: WindowGRUDraft(

@@ -21,14 +21,9 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from benchmarks.report import markdown_table, write_section
-from benchmarks.text_drafts import gru_size
-from wsfm.components import make_evaluator
+from benchmarks.text_drafts import add_sample_args, fitted_judge, gru_size, real_windows
 from wsfm.config import load_pipeline
-from wsfm.data.datasets import load_dataset
 from wsfm.data.prose import topic_windows
 from wsfm.drafts import WindowGRUDraft, WindowNgramDraft
 
@@ -42,17 +37,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="the GRU judge's size, HIDDENxSTEPS (default 256x3000)")
     p.add_argument("--draft", type=gru_size, default=gru_size("256x3000"),
                    help="the GRU draft's size (default: pipelines/text.yaml's, 256x3000)")
-    p.add_argument("--n", type=int, default=300, help="samples per seed")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--no-write", action="store_true")
+    add_sample_args(p)
     a = p.parse_args(argv)
-    torch.set_num_threads(2)
     start = time.perf_counter()
     cfg = load_pipeline(ROOT / "pipelines" / "text.yaml")
-    data = load_dataset(cfg.data)
+    data, ngram_judge = fitted_judge(cfg)
     assert data.text is not None
-    ngram_judge = make_evaluator(data, cfg.evaluate, cfg.seed)
-    ngram_judge.fit(data)
     judge_windows = topic_windows(data.text.test_words, cfg.data.max_len, cfg.data.stride)
     t = time.perf_counter()
     gru_judge = WindowGRUDraft(hidden=a.judge[0], steps=a.judge[1], seed=cfg.seed + 1)
@@ -61,8 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"GRU judge {a.judge[0]}x{a.judge[1]} on {len(judge_windows)} judge windows: "
           f"{judge_s:.0f} s", flush=True)
 
-    sources = [("real held-out windows", lambda s: data.reference[
-        np.random.default_rng(s).permutation(len(data.reference))[:a.n]])]
+    sources = [("real held-out windows", lambda s: real_windows(data, a.n, s))]
     for k in ORDERS:
         ngram = WindowNgramDraft(order=k, seed=cfg.seed).fit(data.train)
         sources.append((f"{k}-gram", lambda s, d=ngram: d.sample(a.n, s)))

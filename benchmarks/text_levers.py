@@ -33,14 +33,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from benchmarks.report import markdown_table, write_section
+from benchmarks.text_drafts import add_sample_args, fitted_judge
 from benchmarks.words_form import one_process
 from wsfm.bundle import load_net
-from wsfm.components import make_evaluator, make_sampler, net_spec
+from wsfm.components import make_sampler, net_spec
 from wsfm.config import PipelineConfig, load_pipeline
-from wsfm.data.datasets import load_dataset
 from wsfm.drafts import WindowGRUDraft, WindowNgramDraft
 from wsfm.stages.generate_drafts import ShardJob, make_shard
 from wsfm.train.local import fit_local
@@ -100,14 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, help="training steps (default: the YAML's)")
     p.add_argument("--source", choices=("ngram4", "gru"), default="ngram4",
                    help="the draft whose substitutes the refiner trains on")
-    p.add_argument("--n", type=int, default=300, help="samples per seed")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--no-write", action="store_true")
+    add_sample_args(p)
     a = p.parse_args(argv)
-    torch.set_num_threads(2)
     start = time.perf_counter()
     cfg = pipeline(a.steps)
-    data = load_dataset(cfg.data)
+    data, evaluator = fitted_judge(cfg)
     drafts = {"4-gram": WindowNgramDraft(order=4, seed=cfg.seed).fit(data.train),
               "5-gram": WindowNgramDraft(order=5, seed=cfg.seed).fit(data.train)}
     source, levers = "4-gram", LEVERS
@@ -116,8 +111,6 @@ def main(argv: list[str] | None = None) -> None:
         t = time.perf_counter()
         drafts["GRU"] = WindowGRUDraft(**GRU, seed=cfg.seed).fit(data.train)
         print(f"  GRU draft: fitted in {time.perf_counter() - t:.0f} s", flush=True)
-    evaluator = make_evaluator(data, cfg.evaluate, cfg.seed)
-    evaluator.fit(data)
     rows: list[Row] = []
 
     def add(method, src, t0, remask, temperature, nfe, draw) -> None:
