@@ -88,7 +88,7 @@ def measure(n: int, queries: int) -> list[list[str]]:
     search.search(x[:1])  # builds the index
     build = time.perf_counter() - start
     for nprobe in NPROBES:
-        search._ivf[0].nprobe = nprobe  # the built index, searched wider
+        search.nprobe = nprobe  # the built index, searched wider
         start = time.perf_counter()
         found = search.search(x)
         seconds = time.perf_counter() - start

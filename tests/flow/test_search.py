@@ -6,7 +6,7 @@ import torch
 from scipy.spatial.distance import cdist
 
 from wsfm.flow import discrete, search
-from wsfm.flow.search import NearestSearch, exact_nearest, ivf_lists, pool_rows
+from wsfm.flow.search import NearestSearch, exact_nearest, ivf_lists, seeded_subset
 
 
 @pytest.fixture
@@ -55,14 +55,14 @@ def test_blocked_hamming_search_equals_brute_force_with_ties_to_the_first(small_
     np.testing.assert_array_equal(got.numpy(), hamming.argmin(axis=1))  # argmin: the first
 
 
-def test_pool_rows_are_a_seeded_sorted_subset():
-    a, b = pool_rows(1000, 100, [5, 1]), pool_rows(1000, 100, [5, 1])
+def test_seeded_subsets_are_sorted_and_fixed_by_the_seed():
+    a, b = seeded_subset(1000, 100, [5, 1]), seeded_subset(1000, 100, [5, 1])
     np.testing.assert_array_equal(a, b)
     assert len(np.unique(a)) == 100 and (np.diff(a) > 0).all() and a.max() < 1000
-    assert not np.array_equal(a, pool_rows(1000, 100, [6, 1]))
-    assert pool_rows(1000, 0, 0) is None and pool_rows(1000, 1000, 0) is None
+    assert not np.array_equal(a, seeded_subset(1000, 100, [6, 1]))
+    assert seeded_subset(1000, 0, 0) is None and seeded_subset(1000, 1000, 0) is None
     with pytest.raises(ValueError, match="pool must be >= 0"):
-        pool_rows(10, -1, 0)
+        seeded_subset(10, -1, 0)
 
 
 def test_a_pooled_search_finds_the_nearest_row_of_its_pool(small_blocks):
@@ -70,7 +70,7 @@ def test_a_pooled_search_finds_the_nearest_row_of_its_pool(small_blocks):
     ref = rng.standard_normal((300, 4))
     x = rng.standard_normal((50, 4))
     s = NearestSearch(ref, pool=40, seed=[9])
-    pool = pool_rows(300, 40, [9, 7])
+    pool = seeded_subset(300, 40, [9, 7])
     got = s.search(x)
     d = cdist(x, ref[pool], "sqeuclidean")
     np.testing.assert_array_equal(got, pool[d.argmin(axis=1)])  # indices into the full ref

@@ -30,7 +30,8 @@ import torch
 
 from wsfm.flow.discrete import hamming_nearest_indices
 
-__all__ = ["REF_BLOCK", "ROW_BLOCK", "NearestSearch", "exact_nearest", "ivf_lists", "pool_rows"]
+__all__ = ["REF_BLOCK", "ROW_BLOCK", "NearestSearch", "exact_nearest", "ivf_lists",
+           "seeded_subset"]
 
 ROW_BLOCK = 256  # query rows per distance block
 REF_BLOCK = 16_384  # reference rows per distance block: 256 x 16,384 float64 = 32 MB
@@ -75,9 +76,10 @@ def exact_nearest(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return idx, np.einsum("ij,ij->i", diff, diff)
 
 
-def pool_rows(n_ref: int, pool: int, seed: int | list[int]) -> np.ndarray | None:
-    """Sorted indices of a candidate pool of ``pool`` of ``n_ref`` reference rows, drawn
-    without replacement by ``seed``; None where ``pool`` is 0 or covers them all."""
+def seeded_subset(n_ref: int, pool: int, seed: int | list[int]) -> np.ndarray | None:
+    """Sorted indices of ``pool`` of ``n_ref`` rows, drawn without replacement by ``seed``
+    (a search's candidate pool, the rows a draft is fitted on, ...); None where ``pool`` is 0
+    or covers them all."""
     if pool < 0:
         raise ValueError(f"pool must be >= 0, got {pool}")
     if pool == 0 or pool >= n_ref:
@@ -119,7 +121,7 @@ class NearestSearch:
             raise ValueError("an IVF index searches Euclidean vectors, not text codes")
         if self.nprobe < 1:
             raise ValueError(f"nprobe must be >= 1, got {self.nprobe}")
-        self._rows = pool_rows(len(self.ref), self.pool, [*np.atleast_1d(self.seed), 7])
+        self._rows = seeded_subset(len(self.ref), self.pool, [*np.atleast_1d(self.seed), 7])
         self._candidates = self.ref if self._rows is None else self.ref[self._rows]
 
     @property
@@ -155,9 +157,10 @@ class NearestSearch:
             ivf.cp.seed = int(rng.integers(2 ** 31))
             ivf.train(train)
             ivf.add(cands)
-            ivf.nprobe = min(self.nprobe, n_lists)
             self._ivf = (ivf, quantizer)  # the quantizer must outlive the index
-        _, found = self._ivf[0].search(np.ascontiguousarray(x, dtype=np.float32), 1)
+        ivf = self._ivf[0]
+        ivf.nprobe = min(self.nprobe, ivf.nlist)  # read at each search: a built index can widen
+        _, found = ivf.search(np.ascontiguousarray(x, dtype=np.float32), 1)
         found = found[:, 0].astype(np.int64)
         if (found < 0).any():  # the probed lists were all empty for a row: search it exactly
             miss = found < 0

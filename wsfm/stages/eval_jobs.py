@@ -124,7 +124,7 @@ class EvalEnv:
         from wsfm.components import net_spec
         from wsfm.data.datasets import load_dataset
         from wsfm.drafts import load_draft
-        from wsfm.flow.search import pool_rows
+        from wsfm.flow.search import seeded_subset
         from wsfm.metrics.copying import CopyingReference
         from wsfm.metrics.evaluators import load_evaluator
 
@@ -138,11 +138,11 @@ class EvalEnv:
         self.h = 1.0 / config.evaluate.cold_nfe
         # The training rows that retrieval and the copying checks search: at most
         # evaluate.pool_rows of them, drawn by the seed (the report says how many).
-        rows = pool_rows(len(self.data.train), config.evaluate.pool_rows, [config.seed, 19])
+        rows = seeded_subset(len(self.data.train), config.evaluate.pool_rows, [config.seed, 19])
         self.pool = self.data.train if rows is None else self.data.train[rows]
         # The copying checks' reference and real data's own values: at most COPY_HELD_OUT
         # held-out rows, drawn by the seed (each is one search of the pool, in every process).
-        held = pool_rows(len(self.data.test), COPY_HELD_OUT, [config.seed, 23])
+        held = seeded_subset(len(self.data.test), COPY_HELD_OUT, [config.seed, 23])
         self.copy_test = self.data.test if held is None else self.data.test[held]
         if self.data.text is None:
             self.copy_ref = CopyingReference.fit(self.pool, self.copy_test)

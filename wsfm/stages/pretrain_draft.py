@@ -7,7 +7,7 @@ import time
 
 from wsfm.components import build_draft
 from wsfm.data.datasets import load_dataset
-from wsfm.flow.search import pool_rows
+from wsfm.flow.search import seeded_subset
 from wsfm.stages.base import StageContext, StageResult
 
 __all__ = ["pretrain_draft"]
@@ -16,7 +16,7 @@ __all__ = ["pretrain_draft"]
 def pretrain_draft(ctx: StageContext) -> StageResult:
     cfg = ctx.config
     data = load_dataset(cfg.data)
-    rows = pool_rows(len(data.train), cfg.draft.fit_rows, [cfg.seed, 17])
+    rows = seeded_subset(len(data.train), cfg.draft.fit_rows, [cfg.seed, 17])
     fit_on = data.train if rows is None else data.train[rows]
     start = time.perf_counter()
     draft = build_draft(cfg.draft, seed=cfg.seed).fit(fit_on)
