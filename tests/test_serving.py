@@ -3,19 +3,22 @@ installed (not this checkout), and behind ``mlflow models serve``."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
+import sysconfig
 import textwrap
 import time
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.bundles import make_bundle
 from tests.helpers import ROOT
@@ -33,37 +36,62 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def package_venv() -> Path:
-    """A virtualenv that holds the package's dependencies (from ``pyproject.toml``, torch
-    pinned first as ``make setup`` does) and nothing of this checkout.
+def dependency_closure(requirements: list[str]) -> list[metadata.Distribution]:
+    """The installed distributions that ``requirements`` pull in, as pip resolves them here:
+    each requirement's distribution and, recursively, the ones it requires, with extras
+    followed and environment markers evaluated. A requirement that is not installed raises
+    ``PackageNotFoundError`` (``make setup`` installs them all)."""
+    found: dict[str, metadata.Distribution] = {}
+    done: set[tuple[str, frozenset[str]]] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        name, extras = canonicalize_name(req.name), frozenset(req.extras)
+        if (name, extras) in done:
+            continue
+        done.add((name, extras))
+        if name not in found:
+            found[name] = metadata.distribution(req.name)
+        for spec in found[name].requires or []:
+            sub = Requirement(spec)
+            if sub.marker is None or any(sub.marker.evaluate({"extra": e})
+                                         for e in extras | {""}):
+                todo.append(sub)
+    return list(found.values())
 
-    Installing torch and the rest takes minutes, so the venv is built once per
-    ``pyproject.toml`` and Python version and kept under ``$XDG_CACHE_HOME/wsfm-tests``
-    (built under a temporary name, then renamed: a half-built venv is never used); the
-    package itself is reinstalled from this checkout on every run, so that what is tested is
-    the current code installed as a user installs it."""
-    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()
-                         + sys.version.encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wsfm-tests"
-    venv = cache / f"serving-venv-{key}"
-    python = venv / "bin" / "python"
-    env = clean_env(DS_BUILD_OPS="0")
-    if not python.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        for old in cache.glob("serving-venv-*"):  # made for another pyproject.toml
-            shutil.rmtree(old, ignore_errors=True)
-        building = Path(tempfile.mkdtemp(prefix="building-", dir=cache))
-        subprocess.run([sys.executable, "-m", "venv", str(building)], check=True, env=env)
-        pip = [str(building / "bin" / "python"), "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, "torch==2.13.0"], check=True, env=env, timeout=1200)
-        subprocess.run([*pip, str(ROOT)], check=True, env=env, timeout=1800, cwd=building)
-        try:  # (only ``bin/python -m ...`` is used: the scripts name the temporary path)
-            building.rename(venv)
-        except OSError:  # another run finished first: use that one
-            shutil.rmtree(building, ignore_errors=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps",
-                    "--force-reinstall", str(ROOT)], check=True, env=env, timeout=900,
-                   cwd=venv)
+
+def package_venv(root: Path) -> Path:
+    """A virtualenv under ``root`` that holds the package's dependencies and the package
+    installed from this checkout (not linked to it), and nothing else.
+
+    The dependencies are those ``pyproject.toml`` declares, closed over what each requires,
+    hard-linked from this interpreter's site-packages file by file (each distribution's own
+    RECORD): the versions pip resolved for ``make setup``, without reinstalling torch (minutes)
+    on every run. Only those distributions are there, so a module the package imports without
+    declaring it (a test tool, say) is missing in this venv as it would be for a user."""
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    venv = root / "package-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   env=clean_env())
+    site = Path(sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})["purelib"])
+    for dist in dependency_closure(declared):
+        if dist.files is None:
+            raise RuntimeError(f"{dist.metadata['Name']} has no RECORD: reinstall it with pip")
+        for entry in dist.files:
+            source = Path(str(dist.locate_file(entry))).resolve()
+            if ".." in entry.parts or not source.is_file():  # scripts in bin/: not used here
+                continue
+            target = site / entry
+            if target.exists():  # shared by two distributions (mlflow and mlflow-skinny)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:  # another file system: a copy
+                shutil.copy2(source, target)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                    "install", "-q", "--no-deps", str(ROOT)], check=True, env=clean_env(),
+                   timeout=900, cwd=venv)
     return venv
 
 
@@ -74,12 +102,16 @@ def test_the_model_loads_and_predicts_in_a_fresh_venv_with_only_the_package(tmp_
         publish_model(uri, run_id, ModelRelease(make_bundle(kind, tmp_path / kind),
                                                 f"wsfm-{kind}", True, Score("q", 1.0, 0.0)))
     start = time.perf_counter()
-    venv = package_venv()
+    venv = package_venv(tmp_path)
     env = clean_env()
     installed = time.perf_counter() - start
     script = textwrap.dedent(f"""
         import json, mlflow, numpy as np, wsfm
+        from importlib.metadata import files
         assert "site-packages" in wsfm.__file__, wsfm.__file__
+        # the package installs wsfm/ and its metadata, nothing else of the checkout
+        tops = {{f.parts[0] for f in files("wsfm") if f.parts[0] != ".."}}
+        assert {{t for t in tops if not t.endswith(".dist-info")}} == {{"wsfm"}}, tops
         mlflow.set_tracking_uri({uri!r})
         out = {{}}
         for kind in ("vector", "image", "text"):
