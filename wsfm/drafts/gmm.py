@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import ClassVar, Self
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
 
 from wsfm.drafts.base import Draft, read_arrays
 
@@ -51,6 +50,10 @@ class GMMDraft(Draft):
         if data.shape[0] < self.n_components:
             raise ValueError(f"need at least n_components={self.n_components} rows, "
                              f"got {data.shape[0]}")
+        # Imported here: scikit-learn is about 1 s of the start-up of every process that
+        # imports the draft kinds (training workers, shard tasks), and only a fit needs it.
+        from sklearn.mixture import GaussianMixture
+
         gm = GaussianMixture(self.n_components, covariance_type=self.covariance_type,
                              random_state=self.seed).fit(data)
         self.weights = np.asarray(gm.weights_, dtype=np.float64)
