@@ -129,11 +129,6 @@ def test_missing_or_empty_sources_and_a_damaged_file(tmp_path):
         DataConfig(kind="parquet", path="p")
 
 
-def test_an_object_store_url_is_refused_in_one_line():
-    with pytest.raises(DataError, match="reads local files only so far"):
-        load_dataset(cfg("s3://bucket/vecs/*.parquet"))
-
-
 @pytest.mark.parametrize("channels", [1, 3])
 def test_an_image_column_gives_what_an_image_folder_of_the_same_files_gives(tmp_path, channels):
     folder = tmp_path / "folder"

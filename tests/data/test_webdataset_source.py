@@ -130,8 +130,6 @@ def test_where_the_tars_are_not(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputNotFound, match="no .tar files in folder"):
         load_dataset(cfg(tmp_path / "empty"))
-    with pytest.raises(DataError, match="local tars only"):
-        load_dataset(cfg("s3://bucket/data-{000..009}.tar"))
     with pytest.raises(DataError, match="member holding each sample must be"):
         load_dataset(cfg(tmp_path, key="json"))
     for bad in ({"urls": "a.tar"}, {"key": "npy"}, {"urls": "a.tar", "key": "npy", "path": "x"}):

@@ -32,6 +32,7 @@ import numpy as np
 from wsfm.config import DataConfig
 from wsfm.data.base import Dataset, hash_split, keyed_split
 from wsfm.data.images import image_row
+from wsfm.data.remote import is_remote, open_remote, remote_files, source_name
 from wsfm.errors import DataError, InputNotFound
 
 # pyarrow is imported inside the functions that read: it stays out of the driver's start-up
@@ -41,12 +42,12 @@ __all__ = ["BATCH_ROWS", "hash_split", "load_parquet", "parquet_files", "read_ro
 BATCH_ROWS = 8192  # rows per record batch read
 
 
-def parquet_files(path: str) -> list[Path]:
+def parquet_files(path: str) -> list[Path | str]:
     """The files of ``path``: one file, every ``*.parquet`` under a folder, or a glob; sorted
-    by name (the order does not decide the split)."""
-    if "://" in path:
-        raise DataError(f"{path}: data kind 'parquet' reads local files only so far "
-                        f"(object-store sources are not read yet)")
+    by name (the order does not decide the split). An object-store URI (``s3://...``) names an
+    object, a prefix or a glob the same way (``wsfm.data.remote``); its files are URIs."""
+    if is_remote(path):
+        return list(remote_files(path, ".parquet"))
     p = Path(path)
     if p.is_file():
         return [p]
@@ -60,7 +61,7 @@ def parquet_files(path: str) -> list[Path]:
             raise InputNotFound(f"data file not found: {path}")
     if not files:
         raise InputNotFound(f"no .parquet files in {where}")
-    return files
+    return list(files)
 
 
 def _numeric_list(type_) -> bool:
@@ -73,7 +74,7 @@ def _numeric_list(type_) -> bool:
     return pa.types.is_floating(value) or pa.types.is_integer(value)
 
 
-def read_rows(path: Path, column: str, key: str = "", batch_rows: int = BATCH_ROWS,
+def read_rows(path: Path | str, column: str, key: str = "", batch_rows: int = BATCH_ROWS,
               images: DataConfig | None = None,
               first: dict | None = None) -> Iterator[tuple[np.ndarray, list[str]]]:
     """One file's samples, a record batch at a time: ``(rows (b, D) float32, keys)``,
@@ -84,7 +85,7 @@ def read_rows(path: Path, column: str, key: str = "", batch_rows: int = BATCH_RO
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(open_remote(str(path), seekable=True) if is_remote(path) else path)
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a damaged file
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
     schema = pf.schema_arrow
@@ -98,7 +99,7 @@ def read_rows(path: Path, column: str, key: str = "", batch_rows: int = BATCH_RO
     if images is None and not _numeric_list(type_):
         raise DataError(f"{path}: column {column!r} is {type_}, not a list of numbers "
                         f"(one sample per row)")
-    start = 0
+    start, name = 0, source_name(path)
     for batch in pf.iter_batches(batch_size=batch_rows, columns=[c for c in (column, key) if c]):
         values = batch.column(column)
         x = (_check_batch(path, column, values, start) if images is None
@@ -106,11 +107,11 @@ def read_rows(path: Path, column: str, key: str = "", batch_rows: int = BATCH_RO
                                 first if first is not None else {}))
         yield x, (
             [str(v) for v in batch.column(key).to_pylist()] if key
-            else [f"{path.name}:{start + i}" for i in range(len(values))])
+            else [f"{name}:{start + i}" for i in range(len(values))])
         start += len(values)
 
 
-def _check_batch(path: Path, column: str, values, start: int) -> np.ndarray:
+def _check_batch(path: Path | str, column: str, values, start: int) -> np.ndarray:
     import pyarrow.compute as pc
 
     if values.null_count:
@@ -136,7 +137,7 @@ def _check_batch(path: Path, column: str, values, start: int) -> np.ndarray:
     return x
 
 
-def _decode_batch(path: Path, column: str, values, start: int, cfg: DataConfig,
+def _decode_batch(path: Path | str, column: str, values, start: int, cfg: DataConfig,
                   first: dict) -> np.ndarray:
     """A batch of encoded images as rows (``wsfm.data.images``), checked one by one."""
     import io

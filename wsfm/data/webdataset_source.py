@@ -36,6 +36,7 @@ import numpy as np
 from wsfm.config import DataConfig
 from wsfm.data.base import Dataset, keyed_split
 from wsfm.data.images import IMAGE_SUFFIXES, image_row
+from wsfm.data.remote import is_remote, open_remote, remote_files
 from wsfm.errors import DataError, InputNotFound
 
 __all__ = ["load_webdataset", "read_samples", "tar_files"]
@@ -44,18 +45,19 @@ IMAGE_EXTS = tuple(suffix[1:] for suffix in IMAGE_SUFFIXES)
 _MEMBER = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # (key, extension), as WebDataset splits
 
 
-def tar_files(urls: str) -> list[Path]:
-    """The tars ``urls`` names (module docstring), in the order given, each once."""
+def tar_files(urls: str) -> list[Path | str]:
+    """The tars ``urls`` names (module docstring), in the order given, each once; an
+    object-store URI (``s3://...``) names an object, a prefix or a glob (``wsfm.data.remote``)
+    and its tars are URIs."""
     from braceexpand import braceexpand  # installed with webdataset, which brace-expands too
 
-    out: list[Path] = []
+    out: list[Path | str] = []
     for url in urls.split():
-        if "://" in url:
-            raise DataError(f"{url}: data kind 'webdataset' reads local tars only so far "
-                            f"(object-store sources are not read yet)")
         for one in braceexpand(url):
             p = Path(one)
-            if p.is_file():
+            if is_remote(one):
+                found: list[Path | str] = list(remote_files(one, ".tar"))
+            elif p.is_file():
                 found = [p]
             elif p.is_dir():
                 found = sorted(f for f in p.rglob("*.tar") if f.is_file())
@@ -79,7 +81,7 @@ def _holds(ext: str, member: str) -> bool:
     return ext == member or ext.endswith("." + member)
 
 
-def read_samples(path: Path, member: str) -> Iterator[tuple[str, bytes]]:
+def read_samples(path: Path | str, member: str) -> Iterator[tuple[str, bytes]]:
     """``(key, bytes)`` of the ``member`` of each sample of one tar, in order; a
     sample without it raises ``DataError`` naming the tar, the key and the members it has."""
     key: str | None = None
@@ -93,7 +95,8 @@ def read_samples(path: Path, member: str) -> Iterator[tuple[str, bytes]]:
         return key, data  # type: ignore[return-value]  # key is set with exts
 
     try:
-        with tarfile.open(path, "r|*") as tar:
+        with (tarfile.open(fileobj=open_remote(str(path), seekable=False), mode="r|*")
+              if is_remote(path) else tarfile.open(path, "r|*")) as tar:
             for info in tar:
                 match = _MEMBER.match(info.name)
                 if not info.isfile() or match is None or Path(info.name).name.startswith("."):
@@ -113,7 +116,7 @@ def read_samples(path: Path, member: str) -> Iterator[tuple[str, bytes]]:
         yield done()
 
 
-def _vector(path: Path, key: str, raw: bytes) -> np.ndarray:
+def _vector(path: Path | str, key: str, raw: bytes) -> np.ndarray:
     try:
         x = np.load(io.BytesIO(raw), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -124,7 +127,7 @@ def _vector(path: Path, key: str, raw: bytes) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _image(path: Path, key: str, raw: bytes, cfg: DataConfig) -> tuple[np.ndarray, tuple]:
+def _image(path: Path | str, key: str, raw: bytes, cfg: DataConfig) -> tuple[np.ndarray, tuple]:
     """The image as a row in [-1, 1] (``wsfm.data.images``) and its (mode, size)."""
     try:
         return image_row(io.BytesIO(raw), cfg.image_size, cfg.channels)
@@ -141,7 +144,7 @@ def load_webdataset(cfg: DataConfig) -> Dataset:
                         f".npy array or an image ({', '.join(IMAGE_EXTS)})")
     rows: list[np.ndarray] = []
     keys: list[str] = []
-    seen: dict[str, Path] = {}
+    seen: dict[str, Path | str] = {}
     first: tuple | None = None  # (what, path, key) of the first sample
     for path in tar_files(cfg.urls):
         for key, raw in read_samples(path, cfg.key):
