@@ -3,12 +3,14 @@ evaluators, so that training, evaluation and the registered model build them ide
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from wsfm.config import DraftConfig, EvalConfig, FlowConfig, ModelConfig, PipelineConfig
 from wsfm.data.datasets import Dataset, load_dataset
 from wsfm.drafts import Draft, get_draft
+from wsfm.flow.search import seeded_subset
 from wsfm.metrics.evaluators import (
     Evaluator,
     ImageEvaluator,
@@ -20,8 +22,8 @@ from wsfm.models import build_model
 from wsfm.models.user import UserVelocity, check_user_model, load_initial_state
 from wsfm.sampler import build_sampler
 
-__all__ = ["build_draft", "check_users_network", "make_evaluator", "make_sampler", "net_spec",
-           "remask_of", "users_network"]
+__all__ = ["build_draft", "check_users_network", "judged", "make_evaluator", "make_sampler",
+           "net_spec", "remask_of", "users_network"]
 
 # The config fields that each kind reads; the others are ignored for that kind.
 DRAFT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -88,6 +90,26 @@ def check_users_network(cfg: PipelineConfig,
     """Before any work: the user's network builds with its weights (:func:`users_network`)
     and its forward answers one call on a batch of two in the data's shape."""
     check_user_model(users_network(cfg, load_dataset(cfg.data), registered))
+
+
+def judged(data: Dataset, config: PipelineConfig) -> Dataset:
+    """``data`` with at most ``evaluate.test_rows`` held-out rows and as many training rows
+    (their labels with them), drawn by the seed; all of a split that is smaller. What the
+    evaluator is fitted on (an image classifier or PCA fits on one of the two) and what every
+    row and real data are scored against: the metrics' cost grows with these rows (k-NN
+    precision and recall compare each pair), so a split of millions is judged on a sample.
+    The other arrays are ``data``'s own."""
+    k, seed = config.evaluate.test_rows, config.seed
+    held, train = (seeded_subset(len(data.test), k, [seed, 29]),
+                   seeded_subset(len(data.train), k, [seed, 31]))
+    changes: dict[str, Any] = {}
+    if held is not None:
+        changes.update(test=data.test[held], test_labels=None if data.test_labels is None
+                       else data.test_labels[held])
+    if train is not None:
+        changes.update(train=data.train[train],
+                       labels=None if data.labels is None else data.labels[train])
+    return dataclasses.replace(data, **changes) if changes else data
 
 
 def make_evaluator(data: Dataset, cfg: EvalConfig, seed: int) -> Evaluator:

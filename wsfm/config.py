@@ -379,12 +379,16 @@ class EvalConfig:
     # Retrieval and the copying checks search at most this many training rows, drawn by the
     # seed (all of them when the split is smaller); the report says how many.
     pool_rows: int = 200_000
+    # The held-out rows every row (and real data) is scored against, and the rows an image
+    # evaluator is fitted on, at most this many, drawn by the seed: k-NN precision and recall
+    # compare every pair of them (wsfm.components.judged); the report says how many.
+    test_rows: int = 10_000
 
     def __post_init__(self) -> None:
         if (self.seeds < 1 or self.n_samples < 2 or self.cold_nfe < 1 or self.timing_repeats < 1
-                or self.pool_rows < 1):
-            raise ValueError("seeds, n_samples, cold_nfe, timing_repeats and pool_rows must be "
-                             "positive")
+                or self.pool_rows < 1 or self.test_rows < 1):
+            raise ValueError("seeds, n_samples, cold_nfe, timing_repeats, pool_rows and "
+                             "test_rows must be positive")
         if self.decide_seeds < self.seeds:
             raise ValueError(f"decide_seeds ({self.decide_seeds}) must be at least seeds "
                              f"({self.seeds}): the rows that decide shipping get more, not fewer")

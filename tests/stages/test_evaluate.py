@@ -239,3 +239,29 @@ def test_retrieval_and_the_copying_checks_search_a_seeded_pool_of_pool_rows(tmp_
     whole = EvalEnv(tiny_config, inputs)  # the defaults cover these splits
     assert len(whole.pool) == 2000 and "search all 2,000 training rows" in whole.real_data()[1]
     assert len(whole.copy_test) == 500 and "held-out rows" not in whole.real_data()[1]
+
+
+def test_rows_and_the_floor_are_scored_against_a_seeded_sample_of_test_rows(tmp_path, tiny_config,
+                                                                           draft_dir):
+    from wsfm.components import judged
+    from wsfm.data.datasets import load_dataset
+    from wsfm.stages.eval_jobs import EvalEnv
+
+    config = dataclasses.replace(tiny_config, evaluate=dataclasses.replace(
+        tiny_config.evaluate, test_rows=100))  # of the 500 held-out rows
+    evaluator = tmp_path / "fit_evaluator"
+    fitted = fit_evaluator(context(config, evaluator))
+    assert fitted.params["judged_rows"] == 100
+    env = EvalEnv(config, {"fit_evaluator": str(evaluator), "pretrain_draft": str(draft_dir)})
+    data = load_dataset(config.data)
+    np.testing.assert_array_equal(env.test, judged(data, config).test)
+    assert len(env.test) == 100 and {tuple(r) for r in env.test.tolist()} <= {
+        tuple(r) for r in data.test.tolist()}
+    x = env.draft.sample(200, 0)
+    primary = env.evaluator.primary
+    assert env.score(x)[primary] == env.evaluator.score(x, env.test)[primary]
+    assert env.score(x)[primary] != env.evaluator.score(x, data.test)[primary]
+    assert "every row is scored against 100 of the 500 held-out rows" in env.real_data()[1]
+    whole = EvalEnv(tiny_config, {"fit_evaluator": str(evaluator),
+                                  "pretrain_draft": str(draft_dir)})
+    assert len(whole.test) == 500 and "scored against" not in whole.real_data()[1]

@@ -121,7 +121,7 @@ class EvalEnv:
     """What sampling and scoring need, loaded once: data, evaluator, draft, networks."""
 
     def __init__(self, config: PipelineConfig, inputs: dict[str, str]):
-        from wsfm.components import net_spec
+        from wsfm.components import judged, net_spec
         from wsfm.data.datasets import load_dataset
         from wsfm.drafts import load_draft
         from wsfm.flow.search import seeded_subset
@@ -144,6 +144,8 @@ class EvalEnv:
         # held-out rows, drawn by the seed (each is one search of the pool, in every process).
         held = seeded_subset(len(self.data.test), COPY_HELD_OUT, [config.seed, 23])
         self.copy_test = self.data.test if held is None else self.data.test[held]
+        # What every row and real data are scored against: evaluate.test_rows of them.
+        self.test = judged(self.data, config).test
         if self.data.text is None:
             self.copy_ref = CopyingReference.fit(self.pool, self.copy_test)
         else:
@@ -204,7 +206,7 @@ class EvalEnv:
     def score(self, x: np.ndarray) -> dict[str, float]:
         """The evaluator's metrics, the primary one at ``reference_n`` samples, and the
         copying checks."""
-        ev, test = self.evaluator, self.data.test
+        ev, test = self.evaluator, self.test
         scores = dict(ev.score(x, test))
         if self.reference_n < len(x):
             scores[f"{ev.primary}_n{self.reference_n}"] = ev.score(x[:self.reference_n],
@@ -243,6 +245,9 @@ class EvalEnv:
         h, m = len(self.copy_test), len(self.data.test)
         if self.data.text is None and h < m:
             note += f"; the copying checks' reference is {h:,} of the {m:,} held-out rows"
+        if len(self.test) < m:
+            note += (f"; every row is scored against {len(self.test):,} of the {m:,} held-out "
+                     f"rows (evaluate.test_rows, drawn by the seed)")
         return note
 
     def _real_source(self) -> str:

@@ -203,7 +203,7 @@ def evaluate(ctx: StageContext) -> StageResult:
                           {t0_key(t): _draw(env.sampler("warm", solver, t), env.n)
                            for t in starts}, ev.timing_repeats)
     real, how = env.real_data()
-    real_scores = env.evaluator.score(real, data.test)
+    real_scores = env.evaluator.score(real, env.test)
     report = EvalReport.build(
         task=cfg.task, metric=primary, lower_is_better=low, reference=real_scores[primary],
         reference_how=how, reference_n=len(real), t0=cfg.flow.t0, cold_nfe=ev.cold_nfe,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wsfm.components import make_evaluator
+from wsfm.components import judged, make_evaluator
 from wsfm.data.datasets import load_dataset
 from wsfm.stages.base import StageContext, StageResult
 
@@ -12,9 +12,12 @@ __all__ = ["fit_evaluator"]
 def fit_evaluator(ctx: StageContext) -> StageResult:
     cfg = ctx.config
     data = load_dataset(cfg.data)
+    sample = judged(data, cfg)  # at most evaluate.test_rows rows of each split
     evaluator = make_evaluator(data, cfg.evaluate, seed=cfg.seed)
-    evaluator.fit(data)
+    evaluator.fit(sample)
     evaluator.save(ctx.out)
-    floor = evaluator.score(data.reference, data.test)  # real data against real data
+    # real data against real data
+    floor = evaluator.score(data.reference[:cfg.evaluate.test_rows], sample.test)
     return StageResult(metrics={f"reference_{k}": v for k, v in floor.items()},
-                       params={"evaluator": evaluator.kind, "primary": evaluator.primary})
+                       params={"evaluator": evaluator.kind, "primary": evaluator.primary,
+                               "judged_rows": len(sample.test)})
