@@ -32,7 +32,8 @@ _WILD = re.compile(r"[*?\[]")
 
 
 def is_remote(where: str | Path) -> bool:
-    """A URI with a scheme (``s3://...``), not a local path."""
+    """A URI with a scheme (``s3://...``), not a local path. (``storage.is_uri``'s test,
+    kept here so that telling the two apart does not import pyarrow.)"""
     return isinstance(where, str) and "://" in where and bool(urlsplit(where).scheme)
 
 
