@@ -92,23 +92,23 @@ def check_users_network(cfg: PipelineConfig,
     check_user_model(users_network(cfg, load_dataset(cfg.data), registered))
 
 
-def judged(data: Dataset, config: PipelineConfig) -> Dataset:
-    """``data`` with at most ``evaluate.test_rows`` held-out rows and as many training rows
-    (their labels with them), drawn by the seed; all of a split that is smaller. What the
-    evaluator is fitted on (an image classifier or PCA fits on one of the two) and what every
-    row and real data are scored against: the metrics' cost grows with these rows (k-NN
-    precision and recall compare each pair), so a split of millions is judged on a sample.
-    The other arrays are ``data``'s own."""
+def judged(data: Dataset, config: PipelineConfig, *, train: bool = True) -> Dataset:
+    """``data`` with at most ``evaluate.test_rows`` held-out rows and (``train``) as many
+    training rows, their labels with them, drawn by the seed; all of a split that is smaller.
+    What the evaluator is fitted on (an image classifier or PCA fits on one of the two) and
+    what every row and real data are scored against (``train=False``: only that is needed):
+    the metrics' cost grows with these rows (k-NN precision and recall compare each pair), so
+    a split of millions is judged on a sample. The other arrays are ``data``'s own."""
     k, seed = config.evaluate.test_rows, config.seed
-    held, train = (seeded_subset(len(data.test), k, [seed, 29]),
-                   seeded_subset(len(data.train), k, [seed, 31]))
+    held = seeded_subset(len(data.test), k, [seed, 29])
+    rows = seeded_subset(len(data.train), k, [seed, 31]) if train else None
     changes: dict[str, Any] = {}
     if held is not None:
         changes.update(test=data.test[held], test_labels=None if data.test_labels is None
                        else data.test_labels[held])
-    if train is not None:
-        changes.update(train=data.train[train],
-                       labels=None if data.labels is None else data.labels[train])
+    if rows is not None:
+        changes.update(train=data.train[rows],
+                       labels=None if data.labels is None else data.labels[rows])
     return dataclasses.replace(data, **changes) if changes else data
 
 

@@ -32,8 +32,9 @@ import numpy as np
 from wsfm.config import DataConfig
 from wsfm.data.base import Dataset, hash_split, keyed_split
 from wsfm.data.images import image_row
-from wsfm.data.remote import is_remote, open_remote, remote_files, source_name
+from wsfm.data.remote import open_remote, remote_files, source_name
 from wsfm.errors import DataError, InputNotFound
+from wsfm.uri import is_uri
 
 # pyarrow is imported inside the functions that read: it stays out of the driver's start-up
 # (which imports this module through wsfm.data.datasets) unless Parquet data is read.
@@ -46,7 +47,7 @@ def parquet_files(path: str) -> list[Path | str]:
     """The files of ``path``: one file, every ``*.parquet`` under a folder, or a glob; sorted
     by name (the order does not decide the split). An object-store URI (``s3://...``) names an
     object, a prefix or a glob the same way (``wsfm.data.remote``); its files are URIs."""
-    if is_remote(path):
+    if is_uri(path):
         return list(remote_files(path, ".parquet"))
     p = Path(path)
     if p.is_file():
@@ -85,7 +86,7 @@ def read_rows(path: Path | str, column: str, key: str = "", batch_rows: int = BA
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(open_remote(str(path), seekable=True) if is_remote(path) else path)
+        pf = pq.ParquetFile(open_remote(str(path), seekable=True) if is_uri(path) else path)
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a damaged file
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
     schema = pf.schema_arrow

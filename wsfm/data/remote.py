@@ -25,21 +25,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wsfm.errors import DataError, InputNotFound
+from wsfm.uri import is_uri
 
-__all__ = ["is_remote", "open_remote", "remote_files", "source_name"]
+__all__ = ["open_remote", "remote_files", "source_name"]
 
 _WILD = re.compile(r"[*?\[]")
 
 
-def is_remote(where: str | Path) -> bool:
-    """A URI with a scheme (``s3://...``), not a local path. (``storage.is_uri``'s test,
-    kept here so that telling the two apart does not import pyarrow.)"""
-    return isinstance(where, str) and "://" in where and bool(urlsplit(where).scheme)
-
-
 def source_name(where: str | Path) -> str:
     """The file name of a local path or of an object's URI."""
-    return Path(where).name if not is_remote(where) else PurePosixPath(
+    return Path(where).name if not is_uri(where) else PurePosixPath(
         urlsplit(str(where)).path).name
 
 

@@ -36,8 +36,9 @@ import numpy as np
 from wsfm.config import DataConfig
 from wsfm.data.base import Dataset, keyed_split
 from wsfm.data.images import IMAGE_SUFFIXES, image_row
-from wsfm.data.remote import is_remote, open_remote, remote_files
+from wsfm.data.remote import open_remote, remote_files
 from wsfm.errors import DataError, InputNotFound
+from wsfm.uri import is_uri
 
 __all__ = ["load_webdataset", "read_samples", "tar_files"]
 
@@ -55,7 +56,7 @@ def tar_files(urls: str) -> list[Path | str]:
     for url in urls.split():
         for one in braceexpand(url):
             p = Path(one)
-            if is_remote(one):
+            if is_uri(one):
                 found: list[Path | str] = list(remote_files(one, ".tar"))
             elif p.is_file():
                 found = [p]
@@ -96,7 +97,7 @@ def read_samples(path: Path | str, member: str) -> Iterator[tuple[str, bytes]]:
 
     try:
         with (tarfile.open(fileobj=open_remote(str(path), seekable=False), mode="r|*")
-              if is_remote(path) else tarfile.open(path, "r|*")) as tar:
+              if is_uri(path) else tarfile.open(path, "r|*")) as tar:
             for info in tar:
                 match = _MEMBER.match(info.name)
                 if not info.isfile() or match is None or Path(info.name).name.startswith("."):

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import pyarrow.fs as pafs
 
 from wsfm.errors import UserError
+from wsfm.uri import is_uri
 
 __all__ = ["STORAGE_ENV", "Location", "filesystem", "is_uri", "join", "locate", "ray_storage",
            "storage_env"]
@@ -39,11 +40,6 @@ __all__ = ["STORAGE_ENV", "Location", "filesystem", "is_uri", "join", "locate", 
 # themselves). Credentials are not among them: each node resolves its own (instance role,
 # profile, or a job's environment), and none is copied into Ray's job records.
 STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
-
-
-def is_uri(where: str | Path) -> bool:
-    """``s3://...``, ``gs://...``, ``file://...``: anything with a scheme (not a plain path)."""
-    return isinstance(where, str) and "://" in where and bool(urlsplit(where).scheme)
 
 
 def join(base: str, *parts: str) -> str:

@@ -145,7 +145,7 @@ class EvalEnv:
         held = seeded_subset(len(self.data.test), COPY_HELD_OUT, [config.seed, 23])
         self.copy_test = self.data.test if held is None else self.data.test[held]
         # What every row and real data are scored against: evaluate.test_rows of them.
-        self.test = judged(self.data, config).test
+        self.test = judged(self.data, config, train=False).test
         if self.data.text is None:
             self.copy_ref = CopyingReference.fit(self.pool, self.copy_test)
         else:
