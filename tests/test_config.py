@@ -136,10 +136,10 @@ def test_cli_refuses_bad_user_data_before_anything_runs(tmp_path, capsys):
 def test_the_substitute_coupling_needs_its_draft_and_its_shards(tmp_path):
     base = (ROOT / "pipelines" / "text.yaml").read_text()
     assert load_pipeline(ROOT / "pipelines" / "text.yaml").flow.coupling == "substitute"
-    for old, new in (("pair: substitute", "pair: none"), ("kind: window_gru", "kind: ngram")):
+    for old, new in (("pair: substitute", "pair: none"), ("kind: window_gru", "kind: gru")):
         path = tmp_path / "text.yaml"
         path.write_text(base.replace(old, new))
-        with pytest.raises(ConfigError, match="coupling: substitute .* window_ngram"):
+        with pytest.raises(ConfigError, match="coupling: substitute .* ngram, window_ngram"):
             load_pipeline(path)
     # the character n-gram over windows draws substitutes too
     path.write_text(base.replace("kind: window_gru", "kind: window_ngram"))

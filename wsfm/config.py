@@ -152,8 +152,9 @@ class DataConfig:
         return self.kind in USER_KINDS or (self.kind == "prose" and bool(self.path))
 
 
-# Drafts over windows of running text, which draw substitutes (coupling ``substitute``).
-WINDOW_DRAFTS = ("window_ngram", "window_gru")
+# Drafts that draw substitutes on real text (coupling ``substitute``): the window drafts of
+# running text and the words' character n-gram.
+SUBSTITUTE_DRAFTS = ("ngram", "window_ngram", "window_gru")
 
 
 @_section
@@ -186,8 +187,8 @@ class FlowConfig:
     t0: Float = 0.9
     draft_noise: Float = 0.0
     sigma_min: Float = 0.0
-    # substitute (text windows): no pairing; the refiner learns to undo masks and the
-    # draft's own mistakes made on real text (wsfm.flow.discrete, "Corruption").
+    # substitute (text: prose windows, words): no pairing; the refiner learns to undo masks
+    # and the draft's own mistakes made on real text (wsfm.flow.discrete, "Corruption").
     coupling: Literal["independent", "minibatch_ot", "nearest", "substitute"] = "minibatch_ot"
     # Text (discrete form): kappa(s) = s ** kappa_exponent on the mixture path; the softmax
     # temperature of the sampler's jumps. Couplings use Hamming distance there.
@@ -252,8 +253,8 @@ class ShardsConfig:
     per_shard: int = 10000
     # Precomputed coupling: store with each draft the index of its training-data partner
     # (``idx.npy``): the nearest training row, or an exact OT assignment within each block;
-    # substitute (text windows): a random training window, the "draft" being the draft
-    # model's substitutes given that window's real characters.
+    # substitute (text): a random training row, the "draft" being the draft model's
+    # substitutes given that row's real characters.
     pair: Literal["none", "nearest", "minibatch_ot", "substitute"] = "none"
     block: int = 256  # drafts per tar record, and the minibatch of ``pair: minibatch_ot``
     # pair nearest at scale (wsfm.flow.search): each shard task searches a candidate pool of
@@ -359,9 +360,9 @@ BENCH_OVERLAY = {"evaluate": {"methods": [*JOB_METHODS, "cold_ot", "reflow", "wa
 class EvalConfig:
     n_samples: int = 2000
     seeds: int = 3
-    # Sampling seeds of the rows that decide what ships (the cold rows at cold_nfe and the
-    # refiner's rows with the shipped solver): the shipping rule's confidence bound needs
-    # them (docs/shipping.md). Never fewer than ``seeds``.
+    # Sampling seeds of the rows that decide what ships (the cold rows at cold_nfe, the
+    # refiner's rows with the shipped solver, the draft alone): the shipping rule's
+    # confidence bounds need them (docs/shipping.md). Never fewer than ``seeds``.
     decide_seeds: int = 10
     cold_nfe: int = 100
     nfe_grid: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
@@ -471,10 +472,10 @@ class PipelineConfig:
             raise ValueError(f"resources: unknown stage {unknown[0]!r} "
                              f"(stages: {list(STAGE_NAMES)})")
         if self.flow.coupling == "substitute" and (self.shards.pair != "substitute"
-                                                   or self.draft.kind not in WINDOW_DRAFTS):
+                                                   or self.draft.kind not in SUBSTITUTE_DRAFTS):
             raise ValueError("flow.coupling: substitute trains on the draft's substitutes of "
-                             "real text: it needs draft.kind: window_ngram or window_gru and "
-                             "shards.pair: substitute")
+                             "real text: it needs a draft.kind that draws them (one of "
+                             f"{', '.join(SUBSTITUTE_DRAFTS)}) and shards.pair: substitute")
         if self.shards.pair not in ("none", self.flow.coupling):
             raise ValueError(f"shards.pair {self.shards.pair!r} stores the pairs that training "
                              f"then uses, but flow.coupling is {self.flow.coupling!r}: set them "

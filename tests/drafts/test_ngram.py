@@ -132,3 +132,41 @@ def test_errors():
         CharNgramDraft().sample(3, 0)
     with pytest.raises(ValueError):
         CharNgramDraft().fit(np.zeros((2, 3)))  # empty words
+
+
+def test_substitutes_follow_the_chain_given_the_real_prefix():
+    # "ab" and "ac" after "^": a, then b or c (1/2 each), then the end. Teacher forcing on
+    # the real word draws position 1 from P(. | a) and position 2 from P(. | b) or P(. | c).
+    d = CharNgramDraft(order=2).fit(encode(["ab", "ac"], 5))
+    x1 = encode(["ab"] * 4000 + ["ac"] * 4000, 5)
+    sub = d.substitutes(x1, seed=3)
+    assert sub.shape == x1.shape and sub.dtype == np.int64
+    assert (sub[:, 0] == 1).all()  # after ^ always a
+    share_b = (sub[:, 1] == 2).mean()
+    assert set(np.unique(sub[:, 1])) == {2, 3} and abs(share_b - 0.5) < 0.03  # 4 sd at n 8000
+    assert (sub[:, 2] == 0).all()  # after b or c: the end
+    assert (sub[:, 3:] == 0).all()  # after the end: pad, never drawn
+    assert np.array_equal(sub, d.substitutes(x1, seed=3))  # a pure function of the seed
+    assert not np.array_equal(sub, d.substitutes(x1, seed=4))
+
+
+def test_substitutes_draw_the_end_inside_a_word_and_letters_past_it():
+    # Trained on "a" and "aaa": after "a" the chain ends (1/2 ... ) or goes on, so on the
+    # real word "aa" position 1 may be an end, and position 2 (its end) may be a letter;
+    # the probabilities are the counted ones: P(end | a) = 2/4 with order 2.
+    d = CharNgramDraft(order=2).fit(encode(["a", "aaa"], 4))
+    p_end = d.probabilities()[d.rows(np.array([1]))[0], 0]
+    assert p_end == 0.5
+    sub = d.substitutes(encode(["aa"] * 6000, 4), seed=0)
+    assert abs((sub[:, 1] == 0).mean() - p_end) < 0.03
+    assert abs((sub[:, 2] == 1).mean() - (1 - p_end)) < 0.03  # a letter where "aa" ended
+    assert (sub[:, 3] == 0).all()
+
+
+def test_substitutes_refuse_codes_of_another_width_or_alphabet():
+    d = CharNgramDraft(order=2).fit(encode(["ab"], 4))
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+        d.substitutes(np.zeros((2, 5), dtype=np.int64), 0)
+    with pytest.raises(ValueError, match=r"\[0, 26\]"):
+        d.substitutes(np.full((2, 4), 27), 0)
+    assert d.substitutes(np.zeros((0, 4), dtype=np.int64), 0).shape == (0, 4)

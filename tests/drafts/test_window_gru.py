@@ -92,9 +92,9 @@ def test_bad_input_is_refused(periodic):
 
 
 def test_the_configs_substitute_kinds_are_the_drafts_that_draw_substitutes():
-    from wsfm.config import WINDOW_DRAFTS
+    from wsfm.config import SUBSTITUTE_DRAFTS
     from wsfm.drafts import DRAFTS, SubstituteDraft
 
     drawing = {kind for kind, cls in DRAFTS.items() if callable(getattr(cls, "substitutes", None))}
-    assert drawing == set(WINDOW_DRAFTS)
+    assert drawing == set(SUBSTITUTE_DRAFTS)
     assert isinstance(WindowGRUDraft(hidden=4, steps=1), SubstituteDraft)

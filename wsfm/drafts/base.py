@@ -17,9 +17,9 @@ __all__ = ["Draft", "SubstituteDraft", "read_kind"]
 
 @runtime_checkable
 class SubstituteDraft(Protocol):
-    """A draft over windows of text that also draws substitutes on real windows (teacher
-    forcing): what ``flow.coupling: substitute`` trains on. The config names these kinds in
-    ``wsfm.config.WINDOW_DRAFTS`` (tests check the two agree)."""
+    """A text draft that also draws substitutes on real text (teacher forcing): what
+    ``flow.coupling: substitute`` trains on. The config names these kinds in
+    ``wsfm.config.SUBSTITUTE_DRAFTS`` (tests check the two agree)."""
 
     def substitutes(self, x1: np.ndarray, seed: int) -> np.ndarray:
         """(N, L) int64: at each position a character drawn given the real characters of

@@ -214,6 +214,24 @@ class CharNgramDraft(WordDraft):
                 ctx = (ctx % keep) * _CTX + sym
         return codes[:, :self.max_len], lengths
 
+    def substitutes(self, x1: np.ndarray, seed: int) -> np.ndarray:
+        """(N, width) int64: at each position up to a word's end, a symbol drawn from the
+        chain given the real symbols of ``x1`` before it (teacher forcing), so a letter where
+        the chain would have ended, or an end inside the word, are among the mistakes drawn;
+        the pad after the end stays pad. What ``flow.coupling: substitute`` trains on."""
+        self._fitted()
+        x1 = np.asarray(x1, dtype=np.int64)
+        if x1.ndim != 2 or x1.shape[1] != self.width:
+            raise ValueError(f"x1 must be (N, {self.width}) codes, got {x1.shape}")
+        if len(x1) and (x1.min() < 0 or x1.max() >= VOCAB):
+            raise ValueError(f"x1 codes must lie in [0, {VOCAB - 1}] (0 = end/pad)")
+        cum = np.cumsum(self.probabilities(), axis=1)  # (U + 1, 27)
+        ctx = self._context_ids(x1)[:, :self.width]  # (N, width): the context before each
+        u = np.random.default_rng(seed).random(x1.shape)
+        sym = (cum[self.rows(ctx)] < u[..., None]).sum(axis=2).clip(max=VOCAB - 1)
+        ended = np.cumsum(x1 == 0, axis=1) - (x1 == 0)  # ends strictly before the position
+        return np.where(ended > 0, 0, sym).astype(np.int64)
+
     def _drawer(self, seed: int) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
         cum = np.cumsum(self.probabilities(), axis=1)
         rng = np.random.default_rng(seed)

@@ -155,7 +155,7 @@ def _chunks(job: ShardJob) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         n, seed = min(rows, job.count - start), chunk_seed(job.seed, c)
         if job.pair == "substitute":  # real windows, and the draft's substitutes on them
             assert data is not None and isinstance(draft, SubstituteDraft), \
-                "pair substitute needs a window draft (checked by the config)"
+                "pair substitute needs a draft that draws substitutes (checked by the config)"
             idx = np.random.default_rng([job.seed, c, 2]).integers(len(data), size=n)
             yield draft.substitutes(data[idx].numpy(), seed), idx.astype(np.int64)
             continue
