@@ -121,3 +121,45 @@ def test_no_worse_bound_is_scipys_welch_interval_and_a_noisier_row_fails_sooner(
     # One seed shows nothing about its noise: never shipped on it.
     one_seed = dataclasses.replace(row("w", 10, 0.0), seeds=1, per_seed=(0.0,))
     assert not no_worse(one_seed, cold, rel_margin=10.0).ok
+
+
+def test_shown_better_paired_is_scipys_paired_interval_and_noise_still_widens_it():
+    """Paired by seed (the refiner's seed s starts from the draft row's seed s), the bound is
+    the upper end of scipy's two-sided 90% interval of the paired t-test, an independent
+    implementation. Seeds that move both rows together (a shared draw) cancel; noise in the
+    differences widens the bound; unequal seed counts fall back to Welch's unpaired bound."""
+    from scipy.stats import ttest_rel
+
+    from wsfm.report import no_worse, shown_better
+
+    draft_seeds = (60.0, 66.0, 63.0, 70.0, 64.0)  # the draw's own scatter, shared by both rows
+    warm_seeds = (57.5, 62.8, 60.1, 66.9, 61.2)   # about 3 better on every seed
+    draft = dataclasses.replace(row("draft", 0, sum(draft_seeds) / 5, t0=0.9),
+                                per_seed=draft_seeds, seeds=5)
+    warm = dataclasses.replace(row("warm_ot", 10, sum(warm_seeds) / 5, t0=0.9),
+                               per_seed=warm_seeds, seeds=5)
+    paired = shown_better(warm, draft, paired=True)
+    want = ttest_rel(warm_seeds, draft_seeds).confidence_interval(0.90).high
+    assert paired.bound == pytest.approx(want, rel=1e-9) and paired.ok and paired.paired
+    assert "paired by seed" in paired.describe()
+    # Unpaired, the shared scatter stays in the bound: not shown.
+    unpaired = shown_better(warm, draft)
+    assert not unpaired.ok and unpaired.bound == no_worse(warm, draft, 0.0).bound
+    # Higher is better: the same comparison mirrored.
+    up = shown_better(draft, warm, lower_is_better=False, paired=True)
+    assert up.bound == pytest.approx(paired.bound) and up.ok
+    # The same means with noisier differences: the bound grows until it is not shown.
+    bounds = []
+    for noise in (0.0, 1.0, 3.0):
+        jitter = (noise, -noise, noise, -noise, 0.0)
+        noisy = dataclasses.replace(warm, per_seed=tuple(
+            w + j for w, j in zip(warm_seeds, jitter, strict=True)))
+        bounds.append(shown_better(noisy, draft, paired=True))
+    assert bounds[0].bound < bounds[1].bound < bounds[2].bound
+    assert bounds[0].ok and not bounds[2].ok
+    # The draft unchanged is never shown better, paired or not.
+    assert not shown_better(dataclasses.replace(warm, per_seed=draft_seeds,
+                                                quality=draft.quality), draft, paired=True).ok
+    # Unequal seed counts cannot be paired: Welch's bound.
+    short = dataclasses.replace(draft, per_seed=draft_seeds[:3], seeds=3)
+    assert shown_better(warm, short, paired=True) == shown_better(warm, short)

@@ -218,11 +218,13 @@ class Comparison:
     margin: float
     ok: bool
     strict: bool = False  # the bound must be below the margin (shown better), not at it
+    paired: bool = False  # the bound is on per-seed differences (shown_better)
 
     def describe(self) -> str:
         sign = ("<" if self.ok else ">=") if self.strict else ("<=" if self.ok else ">")
-        return (f"worse by {self.worse_by:+.4g}, {CONFIDENCE:.0%} upper bound {self.bound:+.4g} "
-                f"{sign} margin {self.margin:.4g}")
+        kind = " (paired by seed)" if self.paired else ""
+        return (f"worse by {self.worse_by:+.4g}, {CONFIDENCE:.0%} upper bound{kind} "
+                f"{self.bound:+.4g} {sign} margin {self.margin:.4g}")
 
 
 def no_worse(candidate: Row, reference: Row, rel_margin: float,
@@ -269,12 +271,29 @@ def no_worse_values(candidate: Sequence[float], reference: Sequence[float], rel_
 
 
 def shown_better(candidate: Row, reference: Row, lower_is_better: bool = True,
-                 confidence: float = CONFIDENCE) -> Comparison:
-    """Whether ``candidate`` is shown strictly better than ``reference``: the same one-sided
-    bound as :func:`no_worse` on ``candidate - reference`` must be below zero. Two rows of the
-    same values (a sampler that returns its draft unchanged) are not shown better."""
-    c = no_worse(candidate, reference, 0.0, lower_is_better, confidence)
-    return Comparison(c.worse_by, c.bound, 0.0, c.bound < 0.0, strict=True)
+                 confidence: float = CONFIDENCE, paired: bool = False) -> Comparison:
+    """Whether ``candidate`` is shown strictly better than ``reference``: a one-sided upper
+    bound on ``candidate - reference`` must be below zero. Two rows of the same values (a
+    sampler that returns its draft unchanged) are not shown better.
+
+    The bound is Welch's (:func:`no_worse`), or with ``paired`` and as many seeds on both
+    sides, Student's on the per-seed differences: ``mean(d) + t(confidence, n - 1) sd(d) /
+    sqrt(n)``. Pairing is for rows whose seed ``s`` shares its random input: the refiner's
+    seed ``s`` starts from the draft's draw of seed ``s``, which is the ``draft`` row's seed
+    ``s`` (``wsfm.stages.eval_jobs``), and ``Row.per_seed`` is in seed order. Noise in the
+    differences, or fewer seeds, still widen the bound."""
+    a, b = candidate.per_seed, reference.per_seed
+    if not (paired and len(a) == len(b) >= 2):
+        c = no_worse(candidate, reference, 0.0, lower_is_better, confidence)
+        return Comparison(c.worse_by, c.bound, 0.0, c.bound < 0.0, strict=True)
+    from scipy.stats import t as student_t
+
+    sign = 1.0 if lower_is_better else -1.0
+    d = [sign * (x - y) for x, y in zip(a, b, strict=True)]
+    worse_by = sign * (candidate.quality - reference.quality)
+    bound = worse_by + float(student_t.ppf(confidence, len(d) - 1)) * math.sqrt(
+        _sample_var(d) / len(d))
+    return Comparison(worse_by, bound, 0.0, bound < 0.0, strict=True, paired=True)
 
 
 def _sample_var(xs: Sequence[float]) -> float:

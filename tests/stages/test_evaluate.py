@@ -55,10 +55,11 @@ def test_metrics_follow_the_benchmark_schema(tmp_path, tiny_config, draft_dir):
     assert report["reference"] < draft_row["quality"]  # held-out data beats the draft
     assert all(r["spread"] >= 0 and r["sec_per_1k"] > 0 and r["seconds"] > 0
                for r in report["rows"])
-    # The rows that decide shipping (cold at cold_nfe, the refiner with the shipped solver)
-    # get decide_seeds seeds, each seed's score kept; the others get seeds.
+    # The rows that decide shipping (cold at cold_nfe, the refiner with the shipped solver,
+    # the draft alone) get decide_seeds seeds, each seed's score kept; the others get seeds.
     for r in report["rows"]:
-        deciding = (r["method"] == "cold" and r["nfe"] == ev.cold_nfe) or r["method"] == "warm_ot"
+        deciding = ((r["method"] == "cold" and r["nfe"] == ev.cold_nfe)
+                    or r["method"] in ("warm_ot", "draft"))
         assert r["seeds"] == (ev.decide_seeds if deciding else ev.seeds), r
         assert len(r["per_seed"]) == r["seeds"]
         assert abs(sum(r["per_seed"]) / r["seeds"] - r["quality"]) < 1e-9
@@ -94,14 +95,15 @@ def test_plan_has_one_job_per_method_solver_and_seed(tiny_config):
     jobs = plan_jobs(config, {}, text=False)
     keys = [(j.row, j.solver, j.seed) for j in jobs]
     # 2 seeds of each (method, solver) row, then 3 more of the rows that decide shipping:
-    # cold at NFE 100 with each solver, the refiner with the shipped solver (euler).
-    assert len(keys) == len(set(keys)) == 2 * (1 + 2 + 2 + 2) + 3 * (2 + 1)
+    # cold at NFE 100 with each solver, the refiner with the shipped solver (euler), the draft.
+    assert len(keys) == len(set(keys)) == 2 * (1 + 2 + 2 + 2) + 3 * (2 + 1 + 1)
     midpoint_cold = next(j for j in jobs if j.row == "cold" and j.solver == "midpoint")
     assert midpoint_cold.points == (Point(0.0, 50), Point(0.0, 2), Point(0.0, 1))  # NFE 100, 4, 2
     extra = [j for j in jobs if j.seed >= SEED_BASE + 2]
     assert {(j.row, j.solver, j.points) for j in extra} == {
         ("cold", "euler", (Point(0.0, 100),)), ("cold", "midpoint", (Point(0.0, 50),)),
-        ("warm_ot", "euler", next(j.points for j in jobs if j.row == "warm_ot"))}
+        ("warm_ot", "euler", next(j.points for j in jobs if j.row == "warm_ot")),
+        ("draft", "none", (Point(config.flow.t0),))}
     with pytest.raises(ValueError, match="'ngram' is for text"):
         plan_jobs(dataclasses.replace(config, evaluate=dataclasses.replace(
             config.evaluate, methods=["cold", "warm", "ngram"])), {}, text=False)

@@ -122,12 +122,13 @@ def plan_jobs(cfg: PipelineConfig, inputs: dict[str, str], text: bool) -> list[E
     jobs = [EvalJob(cfg, frozen, m, row, solver, points, SEED_BASE + s, order)
             for m, row, solver, points, order in plans for s in range(ev.seeds)]
     # The rows that decide shipping get decide_seeds seeds: the cold rows at cold_nfe (any
-    # solver: the reference is the best of them) and the refiner's with the shipped solver.
+    # solver: the reference is the best of them), the refiner's with the shipped solver, and
+    # the draft alone (a start time ships only when shown better than it: docs/shipping.md).
     shipped = TEXT_SOLVER if text else ev.method
     for m, row, solver, points, _ in plans:
         deciding = tuple(p for p in points if (m in COLD_ROWS and p.steps is not None
                                                and p.steps * _calls(solver) == ev.cold_nfe)
-                         or (m == "warm" and solver == shipped))
+                         or (m == "warm" and solver == shipped) or m == "draft")
         jobs += [EvalJob(cfg, frozen, m, row, solver, deciding, SEED_BASE + s)
                  for s in range(ev.seeds, ev.decide_seeds) if deciding]
     return jobs

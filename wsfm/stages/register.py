@@ -91,7 +91,8 @@ def _candidate(report: EvalReport, warm: Row, rel_tolerance: float,
     wall = report.wall_speedups.get(t0_key(warm.t0), math.nan)
     return T0Choice(float(warm.t0), warm, cold, automatic,
                     no_worse(warm, cold, rel_tolerance, report.lower_is_better), wall,
-                    None if draft is None else shown_better(warm, draft, report.lower_is_better))
+                    None if draft is None
+                    else shown_better(warm, draft, report.lower_is_better, paired=True))
 
 
 def _wall_ok(choice: T0Choice, wall_share: float) -> bool:
