@@ -148,6 +148,9 @@ def test_the_substitute_coupling_needs_its_draft_and_its_shards(tmp_path):
 
 def test_nearest_search_settings_are_checked(tmp_path):
     base = (ROOT / "pipelines" / "words.yaml").read_text()
+    assert "\n  coupling: substitute\n" in base and "\n  pair: substitute " in base
+    base = base.replace("\n  coupling: substitute\n", "\n  coupling: nearest\n").replace(
+        "\n  pair: substitute ", "\n  pair: nearest ")
     path = tmp_path / "words.yaml"
     path.write_text(base.replace("  pair: nearest", "  pair: nearest\n  nearest_pool: 500"))
     assert load_pipeline(path).shards.nearest_pool == 500

@@ -177,7 +177,7 @@ def test_text_rows_carry_copying_shares_entropy_and_the_ngram_rivals(tmp_path):
     report = EvalReport.from_dict(json.loads((out / "metrics.json").read_text()))
     rows = {r.method: r for r in report.rows}
     assert {f"ngram{k}" for k in NGRAM_RIVALS} == {m for m in rows if m.startswith("ngram")}
-    assert report.warm_method == "warm_nearest" and report.solver == "jump"
+    assert report.warm_method == "warm_substitute" and report.solver == "jump"
     for r in report.rows:
         assert {"train_share", "held_out_share", "distinct_share", "nll_per_char",
                 "sample_entropy"} <= set(r.metrics)
