@@ -144,7 +144,10 @@ def test_failed_gates_register_without_the_alias(registry, tmp_path, tiny_config
     assert result.tags["gates_passed"] == "false" and result.tags["model_alias"] == ""
     version = client.get_model_version(result.tags["model_name"], result.tags["model_version"])
     assert not version.aliases and version.tags["wsfm.decision"] == "kept"
-    assert json.loads((tmp_path / "register0" / "gates.json").read_text())["failures"]
+    gates = json.loads((tmp_path / "register0" / "gates.json").read_text())
+    assert gates["failures"]
+    # The bound paired by seed is written beside the verdict, as information only.
+    assert "upper bound (paired by seed)" in gates["vs_draft_paired"]
     sampler = load_bundle(tmp_path / "register0" / "bundle")
     samples, nfe = sampler.sample(50, seed=3)
     assert samples.shape == (50, 2) and np.isfinite(samples).all()

@@ -267,7 +267,7 @@ def _prose_targets(report: EvalReport) -> list[Target]:
             f"{_q(warm)} vs {cold.method}@{cold.nfe} {_q(cold)} ({parity.describe()}); "
             f"entropy {entropy:.3g} vs real {real:.3g}"))
         if draft is not None:  # the shipping rule's own check (wsfm.stages.register)
-            beats = shown_better(warm, draft, low, paired=True)
+            beats = shown_better(warm, draft, low)
             out.append(Target(f"text {speed}: warm at t0 {t0:g} better than its draft alone",
                               "met" if beats.ok else "missed",
                               f"{_q(warm)} vs draft {_q(draft)} ({beats.describe()})"))

@@ -91,8 +91,14 @@ def _candidate(report: EvalReport, warm: Row, rel_tolerance: float,
     wall = report.wall_speedups.get(t0_key(warm.t0), math.nan)
     return T0Choice(float(warm.t0), warm, cold, automatic,
                     no_worse(warm, cold, rel_tolerance, report.lower_is_better), wall,
-                    None if draft is None
-                    else shown_better(warm, draft, report.lower_is_better, paired=True))
+                    None if draft is None else shown_better(warm, draft, report.lower_is_better))
+
+
+def _paired_text(report: EvalReport, warm: Row) -> str:
+    draft = report.draft()
+    if draft is None:
+        return "no draft row"
+    return shown_better(warm, draft, report.lower_is_better, paired=True).describe()
 
 
 def _wall_ok(choice: T0Choice, wall_share: float) -> bool:
@@ -175,7 +181,10 @@ def register(ctx: StageContext) -> StageResult:
         "t0_automatic": choice.automatic, "nfe": choice.warm.nfe, "solver": choice.warm.solver,
         "quality": choice.warm.quality, "spread": choice.warm.spread,
         "speedup_nfe": choice.speedup, "speedup_wall": choice.wall,
-        "vs_cold": choice.quality.describe(), "vs_draft": choice.draft_text()}, indent=2))
+        "vs_cold": choice.quality.describe(), "vs_draft": choice.draft_text(),
+        # Information only, not a gate (docs/shipping.md, check 3): the same comparison
+        # paired by seed.
+        "vs_draft_paired": _paired_text(report, choice.warm)}, indent=2))
     score = Score(report.metric, float(choice.warm.quality), float(choice.warm.spread),
                   report.lower_is_better, tuple(float(v) for v in choice.warm.per_seed))
     shipped = {"shipped_quality": score.value, "shipped_spread": score.spread,
