@@ -52,6 +52,12 @@ def fit_lengths(words: Sequence[str], max_len: int) -> tuple[int, int]:
     return min(lengths), max(lengths)
 
 
+def _pick(cum: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The symbol each uniform ``u`` (...) picks from its cumulative distribution ``cum``
+    (..., 27): inverse-CDF sampling, clipped against rounding at the top."""
+    return (cum < u[..., None]).sum(axis=-1).clip(max=VOCAB - 1)
+
+
 class WordDraft(Draft):
     """What the word drafts share: the padded width, the training length range, and sampling
     that throws away a word outside that range and draws it again.
@@ -205,7 +211,7 @@ class CharNgramDraft(WordDraft):
         keep = _CTX ** max(self.order - 2, 0)  # ids of the newest order - 2 symbols
         u = rng.random((n, self.max_len + 1))
         for i in range(self.max_len + 1):
-            sym = (cum[self.rows(ctx)] < u[:, i:i + 1]).sum(axis=1).clip(max=VOCAB - 1)
+            sym = _pick(cum[self.rows(ctx)], u[:, i])
             sym = np.where(alive, sym, 0)
             lengths[alive & (sym == 0)] = i
             alive &= sym != 0
@@ -225,15 +231,18 @@ class CharNgramDraft(WordDraft):
             raise ValueError(f"x1 must be (N, {self.width}) codes, got {x1.shape}")
         if len(x1) and (x1.min() < 0 or x1.max() >= VOCAB):
             raise ValueError(f"x1 codes must lie in [0, {VOCAB - 1}] (0 = end/pad)")
-        cum = np.cumsum(self.probabilities(), axis=1)  # (U + 1, 27)
         ctx = self._context_ids(x1)[:, :self.width]  # (N, width): the context before each
         u = np.random.default_rng(seed).random(x1.shape)
-        sym = (cum[self.rows(ctx)] < u[..., None]).sum(axis=2).clip(max=VOCAB - 1)
+        sym = _pick(self._cumulative()[self.rows(ctx)], u)
         ended = np.cumsum(x1 == 0, axis=1) - (x1 == 0)  # ends strictly before the position
         return np.where(ended > 0, 0, sym).astype(np.int64)
 
+    def _cumulative(self) -> np.ndarray:
+        """(U + 1, 27) cumulative next-symbol distributions (:meth:`probabilities`)."""
+        return np.cumsum(self.probabilities(), axis=1)
+
     def _drawer(self, seed: int) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
-        cum = np.cumsum(self.probabilities(), axis=1)
+        cum = self._cumulative()
         rng = np.random.default_rng(seed)
         return lambda m: self._draw(m, rng, cum)
 
