@@ -8,6 +8,7 @@ Fixtures live in ``tests/conftest.py``; servers (Ray clusters, MLflow, S3) in
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -42,9 +43,9 @@ from wsfm.stages import STAGES, StageContext
 __all__ = ["ALL_STAGES", "DETERMINISTIC", "ROOT", "SMOKE_EVERY", "SMOKE_STEPS", "STAGE_NAMES",
            "TOY2D", "NoRuntime", "SmokeHome", "WrappingRuntime", "assert_committed",
            "batches_per_epoch", "bucket_contents", "cli_env", "committed", "context", "copy_home",
-           "job_stages", "loose_gates", "make_shards", "manifest_rows", "project_copy",
-           "save_untrained", "small_smoke", "spread_shards", "stage_lines", "urls_of",
-           "wait_for_pause", "with_shards", "write_pipeline", "write_shard", "wsfm"]
+           "job_stages", "loose_gates", "make_shards", "manifest_rows", "prepared_data",
+           "project_copy", "save_untrained", "small_smoke", "spread_shards", "stage_lines",
+           "urls_of", "wait_for_pause", "with_shards", "write_pipeline", "write_shard", "wsfm"]
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY2D = ROOT / "pipelines" / "toy2d.yaml"
@@ -281,9 +282,27 @@ class NoRuntime:
 
 def context(config: PipelineConfig, out: Path, runtime: Any = None,
             **inputs: Path) -> StageContext:
-    """A stage's context: ``out`` made, ``inputs`` by stage name, no runtime unless given."""
+    """A stage's context: ``out`` made, ``inputs`` by stage name, no runtime unless given.
+    Every stage but the head reads the prepared dataset: unless ``inputs`` names one,
+    ``prepare_data`` is written beside ``out`` for ``config.data`` (:func:`prepared_data`)."""
     out.mkdir(parents=True, exist_ok=True)
+    if "prepare_data" not in inputs:
+        inputs["prepare_data"] = prepared_data(config, out.parent)
     return StageContext(config, dict(inputs), out, runtime or NoRuntime())
+
+
+def prepared_data(config: PipelineConfig, folder: Path) -> Path:
+    """``folder/prepare_data``: what the ``prepare_data`` stage writes for ``config.data``
+    (written once per data config in that folder)."""
+    from wsfm.config import to_dict
+    from wsfm.data.datasets import load_dataset
+    from wsfm.data.prepared import DESCRIPTION, write_prepared
+
+    tag = hashlib.sha256(json.dumps(to_dict(config)["data"], sort_keys=True).encode())
+    out = Path(folder) / f"prepare_data-{tag.hexdigest()[:12]}"
+    if not (out / DESCRIPTION).is_file():
+        write_prepared(load_dataset(config.data), out)
+    return out
 
 
 def save_untrained(config: PipelineConfig, folder: Path, seed: int) -> Path:

@@ -435,6 +435,7 @@ class ResourceConfig:
 
 
 STAGE_NAMES = (
+    "prepare_data",
     "pretrain_draft",
     "generate_drafts",
     "train_refiner",

@@ -122,12 +122,16 @@ class ShardWriter:
         self.count = 0
         self._blocks = 0
 
-    def write(self, x: np.ndarray, idx: np.ndarray | None = None) -> None:
-        """One record: drafts ``x`` (rows, D) and optionally partner indices ``idx`` (rows,)."""
+    def write(self, x: np.ndarray, idx: np.ndarray | None = None,
+              y: np.ndarray | None = None) -> None:
+        """One record: drafts ``x`` (rows, D) and optionally partner indices ``idx`` (rows,);
+        data shards (``wsfm.data.prepared``) hold rows ``x`` and their labels ``y`` (rows,)."""
         key = shard_key(self.index, self._blocks)
-        if idx is not None:
-            assert idx.shape == (len(x),), (idx.shape, x.shape)
-            self._member(f"{key}.idx.npy", _npy(np.ascontiguousarray(idx, dtype=np.int64)))
+        for name, column in (("idx", idx), ("y", y)):
+            if column is not None:
+                assert column.shape == (len(x),), (name, column.shape, x.shape)
+                self._member(f"{key}.{name}.npy",
+                             _npy(np.ascontiguousarray(column, dtype=np.int64)))
         dtype = np.int64 if x.dtype.kind in "iu" else np.float32
         self._member(f"{key}.x.npy", _npy(np.ascontiguousarray(x, dtype=dtype)))
         self._blocks += 1

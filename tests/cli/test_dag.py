@@ -44,7 +44,7 @@ def test_every_format_lists_every_edge_and_every_mark():
 def test_columns_put_every_stage_left_of_what_it_feeds():
     col = layers(STATES)
     assert all(col[a] < col[b] for a, b in EDGES)
-    assert col["register"] == max(col.values()) and col["pretrain_draft"] == 0
+    assert col["register"] == max(col.values()) and col["prepare_data"] == 0
     # Side branches sit beside the stage they join, not at the far left.
     assert col["train_baseline"] == col["fit_evaluator"] == col["evaluate"] - 1
 

@@ -71,9 +71,12 @@ def test_only_and_force(tmp_path, bench_config):
     blocked = actions(make_plan(STAGES, tiny_config, store, only="evaluate"))
     assert blocked["evaluate"] == "blocked" and blocked["pretrain_draft"] == "skip"
     # The stages --only leaves out are skipped, never blocked (blocked fails the run), even
-    # when their own inputs are missing: `--only pretrain_draft` on an empty store succeeds.
-    first = actions(make_plan(STAGES, tiny_config, store, only="pretrain_draft"))
-    assert first == {n: ("run" if n == "pretrain_draft" else "skip") for n in NAMES}
+    # when their own inputs are missing: `--only prepare_data` on an empty store succeeds;
+    # a stage whose input is missing is blocked.
+    first = actions(make_plan(STAGES, tiny_config, store, only="prepare_data"))
+    assert first == {n: ("run" if n == "prepare_data" else "skip") for n in NAMES}
+    assert actions(make_plan(STAGES, tiny_config, store, only="pretrain_draft"))[
+        "pretrain_draft"] == "blocked"
     finish_all(store, make_plan(STAGES, tiny_config, store))
     only = actions(make_plan(STAGES, tiny_config, store, only="evaluate"))
     assert only == {n: ("run" if n == "evaluate" else "cached") for n in NAMES}
@@ -87,8 +90,8 @@ def test_a_config_change_reruns_only_the_stages_that_read_it(tmp_path, bench_con
     changed = dataclasses.replace(tiny_config,
                                   flow=dataclasses.replace(tiny_config.flow, t0=0.8))
     plan = actions(make_plan(STAGES, changed, store))
-    assert plan == {"pretrain_draft": "cached", "generate_drafts": "cached",
-                    "train_refiner": "run", "train_baseline": "cached",
+    assert plan == {"prepare_data": "cached", "pretrain_draft": "cached",
+                    "generate_drafts": "cached", "train_refiner": "run", "train_baseline": "cached",
                     "train_refiner_budget": "run",  # the refiner's objective reads t0
                     "fit_evaluator": "cached", "evaluate": "run", "register": "run",
                     # The rivals from noise do not read flow.t0.

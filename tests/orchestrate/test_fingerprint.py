@@ -13,7 +13,7 @@ import pytest
 
 import wsfm.stages.rivals as rivals
 import wsfm.stages.train as train_stages
-from tests.helpers import context, save_untrained
+from tests.helpers import context, prepared_data, save_untrained
 from wsfm.config import (
     DataConfig,
     EvalConfig,
@@ -40,6 +40,7 @@ from wsfm.stages import STAGES, get_stage
 from wsfm.stages.evaluate import evaluate
 from wsfm.stages.fit_evaluator import fit_evaluator
 from wsfm.stages.generate_drafts import generate_drafts
+from wsfm.stages.prepare_data import prepare_data
 from wsfm.stages.pretrain_draft import pretrain_draft
 from wsfm.stages.register import register
 from wsfm.stages.rivals import (
@@ -52,6 +53,7 @@ from wsfm.stages.rivals import (
 from wsfm.stages.train import train_baseline, train_refiner, train_refiner_budget
 from wsfm.tracking import Tracker
 from wsfm.train.discrete_objective import make_objective
+from wsfm.train.loop import training_data
 
 # --- every leaf field of the config -------------------------------------------------------
 
@@ -364,12 +366,14 @@ def stage_inputs(tmp_path, tiny_config, draft_dir):
     fitted = tmp_path / "fit_evaluator-in"
     fit_evaluator(context(tiny_config, fitted))
     # The rivals are not in the methods: the plan leaves them out, evaluate gets no input.
-    return {"pretrain_draft": draft_dir, "fit_evaluator": fitted, "evaluate": evaluated,
+    return {"prepare_data": prepared_data(tiny_config, tmp_path),
+            "pretrain_draft": draft_dir, "fit_evaluator": fitted, "evaluate": evaluated,
             "train_refiner": save_untrained(tiny_config, tmp_path / "refiner", 1),
             "train_baseline": save_untrained(tiny_config, tmp_path / "cold", 2)}
 
 
 @pytest.mark.parametrize("stage,fn,runtime", [
+    ("prepare_data", prepare_data, None),
     ("pretrain_draft", pretrain_draft, None),
     ("fit_evaluator", fit_evaluator, None),
     ("generate_drafts", generate_drafts, LocalRuntime()),
@@ -400,6 +404,7 @@ def test_the_stages_read_only_what_they_declare(tmp_path, tiny_config, stage_inp
         runtime = LocalRuntime(tracking={"uri": uri, "run_id": run_id})
     reads: set[str] = set()
     inputs = {d: stage_inputs[d] for d in get_stage(stage).deps if d in stage_inputs}
+    inputs["prepare_data"] = stage_inputs["prepare_data"]  # the head's own: not an input
     if stage == "generate_reflow":  # its teacher: a cold_ot model
         inputs["train_cold_ot"] = save_untrained(config, tmp_path / "cold_ot", 3)
     fn(context(Recorder(config, reads), tmp_path / stage, runtime, **inputs))
@@ -418,10 +423,11 @@ TRAINING = {"train_refiner": train_refiner, "train_baseline": train_baseline,
 
 class TrainingAudit:
     """A runtime whose ``train`` does with the spec's config what the training loop does:
-    it loads ``spec.data`` and makes the objective from ``spec.flow``, the flow settings'
-    only way into the loop (``test_the_training_code_reads_the_flow_only_through_...``).
-    ``data``, ``model`` and ``train`` go to the loop whole, and every training stage declares
-    them whole."""
+    it loads the spec's data (``training_data``: the prepared dataset) and makes the
+    objective from ``spec.flow``, the flow settings' only way into the loop
+    (``test_the_training_code_reads_the_flow_only_through_...``). ``data``, ``model`` and
+    ``train`` go to the loop whole (recorded as reads of the whole section), and every
+    training stage declares them whole."""
 
     def __init__(self) -> None:
         self.trained: list[typing.Any] = []
@@ -434,7 +440,11 @@ class TrainingAudit:
 
     def train(self, spec) -> dict[str, float]:
         self.trained.append(spec)
-        make_objective(spec.mode, spec.flow, load_dataset(spec.data), paired=spec.paired)
+        for name in ("data", "model", "train"):  # handed to the loop whole: a read of each
+            section = getattr(spec, name)
+            if isinstance(section, Recorder):
+                section._reads.add(section._prefix.rstrip("."))
+        make_objective(spec.mode, spec.flow, training_data(spec), paired=spec.paired)
         return {"steps": 1.0}
 
 
@@ -471,7 +481,7 @@ def training_inputs(tmp_path, tiny_config, draft_dir) -> dict[str, Path]:
     generate_warm_reflow(context(config, made["generate_warm_reflow"], LocalRuntime(),
                                  pretrain_draft=draft_dir,
                                  train_refiner=save_untrained(config, tmp_path / "warm", 5)))
-    return made
+    return {**made, "prepare_data": prepared_data(tiny_config, tmp_path)}
 
 
 @pytest.mark.parametrize("coupling", ["nearest", "minibatch_ot"])
@@ -502,7 +512,8 @@ def test_the_baseline_reads_only_what_it_declares_on_text_and_the_rivals_are_unu
     config = PipelineConfig(name="words", data=DataConfig(kind="words", top_n=200))
     reads: set[str] = set()
     runtime = TrainingAudit()
-    train_baseline(context(Recorder(config, reads), tmp_path / "train_baseline", runtime))
+    train_baseline(context(Recorder(config, reads), tmp_path / "train_baseline", runtime,
+                           prepare_data=prepared_data(config, tmp_path)))
     assert len(runtime.trained) == 1
     assert undeclared("train_baseline", reads) == set() and "flow.kappa_exponent" in reads
     asked = dataclasses.replace(config, evaluate=dataclasses.replace(
@@ -515,8 +526,8 @@ def test_the_baseline_reads_only_what_it_declares_on_text_and_the_rivals_are_unu
 def test_every_stage_is_audited_for_what_it_reads():
     """Each stage's reads are recorded above (the leaf walk checks the other direction for
     every stage: a field outside ``reads`` changes no fingerprint)."""
-    cheap = {"pretrain_draft", "fit_evaluator", "generate_drafts", "generate_reflow",
-             "generate_warm_reflow", "evaluate", "register"}
+    cheap = {"prepare_data", "pretrain_draft", "fit_evaluator", "generate_drafts",
+             "generate_reflow", "generate_warm_reflow", "evaluate", "register"}
     assert cheap | set(TRAINING) == {spec.name for spec in STAGES}
 
 

@@ -150,7 +150,8 @@ STAGE = textwrap.dedent("""
                       per_shard=20000)
     print("ready", flush=True)
     sys.stdin.readline()  # go
-    record = execute_stage("generate_drafts", cfg, {"pretrain_draft": "dfp"}, sys.argv[2],
+    record = execute_stage("generate_drafts", cfg, {"prepare_data": "pfp",
+                                                     "pretrain_draft": "dfp"}, sys.argv[2],
                            "fp", LocalRuntime(), {"mlflow_run_id": sys.argv[3]})
     print(json.dumps({"tags": record.get("tags", {}), "run": record.get("mlflow_run_id")}))
 """)
@@ -162,7 +163,8 @@ def test_two_machines_on_one_object_store_make_a_stage_once(env, tmp_path, draft
     says for whom once, then reuses what the first committed."""
     import shutil
 
-    from tests.helpers import ROOT
+    from tests.helpers import ROOT, TOY2D, prepared_data
+    from wsfm.config import load_pipeline
     from wsfm.orchestrate.remote_store import RemoteArtifactStore
 
     root = f"s3://{BUCKET}/two-machines/artifacts"
@@ -170,6 +172,10 @@ def test_two_machines_on_one_object_store_make_a_stage_once(env, tmp_path, draft
     tmp = store.begin("pretrain_draft", "dfp")
     shutil.copytree(draft_dir, tmp, dirs_exist_ok=True)
     store.commit(tmp, "pretrain_draft", "dfp", {"mlflow_run_id": "draft"})
+    tmp = store.begin("prepare_data", "pfp")  # the smoke profile's data, which the stage reads
+    shutil.copytree(prepared_data(load_pipeline(TOY2D, profile="smoke"), tmp_path), tmp,
+                    dirs_exist_ok=True)
+    store.commit(tmp, "prepare_data", "pfp", {"mlflow_run_id": "data"})
 
     def start(name):
         return subprocess.Popen(

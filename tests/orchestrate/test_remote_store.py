@@ -212,8 +212,10 @@ def test_a_stage_fails_on_one_node_and_its_rerun_on_another_resumes_from_the_sto
     store = open_store(root, cfg.name)
     fps = {item.stage: item.fingerprint for item in make_plan(STAGES, cfg, store)}
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "node-a"))
-    execute_stage("pretrain_draft", cfg, {}, root, fps["pretrain_draft"], None, {})
-    inputs = {"pretrain_draft": fps["pretrain_draft"]}
+    execute_stage("prepare_data", cfg, {}, root, fps["prepare_data"], None, {})
+    data = {"prepare_data": fps["prepare_data"]}
+    execute_stage("pretrain_draft", cfg, data, root, fps["pretrain_draft"], None, {})
+    inputs = {**data, "pretrain_draft": fps["pretrain_draft"]}
     with pytest.raises(OSError, match="disk on fire"):
         execute_stage("generate_drafts", cfg, inputs, root, fps["generate_drafts"],
                       SerialRuntime(fail_on=2), {})

@@ -70,7 +70,7 @@ def test_up_to_date_then_a_config_change_names_the_key_and_what_it_makes_stale(
     assert states["evaluate"].reasons == [f"upstream {name} changed (stale)" for name in trained]
     assert states["register"].reasons == ["upstream train_refiner changed (stale)",
                                           "upstream evaluate changed (stale)"]
-    untouched = {"pretrain_draft", "generate_drafts", "fit_evaluator"}
+    untouched = {"prepare_data", "pretrain_draft", "generate_drafts", "fit_evaluator"}
     assert {n for n, s in states.items() if s.up_to_date} == untouched
 
 

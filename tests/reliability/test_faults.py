@@ -39,6 +39,7 @@ from tests.helpers import (
     context,
     fill_disk,
     manifest_rows,
+    prepared_data,
     stage_lines,
     with_shards,
     wsfm,
@@ -179,8 +180,9 @@ def test_a_disk_full_while_the_model_is_written_is_named_and_a_rerun_finishes(
         tiny_config.train, num_workers=1, checkpoint_every=1000))
     roomy = tmp_path / "checkpoints"
     roomy.mkdir()
+    data = {"prepare_data": str(prepared_data(cfg, tmp_path))}  # its input, off the small disk
     with pytest.raises(OSError, match="No space left on device") as info:
-        execute_stage("train_baseline", cfg, {}, str(mnt), "fp",
+        execute_stage("train_baseline", cfg, data, str(mnt), "fp",
                       _FillsBeforeTheModel(mnt, roomy), {})
     print(info.value)
     assert "(the error: RuntimeError:" in str(info.value)  # torch's own words, kept
@@ -190,7 +192,7 @@ def test_a_disk_full_while_the_model_is_written_is_named_and_a_rerun_finishes(
     assert store.load("train_baseline", "fp") is None and not list(mnt.rglob(SUCCESS))
 
     (mnt / "filler").unlink()
-    record = execute_stage("train_baseline", cfg, {}, str(mnt), "fp",
+    record = execute_stage("train_baseline", cfg, data, str(mnt), "fp",
                            _FillsBeforeTheModel(None, roomy), {})  # nothing fills now
     assert record["metrics"]["steps"] == cfg.train.steps
     assert store.load("train_baseline", "fp", deep=True) is not None
@@ -204,7 +206,8 @@ from wsfm.orchestrate.local import LocalRuntime
 from wsfm.orchestrate.runner import execute_stage
 from tests.helpers import with_shards
 cfg = with_shards(load_pipeline(sys.argv[1], profile="smoke"), num_shards=4, per_shard=20000)
-record = execute_stage("generate_drafts", cfg, {"pretrain_draft": sys.argv[2]}, sys.argv[3],
+record = execute_stage("generate_drafts", cfg, {"prepare_data": sys.argv[5],
+                                                 "pretrain_draft": sys.argv[2]}, sys.argv[3],
                        "fp", LocalRuntime(), {"mlflow_run_id": sys.argv[4]})
 print(json.dumps({"tags": record.get("tags", {}), "run": record.get("mlflow_run_id")}))
 """
@@ -216,15 +219,17 @@ def test_two_invocations_of_one_stage_wait_for_each_other_and_reuse(tmp_path, dr
     root = tmp_path / "artifacts"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = [str(ROOT / "pipelines" / "toy2d.yaml"), str(draft_dir), str(root)]
-    first = subprocess.Popen([sys.executable, "-c", STAGE_SCRIPT, *args, "first"], env=env,
+    data = str(prepared_data(load_pipeline(ROOT / "pipelines" / "toy2d.yaml", profile="smoke"),
+                             tmp_path))  # the data the script's config reads
+    first = subprocess.Popen([sys.executable, "-c", STAGE_SCRIPT, *args, "first", data], env=env,
                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
     partial = root / "toy2d" / "generate_drafts" / ".fp.partial"
     deadline = time.monotonic() + 300
     while not partial.exists():  # the first holds the lock and is writing shards
         assert first.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
-    second = subprocess.Popen([sys.executable, "-c", STAGE_SCRIPT, *args, "second"], env=env,
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    second = subprocess.Popen([sys.executable, "-c", STAGE_SCRIPT, *args, "second", data],
+                              env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     out1, out2 = (json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1])
                   for p in (first, second))
     assert first.returncode == 0 and second.returncode == 0

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.helpers import context, save_untrained
+from tests.helpers import context, prepared_data, save_untrained
 from wsfm.orchestrate.local import LocalRuntime
 from wsfm.report import EvalReport
 from wsfm.stages.eval_jobs import Point
@@ -215,7 +215,8 @@ def test_retrieval_and_the_copying_checks_search_a_seeded_pool_of_pool_rows(tmp_
 
     evaluator = tmp_path / "fit_evaluator"
     fit_evaluator(context(tiny_config, evaluator))
-    inputs = {"fit_evaluator": str(evaluator), "pretrain_draft": str(draft_dir)}
+    inputs = {"fit_evaluator": str(evaluator), "pretrain_draft": str(draft_dir),
+              "prepare_data": str(prepared_data(tiny_config, tmp_path))}
     config = dataclasses.replace(tiny_config, evaluate=dataclasses.replace(
         tiny_config.evaluate, pool_rows=100))
     env = EvalEnv(config, inputs)
@@ -254,7 +255,9 @@ def test_rows_and_the_floor_are_scored_against_a_seeded_sample_of_test_rows(tmp_
     evaluator = tmp_path / "fit_evaluator"
     fitted = fit_evaluator(context(config, evaluator))
     assert fitted.params["judged_rows"] == 100
-    env = EvalEnv(config, {"fit_evaluator": str(evaluator), "pretrain_draft": str(draft_dir)})
+    inputs = {"fit_evaluator": str(evaluator), "pretrain_draft": str(draft_dir),
+              "prepare_data": str(prepared_data(config, tmp_path))}
+    env = EvalEnv(config, inputs)
     data = load_dataset(config.data)
     np.testing.assert_array_equal(env.test, judged(data, config).test)
     assert len(env.test) == 100 and {tuple(r) for r in env.test.tolist()} <= {
@@ -264,6 +267,5 @@ def test_rows_and_the_floor_are_scored_against_a_seeded_sample_of_test_rows(tmp_
     assert env.score(x)[primary] == env.evaluator.score(x, env.test)[primary]
     assert env.score(x)[primary] != env.evaluator.score(x, data.test)[primary]
     assert "every row is scored against 100 of the 500 held-out rows" in env.real_data()[1]
-    whole = EvalEnv(tiny_config, {"fit_evaluator": str(evaluator),
-                                  "pretrain_draft": str(draft_dir)})
+    whole = EvalEnv(tiny_config, inputs)
     assert len(whole.test) == 500 and "scored against" not in whole.real_data()[1]

@@ -253,7 +253,10 @@ def test_substitute_shards_hold_real_windows_and_the_drafts_substitutes(tmp_path
     from wsfm.stages.generate_drafts import ShardJob, make_shard
 
     data_cfg = DataConfig(kind="prose", max_len=16, stride=64)
+    from wsfm.data.prepared import write_prepared
+
     train = load_dataset(data_cfg).train
+    write_prepared(load_dataset(data_cfg), tmp_path / "prepared")
     draft = build_draft(DraftConfig(kind=kind, order=4, hidden=32, steps=150), seed=0)
     draft.fit(train).save(tmp_path / "draft.npz")
     digests = []
@@ -261,7 +264,7 @@ def test_substitute_shards_hold_real_windows_and_the_drafts_substitutes(tmp_path
         out = tmp_path / attempt
         out.mkdir()
         job = ShardJob(str(tmp_path / "draft.npz"), str(out), 0, 300, seed=7, block=50,
-                       pair="substitute", data=data_cfg)
+                       pair="substitute", data=data_cfg, data_dir=str(tmp_path / "prepared"))
         shard = out / make_shard(job).record.shard
         digests.append(hashlib.sha256(shard.read_bytes()).hexdigest())
     _, xs = blocks_of(shard)

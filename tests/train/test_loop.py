@@ -215,3 +215,39 @@ def test_divergence_names_the_first_bad_step_of_the_window_and_the_checkpoint_ke
                                          r"/ckpt/step-000004\) is kept"):
         check_divergence(losses, **window)
     assert json.loads((tmp_path / DIVERGED).read_text())["step"] == 6
+
+
+class _Elsewhere:
+    """A ``TaskFiles`` whose inputs this node sees under another folder (a worker on
+    another node: ``wsfm.taskfiles``)."""
+
+    def __init__(self, stage_node: str, here: str):
+        self.stage_node, self.here = stage_node, here
+
+    def input(self, path):
+        from pathlib import Path
+
+        return Path(str(path).replace(self.stage_node, self.here))
+
+
+def test_training_reads_the_prepared_data_as_its_node_sees_it(tmp_path):
+    """With ``data_dir`` the workers train on the prepared dataset (read through the spec's
+    files on another node), not on the config's source; without it, on the source."""
+    import shutil
+
+    from wsfm.config import DataConfig, ModelConfig
+    from wsfm.data.datasets import load_dataset
+    from wsfm.data.prepared import write_prepared
+    from wsfm.train.loop import training_data
+    from wsfm.train.spec import TrainSpec
+
+    prepared_cfg, config = DataConfig(n_train=300, n_test=50), DataConfig(n_train=700, n_test=50)
+    write_prepared(load_dataset(prepared_cfg), tmp_path / "stage-node" / "prepare_data")
+    shutil.copytree(tmp_path / "stage-node", tmp_path / "this-node")
+    spec = TrainSpec(mode="cold", data=config, flow=FlowConfig(), model=ModelConfig(),
+                     train=TrainConfig(), dim=2, out_dir=str(tmp_path),
+                     data_dir=str(tmp_path / "stage-node" / "prepare_data"),
+                     files=_Elsewhere(str(tmp_path / "stage-node"), str(tmp_path / "this-node")))
+    shutil.rmtree(tmp_path / "stage-node")  # only this node's copy is there to read
+    assert len(training_data(spec).train) == 300
+    assert len(training_data(dataclasses.replace(spec, data_dir="")).train) == 700

@@ -122,14 +122,14 @@ class EvalEnv:
 
     def __init__(self, config: PipelineConfig, inputs: dict[str, str]):
         from wsfm.components import judged, net_spec
-        from wsfm.data.datasets import load_dataset
+        from wsfm.data.prepared import load_prepared
         from wsfm.drafts import load_draft
         from wsfm.flow.search import seeded_subset
         from wsfm.metrics.copying import CopyingReference
         from wsfm.metrics.evaluators import load_evaluator
 
         self.cfg, self.inputs = config, {k: Path(v) for k, v in inputs.items()}
-        self.data = load_dataset(config.data)
+        self.data = load_prepared(self.inputs["prepare_data"])
         self.evaluator = load_evaluator(self.inputs["fit_evaluator"])
         self.draft = load_draft(self.inputs["pretrain_draft"] / "draft.npz")
         self.spec = net_spec(config.model, self.data)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wsfm.components import judged, make_evaluator
-from wsfm.data.datasets import load_dataset
+from wsfm.data.prepared import load_prepared
 from wsfm.stages.base import StageContext, StageResult
 
 __all__ = ["fit_evaluator"]
@@ -11,7 +11,7 @@ __all__ = ["fit_evaluator"]
 
 def fit_evaluator(ctx: StageContext) -> StageResult:
     cfg = ctx.config
-    data = load_dataset(cfg.data)
+    data = load_prepared(ctx.inputs["prepare_data"])
     sample = judged(data, cfg)  # at most evaluate.test_rows rows of each split
     evaluator = make_evaluator(data, cfg.evaluate, seed=cfg.seed)
     evaluator.fit(sample)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from wsfm.config import DataConfig
-from wsfm.data.datasets import load_dataset
+from wsfm.data.prepared import load_prepared
 from wsfm.drafts import SubstituteDraft, load_draft
 from wsfm.flow.couplings import ot_permutation
 from wsfm.flow.discrete import hamming_ot_permutation
@@ -69,6 +69,7 @@ class ShardJob:
     block: int = BLOCK
     pair: str = "none"
     data: DataConfig | None = None
+    data_dir: str = ""  # the prepared dataset (prepare_data's folder), read for pairing
     # pair nearest: the candidate pool (0: the whole split) and the search (wsfm.flow.search)
     nearest_pool: int = 0
     nearest_index: str = "exact"
@@ -96,7 +97,8 @@ def chunk_seed(seed: int, chunk: int) -> int:
 def make_shard(job: ShardJob) -> ShardResult:
     """Make (or find complete) one shard and its stats record (one parallel task per shard)."""
     files = job.files or LocalFiles(job.out_dir)
-    job = dataclasses.replace(job, draft_path=str(files.input(job.draft_path)))
+    job = dataclasses.replace(job, draft_path=str(files.input(job.draft_path)),
+                              data_dir=job.data_dir and str(files.input(job.data_dir)))
     with files.workspace() as out:
         old, problem = _earlier_attempt(out, job)
         if problem is None:
@@ -144,8 +146,8 @@ def _chunks(job: ShardJob) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     draft = load_draft(job.draft_path)
     data = None
     if job.pair != "none":
-        assert job.data is not None, "pairing needs the data config"
-        data = torch.from_numpy(load_dataset(job.data).train)  # (N, D)
+        assert job.data is not None and job.data_dir, "pairing needs the prepared data"
+        data = torch.from_numpy(load_prepared(job.data_dir).train)  # (N, D)
         if data.shape[1] != draft.dim:
             raise ValueError(f"draft dim {draft.dim} != data dim {data.shape[1]}")
     rows = job.block * CHUNK_BLOCKS
@@ -205,6 +207,7 @@ def generate_drafts(ctx: StageContext) -> StageResult:
     jobs = [ShardJob(str(draft_path), str(ctx.out), i, sh.per_shard,
                      seed=cfg.seed * 1_000_003 + 1_000 + i, draft_sha256=draft_sha,
                      block=sh.block, pair=sh.pair, data=cfg.data if sh.pair != "none" else None,
+                     data_dir=str(ctx.inputs["prepare_data"]) if sh.pair != "none" else "",
                      nearest_pool=sh.nearest_pool, nearest_index=sh.nearest_index,
                      nearest_nprobe=sh.nearest_nprobe,
                      files=ctx.files, node_id=ctx.runtime.node_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from wsfm.components import build_draft
-from wsfm.data.datasets import load_dataset
+from wsfm.data.prepared import load_prepared
 from wsfm.flow.search import seeded_subset
 from wsfm.stages.base import StageContext, StageResult
 
@@ -15,7 +15,7 @@ __all__ = ["pretrain_draft"]
 
 def pretrain_draft(ctx: StageContext) -> StageResult:
     cfg = ctx.config
-    data = load_dataset(cfg.data)
+    data = load_prepared(ctx.inputs["prepare_data"])
     rows = seeded_subset(len(data.train), cfg.draft.fit_rows, [cfg.seed, 17])
     fit_on = data.train if rows is None else data.train[rows]
     start = time.perf_counter()

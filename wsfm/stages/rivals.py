@@ -25,13 +25,12 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from wsfm.config import PipelineConfig
-from wsfm.data.datasets import load_dataset
+from wsfm.data.prepared import load_prepared
 from wsfm.sampler import WarmStartSampler
 from wsfm.shards import (
     BLOCK,
@@ -66,21 +65,22 @@ REFLOW_SEED = 7_000_000  # shard seeds, disjoint from the drafts' and evaluation
 WARM_REFLOW_SEED = 8_000_000
 
 
-def _spec(cfg: PipelineConfig, out: Path, method: str, mode: Mode, urls: tuple[str, ...] = (),
-          paired: bool = False, flow=None) -> TrainSpec:
-    return TrainSpec(mode=mode, data=cfg.data, flow=flow or cfg.flow, model=cfg.model,
-                     train=cfg.train, dim=load_dataset(cfg.data).dim, out_dir=str(out),
-                     shard_urls=urls, paired=paired, stage=f"train_{method}")
+def _spec(ctx: StageContext, method: str, mode: Mode, urls: tuple[str, ...] = ()
+          ) -> TrainSpec:
+    cfg, data_dir = ctx.config, ctx.inputs["prepare_data"]
+    return TrainSpec(mode=mode, data=cfg.data, flow=cfg.flow, model=cfg.model,
+                     train=cfg.train, dim=load_prepared(data_dir).dim, out_dir=str(ctx.out),
+                     shard_urls=urls, stage=f"train_{method}", data_dir=str(data_dir))
 
 
 def train_cold_ot(ctx: StageContext) -> StageResult:
-    return _result(ctx.runtime.train(_spec(ctx.config, ctx.out, "cold_ot", "cold_ot")))
+    return _result(ctx.runtime.train(_spec(ctx, "cold_ot", "cold_ot")))
 
 
 def _train_on_pairs(ctx: StageContext, method: str, pairs_stage: str) -> StageResult:
     pairs = ctx.inputs[pairs_stage]
     urls = tuple(str(pairs / rec.shard) for rec in read_manifest(pairs))
-    return _result(ctx.runtime.train(_spec(ctx.config, ctx.out, method, "reflow", urls)))
+    return _result(ctx.runtime.train(_spec(ctx, method, "reflow", urls)))
 
 
 def train_reflow(ctx: StageContext) -> StageResult:
@@ -109,6 +109,7 @@ class ReflowJob:
     pair: str = "none"
     files: TaskFiles | None = None  # the stage's files from the task's node (None: out_dir)
     draft_path: str = ""
+    data_dir: str = ""  # the prepared dataset (prepare_data's folder)
     node_id: Callable[[], str] | None = field(default=None, compare=False)  # Runtime.node_id
 
     def __str__(self) -> str:
@@ -122,7 +123,7 @@ def _teacher(job: ReflowJob) -> WarmStartSampler:
     from wsfm.components import make_sampler, net_spec
     from wsfm.drafts import load_draft
 
-    data, flow = load_dataset(job.config.data), job.config.flow
+    data, flow = load_prepared(job.data_dir), job.config.flow
     net = load_net(net_spec(job.config.model, data), data.dim, job.model_path)
     draft = load_draft(job.draft_path) if job.draft_path else None
     # cold_ot's pairs start from noise: neither t0 nor the draft's widening is read for them
@@ -152,7 +153,8 @@ def make_reflow_shard(job: ReflowJob) -> ShardRecord:
     """Make (or find complete) one shard of pairs and its stats record."""
     files = job.files or LocalFiles(job.out_dir)
     job = dataclasses.replace(job, model_path=str(files.input(job.model_path)),
-                              draft_path=job.draft_path and str(files.input(job.draft_path)))
+                              draft_path=job.draft_path and str(files.input(job.draft_path)),
+                              data_dir=str(files.input(job.data_dir)))
     with files.workspace() as out:
         old, problem = _earlier_attempt(out, job)  # type: ignore[arg-type]  # same fields
         if problem is None:
@@ -195,6 +197,7 @@ def _generate_pairs(ctx: StageContext, method: str, teacher: str, from_draft: bo
     seed0 = cfg.seed * 1_000_003 + (WARM_REFLOW_SEED if draft else REFLOW_SEED)
     jobs = [ReflowJob(str(model), cfg, str(ctx.out), i, sh.per_shard, seed=seed0 + i,
                       draft_sha256=sha, block=sh.block, files=ctx.files, draft_path=draft,
+                      data_dir=str(ctx.inputs["prepare_data"]),
                       node_id=ctx.runtime.node_id)
             for i in range(sh.num_shards)]
     _remove_temporaries(ctx.out)

@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 
 from wsfm.components import users_network
-from wsfm.data.datasets import load_dataset
+from wsfm.data.prepared import load_prepared
 from wsfm.shards import ShardsDamaged, read_manifest, verify_shards
 from wsfm.stages.base import StageContext, StageResult
 from wsfm.train.spec import TrainSpec
@@ -39,12 +39,13 @@ def _spec(ctx: StageContext, mode: Literal["warm", "cold"], shard_urls: tuple[st
             train, steps=train.steps * steps_factor,
             warmup_steps=train.warmup_steps * steps_factor,
             checkpoint_every=train.checkpoint_every * steps_factor)
-    data = load_dataset(cfg.data)
+    data = load_prepared(ctx.inputs["prepare_data"])
     init = (users_network(cfg, data, ctx.runtime.registered_weights).net.state_dict()
             if mode == "warm" and cfg.train.init_from else None)
     return TrainSpec(mode=mode, data=cfg.data, flow=cfg.flow, model=cfg.model, train=train,
                      dim=data.dim, out_dir=str(ctx.out), shard_urls=shard_urls,
-                     paired=paired, stage=stage, init_state=init)
+                     paired=paired, stage=stage, init_state=init,
+                     data_dir=str(ctx.inputs["prepare_data"]))
 
 
 def _result(summary: dict) -> StageResult:
@@ -95,7 +96,8 @@ def train_baseline(ctx: StageContext) -> StageResult:
 
 def _users_model(ctx: StageContext) -> StageResult:
     cfg = ctx.config
-    net = users_network(cfg, load_dataset(cfg.data), ctx.runtime.registered_weights)
+    net = users_network(cfg, load_prepared(ctx.inputs["prepare_data"]),
+                        ctx.runtime.registered_weights)
     torch.save(net.state_dict(), ctx.out / "model.pt")  # the wrapper's keys, as training's
     return StageResult(metrics={"steps": 0.0, "train_seconds": 0.0},
                        params={"init_from": cfg.train.init_from})

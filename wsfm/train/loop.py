@@ -39,6 +39,7 @@ import torch
 
 from wsfm.components import net_spec
 from wsfm.data.datasets import Dataset, load_dataset
+from wsfm.data.prepared import load_prepared
 from wsfm.models import build_model
 from wsfm.models.user import UserVelocity
 from wsfm.taskfiles import LocalFiles
@@ -108,6 +109,15 @@ def _stop_if_diverged(out: Path) -> None:
         raise Divergence(json.loads((out / DIVERGED).read_text())["message"])
 
 
+def training_data(spec: TrainSpec) -> Dataset:
+    """The data ``spec`` trains on: the prepared dataset (``spec.data_dir``, as this node sees
+    it), or, outside a pipeline, the config's source."""
+    if not spec.data_dir:
+        return load_dataset(spec.data)
+    files = spec.files
+    return load_prepared(files.input(spec.data_dir) if files is not None else spec.data_dir)
+
+
 def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = None,
         hooks: Sequence[StepHook] = (), objective: Objective | None = None,
         dataset: Dataset | None = None) -> None:
@@ -119,7 +129,7 @@ def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = 
     (``wsfm.data.text.one_hot_dataset``)."""
     tc, out = spec.train, Path(spec.out_dir)
     rank = session.rank
-    data = dataset if dataset is not None else load_dataset(spec.data)
+    data = dataset if dataset is not None else training_data(spec)
     engine, scheduler, ema, stream = _build(spec, session, data)
     state = TrainState()
     resume = session.resume_from()

@@ -35,13 +35,12 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig,
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from wsfm.components import net_spec
-from wsfm.data.datasets import load_dataset
 from wsfm.models import build_model
 from wsfm.orchestrate.storage import ray_storage
 from wsfm.space import require_space
 from wsfm.taskfiles import LocalFiles
 from wsfm.train.checkpoint import KEEP, POINTER, checkpoint_bytes, model_bytes
-from wsfm.train.loop import train_loop_per_worker
+from wsfm.train.loop import train_loop_per_worker, training_data
 from wsfm.train.monitor import DIVERGED, Divergence
 from wsfm.train.spec import TrainSpec
 
@@ -142,7 +141,7 @@ def _require_space(spec: TrainSpec, run_dir: str) -> None:
     """Refuse before any worker starts when the run's checkpoints (``KEEP`` of them, and the
     next one written before the oldest goes; what the run folder holds already counts), one
     more in each rank's temporary folder, or the models do not fit (``wsfm.space``)."""
-    data = load_dataset(spec.data)
+    data = training_data(spec)
     kwargs = net_spec(spec.model, data)
     net = build_model(kwargs.pop("kind"), dim=data.dim, **kwargs)
     params = sum(p.numel() for p in net.parameters())

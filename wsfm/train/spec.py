@@ -39,6 +39,9 @@ class TrainSpec:
     # A user's network (model.kind python): the weights of train.init_from, resolved by the
     # stage (a file, or a registered model through the runtime), carried to every worker.
     init_state: dict[str, Any] | None = None
+    # The prepared dataset (prepare_data's folder; read through ``files`` on another node).
+    # "": the config's source, loaded whole (benchmarks that train outside a pipeline).
+    data_dir: str = ""
 
     @property
     def mode_stage(self) -> str:

@@ -1,0 +1,76 @@
+"""The prepared dataset (``wsfm.data.prepared``): what ``prepare_data`` writes is what the
+source's loader gives, row for row, in plain WebDataset tars whose bytes the seed decides."""
+
+import numpy as np
+import pytest
+import webdataset as wds
+
+from wsfm.config import DataConfig
+from wsfm.data.datasets import load_dataset
+from wsfm.data.prepared import SPLITS, load_prepared, shard_rows, write_prepared
+from wsfm.errors import DataError
+from wsfm.shards import read_manifest
+
+KINDS = [DataConfig(kind="toy2d", n_train=3000, n_test=500),
+         DataConfig(kind="digits", seed=2),
+         DataConfig(kind="words", top_n=300)]
+
+
+def _same(a, b) -> None:
+    assert (a.kind, a.shape, a.text) == (b.kind, b.shape, b.text)
+    for name in ("train", "test", "reference", "labels", "test_labels"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert x.dtype == y.dtype and np.array_equal(x, y), name
+
+
+@pytest.mark.parametrize("cfg", KINDS, ids=lambda c: c.kind)
+def test_what_is_read_back_is_what_the_loader_gave(tmp_path, cfg):
+    data = load_dataset(cfg)
+    write_prepared(data, tmp_path)
+    _same(load_prepared(tmp_path), data)
+
+
+def test_split_into_several_shards_keeps_every_row_in_order(tmp_path):
+    data = load_dataset(DataConfig(kind="toy2d", n_train=5000, n_test=300))
+    per = shard_rows(2, 4, shard_bytes=2048 * 2 * 4)
+    assert per == 2048
+    about = write_prepared(data, tmp_path, shard_bytes=2048 * 2 * 4)
+    assert about["splits"]["train"]["shards"] == 3  # 2048 + 2048 + 904 rows
+    assert [r.count for r in read_manifest(tmp_path / "train")] == [2048, 2048, 904]
+    _same(load_prepared(tmp_path), data)
+
+
+def test_the_bytes_are_decided_by_the_source_and_seed(tmp_path):
+    cfg = DataConfig(kind="digits", seed=5)
+    write_prepared(load_dataset(cfg), tmp_path / "a")
+    write_prepared(load_dataset(cfg), tmp_path / "b")
+    write_prepared(load_dataset(DataConfig(kind="digits", seed=6)), tmp_path / "c")
+    sums = {run: [r.sha256 for s in SPLITS for r in read_manifest(tmp_path / run / s)]
+            for run in "abc"}
+    assert sums["a"] == sums["b"] and sums["a"] != sums["c"]
+
+
+def test_the_shards_are_plain_webdataset_tars(tmp_path):
+    data = load_dataset(DataConfig(kind="digits"))
+    write_prepared(data, tmp_path)
+    urls = [str(tmp_path / "train" / r.shard) for r in read_manifest(tmp_path / "train")]
+    samples = list(wds.WebDataset(urls, shardshuffle=False).decode())
+    assert np.array_equal(np.concatenate([s["x.npy"] for s in samples]), data.train)
+    assert np.array_equal(np.concatenate([s["y.npy"] for s in samples]), data.labels)
+
+
+def test_a_damaged_shard_is_named(tmp_path):
+    write_prepared(load_dataset(DataConfig(kind="toy2d", n_train=2000, n_test=100)), tmp_path)
+    shard = tmp_path / "test" / "shard-000000.tar"
+    raw = bytearray(shard.read_bytes())
+    raw[1024] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=f"{shard}: sha256 differs"):
+        load_prepared(tmp_path)
+
+
+def test_no_prepared_dataset_is_one_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no prepared dataset"):
+        load_prepared(tmp_path)
