@@ -132,7 +132,8 @@ def test_a_worse_registration_does_not_move_the_champion(served, tmp_path):
     out = tmp_path / "register"
     out.mkdir()
     result = register(StageContext(served["config"], {
-        "pretrain_draft": done["pretrain_draft"], "train_refiner": done["train_refiner"],
+        "prepare_data": done["prepare_data"], "pretrain_draft": done["pretrain_draft"],
+        "train_refiner": done["train_refiner"],
         "evaluate": worse}, out, runtime))
     assert result.tags["gates_passed"] == "true" and result.tags["model_alias"] == ""
     client = served["client"]

@@ -82,7 +82,7 @@ def test_a_worker_killed_by_the_memory_monitor_is_one_line_not_a_hang(tmp_path):
     pipeline = small_smoke(tmp_path)
     home = tmp_path / "home"
     began = time.perf_counter()
-    proc = wsfm("run", str(pipeline), "--profile", "smoke", "--only", "fit_evaluator",
+    proc = wsfm("run", str(pipeline), "--profile", "smoke", "--only", "prepare_data",
                 home=home, timeout=900,
                 env={"RAY_memory_usage_threshold": "0.01",  # every worker is over it
                      "RAY_memory_monitor_refresh_ms": "100"})
@@ -93,10 +93,10 @@ def test_a_worker_killed_by_the_memory_monitor_is_one_line_not_a_hang(tmp_path):
     kills = [line for line in lines if "Ray's memory monitor killed a worker" in line]
     assert kills and all("Ray retries it" in line for line in kills)  # said as it happens
     [failed] = [line for line in lines if "FAILED" in line and line.startswith("[wsfm]")]
-    assert failed.startswith("[wsfm] fit_evaluator    FAILED")
+    assert failed.startswith("[wsfm] prepare_data     FAILED")
     assert "killed by Ray's memory monitor (the node used" in failed
-    assert "resources.fit_evaluator.memory" in failed and "(log: " in failed
+    assert "resources.prepare_data.memory" in failed and "(log: " in failed
 
-    again = wsfm("run", str(pipeline), "--profile", "smoke", "--only", "fit_evaluator",
+    again = wsfm("run", str(pipeline), "--profile", "smoke", "--only", "prepare_data",
                  home=home, timeout=900)
-    assert again.returncode == 0 and stage_lines(again.stdout)["fit_evaluator"] == "done"
+    assert again.returncode == 0 and stage_lines(again.stdout)["prepare_data"] == "done"
