@@ -7,7 +7,13 @@ import webdataset as wds
 
 from wsfm.config import DataConfig
 from wsfm.data.datasets import load_dataset
-from wsfm.data.prepared import SPLITS, load_prepared, shard_rows, write_prepared
+from wsfm.data.prepared import (
+    SPLITS,
+    describe_prepared,
+    load_prepared,
+    shard_rows,
+    write_prepared,
+)
 from wsfm.errors import DataError
 from wsfm.shards import read_manifest
 
@@ -74,3 +80,19 @@ def test_a_damaged_shard_is_named(tmp_path):
 def test_no_prepared_dataset_is_one_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no prepared dataset"):
         load_prepared(tmp_path)
+
+
+@pytest.mark.parametrize("cfg", KINDS, ids=lambda c: c.kind)
+def test_the_description_reads_no_shard(tmp_path, cfg):
+    """What a network or a bundle needs (kind, shape, text, width, dtype), with every shard
+    gone: no row is read."""
+    data = load_dataset(cfg)
+    write_prepared(data, tmp_path)
+    for tar in tmp_path.rglob("*.tar"):
+        tar.unlink()
+    about = describe_prepared(tmp_path)
+    assert (about.kind, about.shape, about.text, about.dim) == (
+        data.kind, data.shape, data.text, data.dim)
+    assert len(about.train) == len(about.test) == len(about.reference) == 0
+    assert about.train.dtype == data.train.dtype
+    assert (about.labels is None) == (data.labels is None)

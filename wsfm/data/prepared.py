@@ -43,7 +43,8 @@ from wsfm.shards import (
     write_stats,
 )
 
-__all__ = ["DESCRIPTION", "SPLITS", "load_prepared", "shard_rows", "write_prepared"]
+__all__ = ["DESCRIPTION", "SPLITS", "describe_prepared", "load_prepared", "shard_rows",
+           "write_prepared"]
 
 DESCRIPTION = "dataset.json"
 SPLITS = ("train", "test", "reference")
@@ -100,16 +101,38 @@ def write_prepared(data: Dataset, out: Path, *, shard_bytes: int = SHARD_BYTES) 
     return description
 
 
-def load_prepared(folder: Path | str) -> Dataset:
-    """The :class:`Dataset` that ``prepare_data`` wrote into ``folder``, every shard checked
-    against its manifest first (a shard that differs is named)."""
-    folder = Path(folder)
+def _description(folder: Path) -> dict:
     path = folder / DESCRIPTION
     if not path.is_file():
         raise InputNotFound(f"no prepared dataset at {folder} ({DESCRIPTION} missing)")
-    description = json.loads(path.read_text())
-    arrays = {split: _read_split(folder / split, description["splits"][split])
+    return json.loads(path.read_text())
+
+
+def load_prepared(folder: Path | str) -> Dataset:
+    """The :class:`Dataset` that ``prepare_data`` wrote into ``folder``, every shard checked
+    against its manifest first (a shard that differs is named)."""
+    description = _description(Path(folder))
+    arrays = {split: _read_split(Path(folder) / split, description["splits"][split])
               for split in SPLITS}
+    return _dataset(description, arrays)
+
+
+def describe_prepared(folder: Path | str) -> Dataset:
+    """What the prepared dataset in ``folder`` is, without reading a shard: its kind, sample
+    shape, text vocabulary and width, as a :class:`Dataset` whose splits hold no rows
+    (``(0, D)`` arrays of the stored dtype). For what needs only that: building a network,
+    the shipped bundle's settings, a training run's space check."""
+    description = _description(Path(folder))
+    arrays = {}
+    for split in SPLITS:
+        about = description["splits"][split]
+        labels = np.zeros(0, dtype=np.int64) if about["labels"] else None
+        arrays[split] = (np.zeros((0, about["dim"]), dtype=np.dtype(about["dtype"])), labels)
+    return _dataset(description, arrays)
+
+
+def _dataset(description: dict,
+             arrays: dict[str, tuple[np.ndarray, np.ndarray | None]]) -> Dataset:
     text = description["text"]
     info = None if text is None else TextInfo(
         seq_len=text["seq_len"], vocab=text["vocab"], alphabet=text["alphabet"],

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from wsfm.bundle import SamplerSettings, write_bundle
 from wsfm.champion import Score
 from wsfm.components import net_spec, remask_of
-from wsfm.data.prepared import load_prepared
+from wsfm.data.prepared import describe_prepared
 from wsfm.report import (
     ENTROPY_SHARE,
     Comparison,
@@ -163,7 +163,7 @@ def register(ctx: StageContext) -> StageResult:
     choice = choose_t0(report, gates.rel_tolerance, gates.wall_share)
     failures = check_gates(report, gates.rel_tolerance, gates.min_speedup, choice.t0,
                            gates.wall_share)
-    data = load_prepared(ctx.inputs["prepare_data"])
+    data = describe_prepared(ctx.inputs["prepare_data"])  # the bundle needs no sample
     settings = SamplerSettings(t0=choice.t0, method=cfg.evaluate.method,
                                step_size=1.0 / cfg.evaluate.cold_nfe,
                                draft_noise=cfg.flow.draft_noise, dim=data.dim,

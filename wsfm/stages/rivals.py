@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from wsfm.config import PipelineConfig
-from wsfm.data.prepared import load_prepared
+from wsfm.data.prepared import describe_prepared, load_prepared
 from wsfm.sampler import WarmStartSampler
 from wsfm.shards import (
     BLOCK,
@@ -69,7 +69,7 @@ def _spec(ctx: StageContext, method: str, mode: Mode, urls: tuple[str, ...] = ()
           ) -> TrainSpec:
     cfg, data_dir = ctx.config, ctx.inputs["prepare_data"]
     return TrainSpec(mode=mode, data=cfg.data, flow=cfg.flow, model=cfg.model,
-                     train=cfg.train, dim=load_prepared(data_dir).dim, out_dir=str(ctx.out),
+                     train=cfg.train, dim=describe_prepared(data_dir).dim, out_dir=str(ctx.out),
                      shard_urls=urls, stage=f"train_{method}", data_dir=str(data_dir))
 
 

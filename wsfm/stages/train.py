@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 
 from wsfm.components import users_network
-from wsfm.data.prepared import load_prepared
+from wsfm.data.prepared import describe_prepared
 from wsfm.shards import ShardsDamaged, read_manifest, verify_shards
 from wsfm.stages.base import StageContext, StageResult
 from wsfm.train.spec import TrainSpec
@@ -39,7 +39,7 @@ def _spec(ctx: StageContext, mode: Literal["warm", "cold"], shard_urls: tuple[st
             train, steps=train.steps * steps_factor,
             warmup_steps=train.warmup_steps * steps_factor,
             checkpoint_every=train.checkpoint_every * steps_factor)
-    data = load_prepared(ctx.inputs["prepare_data"])
+    data = describe_prepared(ctx.inputs["prepare_data"])  # the workers read the rows
     init = (users_network(cfg, data, ctx.runtime.registered_weights).net.state_dict()
             if mode == "warm" and cfg.train.init_from else None)
     return TrainSpec(mode=mode, data=cfg.data, flow=cfg.flow, model=cfg.model, train=train,
@@ -96,7 +96,7 @@ def train_baseline(ctx: StageContext) -> StageResult:
 
 def _users_model(ctx: StageContext) -> StageResult:
     cfg = ctx.config
-    net = users_network(cfg, load_prepared(ctx.inputs["prepare_data"]),
+    net = users_network(cfg, describe_prepared(ctx.inputs["prepare_data"]),
                         ctx.runtime.registered_weights)
     torch.save(net.state_dict(), ctx.out / "model.pt")  # the wrapper's keys, as training's
     return StageResult(metrics={"steps": 0.0, "train_seconds": 0.0},

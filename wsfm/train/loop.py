@@ -39,7 +39,7 @@ import torch
 
 from wsfm.components import net_spec
 from wsfm.data.datasets import Dataset, load_dataset
-from wsfm.data.prepared import load_prepared
+from wsfm.data.prepared import describe_prepared, load_prepared
 from wsfm.models import build_model
 from wsfm.models.user import UserVelocity
 from wsfm.taskfiles import LocalFiles
@@ -109,13 +109,15 @@ def _stop_if_diverged(out: Path) -> None:
         raise Divergence(json.loads((out / DIVERGED).read_text())["message"])
 
 
-def training_data(spec: TrainSpec) -> Dataset:
+def training_data(spec: TrainSpec, *, rows: bool = True) -> Dataset:
     """The data ``spec`` trains on: the prepared dataset (``spec.data_dir``, as this node sees
-    it), or, outside a pipeline, the config's source."""
+    it), or, outside a pipeline, the config's source. ``rows=False``: only its description
+    where it is prepared (``describe_prepared``: no shard read)."""
     if not spec.data_dir:
         return load_dataset(spec.data)
     files = spec.files
-    return load_prepared(files.input(spec.data_dir) if files is not None else spec.data_dir)
+    folder = files.input(spec.data_dir) if files is not None else spec.data_dir
+    return load_prepared(folder) if rows else describe_prepared(folder)
 
 
 def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = None,

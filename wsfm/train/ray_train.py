@@ -141,7 +141,7 @@ def _require_space(spec: TrainSpec, run_dir: str) -> None:
     """Refuse before any worker starts when the run's checkpoints (``KEEP`` of them, and the
     next one written before the oldest goes; what the run folder holds already counts), one
     more in each rank's temporary folder, or the models do not fit (``wsfm.space``)."""
-    data = training_data(spec)
+    data = training_data(spec, rows=False)  # the network's size needs no sample
     kwargs = net_spec(spec.model, data)
     net = build_model(kwargs.pop("kind"), dim=data.dim, **kwargs)
     params = sum(p.numel() for p in net.parameters())
