@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from wsfm.config import PipelineConfig
-from wsfm.data.prepared import load_prepared
+from wsfm.data.prepared import describe_prepared
 from wsfm.flow.solvers import nfe_per_step
 from wsfm.report import EvalReport, Row, best_cold_row, parity, shipped_row, t0_key
 from wsfm.stages.base import VECTOR_ONLY, StageContext, StageResult
@@ -182,7 +182,7 @@ def _panels(env: EvalEnv, cfg: PipelineConfig, warm: Row, cold: Row, warm_sample
 def evaluate(ctx: StageContext) -> StageResult:
     began = time.perf_counter()
     cfg, ev = ctx.config, ctx.config.evaluate
-    data = load_prepared(ctx.inputs["prepare_data"])
+    data = describe_prepared(ctx.inputs["prepare_data"])  # the rows: EvalEnv's, loaded once
     text = data.text is not None
     inputs = {k: str(v) for k, v in ctx.inputs.items()}
     jobs = [dataclasses.replace(job, files=ctx.files) for job in plan_jobs(cfg, inputs, text)]

@@ -42,6 +42,7 @@ __all__ = ["WALL_SHARE", "T0Choice", "check_gates", "choose_t0", "register"]
 
 # The guaranteed speed-up must hold in wall time, draft included, to this share of the NFE's.
 WALL_SHARE = 0.9
+NO_DRAFT = "no draft row"  # what a comparison with the draft says when the report has none
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class T0Choice:
         return self.vs_draft is not None and self.vs_draft.ok
 
     def draft_text(self) -> str:
-        return "no draft row" if self.vs_draft is None else self.vs_draft.describe()
+        return NO_DRAFT if self.vs_draft is None else self.vs_draft.describe()
 
 
 def _as_report(report: EvalReport | dict) -> EvalReport:
@@ -97,7 +98,7 @@ def _candidate(report: EvalReport, warm: Row, rel_tolerance: float,
 def _paired_text(report: EvalReport, warm: Row) -> str:
     draft = report.draft()
     if draft is None:
-        return "no draft row"
+        return NO_DRAFT
     return shown_better(warm, draft, report.lower_is_better, paired=True).describe()
 
 

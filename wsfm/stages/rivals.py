@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from wsfm.config import PipelineConfig
-from wsfm.data.prepared import describe_prepared, load_prepared
+from wsfm.data.prepared import describe_prepared
 from wsfm.sampler import WarmStartSampler
 from wsfm.shards import (
     BLOCK,
@@ -123,7 +123,7 @@ def _teacher(job: ReflowJob) -> WarmStartSampler:
     from wsfm.components import make_sampler, net_spec
     from wsfm.drafts import load_draft
 
-    data, flow = load_prepared(job.data_dir), job.config.flow
+    data, flow = describe_prepared(job.data_dir), job.config.flow  # no row: noise or drafts
     net = load_net(net_spec(job.config.model, data), data.dim, job.model_path)
     draft = load_draft(job.draft_path) if job.draft_path else None
     # cold_ot's pairs start from noise: neither t0 nor the draft's widening is read for them
