@@ -8,7 +8,9 @@ import webdataset as wds
 from wsfm.config import DataConfig
 from wsfm.data.datasets import load_dataset
 from wsfm.data.prepared import (
+    DESCRIPTION,
     SPLITS,
+    PreparedData,
     describe_prepared,
     load_prepared,
     shard_rows,
@@ -96,3 +98,124 @@ def test_the_description_reads_no_shard(tmp_path, cfg):
     assert len(about.train) == len(about.test) == len(about.reference) == 0
     assert about.train.dtype == data.train.dtype
     assert (about.labels is None) == (data.labels is None)
+
+
+def _several_shards(tmp_path):
+    """toy2d (no labels), its training split in 3 shards of 2048 + 2048 + 904 rows."""
+    data = load_dataset(DataConfig(kind="toy2d", n_train=5000, n_test=300))
+    write_prepared(data, tmp_path, shard_bytes=2048 * 2 * 4)
+    return data
+
+
+def test_take_gives_the_rows_asked_for_in_their_order(tmp_path):
+    data = _several_shards(tmp_path)
+    prepared = PreparedData(tmp_path)
+    index = np.array([4999, 0, 2048, 2047, 0, 3000])  # across shards, unsorted, a repeat
+    x, y = prepared.take("train", index)
+    assert y is None and x.dtype == np.float32
+    assert np.array_equal(x, data.train[index])
+    assert np.array_equal(prepared.take("test", np.arange(0))[0], data.test[:0])
+    assert np.array_equal(prepared.head("reference", 10), data.reference[:10])
+    assert np.array_equal(prepared.head("test", 10 ** 6), data.test)
+    with pytest.raises(IndexError, match="5000"):
+        prepared.take("train", np.array([5000]))
+
+
+def test_take_keeps_labels_with_their_rows(tmp_path):
+    data = load_dataset(DataConfig(kind="digits", seed=2))
+    write_prepared(data, tmp_path, shard_bytes=1024 * 64 * 4)
+    prepared = PreparedData(tmp_path)
+    index = np.random.default_rng(0).choice(len(data.train), 300, replace=False)
+    x, y = prepared.take("train", index)
+    assert np.array_equal(x, data.train[index]) and np.array_equal(y, data.labels[index])
+
+
+def test_sample_is_the_seeded_subset_of_the_split(tmp_path):
+    from wsfm.flow.search import seeded_subset
+
+    data = _several_shards(tmp_path)
+    prepared = PreparedData(tmp_path)
+    rows = seeded_subset(5000, 700, [3, 17])
+    assert np.array_equal(prepared.sample("train", 700, [3, 17])[0], data.train[rows])
+    assert np.array_equal(prepared.sample("train", 10 ** 6, 0)[0], data.train)
+
+
+def test_take_reads_only_the_shards_that_hold_a_wanted_row(tmp_path):
+    data = _several_shards(tmp_path)
+    last = tmp_path / "train" / "shard-000002.tar"
+    last.write_bytes(last.read_bytes()[:-1] + b"\1")
+    prepared = PreparedData(tmp_path)
+    assert np.array_equal(prepared.take("train", np.arange(4096))[0], data.train[:4096])
+    with pytest.raises(DataError, match="shard-000002.tar"):
+        prepared.take("train", np.array([4096]))
+
+
+def _files(folder):
+    """Every file the preparation wrote, by relative name, and its bytes' sha256."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _parquet_source(folder):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir()
+    x = np.random.default_rng(0).normal(size=(5000, 4)).astype(np.float32)
+    for i, part in enumerate(np.array_split(x, 3)):
+        pq.write_table(pa.table({"x": pa.array(part.tolist(), type=pa.list_(pa.float32()))}),
+                       folder / f"part-{i}.parquet")
+    return DataConfig(kind="parquet", path=str(folder), column="x", test_fraction=0.3)
+
+
+def _webdataset_source(folder):
+    folder.mkdir()
+    x = np.random.default_rng(1).normal(size=(3000, 3)).astype(np.float32)
+    for t, part in enumerate(np.array_split(np.arange(3000), 2)):
+        with wds.TarWriter(str(folder / f"data-{t}.tar")) as sink:
+            for i in part:
+                sink.write({"__key__": f"s{i:05d}", "x.npy": x[i]})
+    return DataConfig(kind="webdataset", urls=str(folder), key="x.npy", test_fraction=0.3)
+
+
+@pytest.mark.parametrize("source", [_parquet_source, _webdataset_source],
+                         ids=["parquet", "webdataset"])
+def test_a_keyed_source_streamed_gives_the_bytes_of_the_source_loaded_whole(tmp_path, source,
+                                                                           monkeypatch):
+    """Written as it streams (blocks of 100 rows, the reference read back 250 rows at a
+    time, shards of 1,024 rows), the same files as the source loaded whole and written."""
+    from wsfm.data import prepared
+    from wsfm.data.datasets import keyed_source
+
+    cfg = source(tmp_path / "source")
+    small = 1024 * 4 * 4
+    write_prepared(load_dataset(cfg), tmp_path / "whole", shard_bytes=small)
+    blocks, kind_of = keyed_source(cfg)
+    rebatched = ((x[s:s + 100], keys[s:s + 100]) for x, keys in blocks
+                 for s in range(0, len(x), 100))
+    monkeypatch.setattr(prepared, "REFERENCE_CHUNK", 250)
+    about = prepared.stream_prepared(rebatched, cfg, kind_of, tmp_path / "streamed",
+                                     shard_bytes=small)
+    assert about["splits"]["train"]["shards"] >= 2 and about["splits"]["reference"]["rows"] > 250
+    assert _files(tmp_path / "streamed") == _files(tmp_path / "whole")
+
+
+def test_a_bad_row_met_while_streaming_is_named_and_no_description_is_written(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from wsfm.data.datasets import keyed_source
+    from wsfm.data.prepared import stream_prepared
+
+    cfg = _parquet_source(tmp_path / "source")
+    bad = np.ones((20, 4), np.float32)
+    bad[7, 2] = np.nan
+    pq.write_table(pa.table({"x": pa.array(bad.tolist(), type=pa.list_(pa.float32()))}),
+                   tmp_path / "source" / "part-9.parquet")
+    blocks, kind_of = keyed_source(cfg)
+    with pytest.raises(DataError, match=r"part-9.parquet: row 7: NaN"):
+        stream_prepared(blocks, cfg, kind_of, tmp_path / "out")
+    assert not (tmp_path / "out" / DESCRIPTION).exists()
+    assert not list((tmp_path / "out").rglob(".*tmp*"))  # no half-written shard left

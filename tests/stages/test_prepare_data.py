@@ -27,3 +27,20 @@ def test_it_is_the_head_and_every_other_stage_reads_it():
     head = [s for s in STAGES if not s.deps]
     assert [s.name for s in head] == ["prepare_data"]
     assert all("prepare_data" in s.deps for s in STAGES if s.deps)
+
+
+def test_a_parquet_source_is_streamed_into_the_shards_its_loader_gives(tmp_path, tiny_config):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x = np.random.default_rng(0).normal(size=(900, 3)).astype(np.float32)
+    pq.write_table(pa.table({"x": pa.array(x.tolist(), type=pa.list_(pa.float32()))}),
+                   tmp_path / "rows.parquet")
+    data_cfg = DataConfig(kind="parquet", path=str(tmp_path / "rows.parquet"), column="x")
+    cfg = dataclasses.replace(tiny_config, data=data_cfg)
+    result = prepare_data(context(cfg, tmp_path / "out"))
+    assert result.params["streamed"] and result.params["kind"] == "vector"
+    data, back = load_dataset(data_cfg), load_prepared(tmp_path / "out")
+    for split in ("train", "test", "reference"):
+        assert np.array_equal(getattr(back, split), getattr(data, split)), split
+    assert result.params["n_train"] + result.params["n_test"] == 900

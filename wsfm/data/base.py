@@ -11,6 +11,7 @@ Every sample is a flat row, whatever its kind:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -19,7 +20,8 @@ import numpy as np
 if TYPE_CHECKING:
     from wsfm.config import DataConfig
 
-__all__ = ["Dataset", "TextInfo", "hash_split", "held_out", "keyed_split", "split"]
+__all__ = ["Dataset", "TextInfo", "gather_keyed", "hash_split", "held_out", "keyed_split",
+           "split"]
 
 
 @dataclass(frozen=True)
@@ -145,3 +147,17 @@ def keyed_split(x: np.ndarray, keys: list[str], cfg: DataConfig,
     train = x[~test]
     return Dataset(kind, train, x[test], train[held_out(len(train), int(test.sum()), cfg.seed)],
                    shape=shape)
+
+
+def gather_keyed(blocks: Iterable[tuple[np.ndarray, list[str]]], cfg: DataConfig,
+                 kind_of: Callable[[DataConfig, int], tuple[str, tuple[int, ...]]]) -> Dataset:
+    """A keyed source's streamed ``(rows, keys)`` blocks gathered into one dataset in memory
+    (:func:`keyed_split`); ``kind_of(cfg, D)`` gives its kind and sample shape."""
+    rows: list[np.ndarray] = []
+    keys: list[str] = []
+    for x, k in blocks:
+        rows.append(x)
+        keys += k
+    x = np.concatenate(rows)  # the sources refuse fewer than 10 rows
+    kind, shape = kind_of(cfg, x.shape[1])
+    return keyed_split(x, keys, cfg, kind, shape)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ Users' own data is validated when loaded (:func:`load_dataset` raises ``ValueErr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +22,13 @@ import numpy as np
 from wsfm.config import DataConfig
 from wsfm.data.base import Dataset, held_out, split
 from wsfm.data.images import IMAGE_SUFFIXES, image_row
-from wsfm.data.parquet import load_parquet
+from wsfm.data.parquet import load_parquet, parquet_blocks, parquet_kind
 from wsfm.data.text import load_text_dataset
 from wsfm.data.toy2d import make_toy2d
-from wsfm.data.webdataset_source import load_webdataset
+from wsfm.data.webdataset_source import load_webdataset, webdataset_blocks, webdataset_kind
 from wsfm.errors import DataError, InputNotFound
 
-__all__ = ["Dataset", "load_dataset", "split"]
+__all__ = ["Dataset", "keyed_source", "load_dataset", "split"]
 
 
 
@@ -37,6 +38,18 @@ def load_dataset(cfg: DataConfig) -> Dataset:
                "image_folder": _image_folder, "words": load_text_dataset,
                "prose": load_text_dataset, "text_lines": load_text_dataset}
     return loaders[cfg.kind](cfg)
+
+
+def keyed_source(cfg: DataConfig) -> tuple[Iterator[tuple[np.ndarray, list[str]]],
+                                            Callable[[DataConfig, int],
+                                                     tuple[str, tuple[int, ...]]]] | None:
+    """A keyed source's checked rows as a stream of ``(rows, keys)`` blocks, and what gives
+    its kind and shape from the rows' width; None for the kinds that are loaded whole."""
+    if cfg.kind == "parquet":
+        return parquet_blocks(cfg), parquet_kind
+    if cfg.kind == "webdataset":
+        return webdataset_blocks(cfg), webdataset_kind
+    return None
 
 
 def _toy2d(cfg: DataConfig) -> Dataset:

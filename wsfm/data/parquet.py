@@ -17,8 +17,10 @@ files, the batch size or how a future reader splits the work (with a key column,
 files).
 ``test_fraction`` of the rows are held out in expectation, not exactly.
 
-What is still in memory: the rows are gathered into one (N, D) float32 array, as for the other
-kinds (issue 28: streaming every stage from shards is the next step; see docs/storage.md).
+``parquet_blocks`` streams the checked rows a batch at a time: ``prepare_data`` writes them into
+its shards as they come (``wsfm.data.prepared``), holding a batch (and the keys of a key column,
+to refuse a repeat). :func:`load_parquet` gathers them into one (N, D) float32 array, for what
+still wants the whole source in memory.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from wsfm.config import DataConfig
-from wsfm.data.base import Dataset, hash_split, keyed_split
+from wsfm.data.base import Dataset, gather_keyed, hash_split
 from wsfm.data.images import image_row
 from wsfm.data.remote import open_remote, remote_files, source_name
 from wsfm.errors import DataError, InputNotFound
@@ -38,7 +40,8 @@ from wsfm.uri import is_uri
 
 # pyarrow is imported inside the functions that read: it stays out of the driver's start-up
 # (which imports this module through wsfm.data.datasets) unless Parquet data is read.
-__all__ = ["BATCH_ROWS", "hash_split", "load_parquet", "parquet_files", "read_rows"]
+__all__ = ["BATCH_ROWS", "hash_split", "load_parquet", "parquet_blocks", "parquet_files",
+           "parquet_kind", "read_rows"]
 
 BATCH_ROWS = 8192  # rows per record batch read
 
@@ -161,11 +164,14 @@ def _decode_batch(path: Path | str, column: str, values, start: int, cfg: DataCo
         cfg.image_size))), np.float32)
 
 
-def load_parquet(cfg: DataConfig) -> Dataset:
-    """The (train, test, reference) splits of a Parquet source (module docstring)."""
-    rows, keys, dim, first = [], [], None, None
+def parquet_blocks(cfg: DataConfig) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """Every row of a Parquet source, checked, a record batch at a time: ``(rows (b, D)
+    float32, keys)``, in the order of the files (module docstring). Holds one batch, and the
+    keys seen where ``key`` names a column (to refuse a repeated one)."""
+    dim, first, n = None, None, 0
     images = cfg if cfg.image_column else None
     kinds: dict = {}  # the first image's mode and size
+    seen: set[str] = set()
     for path in parquet_files(cfg.path):
         for x, k in read_rows(path, cfg.image_column or cfg.column, cfg.key, images=images,
                               first=kinds):
@@ -174,14 +180,26 @@ def load_parquet(cfg: DataConfig) -> Dataset:
             elif x.shape[1] != dim:
                 raise DataError(f"{path}: {x.shape[1]} values per row, {first} has {dim} "
                                 f"(every sample needs the same length)")
-            rows.append(x)
-            keys += k
-    if len(keys) < 10:
-        raise DataError(f"{cfg.path}: {len(keys)} rows; need at least 10 samples")
-    if cfg.key and len(set(keys)) != len(keys):
-        raise DataError(f"{cfg.path}: key column {cfg.key!r} repeats a value: a row's key "
-                        f"decides its split, so keys must be unique")
-    x = np.concatenate(rows)  # >= 10 rows: dim is known
-    if images is not None:
-        return keyed_split(x, keys, cfg, "image", (cfg.channels, *cfg.image_size))
-    return keyed_split(x, keys, cfg, "vector", (x.shape[1],))
+            if cfg.key:
+                before = len(seen)
+                seen.update(k)
+                if len(seen) - before != len(k):
+                    raise DataError(f"{cfg.path}: key column {cfg.key!r} repeats a value "
+                                    f"({path}): a row's key decides its split, so keys must "
+                                    "be unique")
+            n += len(k)
+            yield x, k
+    if n < 10:
+        raise DataError(f"{cfg.path}: {n} rows; need at least 10 samples")
+
+
+def parquet_kind(cfg: DataConfig, dim: int) -> tuple[str, tuple[int, ...]]:
+    """A Parquet source's kind and sample shape, given its rows' width."""
+    if cfg.image_column:
+        return "image", (cfg.channels, *cfg.image_size)
+    return "vector", (dim,)
+
+
+def load_parquet(cfg: DataConfig) -> Dataset:
+    """The (train, test, reference) splits of a Parquet source (module docstring), in memory."""
+    return gather_keyed(parquet_blocks(cfg), cfg, parquet_kind)

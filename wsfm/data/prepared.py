@@ -16,9 +16,11 @@ The shards are the draft shards' format (:class:`wsfm.shards.ShardWriter`), byte
 reproducible: the same source and seed give the same sha256 per shard. Reading checks each
 shard against its manifest (size, then sha256) and names the shard that differs.
 
-What is still in memory (issue 28): :func:`load_prepared` gathers each split into one array,
-as ``load_dataset`` did, for the consumers that have not moved to streaming the shards
-(``docs/scale.md``).
+Reading: :class:`PreparedData` reads a split's rows by index (:meth:`PreparedData.take`),
+shard by shard and a record at a time, so that a consumer that needs a seeded sample of a
+large split holds the sample, not the split: only the shards that hold a wanted row are read
+(and checked). :func:`load_prepared` gathers every split into one array, for the consumers
+that still need all of it (``docs/scale.md`` lists them).
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wsfm.data.base import Dataset, TextInfo
+from wsfm.data.base import Dataset, TextInfo, hash_split, held_out
 from wsfm.errors import DataError, InputNotFound
 from wsfm.shards import (
     ShardRecord,
@@ -43,8 +47,11 @@ from wsfm.shards import (
     write_stats,
 )
 
-__all__ = ["DESCRIPTION", "SPLITS", "describe_prepared", "load_prepared", "shard_rows",
-           "write_prepared"]
+if TYPE_CHECKING:
+    from wsfm.config import DataConfig
+
+__all__ = ["DESCRIPTION", "SPLITS", "PreparedData", "SplitWriter", "describe_prepared",
+           "load_prepared", "shard_rows", "stream_prepared", "write_prepared"]
 
 DESCRIPTION = "dataset.json"
 SPLITS = ("train", "test", "reference")
@@ -58,47 +65,162 @@ def shard_rows(dim: int, itemsize: int, shard_bytes: int = SHARD_BYTES) -> int:
     return max(BLOCK_ROWS, rows - rows % BLOCK_ROWS)
 
 
+class SplitWriter:
+    """Writes one split's rows into ``folder`` as they come: records of ``BLOCK_ROWS`` rows,
+    shards of :func:`shard_rows` rows (the last of each shorter), then the manifest. Holds at
+    most one record. The same rows give the same bytes however they are handed over."""
+
+    def __init__(self, folder: Path, dim: int, dtype: np.dtype, labels: bool,
+                 shard_bytes: int = SHARD_BYTES):
+        self.folder, self.dim, self.labels = Path(folder), dim, labels
+        self.dtype = np.dtype(dtype)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.per = shard_rows(dim, self.dtype.itemsize, shard_bytes)
+        self.records: list[ShardRecord] = []
+        self.rows = 0
+        self._writer: ShardWriter | None = None
+        self._xs: list[np.ndarray] = []
+        self._ys: list[np.ndarray] = []
+        self._held = 0  # rows waiting for their record
+        self._in_shard = 0  # rows written into the open shard
+
+    def add(self, x: np.ndarray, y: np.ndarray | None = None) -> None:
+        """Rows ``x`` (n, D) and their labels ``y`` (n,) (where the split has labels)."""
+        if (y is not None) != self.labels:
+            raise ValueError(f"{self.folder.name}: labels {'missing' if self.labels else 'given'}")
+        x = np.asarray(x, dtype=self.dtype)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"{self.folder.name}: rows of shape {x.shape}, expected "
+                             f"(n, {self.dim})")
+        self.rows += len(x)
+        s = 0
+        while s < len(x):
+            limit = min(BLOCK_ROWS, self.per - self._in_shard)  # where this record ends
+            e = min(len(x), s + limit - self._held)
+            self._xs.append(x[s:e])
+            if y is not None:
+                self._ys.append(np.asarray(y[s:e], dtype=np.int64))
+            self._held += e - s
+            s = e
+            if self._held == limit:
+                self._record()
+
+    def _record(self) -> None:
+        if self._writer is None:
+            self._writer = ShardWriter(self.folder, len(self.records))
+        if self._held:
+            self._writer.write(np.concatenate(self._xs),
+                               y=np.concatenate(self._ys) if self.labels else None)
+        self._in_shard += self._held
+        self._xs, self._ys, self._held = [], [], 0
+        if self._in_shard == self.per:
+            self._commit()
+
+    def _commit(self) -> None:
+        assert self._writer is not None
+        size, sha = self._writer.commit()
+        record = ShardRecord(shard_name(len(self.records)), self._writer.count, size, sha, seed=0)
+        write_stats(self.folder, len(self.records), record)
+        self.records.append(record)
+        self._writer, self._in_shard = None, 0
+
+    def close(self) -> dict:
+        """Write what is held and the manifest (an empty split: one empty shard); returns the
+        split's entry of ``dataset.json``."""
+        if self._held or (self._writer is None and not self.records):
+            self._record()
+        if self._writer is not None:
+            self._commit()
+        write_manifest(self.folder, self.records)
+        return {"rows": self.rows, "dim": self.dim, "dtype": str(self.dtype),
+                "labels": self.labels, "shards": len(self.records),
+                "bytes": int(sum(r.bytes for r in self.records))}
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+
+
 def _columns(data: Dataset) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     return {"train": (data.train, data.labels), "test": (data.test, data.test_labels),
             "reference": (data.reference, None)}
+
+
+def _text_entry(text: TextInfo | None) -> dict | None:
+    if text is None:
+        return None
+    return {"seq_len": text.seq_len, "vocab": text.vocab, "alphabet": text.alphabet,
+            "train_words": list(text.train_words), "test_words": list(text.test_words),
+            "form": text.form}
+
+
+def _write_description(out: Path, description: dict) -> dict:
+    tmp = out / f".{DESCRIPTION}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(description, indent=1))
+    os.replace(tmp, out / DESCRIPTION)
+    return description
 
 
 def write_prepared(data: Dataset, out: Path, *, shard_bytes: int = SHARD_BYTES) -> dict:
     """Write ``data`` into folder ``out`` (the layout above); returns the description written
     to ``dataset.json``."""
     out = Path(out)
+    dtype = np.dtype(np.int64 if data.kind == "text" else np.float32)
     splits = {}
     for split, (x, y) in _columns(data).items():
-        folder = out / split
-        folder.mkdir(parents=True, exist_ok=True)
-        x = np.ascontiguousarray(x, dtype=np.int64 if data.kind == "text" else np.float32)
-        per = shard_rows(x.shape[1], x.itemsize, shard_bytes)
-        records = []
-        for index, start in enumerate(range(0, max(len(x), 1), per)):
-            with ShardWriter(folder, index) as writer:
-                for s in range(start, min(start + per, len(x)), BLOCK_ROWS):
-                    e = min(s + BLOCK_ROWS, start + per, len(x))
-                    writer.write(x[s:e], y=None if y is None else y[s:e])
-                size, sha = writer.commit()
-            record = ShardRecord(shard_name(index), writer.count, size, sha, seed=0)
-            write_stats(folder, index, record)
-            records.append(record)
-        write_manifest(folder, records)
-        splits[split] = {"rows": int(len(x)), "dim": int(x.shape[1]), "dtype": str(x.dtype),
-                         "labels": y is not None, "shards": len(records),
-                         "bytes": int(sum(r.bytes for r in records))}
-    text = None
-    if data.text is not None:
-        t = data.text
-        text = {"seq_len": t.seq_len, "vocab": t.vocab, "alphabet": t.alphabet,
-                "train_words": list(t.train_words), "test_words": list(t.test_words),
-                "form": t.form}
-    description = {"kind": data.kind, "shape": list(data.shape), "splits": splits,
-                   "text": text}
-    tmp = out / f".{DESCRIPTION}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(description, indent=1))
-    os.replace(tmp, out / DESCRIPTION)
-    return description
+        writer = SplitWriter(out / split, x.shape[1], dtype, y is not None, shard_bytes)
+        try:
+            writer.add(x, y)
+            splits[split] = writer.close()
+        finally:
+            writer.abort()
+    return _write_description(out, {"kind": data.kind, "shape": list(data.shape),
+                                    "splits": splits, "text": _text_entry(data.text)})
+
+
+REFERENCE_CHUNK = 65_536  # reference rows gathered from the training shards at once
+
+
+def stream_prepared(blocks: Iterator[tuple[np.ndarray, list[str]]], cfg: DataConfig,
+                    kind_of: Callable[[DataConfig, int], tuple[str, tuple[int, ...]]],
+                    out: Path, *, shard_bytes: int = SHARD_BYTES) -> dict:
+    """Write a keyed source (``blocks`` of ``(rows (b, D), keys)``, in the source's order)
+    into ``out`` as it streams: each row goes to the training or the held-out shards by its
+    key (:func:`wsfm.data.base.hash_split`); the reference rows are then read back from the
+    training shards (:func:`wsfm.data.base.held_out`), ``REFERENCE_CHUNK`` at a time. The
+    same shards, byte for byte, as :func:`write_prepared` of the source loaded whole
+    (:func:`wsfm.data.base.keyed_split`), holding a block. ``kind_of(cfg, D)``: the source's
+    kind and sample shape. Returns the description."""
+    out = Path(out)
+    writers: dict[str, SplitWriter] = {}
+    try:
+        kind, shape = None, None
+        for x, keys in blocks:
+            if not writers:
+                kind, shape = kind_of(cfg, x.shape[1])
+                writers = {split: SplitWriter(out / split, x.shape[1], np.dtype(np.float32),
+                                              False, shard_bytes) for split in SPLITS}
+            held = hash_split(keys, cfg.test_fraction, cfg.seed)
+            writers["train"].add(x[~held])
+            writers["test"].add(x[held])
+        if not writers:
+            raise DataError(f"{cfg.path or cfg.urls}: no samples")
+        n_train, n_test = writers["train"].rows, writers["test"].rows
+        if not n_train or not n_test:
+            raise DataError(f"{cfg.path or cfg.urls}: {n_train + n_test} samples are too few "
+                            f"to hold out {cfg.test_fraction:.0%}")
+        splits = {split: writers[split].close() for split in ("train", "test")}
+        train = PreparedData(out, about={"splits": splits})
+        rows = held_out(n_train, n_test, cfg.seed)
+        for s in range(0, len(rows), REFERENCE_CHUNK):
+            writers["reference"].add(train.take("train", rows[s:s + REFERENCE_CHUNK])[0])
+        splits["reference"] = writers["reference"].close()
+    finally:
+        for writer in writers.values():
+            writer.abort()
+    return _write_description(out, {"kind": kind, "shape": list(shape or ()),
+                                    "splits": splits, "text": None})
 
 
 def _description(folder: Path) -> dict:
@@ -108,13 +230,128 @@ def _description(folder: Path) -> dict:
     return json.loads(path.read_text())
 
 
+class PreparedData:
+    """The prepared dataset in ``folder``: its description, and its rows read on demand.
+
+    Every shard is checked against its manifest (size, then sha256) before a row of it is
+    used; a shard that differs is named (:class:`DataError`)."""
+
+    def __init__(self, folder: Path | str, about: dict | None = None):
+        self.folder = Path(folder)
+        self.about = about if about is not None else _description(self.folder)
+
+    def rows(self, split: str) -> int:
+        """How many rows ``split`` holds (from the description: no shard is read)."""
+        return int(self._split(split)["rows"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.about["splits"]["train"]["dim"])
+
+    def describe(self) -> Dataset:
+        """Kind, sample shape, text vocabulary and width, as a :class:`Dataset` whose splits
+        hold no rows (``(0, D)`` arrays of the stored dtype)."""
+        return _dataset(self.about, {split: self._empty(split) for split in SPLITS})
+
+    def take(self, split: str, index: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rows ``index`` (any order, repeats allowed; None: every row) of ``split``, and
+        their labels where it has any: ``(x (n, D), y (n,) | None)``. Holds the rows asked
+        for and one record of the shards that hold them."""
+        about = self._split(split)
+        if index is None:
+            return self._all(split, about)
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        if index.size and (index.min() < 0 or index.max() >= about["rows"]):
+            raise IndexError(f"rows {index.min()}..{index.max()} of {split}, which has "
+                             f"{about['rows']}")
+        wanted, inverse = np.unique(index, return_inverse=True)
+        x = np.empty((len(wanted), about["dim"]), dtype=np.dtype(about["dtype"]))
+        y = np.empty(len(wanted), dtype=np.int64) if about["labels"] else None
+        for first, bx, by in self._blocks(split, wanted):
+            lo, hi = np.searchsorted(wanted, [first, first + len(bx)])
+            x[lo:hi] = bx[wanted[lo:hi] - first]
+            if y is not None:
+                if by is None:
+                    raise DataError(f"{self.folder / split}: rows {first}.. have no labels, "
+                                    f"{DESCRIPTION} says the split has them")
+                y[lo:hi] = by[wanted[lo:hi] - first]
+        return x[inverse], None if y is None else y[inverse]
+
+    def sample(self, split: str, k: int, seed: int | list[int]
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+        """At most ``k`` rows of ``split`` drawn without replacement by ``seed``, in the order
+        of the split (:func:`wsfm.flow.search.seeded_subset`); every row where ``k`` is 0 or
+        covers them all."""
+        from wsfm.flow.search import seeded_subset
+
+        return self.take(split, seeded_subset(self.rows(split), k, seed))
+
+    def head(self, split: str, k: int) -> np.ndarray:
+        """The first ``k`` rows of ``split`` (all of them where it has fewer)."""
+        return self.take(split, np.arange(min(k, self.rows(split))))[0]
+
+    def _split(self, split: str) -> dict:
+        if split not in SPLITS:
+            raise ValueError(f"no split {split!r}: {', '.join(SPLITS)}")
+        return self.about["splits"][split]
+
+    def _empty(self, split: str) -> tuple[np.ndarray, np.ndarray | None]:
+        about = self._split(split)
+        labels = np.zeros(0, dtype=np.int64) if about["labels"] else None
+        return np.zeros((0, about["dim"]), dtype=np.dtype(about["dtype"])), labels
+
+    def _all(self, split: str, about: dict) -> tuple[np.ndarray, np.ndarray | None]:
+        blocks = list(self._blocks(split))
+        if not blocks:
+            x, y = self._empty(split)
+        else:
+            x = np.concatenate([b[1] for b in blocks])
+            y = None if not about["labels"] else np.concatenate([b[2] for b in blocks])
+        if len(x) != about["rows"]:
+            raise DataError(f"{self.folder / split}: {len(x)} rows in the shards, "
+                            f"{DESCRIPTION} says {about['rows']}")
+        return x, y
+
+    def _blocks(self, split: str, wanted: np.ndarray | None = None
+                ) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """``(first row, x, y)`` per record of the shards of ``split`` (only those holding a
+        row of sorted ``wanted``, when given), each shard checked before it is read."""
+        folder = self.folder / split
+        first = 0
+        for record in read_manifest(folder):
+            start, first = first, first + record.count
+            if wanted is not None and (np.searchsorted(wanted, first)
+                                       == np.searchsorted(wanted, start)):
+                continue  # no wanted row in this shard
+            problem = check_shard(folder, record)
+            if problem is not None:
+                raise DataError(f"prepared data shard damaged: {problem}; rerun the pipeline "
+                                "with --from prepare_data to write it again")
+            yield from _records(folder / record.shard, start)
+
+
+def _records(path: Path, first: int) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """``(first row, x, y)`` per record of one data shard, read a member at a time (each
+    record's ``y.npy``, where there is one, precedes its ``x.npy``)."""
+    labels = None
+    with tarfile.open(path, "r|") as tar:
+        for member in tar:
+            fh = tar.extractfile(member)
+            assert fh is not None, member.name
+            array = np.load(io.BytesIO(fh.read()), allow_pickle=False)
+            if member.name.endswith(".y.npy"):
+                labels = array
+                continue
+            yield first, array, labels
+            first, labels = first + len(array), None
+
+
 def load_prepared(folder: Path | str) -> Dataset:
-    """The :class:`Dataset` that ``prepare_data`` wrote into ``folder``, every shard checked
-    against its manifest first (a shard that differs is named)."""
-    description = _description(Path(folder))
-    arrays = {split: _read_split(Path(folder) / split, description["splits"][split])
-              for split in SPLITS}
-    return _dataset(description, arrays)
+    """The whole :class:`Dataset` that ``prepare_data`` wrote into ``folder``, every shard
+    checked against its manifest first (a shard that differs is named)."""
+    prepared = PreparedData(folder)
+    return _dataset(prepared.about, {split: prepared.take(split) for split in SPLITS})
 
 
 def describe_prepared(folder: Path | str) -> Dataset:
@@ -122,13 +359,7 @@ def describe_prepared(folder: Path | str) -> Dataset:
     shape, text vocabulary and width, as a :class:`Dataset` whose splits hold no rows
     (``(0, D)`` arrays of the stored dtype). For what needs only that: building a network,
     the shipped bundle's settings, a training run's space check."""
-    description = _description(Path(folder))
-    arrays = {}
-    for split in SPLITS:
-        about = description["splits"][split]
-        labels = np.zeros(0, dtype=np.int64) if about["labels"] else None
-        arrays[split] = (np.zeros((0, about["dim"]), dtype=np.dtype(about["dtype"])), labels)
-    return _dataset(description, arrays)
+    return PreparedData(folder).describe()
 
 
 def _dataset(description: dict,
@@ -141,27 +372,3 @@ def _dataset(description: dict,
     return Dataset(description["kind"], train=arrays["train"][0], test=arrays["test"][0],
                    reference=arrays["reference"][0], shape=tuple(description["shape"]),
                    labels=arrays["train"][1], text=info, test_labels=arrays["test"][1])
-
-
-def _read_split(folder: Path, about: dict) -> tuple[np.ndarray, np.ndarray | None]:
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray] = []
-    for record in read_manifest(folder):
-        problem = check_shard(folder, record)
-        if problem is not None:
-            raise DataError(f"prepared data shard damaged: {problem}; rerun the pipeline with "
-                            "--from prepare_data to write it again")
-        with tarfile.open(folder / record.shard, "r:") as tar:
-            for member in tar:
-                fh = tar.extractfile(member)
-                assert fh is not None, member.name
-                array = np.load(io.BytesIO(fh.read()), allow_pickle=False)
-                (ys if member.name.endswith(".y.npy") else xs).append(array)
-    x = (np.concatenate(xs) if xs
-         else np.zeros((0, about["dim"]), dtype=np.dtype(about["dtype"])))
-    if len(x) != about["rows"]:
-        raise DataError(f"{folder}: {len(x)} rows in the shards, {DESCRIPTION} says "
-                        f"{about['rows']}")
-    if not about["labels"]:
-        return x, None
-    return x, np.concatenate(ys) if ys else np.zeros(0, dtype=np.int64)

@@ -18,8 +18,10 @@ image that does not decode, another length or image size than the first sample's
 infinity, a damaged tar, a key that repeats.
 
 **The split is a hash of each sample's key** (``wsfm.data.base.hash_split``), as for Parquet:
-a sample is held out or not whatever the order or the number of the tars. What is still in
-memory: the samples are gathered into one array, like the other kinds (docs/storage.md).
+a sample is held out or not whatever the order or the number of the tars.
+``webdataset_blocks`` streams the checked samples a block at a time, as ``prepare_data`` writes
+them into its shards (holding a block, and the keys seen, to refuse a repeat);
+:func:`load_webdataset` gathers them into one array.
 """
 
 from __future__ import annotations
@@ -34,15 +36,17 @@ from pathlib import Path
 import numpy as np
 
 from wsfm.config import DataConfig
-from wsfm.data.base import Dataset, keyed_split
+from wsfm.data.base import Dataset, gather_keyed
 from wsfm.data.images import IMAGE_SUFFIXES, image_row
 from wsfm.data.remote import open_remote, remote_files
 from wsfm.errors import DataError, InputNotFound
 from wsfm.uri import is_uri
 
-__all__ = ["load_webdataset", "read_samples", "tar_files"]
+__all__ = ["load_webdataset", "read_samples", "tar_files", "webdataset_blocks",
+           "webdataset_kind"]
 
 IMAGE_EXTS = tuple(suffix[1:] for suffix in IMAGE_SUFFIXES)
+BLOCK_SAMPLES = 1024  # samples per block streamed
 _MEMBER = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # (key, extension), as WebDataset splits
 
 
@@ -136,13 +140,24 @@ def _image(path: Path | str, key: str, raw: bytes, cfg: DataConfig) -> tuple[np.
         raise DataError(f"{path}: sample {key!r}: not a readable image ({exc})") from exc
 
 
-def load_webdataset(cfg: DataConfig) -> Dataset:
-    """The (train, test, reference) splits of a WebDataset source (module docstring)."""
+def webdataset_kind(cfg: DataConfig, dim: int) -> tuple[str, tuple[int, ...]]:
+    """A WebDataset source's kind and sample shape, given its rows' width; refuses a ``key``
+    that names neither an array nor an image."""
     member = cfg.key.lower()
-    image = member.rsplit(".", 1)[-1] in IMAGE_EXTS
-    if not (image or member.endswith("npy")):
+    if member.rsplit(".", 1)[-1] in IMAGE_EXTS:
+        return "image", (cfg.channels, *cfg.image_size)
+    if not member.endswith("npy"):
         raise DataError(f"data.key {cfg.key!r}: the member holding each sample must be an "
                         f".npy array or an image ({', '.join(IMAGE_EXTS)})")
+    return "vector", (dim,)
+
+
+def webdataset_blocks(cfg: DataConfig, block: int = BLOCK_SAMPLES
+                      ) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """Every sample of a WebDataset source, checked, ``block`` at a time: ``(rows (b, D)
+    float32, keys)``, in the order of the tars (module docstring). Holds one block and the
+    keys seen (to refuse a repeated one)."""
+    image = webdataset_kind(cfg, 0)[0] == "image"
     rows: list[np.ndarray] = []
     keys: list[str] = []
     seen: dict[str, Path | str] = {}
@@ -170,8 +185,16 @@ def load_webdataset(cfg: DataConfig) -> Dataset:
                                 f"needs the same)")
             rows.append(x)
             keys.append(key)
-    if len(keys) < 10:
-        raise DataError(f"{cfg.urls}: {len(keys)} samples; need at least 10")
-    x = np.stack(rows)
-    shape = (cfg.channels, *cfg.image_size) if image else (x.shape[1],)
-    return keyed_split(x, keys, cfg, "image" if image else "vector", tuple(shape))
+            if len(rows) == block:
+                yield np.stack(rows), keys
+                rows, keys = [], []
+    if rows:
+        yield np.stack(rows), keys
+    if len(seen) < 10:
+        raise DataError(f"{cfg.urls}: {len(seen)} samples; need at least 10")
+
+
+def load_webdataset(cfg: DataConfig) -> Dataset:
+    """The (train, test, reference) splits of a WebDataset source (module docstring), in
+    memory."""
+    return gather_keyed(webdataset_blocks(cfg), cfg, webdataset_kind)

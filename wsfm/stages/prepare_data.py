@@ -1,28 +1,41 @@
 """Stage ``prepare_data``: the head of the DAG. Reads the task's source once and writes its
 splits as data shards (``wsfm.data.prepared``), which every later stage reads instead of the
-source."""
+source.
+
+Keyed sources (``parquet``, ``webdataset``: each row's split is a hash of its key) stream:
+rows are checked and written into the shards a batch at a time, so the stage holds a batch,
+not the source (``wsfm.data.prepared.stream_prepared``). The other kinds are loaded whole and
+then written (``write_prepared``): the built-in tasks are small, and ``npy``,
+``image_folder`` and ``text_lines`` split by shuffling the row indices, which needs them all.
+"""
 
 from __future__ import annotations
 
 import time
 
-from wsfm.data.datasets import load_dataset
-from wsfm.data.prepared import write_prepared
+from wsfm.data.datasets import keyed_source, load_dataset
+from wsfm.data.prepared import stream_prepared, write_prepared
 from wsfm.stages.base import StageContext, StageResult
 
 __all__ = ["prepare_data"]
 
 
 def prepare_data(ctx: StageContext) -> StageResult:
+    cfg = ctx.config.data
     start = time.perf_counter()
-    data = load_dataset(ctx.config.data)
-    read = time.perf_counter() - start
-    about = write_prepared(data, ctx.out)
+    keyed = keyed_source(cfg)
+    if keyed is not None:  # read, checked and written as it streams
+        blocks, kind_of = keyed
+        about = stream_prepared(blocks, cfg, kind_of, ctx.out)
+        read = 0.0
+    else:
+        data = load_dataset(cfg)
+        read = time.perf_counter() - start
+        about = write_prepared(data, ctx.out)
     splits = about["splits"]
     return StageResult(
         metrics={"read_seconds": read, "write_seconds": time.perf_counter() - start - read,
                  "bytes": float(sum(s["bytes"] for s in splits.values()))},
-        params={"kind": data.kind, "dim": data.dim,
+        params={"kind": about["kind"], "dim": splits["train"]["dim"], "streamed": keyed is not None,
                 **{f"n_{name}": s["rows"] for name, s in splits.items()},
                 "shards": sum(s["shards"] for s in splits.values())})
-
