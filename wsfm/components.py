@@ -9,8 +9,8 @@ from typing import Any
 
 from wsfm.config import DraftConfig, EvalConfig, FlowConfig, ModelConfig, PipelineConfig
 from wsfm.data.datasets import Dataset, load_dataset
+from wsfm.data.prepared import PreparedData
 from wsfm.drafts import Draft, get_draft
-from wsfm.flow.search import seeded_subset
 from wsfm.metrics.evaluators import (
     Evaluator,
     ImageEvaluator,
@@ -92,24 +92,21 @@ def check_users_network(cfg: PipelineConfig,
     check_user_model(users_network(cfg, load_dataset(cfg.data), registered))
 
 
-def judged(data: Dataset, config: PipelineConfig, *, train: bool = True) -> Dataset:
-    """``data`` with at most ``evaluate.test_rows`` held-out rows and (``train``) as many
-    training rows, their labels with them, drawn by the seed; all of a split that is smaller.
-    What the evaluator is fitted on (an image classifier or PCA fits on one of the two) and
-    what every row and real data are scored against (``train=False``: only that is needed):
-    the metrics' cost grows with these rows (k-NN precision and recall compare each pair), so
-    a split of millions is judged on a sample. The other arrays are ``data``'s own."""
+def judged(data: PreparedData, config: PipelineConfig, *, train: bool = True) -> Dataset:
+    """The description of ``data`` with at most ``evaluate.test_rows`` held-out rows and
+    (``train``) as many training rows, their labels with them, drawn by the seed; all of a
+    split that is smaller. What the evaluator is fitted on (an image classifier or PCA fits
+    on one of the two) and what every row and real data are scored against (``train=False``:
+    only that is needed): the metrics' cost grows with these rows (k-NN precision and recall
+    compare each pair), so a split of millions is judged on a sample. Only the sampled rows
+    are read; the other splits hold no rows."""
     k, seed = config.evaluate.test_rows, config.seed
-    held = seeded_subset(len(data.test), k, [seed, 29])
-    rows = seeded_subset(len(data.train), k, [seed, 31]) if train else None
-    changes: dict[str, Any] = {}
-    if held is not None:
-        changes.update(test=data.test[held], test_labels=None if data.test_labels is None
-                       else data.test_labels[held])
-    if rows is not None:
-        changes.update(train=data.train[rows],
-                       labels=None if data.labels is None else data.labels[rows])
-    return dataclasses.replace(data, **changes) if changes else data
+    test, test_labels = data.sample("test", k, [seed, 29])
+    changes: dict[str, Any] = {"test": test, "test_labels": test_labels}
+    if train:
+        rows, labels = data.sample("train", k, [seed, 31])
+        changes.update(train=rows, labels=labels)
+    return dataclasses.replace(data.describe(), **changes)
 
 
 def make_evaluator(data: Dataset, cfg: EvalConfig, seed: int) -> Evaluator:

@@ -248,6 +248,7 @@ def test_rows_and_the_floor_are_scored_against_a_seeded_sample_of_test_rows(tmp_
                                                                            draft_dir):
     from wsfm.components import judged
     from wsfm.data.datasets import load_dataset
+    from wsfm.data.prepared import PreparedData
     from wsfm.stages.eval_jobs import EvalEnv
 
     config = dataclasses.replace(tiny_config, evaluate=dataclasses.replace(
@@ -259,7 +260,8 @@ def test_rows_and_the_floor_are_scored_against_a_seeded_sample_of_test_rows(tmp_
               "prepare_data": str(prepared_data(config, tmp_path))}
     env = EvalEnv(config, inputs)
     data = load_dataset(config.data)
-    np.testing.assert_array_equal(env.test, judged(data, config).test)
+    np.testing.assert_array_equal(env.test, judged(PreparedData(inputs["prepare_data"]),
+                                                   config).test)
     assert len(env.test) == 100 and {tuple(r) for r in env.test.tolist()} <= {
         tuple(r) for r in data.test.tolist()}
     x = env.draft.sample(200, 0)

@@ -221,16 +221,53 @@ def test_minibatch_ot_pairing_is_a_optimal_matching_per_block(tmp_path, tiny_con
         assert x.shape == (20, 2) and idx.shape == (20,)
 
 
+@pytest.mark.parametrize("pair, read", [("minibatch_ot", 100), ("nearest", 60)])
+def test_a_shard_task_reads_only_the_training_rows_it_pairs_with(tmp_path, tiny_config,
+                                                                  draft_dir, monkeypatch, pair,
+                                                                  read):
+    """At most a row per draft (minibatch OT) or the pool (nearest), not the split; the
+    partners are those that pairing against the whole split in memory gives."""
+    from wsfm.data.prepared import PreparedData
+    from wsfm.flow.search import nearest_pool_rows
+    from wsfm.stages.generate_drafts import PairRows, ShardJob, _partners
+
+    cfg = with_shards(tiny_config, num_shards=2, per_shard=100, block=25, pair=pair,
+                      nearest_pool=60)
+    taken = []
+    take = PreparedData.take
+
+    def counting(self, split, index=None):
+        taken.append(self.rows(split) if index is None else len(index))
+        return take(self, split, index)
+
+    monkeypatch.setattr(PreparedData, "take", counting)
+    out = tmp_path / "shards"
+    generate_drafts(context(cfg, out, LocalRuntime(), pretrain_draft=draft_dir))
+    assert len(taken) == 2 and max(taken) <= read < 2000  # of 2,000 training rows
+    train = torch.from_numpy(load_dataset(cfg.data).train)
+    whole = PairRows(train, None, len(train), text=False)
+    for i, (x, idx) in enumerate(_pairs(out).values()):
+        job = ShardJob("", "", i, 100, seed=cfg.seed * 1_000_003 + 1_000 + i, block=25,
+                             pair=pair, nearest_pool=60)
+        if pair == "nearest":  # the pool drawn from the whole split, searched by brute force
+            rows = nearest_pool_rows(len(train), 60, [job.seed, 3])
+            d = ((x[:, None, :] - train[rows].double().numpy()[None]) ** 2).sum(-1)
+            expect = rows[d.argmin(axis=1)]
+        else:  # one chunk of 100 drafts
+            expect = _partners(x.astype(np.float32), whole, job, chunk=0)
+        np.testing.assert_array_equal(idx, expect)
+
+
 @pytest.mark.parametrize("pair", ["nearest", "minibatch_ot"])
 def test_text_drafts_are_paired_by_hamming_distance(pair):
-    from wsfm.config import DataConfig
-    from wsfm.stages.generate_drafts import ShardJob, _partners
+    from wsfm.stages.generate_drafts import PairRows, ShardJob, _partners
 
     rng = np.random.default_rng(0)
     words = rng.integers(0, 5, size=(60, 6))  # (N, L) character codes, many near ties
     drafts = rng.integers(0, 5, size=(40, 6))  # int64 codes, as text drafts are
-    job = ShardJob("", "", 0, 40, seed=1, block=20, pair=pair, data=DataConfig(kind="words"))
-    idx = _partners(drafts, torch.from_numpy(words), job, chunk=0)  # codes, as _chunks gives
+    job = ShardJob("", "", 0, 40, seed=1, block=20, pair=pair)
+    rows = PairRows(torch.from_numpy(words), None, 60, text=True)  # codes, as _chunks gives
+    idx = _partners(drafts, rows, job, chunk=0)
     hamming = (drafts[:, None, :].astype(int) != words[None, :, :]).sum(-1)  # (40, 60)
     if pair == "nearest":
         np.testing.assert_array_equal(hamming[np.arange(40), idx], hamming.min(axis=1))
@@ -264,7 +301,7 @@ def test_substitute_shards_hold_real_windows_and_the_drafts_substitutes(tmp_path
         out = tmp_path / attempt
         out.mkdir()
         job = ShardJob(str(tmp_path / "draft.npz"), str(out), 0, 300, seed=7, block=50,
-                       pair="substitute", data=data_cfg, data_dir=str(tmp_path / "prepared"))
+                       pair="substitute", data_dir=str(tmp_path / "prepared"))
         shard = out / make_shard(job).record.shard
         digests.append(hashlib.sha256(shard.read_bytes()).hexdigest())
     _, xs = blocks_of(shard)

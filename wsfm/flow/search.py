@@ -31,7 +31,7 @@ import torch
 from wsfm.flow.discrete import hamming_nearest_indices
 
 __all__ = ["REF_BLOCK", "ROW_BLOCK", "NearestSearch", "exact_nearest", "ivf_lists",
-           "seeded_subset"]
+           "nearest_pool_rows", "seeded_subset"]
 
 ROW_BLOCK = 256  # query rows per distance block
 REF_BLOCK = 16_384  # reference rows per distance block: 256 x 16,384 float64 = 32 MB
@@ -87,6 +87,13 @@ def seeded_subset(n_ref: int, pool: int, seed: int | list[int]) -> np.ndarray | 
     return np.sort(np.random.default_rng(seed).choice(n_ref, size=pool, replace=False))
 
 
+def nearest_pool_rows(n_ref: int, pool: int, seed: int | list[int]) -> np.ndarray | None:
+    """The candidate pool of a :class:`NearestSearch` over ``n_ref`` rows with ``pool`` and
+    ``seed`` (sorted; None: every row), so that a caller can read only those rows and search
+    them with ``pool=0``: the same pairs."""
+    return seeded_subset(n_ref, pool, [*np.atleast_1d(seed), 7])
+
+
 def ivf_lists(n_ref: int) -> int:
     """How many inverted lists an IVF index over ``n_ref`` rows gets: about sqrt(N), the low
     end of faiss's guideline (its k-means, on ``IVF_TRAIN_PER_LIST`` rows per list, must stay
@@ -121,7 +128,7 @@ class NearestSearch:
             raise ValueError("an IVF index searches Euclidean vectors, not text codes")
         if self.nprobe < 1:
             raise ValueError(f"nprobe must be >= 1, got {self.nprobe}")
-        self._rows = seeded_subset(len(self.ref), self.pool, [*np.atleast_1d(self.seed), 7])
+        self._rows = nearest_pool_rows(len(self.ref), self.pool, self.seed)
         self._candidates = self.ref if self._rows is None else self.ref[self._rows]
 
     @property

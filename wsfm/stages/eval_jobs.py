@@ -118,34 +118,37 @@ def _env(key: str, inputs: tuple[tuple[str, str], ...], config: PipelineConfig) 
 
 
 class EvalEnv:
-    """What sampling and scoring need, loaded once: data, evaluator, draft, networks."""
+    """What sampling and scoring need, loaded once: data, evaluator, draft, networks.
+
+    Of the prepared data only bounded samples are read: the pool of training rows that
+    retrieval and the copying checks search, the held-out rows of the copying checks'
+    reference and of the scores, the first reference rows (docs/scale.md). ``data`` is the
+    description (kind, shape, text vocabulary, width; no rows)."""
 
     def __init__(self, config: PipelineConfig, inputs: dict[str, str]):
         from wsfm.components import judged, net_spec
-        from wsfm.data.prepared import load_prepared
+        from wsfm.data.prepared import PreparedData
         from wsfm.drafts import load_draft
-        from wsfm.flow.search import seeded_subset
         from wsfm.metrics.copying import CopyingReference
         from wsfm.metrics.evaluators import load_evaluator
 
         self.cfg, self.inputs = config, {k: Path(v) for k, v in inputs.items()}
-        self.data = load_prepared(self.inputs["prepare_data"])
+        self.prepared = PreparedData(self.inputs["prepare_data"])
+        self.data = self.prepared.describe()
         self.evaluator = load_evaluator(self.inputs["fit_evaluator"])
         self.draft = load_draft(self.inputs["pretrain_draft"] / "draft.npz")
         self.spec = net_spec(config.model, self.data)
         self.n = config.evaluate.n_samples
-        self.reference_n = min(self.n, len(self.data.reference))
+        self.reference_n = min(self.n, self.prepared.rows("reference"))
         self.h = 1.0 / config.evaluate.cold_nfe
         # The training rows that retrieval and the copying checks search: at most
         # evaluate.pool_rows of them, drawn by the seed (the report says how many).
-        rows = seeded_subset(len(self.data.train), config.evaluate.pool_rows, [config.seed, 19])
-        self.pool = self.data.train if rows is None else self.data.train[rows]
+        self.pool = self.prepared.sample("train", config.evaluate.pool_rows, [config.seed, 19])[0]
         # The copying checks' reference and real data's own values: at most COPY_HELD_OUT
         # held-out rows, drawn by the seed (each is one search of the pool, in every process).
-        held = seeded_subset(len(self.data.test), COPY_HELD_OUT, [config.seed, 23])
-        self.copy_test = self.data.test if held is None else self.data.test[held]
+        self.copy_test = self.prepared.sample("test", COPY_HELD_OUT, [config.seed, 23])[0]
         # What every row and real data are scored against: evaluate.test_rows of them.
-        self.test = judged(self.data, config, train=False).test
+        self.test = judged(self.prepared, config, train=False).test
         if self.data.text is None:
             self.copy_ref = CopyingReference.fit(self.pool, self.copy_test)
         else:
@@ -167,7 +170,8 @@ class EvalEnv:
 
         windows = self.data.text is not None and self.data.text.form == "windows"
         kind = WindowNgramDraft if windows else CharNgramDraft
-        return kind(order=order, seed=self.cfg.seed).fit(self.data.train)
+        # the n-gram rival counts every training row: the whole split is read (text only)
+        return kind(order=order, seed=self.cfg.seed).fit(self.prepared.take("train")[0])
 
     def sampler(self, method: str, solver: str, t0: float):
         """The sampler of a flow method (module docstring)."""
@@ -233,16 +237,20 @@ class EvalEnv:
                + (f"; rows report '{self.evaluator.primary}_n{m}' on their first {m} samples "
                   "to compare with it" if m < self.n else ", as many as each method")
                + self._pool_note())
-        return self.data.reference[:m], how
+        return self.prepared.head("reference", m), how
+
+    def held_out(self, k: int) -> np.ndarray:
+        """The first ``k`` held-out rows (all of them where there are fewer)."""
+        return self.prepared.head("test", k)
 
     def _pool_note(self) -> str:
         """Which training rows retrieval and the copying checks searched, in words."""
-        n, p = len(self.data.train), len(self.pool)
+        n, p = self.prepared.rows("train"), len(self.pool)
         what = ("retrieval and the copying checks search" if self.data.text is None
                 else "retrieval searches")
         note = (f"; {what} {p:,} of the {n:,} training rows (evaluate.pool_rows, drawn by "
                 f"the seed)" if p < n else f"; {what} all {n:,} training rows")
-        h, m = len(self.copy_test), len(self.data.test)
+        h, m = len(self.copy_test), self.prepared.rows("test")
         if self.data.text is None and h < m:
             note += f"; the copying checks' reference is {h:,} of the {m:,} held-out rows"
         if len(self.test) < m:
@@ -267,6 +275,10 @@ class EvalEnv:
         if self.data.text is None or self.data.text.form == "windows":
             return {f"real_{k}": v for k, v in self.copying(self.copy_test).items()}
         rng = np.random.default_rng(self.cfg.seed)
-        pool = np.concatenate([self.data.train, self.data.test])
-        return {f"real_{k}": v
-                for k, v in self.copying(pool[rng.integers(len(pool), size=self.n)]).items()}
+        n_train = self.prepared.rows("train")
+        rows = rng.integers(n_train + self.prepared.rows("test"), size=self.n)  # train, then test
+        words = np.empty((self.n, self.data.dim), dtype=self.data.train.dtype)
+        train = rows < n_train
+        words[train] = self.prepared.take("train", rows[train])[0]
+        words[~train] = self.prepared.take("test", rows[~train] - n_train)[0]
+        return {f"real_{k}": v for k, v in self.copying(words).items()}

@@ -167,7 +167,7 @@ def _panels(env: EvalEnv, cfg: PipelineConfig, warm: Row, cold: Row, warm_sample
     """``samples.png``'s panels: held-out data, drafts, the shipped row, the cold reference,
     and each other flow from t = 0 at the shipped row's NFE (what the same cost buys)."""
     n, seed = env.n, SEED_BASE
-    panels = {"held-out data": env.data.test[:n], "drafts (NFE 0)": env.draft.sample(n, seed),
+    panels = {"held-out data": env.held_out(n), "drafts (NFE 0)": env.draft.sample(n, seed),
               f"{warm.method} t0={warm.t0:g} (NFE {warm.nfe}, {warm.solver})":
                   warm_sampler.sample(n, seed)[0],
               f"{cold.method} (NFE {cold.nfe}, {cold.solver})":

@@ -28,12 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsfm.config import DataConfig
-from wsfm.data.prepared import load_prepared
+from wsfm.data.prepared import PreparedData
 from wsfm.drafts import SubstituteDraft, load_draft
 from wsfm.flow.couplings import ot_permutation
 from wsfm.flow.discrete import hamming_ot_permutation
-from wsfm.flow.search import NearestSearch
+from wsfm.flow.search import NearestSearch, nearest_pool_rows
 from wsfm.shards import (
     BLOCK,
     ShardRecord,
@@ -58,7 +57,7 @@ CHUNK_BLOCKS = 16  # blocks sampled at once: bounds a task's memory whatever the
 
 @dataclass(frozen=True)
 class ShardJob:
-    """One shard's task; picklable. ``data`` is the training split's config (for ``pair``)."""
+    """One shard's task; picklable."""
 
     draft_path: str
     out_dir: str
@@ -68,7 +67,6 @@ class ShardJob:
     draft_sha256: str = ""
     block: int = BLOCK
     pair: str = "none"
-    data: DataConfig | None = None
     data_dir: str = ""  # the prepared dataset (prepare_data's folder), read for pairing
     # pair nearest: the candidate pool (0: the whole split) and the search (wsfm.flow.search)
     nearest_pool: int = 0
@@ -140,56 +138,107 @@ def _earlier_attempt(out: Path, job: ShardJob) -> tuple[ShardRecord | None, str 
     return old, None if problem is None else problem.replace(str(tar), tar.name)
 
 
+@dataclass(frozen=True)
+class PairRows:
+    """The training rows a shard task pairs with, read from the prepared data: ``x`` holds
+    rows ``index`` (sorted; None: every row) of the ``n_ref`` training rows. ``rows[i]``
+    looks up training rows ``i`` (global indices, as the partner indices are stored)."""
+
+    x: torch.Tensor  # (len(index) or n_ref, D)
+    index: np.ndarray | None
+    n_ref: int
+    text: bool
+
+    def __getitem__(self, rows: np.ndarray) -> torch.Tensor:
+        return self.x[rows if self.index is None else np.searchsorted(self.index, rows)]
+
+    def global_rows(self, local: np.ndarray) -> np.ndarray:
+        return local if self.index is None else self.index[local]
+
+
+def _chunk_sizes(job: ShardJob) -> list[int]:
+    rows = job.block * CHUNK_BLOCKS
+    return [min(rows, job.count - start) for start in range(0, job.count, rows)]
+
+
+def _ot_rows(job: ShardJob, chunk: int, n: int, n_ref: int) -> list[np.ndarray]:
+    """Per block of the chunk's ``n`` drafts, the training rows drawn to pair it with."""
+    rng = np.random.default_rng([job.seed, chunk, 1])
+    sizes = [min(job.block, n - s) for s in range(0, n, job.block)]
+    return [rng.choice(n_ref, size=k, replace=k > n_ref) for k in sizes]
+
+
+def _substitute_rows(job: ShardJob, chunk: int, n: int, n_ref: int) -> np.ndarray:
+    """The training windows of the chunk's ``n`` substitute drafts."""
+    return np.random.default_rng([job.seed, chunk, 2]).integers(n_ref, size=n)
+
+
+def _rows_needed(job: ShardJob, n_ref: int) -> np.ndarray | None:
+    """The training rows (sorted) the shard's pairing reads; None: all of them (exact or IVF
+    search over the whole split). Every other pairing reads at most a row per draft, or the
+    pool: the task's memory is bounded by the shard or the pool, not by the split."""
+    if job.pair == "nearest":
+        return nearest_pool_rows(n_ref, job.nearest_pool, [job.seed, 3])
+    assert job.pair in ("minibatch_ot", "substitute"), job.pair
+    parts = [np.concatenate(_ot_rows(job, c, n, n_ref)) if job.pair == "minibatch_ot"
+             else _substitute_rows(job, c, n, n_ref) for c, n in enumerate(_chunk_sizes(job))]
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
+def pair_rows(job: ShardJob) -> PairRows:
+    """Read the training rows the shard pairs with (:func:`_rows_needed`)."""
+    prepared = PreparedData(job.data_dir)
+    n_ref = prepared.rows("train")
+    index = _rows_needed(job, n_ref)
+    x = prepared.take("train", index)[0]
+    return PairRows(torch.from_numpy(x), index, n_ref, text=prepared.describe().text is not None)
+
+
 def _chunks(job: ShardJob) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """The shard's drafts (rows, D) (float32, or int64 codes for text) and their partners
     (rows,) int64, chunk by chunk."""
     draft = load_draft(job.draft_path)
     data = None
     if job.pair != "none":
-        assert job.data is not None and job.data_dir, "pairing needs the prepared data"
-        data = torch.from_numpy(load_prepared(job.data_dir).train)  # (N, D)
-        if data.shape[1] != draft.dim:
-            raise ValueError(f"draft dim {draft.dim} != data dim {data.shape[1]}")
-    rows = job.block * CHUNK_BLOCKS
+        assert job.data_dir, "pairing needs the prepared data"
+        data = pair_rows(job)
+        if data.x.shape[1] != draft.dim:
+            raise ValueError(f"draft dim {draft.dim} != data dim {data.x.shape[1]}")
     # built once per shard: an IVF index costs its k-means
     search = _nearest_search(job, data) if job.pair == "nearest" and data is not None else None
-    for c, start in enumerate(range(0, job.count, rows)):
-        n, seed = min(rows, job.count - start), chunk_seed(job.seed, c)
+    for c, n in enumerate(_chunk_sizes(job)):
+        seed = chunk_seed(job.seed, c)
         if job.pair == "substitute":  # real windows, and the draft's substitutes on them
             assert data is not None and isinstance(draft, SubstituteDraft), \
                 "pair substitute needs a draft that draws substitutes (checked by the config)"
-            idx = np.random.default_rng([job.seed, c, 2]).integers(len(data), size=n)
+            idx = _substitute_rows(job, c, n, data.n_ref)
             yield draft.substitutes(data[idx].numpy(), seed), idx.astype(np.int64)
             continue
         x = draft.sample(n, seed)  # (n, D)
         yield x, None if data is None else _partners(x, data, job, c, search)
 
 
-def _nearest_search(job: ShardJob, data: torch.Tensor) -> NearestSearch:
-    assert job.data is not None
-    return NearestSearch(data.numpy(), index=job.nearest_index,  # type: ignore[arg-type]
-                         pool=job.nearest_pool, nprobe=job.nearest_nprobe,
-                         seed=[job.seed, 3], hamming=job.data.is_text)
+def _nearest_search(job: ShardJob, data: PairRows) -> NearestSearch:
+    """The search over ``data``'s rows (already the pool where there is one)."""
+    return NearestSearch(data.x.numpy(), index=job.nearest_index,  # type: ignore[arg-type]
+                         nprobe=job.nearest_nprobe, seed=[job.seed, 3], hamming=data.text)
 
 
-def _partners(x: np.ndarray, data: torch.Tensor, job: ShardJob, chunk: int,
+def _partners(x: np.ndarray, data: PairRows, job: ShardJob, chunk: int,
               search: NearestSearch | None = None) -> np.ndarray:
-    """(n,) rows of ``data`` (N, D) paired with the drafts ``x`` (n, D): the nearest (by
-    squared Euclidean distance, or for text's long character codes by Hamming distance,
-    through ``search``, built here if not given), or by exact OT within each block of drafts
-    and as many training rows drawn for it: the coupling the training loop would compute,
-    done once."""
+    """(n,) training rows paired with the drafts ``x`` (n, D): the nearest (by squared
+    Euclidean distance, or for text's long character codes by Hamming distance, through
+    ``search``, built here if not given), or by exact OT within each block of drafts and as
+    many training rows drawn for it: the coupling the training loop would compute, done
+    once."""
     if job.pair == "nearest":
-        return (search or _nearest_search(job, data)).search(x)
+        return data.global_rows((search or _nearest_search(job, data)).search(x))
     xt = torch.from_numpy(np.ascontiguousarray(x))
-    text = job.data is not None and job.data.is_text
     assert job.pair == "minibatch_ot", job.pair
-    rng = np.random.default_rng([job.seed, chunk, 1])
+    permutation = hamming_ot_permutation if data.text else ot_permutation
     idx = []
-    for s in range(0, len(xt), job.block):
-        xb = xt[s:s + job.block]
-        rows = rng.choice(len(data), size=len(xb), replace=len(xb) > len(data))
-        permutation = hamming_ot_permutation if text else ot_permutation
+    for b, rows in enumerate(_ot_rows(job, chunk, len(xt), data.n_ref)):
+        xb = xt[b * job.block:b * job.block + len(rows)]
         idx.append(rows[permutation(xb, data[rows]).numpy()])
     return np.concatenate(idx).astype(np.int64)
 
@@ -206,7 +255,7 @@ def generate_drafts(ctx: StageContext) -> StageResult:
     # Shard seeds are disjoint from the seeds that evaluation samples with.
     jobs = [ShardJob(str(draft_path), str(ctx.out), i, sh.per_shard,
                      seed=cfg.seed * 1_000_003 + 1_000 + i, draft_sha256=draft_sha,
-                     block=sh.block, pair=sh.pair, data=cfg.data if sh.pair != "none" else None,
+                     block=sh.block, pair=sh.pair,
                      data_dir=str(ctx.inputs["prepare_data"]) if sh.pair != "none" else "",
                      nearest_pool=sh.nearest_pool, nearest_index=sh.nearest_index,
                      nearest_nprobe=sh.nearest_nprobe,
