@@ -114,6 +114,30 @@ def test_shards_and_checkpoints_are_linked_not_copied(tmp_path):
     assert _json.loads(ds.dataset.profile)["num_rows"] == 1
 
 
+def test_the_prepared_splits_are_the_parent_runs_dataset_inputs(tmp_path):
+    """Training and held-out splits, named by the source, profiled by their shard manifests,
+    with the manifests' sha256 as digests: the same data and seed give the same digest."""
+    from wsfm.config import DataConfig
+    from wsfm.data.datasets import load_dataset
+    from wsfm.data.prepared import write_prepared
+    from wsfm.shards import sha256_file
+
+    cfg = DataConfig(kind="digits", seed=3)
+    write_prepared(load_dataset(cfg), tmp_path / "a")
+    write_prepared(load_dataset(cfg), tmp_path / "b")
+    t = tracker(tmp_path)
+    runs = [t.start_run("digits") for _ in range(2)]
+    for run, folder in zip(runs, ("a", "b")):
+        t.log_datasets(run, cfg, tmp_path / folder)
+    logged = [{i.dataset.name: (i.dataset.digest, i.tags[0].value)
+               for i in t.client.get_run(run).inputs.dataset_inputs} for run in runs]
+    assert logged[0] == logged[1] == {
+        "digits:digits:train": (sha256_file(tmp_path / "a/train/manifest.parquet")[:32],
+                                "training"),
+        "digits:digits:test": (sha256_file(tmp_path / "a/test/manifest.parquet")[:32],
+                               "evaluation")}
+
+
 def test_the_parent_run_carries_git_state_pipeline_and_headline_numbers(tmp_path):
     import json as _json
 

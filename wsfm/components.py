@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wsfm.config import DraftConfig, EvalConfig, FlowConfig, ModelConfig, PipelineConfig
-from wsfm.data.datasets import Dataset, load_dataset
+from wsfm.data.datasets import Dataset, describe_source
 from wsfm.data.prepared import PreparedData
 from wsfm.drafts import Draft, get_draft
 from wsfm.metrics.evaluators import (
@@ -89,7 +89,7 @@ def check_users_network(cfg: PipelineConfig,
                         registered: Callable[[str], dict[str, Any]] | None) -> None:
     """Before any work: the user's network builds with its weights (:func:`users_network`)
     and its forward answers one call on a batch of two in the data's shape."""
-    check_user_model(users_network(cfg, load_dataset(cfg.data), registered))
+    check_user_model(users_network(cfg, describe_source(cfg.data), registered))
 
 
 def judged(data: PreparedData, config: PipelineConfig, *, train: bool = True) -> Dataset:

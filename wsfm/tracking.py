@@ -232,17 +232,17 @@ class Tracker:
         self.client.log_dict(run_id, to_dict(config), "config.json")
 
     @_guarded("logging the datasets of {0}")
-    def log_datasets(self, run_id: str, data: Any) -> None:
+    def log_datasets(self, run_id: str, data: Any, prepared: Path) -> None:
         """The run's data as MLflow dataset inputs: the training split (context
-        ``training``) and the held-out split (``evaluation``), each with the sha256 of its
-        values as the digest, so that the runs table shows which data a run used."""
-        from wsfm.data.datasets import load_dataset
-
-        loaded = load_dataset(data)
+        ``training``) and the held-out split (``evaluation``) that ``prepare_data`` wrote
+        into ``prepared``, each with its shard manifest as the profile and the manifest's
+        sha256 as the digest (the shards are byte-reproducible: the same data and seed give
+        the same digest), so that the runs table shows which data a run used. Reads the
+        manifests, not the rows."""
         what = data.path or data.urls or (data.name if data.kind == "toy2d" else data.kind)
         for split, context in (("train", "training"), ("test", "evaluation")):
-            log_array_input(self.client, run_id, getattr(loaded, split),
-                            f"{data.kind}:{what}:{split}", context)
+            log_manifest_input(self.client, run_id, Path(prepared) / split,
+                               name=f"{data.kind}:{what}:{split}", context=context)
 
     @_guarded("starting {0}")
     def stage_started(self, run_id: str, stage: str, inputs: dict[str, str]) -> None:
@@ -319,9 +319,11 @@ def start_system_metrics(uri: str, run_id: str):
     return monitor
 
 
-def log_manifest_input(client: MlflowClient, run_id: str, drafts: Path) -> None:
-    """The draft shards' manifest as an MLflow dataset input of ``run_id``; its digest is
-    the manifest file's sha256 (first 32 hex digits: ``sha256sum manifest.parquet``)."""
+def log_manifest_input(client: MlflowClient, run_id: str, drafts: Path, *, name: str = "drafts",
+                       context: str = "training") -> None:
+    """A shard folder's manifest (the drafts', or a prepared split's) as an MLflow dataset
+    input of ``run_id`` named ``name``; its digest is the manifest file's sha256 (first 32 hex
+    digits: ``sha256sum manifest.parquet``)."""
     import hashlib
 
     import pandas as pd
@@ -329,30 +331,11 @@ def log_manifest_input(client: MlflowClient, run_id: str, drafts: Path) -> None:
 
     manifest = drafts / "manifest.parquet"
     if not manifest.is_file():
-        raise FileNotFoundError(f"{drafts} has no manifest.parquet to log as the drafts input")
+        raise FileNotFoundError(f"{drafts} has no manifest.parquet to log as the {name} input")
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:32]
     dataset = mlflow.data.from_pandas(pd.read_parquet(manifest),  # type: ignore[attr-defined]
-                                      source=manifest.resolve().as_uri(), name="drafts",
+                                      source=manifest.resolve().as_uri(), name=name,
                                       digest=digest)
-    client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[
-        InputTag("mlflow.data.context", "training")])])
-
-
-def log_array_input(client: MlflowClient, run_id: str, values: Any, name: str,
-                    context: str) -> None:
-    """``values`` (an array) as a dataset input of ``run_id`` named ``name``; digest: the first
-    32 hex digits of the sha256 of its bytes."""
-    import hashlib
-
-    import numpy as np
-    from mlflow.data.code_dataset_source import CodeDatasetSource
-    from mlflow.entities import DatasetInput, InputTag
-
-    array = np.ascontiguousarray(values)
-    digest = hashlib.sha256(array.tobytes()).hexdigest()[:32]
-    source = CodeDatasetSource(tags={"wsfm.data": name})
-    dataset = mlflow.data.from_numpy(array, source=source, name=name,  # type: ignore[attr-defined]
-                                     digest=digest)
     client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[
         InputTag("mlflow.data.context", context)])])
 

@@ -49,3 +49,24 @@ def test_a_bad_key_names_the_key_and_the_file(tmp_path, capsys):
 def test_a_built_in_task_is_checked_too(capsys):
     assert cli.main(["check", str(ROOT / "pipelines/toy2d.yaml"), "--profile", "smoke"]) == 0
     assert "data ok: toy2d, " in capsys.readouterr().out
+
+
+def test_a_keyed_source_is_counted_as_it_streams_as_its_loader_splits_it(tmp_path, capsys):
+    """Three files of 9,000 rows, checked a batch at a time: the same sides as the source
+    loaded whole."""
+    from wsfm.config import load_pipeline
+    from wsfm.data.datasets import load_dataset
+
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    x = np.random.default_rng(0).normal(size=(9000, 2))
+    for i, part in enumerate(np.array_split(x, 3)):
+        pq.write_table(pa.table({"x": pa.array(part.tolist(), type=pa.list_(pa.float64()))}),
+                       folder / f"part-{i}.parquet")
+    yaml = tmp_path / "p.yaml"
+    yaml.write_text(f"name: vectors\ndata: {{kind: parquet, path: {folder}, column: x}}\n")
+    assert cli.main(["check", str(yaml)]) == 0
+    data = load_dataset(load_pipeline(yaml).data)
+    assert capsys.readouterr().out.strip().endswith(
+        f"data ok: parquet, {len(data.train):,} training rows and {len(data.test):,} held out "
+        "(2 values each)")

@@ -75,3 +75,24 @@ def test_image_folder_rejects_unreadable_and_too_few(tmp_path):
     write_images(tmp_path / "few", 3, "L")
     with pytest.raises(ValueError, match="3 images"):
         load_dataset(DataConfig(kind="image_folder", path=str(tmp_path / "few")))
+
+
+def test_describe_source_reads_a_keyed_sources_first_batch_only(tmp_path):
+    """The driver's check before any work: kind, shape and width from the first batch; a bad
+    row in a later file is left to prepare_data, which streams every row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from wsfm.data.datasets import describe_source
+    from wsfm.errors import DataError
+
+    for i in range(2):
+        x = np.ones((30, 6), np.float32)
+        x[5, 1] = np.nan if i else 1.0  # the second file has a NaN
+        pq.write_table(pa.table({"x": pa.array(x.tolist(), type=pa.list_(pa.float32()))}),
+                       tmp_path / f"part-{i}.parquet")
+    cfg = DataConfig(kind="parquet", path=str(tmp_path), column="x")
+    about = describe_source(cfg)
+    assert (about.kind, about.shape, about.dim, len(about.train)) == ("vector", (6,), 6, 0)
+    with pytest.raises(DataError, match=r"part-1.parquet: row 5: NaN"):
+        load_dataset(cfg)

@@ -219,3 +219,27 @@ def test_a_bad_row_met_while_streaming_is_named_and_no_description_is_written(tm
         stream_prepared(blocks, cfg, kind_of, tmp_path / "out")
     assert not (tmp_path / "out" / DESCRIPTION).exists()
     assert not list((tmp_path / "out").rglob(".*tmp*"))  # no half-written shard left
+
+
+def test_a_row_table_gathers_the_rows_in_place(tmp_path):
+    """Memory-mapped records across 3 shards give the rows the loader gave, in any order;
+    the table's rows are views of the files, not copies."""
+    data = _several_shards(tmp_path)
+    table = PreparedData(tmp_path).table("train")
+    assert len(table) == 5000 and table.shape == (5000, 2)
+    index = np.random.default_rng(0).integers(5000, size=700)
+    got = table.take(index)
+    assert got.dtype == np.float32 and np.array_equal(got, data.train[index])
+    assert np.array_equal(table.take(np.arange(5000)), data.train)
+    assert all(isinstance(r.base, np.memmap) or isinstance(r, np.memmap)
+               for r in table._records)
+    with pytest.raises(IndexError):
+        table.take(np.array([5000]))
+
+
+def test_a_row_table_names_a_damaged_shard(tmp_path):
+    _several_shards(tmp_path)
+    shard = tmp_path / "train" / "shard-000001.tar"
+    shard.write_bytes(shard.read_bytes()[:-1] + b"\1")
+    with pytest.raises(DataError, match="shard-000001.tar"):
+        PreparedData(tmp_path).table("train")

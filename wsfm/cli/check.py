@@ -18,16 +18,31 @@ __all__ = ["add_parser", "summary"]
 
 
 def summary(config) -> str:
-    """Load and check the data of ``config`` (``wsfm.data.datasets.load_dataset``); what was
-    found, in one line."""
-    from wsfm.data.datasets import load_dataset
+    """Check every row of the data of ``config``; what was found, in one line. A keyed source
+    (Parquet, WebDataset) is checked as ``prepare_data`` streams it, a batch at a time, so a
+    source larger than memory is checked too; the other kinds are loaded
+    (``wsfm.data.datasets.load_dataset``)."""
+    from wsfm.data.datasets import keyed_source, load_dataset
+    from wsfm.data.prepared import check_held_out, route_keyed
 
-    data = load_dataset(config.data)
-    each = (f"{data.text.seq_len} characters" if data.text is not None
-            else "x".join(map(str, data.shape)) if data.kind == "image"
-            else f"{data.dim} values")
-    return (f"data ok: {config.data.kind}, {len(data.train):,} training rows and "
-            f"{len(data.test):,} held out ({each} each)")
+    cfg = config.data
+    kind: str
+    keyed = keyed_source(cfg)
+    if keyed is None:
+        data = load_dataset(cfg)
+        kind, shape, n_train, n_test = data.kind, data.shape, len(data.train), len(data.test)
+        dim, seq_len = data.dim, data.text.seq_len if data.text is not None else None
+    else:
+        blocks, kind_of = keyed
+        n_train = n_test = dim = 0
+        for train, test in route_keyed(blocks, cfg):
+            n_train, n_test, dim = n_train + len(train), n_test + len(test), train.shape[1]
+        check_held_out(cfg, n_train, n_test)
+        (kind, shape), seq_len = kind_of(cfg, dim), None
+    each = (f"{seq_len} characters" if seq_len is not None
+            else "x".join(map(str, shape)) if kind == "image" else f"{dim} values")
+    return (f"data ok: {cfg.kind}, {n_train:,} training rows and {n_test:,} held out "
+            f"({each} each)")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -9,7 +9,9 @@ Every sample is a flat row, whatever its kind (``wsfm.data.base``):
 - ``text`` (words, ``text_lines``): int64 character codes, see ``wsfm.data.text``.
 
 Users' own data is validated when loaded (:func:`load_dataset` raises ``ValueError`` or
-``FileNotFoundError`` naming the file): the orchestrator loads it before any stage runs.
+``FileNotFoundError`` naming the file and the row). Before any stage runs the orchestrator
+checks it (:func:`describe_source`: a keyed source's first batch, any other source whole);
+``prepare_data`` checks every row of a keyed source as it streams it (:func:`keyed_source`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from wsfm.data.toy2d import make_toy2d
 from wsfm.data.webdataset_source import load_webdataset, webdataset_blocks, webdataset_kind
 from wsfm.errors import DataError, InputNotFound
 
-__all__ = ["Dataset", "keyed_source", "load_dataset", "split"]
+__all__ = ["Dataset", "describe_source", "keyed_source", "load_dataset", "split"]
 
 
 
@@ -50,6 +52,22 @@ def keyed_source(cfg: DataConfig) -> tuple[Iterator[tuple[np.ndarray, list[str]]
     if cfg.kind == "webdataset":
         return webdataset_blocks(cfg), webdataset_kind
     return None
+
+
+def describe_source(cfg: DataConfig) -> Dataset:
+    """What the driver checks of users' data before any work, and what it learns: a keyed
+    source's files, its column or member and its first batch of rows, as a :class:`Dataset`
+    of its kind, shape and width whose splits hold no rows (every row is checked as
+    ``prepare_data`` streams it, before anything trains; ``wsfm check`` checks them all); any
+    other source is loaded and checked whole."""
+    keyed = keyed_source(cfg)
+    if keyed is None:
+        return load_dataset(cfg)
+    blocks, kind_of = keyed
+    first = next(iter(blocks))  # a keyed source refuses to be empty
+    kind, shape = kind_of(cfg, first[0].shape[1])
+    none = first[0][:0]
+    return Dataset(kind, none, none, none, shape=shape)  # type: ignore[arg-type]
 
 
 def _toy2d(cfg: DataConfig) -> Dataset:

@@ -29,7 +29,7 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,8 +50,9 @@ from wsfm.shards import (
 if TYPE_CHECKING:
     from wsfm.config import DataConfig
 
-__all__ = ["DESCRIPTION", "SPLITS", "PreparedData", "SplitWriter", "describe_prepared",
-           "load_prepared", "shard_rows", "stream_prepared", "write_prepared"]
+__all__ = ["DESCRIPTION", "SPLITS", "PreparedData", "RowTable", "SplitWriter", "check_held_out",
+           "describe_prepared", "load_prepared", "route_keyed", "shard_rows", "stream_prepared",
+           "write_prepared"]
 
 DESCRIPTION = "dataset.json"
 SPLITS = ("train", "test", "reference")
@@ -179,6 +180,22 @@ def write_prepared(data: Dataset, out: Path, *, shard_bytes: int = SHARD_BYTES) 
                                     "splits": splits, "text": _text_entry(data.text)})
 
 
+def route_keyed(blocks: Iterable[tuple[np.ndarray, list[str]]], cfg: DataConfig
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each block's ``(training rows, held-out rows)``, each row's side decided by its key
+    (:func:`wsfm.data.base.hash_split`)."""
+    for x, keys in blocks:
+        held = hash_split(keys, cfg.test_fraction, cfg.seed)
+        yield x[~held], x[held]
+
+
+def check_held_out(cfg: DataConfig, n_train: int, n_test: int) -> None:
+    """Refuses a keyed source whose rows all landed on one side of the split."""
+    if not n_train or not n_test:
+        raise DataError(f"{cfg.path or cfg.urls}: {n_train + n_test} samples are too few "
+                        f"to hold out {cfg.test_fraction:.0%}")
+
+
 REFERENCE_CHUNK = 65_536  # reference rows gathered from the training shards at once
 
 
@@ -196,25 +213,20 @@ def stream_prepared(blocks: Iterator[tuple[np.ndarray, list[str]]], cfg: DataCon
     writers: dict[str, SplitWriter] = {}
     try:
         kind, shape = None, None
-        for x, keys in blocks:
+        for train, test in route_keyed(blocks, cfg):
             if not writers:
-                kind, shape = kind_of(cfg, x.shape[1])
-                writers = {split: SplitWriter(out / split, x.shape[1], np.dtype(np.float32),
+                kind, shape = kind_of(cfg, train.shape[1])
+                writers = {split: SplitWriter(out / split, train.shape[1], np.dtype(np.float32),
                                               False, shard_bytes) for split in SPLITS}
-            held = hash_split(keys, cfg.test_fraction, cfg.seed)
-            writers["train"].add(x[~held])
-            writers["test"].add(x[held])
-        if not writers:
-            raise DataError(f"{cfg.path or cfg.urls}: no samples")
+            writers["train"].add(train)
+            writers["test"].add(test)
         n_train, n_test = writers["train"].rows, writers["test"].rows
-        if not n_train or not n_test:
-            raise DataError(f"{cfg.path or cfg.urls}: {n_train + n_test} samples are too few "
-                            f"to hold out {cfg.test_fraction:.0%}")
+        check_held_out(cfg, n_train, n_test)
         splits = {split: writers[split].close() for split in ("train", "test")}
-        train = PreparedData(out, about={"splits": splits})
+        written = PreparedData(out, about={"splits": splits})
         rows = held_out(n_train, n_test, cfg.seed)
         for s in range(0, len(rows), REFERENCE_CHUNK):
-            writers["reference"].add(train.take("train", rows[s:s + REFERENCE_CHUNK])[0])
+            writers["reference"].add(written.take("train", rows[s:s + REFERENCE_CHUNK])[0])
         splits["reference"] = writers["reference"].close()
     finally:
         for writer in writers.values():
@@ -287,6 +299,10 @@ class PreparedData:
 
         return self.take(split, seeded_subset(self.rows(split), k, seed))
 
+    def table(self, split: str) -> RowTable:
+        """``split``'s rows in place, for random access (:class:`RowTable`)."""
+        return RowTable(self.folder / split, self._split(split))
+
     def head(self, split: str, k: int) -> np.ndarray:
         """The first ``k`` rows of ``split`` (all of them where it has fewer)."""
         return self.take(split, np.arange(min(k, self.rows(split))))[0]
@@ -329,6 +345,84 @@ class PreparedData:
                 raise DataError(f"prepared data shard damaged: {problem}; rerun the pipeline "
                                 "with --from prepare_data to write it again")
             yield from _records(folder / record.shard, start)
+
+
+class RowTable:
+    """Random access to a split's rows where they lie: each shard memory-mapped once
+    (read-only) and each record's ``x.npy`` a view of it, so rows are gathered by index
+    without reading the split into the process's own memory. The pages it touches belong to
+    the page cache: shared by every process of the node that maps the same shards, and given
+    back under memory pressure. For the training workers, whose batches draw rows uniformly
+    from the whole split. Every shard is checked against its manifest first."""
+
+    def __init__(self, folder: Path | str, about: dict):
+        self.folder = Path(folder)
+        self.dim, self.dtype = int(about["dim"]), np.dtype(about["dtype"])
+        self._records: list[np.ndarray] = []
+        starts = []
+        first = 0
+        for record in read_manifest(self.folder):
+            problem = check_shard(self.folder, record)
+            if problem is not None:
+                raise DataError(f"prepared data shard damaged: {problem}; rerun the pipeline "
+                                "with --from prepare_data to write it again")
+            for array in _mapped_rows(self.folder / record.shard):
+                if array.dtype != self.dtype or array.ndim != 2 or array.shape[1] != self.dim:
+                    raise DataError(f"{self.folder / record.shard}: a record of "
+                                    f"{array.dtype} {array.shape}, {DESCRIPTION} says "
+                                    f"{self.dtype} (n, {self.dim})")
+                starts.append(first)
+                self._records.append(array)
+                first += len(array)
+        if first != about["rows"]:
+            raise DataError(f"{self.folder}: {first} rows in the shards, {DESCRIPTION} says "
+                            f"{about['rows']}")
+        self._starts = np.asarray(starts, dtype=np.int64)
+        self.rows = first
+
+    def __len__(self) -> int:
+        return self.rows
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rows, self.dim
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` (any order, repeats allowed) as one (n, D) array."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.rows):
+            raise IndexError(f"rows {rows.min()}..{rows.max()} of a split of {self.rows}")
+        out = np.empty((len(rows), self.dim), dtype=self.dtype)
+        record = np.searchsorted(self._starts, rows, side="right") - 1
+        order = np.argsort(record, kind="stable")
+        for group in np.split(order, np.flatnonzero(np.diff(record[order])) + 1):
+            if len(group):
+                r = int(record[group[0]])
+                out[group] = self._records[r][rows[group] - self._starts[r]]
+        return out
+
+
+def _mapped_rows(path: Path) -> list[np.ndarray]:
+    """Each ``x.npy`` record of a data shard as a read-only view of the shard mapped once
+    (tar members and ``.npy`` data are 64-byte aligned: the views need no copy)."""
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    out = []
+    with tarfile.open(path, "r:") as tar, open(path, "rb") as fh:
+        for member in tar.getmembers():
+            if not member.name.endswith(".x.npy"):
+                continue
+            fh.seek(member.offset_data)
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(fh)
+            if fortran or len(shape) != 2:
+                raise DataError(f"{path}: member {member.name} is not a C-ordered (rows, D) "
+                                "array")
+            start = fh.tell()
+            size = int(np.prod(shape)) * dtype.itemsize
+            out.append(raw[start:start + size].view(dtype).reshape(shape))
+    return out
 
 
 def _records(path: Path, first: int) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:

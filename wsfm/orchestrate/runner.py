@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wsfm.config import PipelineConfig, to_dict
-from wsfm.data.datasets import load_dataset
+from wsfm.data.datasets import describe_source
 from wsfm.orchestrate.board import StageBoard
 from wsfm.orchestrate.console import Echo, print_plan, print_table
 from wsfm.orchestrate.dag import PlanItem, make_plan
@@ -60,7 +60,7 @@ def run_pipeline(config: PipelineConfig, *, home: str | Path, pipeline_file: str
     the invocation's log file (``wsfm.orchestrate.logfile``), whose lines a failed stage
     quotes."""
     if config.data.is_users:
-        load_dataset(config.data)  # users' data is validated before anything runs or is made
+        describe_source(config.data)  # users' data: a bad source fails before any work
     where = locate(home)
     if not dry_run:  # a tracking server that is down or refuses us: one error, before any work
         from wsfm.tracking import check_tracking_server
@@ -112,7 +112,6 @@ def _run_tracked(run: Driver, plan: list[PlanItem], pipeline_file: str,
     config, store, tracker, parent = run.config, run.store, run.tracker, run.parent
     tracker.log(parent, params=to_dict(config))
     tracker.log_source(parent, pipeline_file, config)
-    tracker.log_datasets(parent, config.data)
     outcomes = _record_cached(tracker, parent, store, plan, run.echo)
     if any(item.action == "run" for item in plan):
         try:
@@ -125,6 +124,10 @@ def _run_tracked(run: Driver, plan: list[PlanItem], pipeline_file: str,
     order = [s.name for s in STAGES]
     outcomes.sort(key=lambda o: order.index(o.stage))
     summary = RunSummary(config.name, parent, outcomes, plan)
+    prepared = summary.by_stage().get("prepare_data")
+    if prepared is not None and prepared.status in ("ran", "cached"):
+        tracker.log_datasets(parent, config.data, store.stage_in("prepare_data",
+                                                                 prepared.fingerprint))
     evaluated = summary.by_stage().get("evaluate")
     if evaluated is not None and evaluated.status in ("ran", "cached"):
         tracker.log_headline(parent, store.stage_in("evaluate", evaluated.fingerprint))
