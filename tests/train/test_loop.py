@@ -251,3 +251,32 @@ def test_training_reads_the_prepared_data_as_its_node_sees_it(tmp_path):
     shutil.rmtree(tmp_path / "stage-node")  # only this node's copy is there to read
     assert len(training_data(spec).train) == 300
     assert len(training_data(dataclasses.replace(spec, data_dir="")).train) == 700
+
+
+@pytest.mark.parametrize("mode", ["cold", "paired"])
+def test_batches_drawn_from_the_prepared_split_in_place_are_those_drawn_from_memory(tmp_path,
+                                                                                  mode):
+    """The workers' rows stay in their memory-mapped shards (``training_set``): the same
+    batches, step for step, as the split loaded into a tensor."""
+    from wsfm.config import DataConfig, ModelConfig
+    from wsfm.data.datasets import load_dataset
+    from wsfm.data.prepared import RowTable, write_prepared
+    from wsfm.train.loop import training_set
+    from wsfm.train.spec import TrainSpec
+
+    data_cfg = DataConfig(n_train=5000, n_test=50)
+    write_prepared(load_dataset(data_cfg), tmp_path / "prepared", shard_bytes=2048 * 2 * 4)
+    spec = TrainSpec(mode="cold", data=data_cfg, flow=FlowConfig(), model=ModelConfig(),
+                     train=TrainConfig(), dim=2, out_dir=str(tmp_path),
+                     data_dir=str(tmp_path / "prepared"))
+    about, rows = training_set(spec)
+    assert isinstance(rows, RowTable) and len(about.train) == 0 and about.dim == 2
+    memory = torch.from_numpy(load_dataset(data_cfg).train)
+    (tmp_path / "drafts").mkdir()
+    urls = paired_shards(tmp_path / "drafts", 5000) if mode == "paired" else []
+    streams = [BatchStream("warm" if mode == "paired" else "cold", data, 64, rank=0,
+                           world_size=1, seed=5, shard_urls=urls, paired=mode == "paired")
+               for data in (rows, memory)]
+    for _ in range(10):
+        a, b = (next(s) for s in streams)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[1].dtype == b[1].dtype

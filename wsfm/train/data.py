@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from wsfm.train.spec import Mode
+
+if TYPE_CHECKING:
+    from wsfm.data.prepared import RowTable
 
 __all__ = ["BatchStream", "as_tensor", "step_generator"]
 
@@ -38,7 +41,9 @@ class BatchStream:
 
     Args:
         mode: ``cold`` (sources are N(0, I) noise) or ``warm`` (drafts from ``shard_urls``).
-        data: (N, D) training data; rows are drawn uniformly with replacement.
+        data: (N, D) training data, a tensor or a :class:`wsfm.data.prepared.RowTable` (the
+            prepared split in place, gathered a batch at a time); rows are drawn uniformly
+            with replacement.
         batch: B, the micro-batch per rank.
         rank, world_size: this worker's place; ranks draw disjoint random streams.
         seed: the run's seed.
@@ -47,7 +52,7 @@ class BatchStream:
             is returned with it.
     """
 
-    def __init__(self, mode: Mode, data: Tensor, batch: int, *, rank: int,
+    def __init__(self, mode: Mode, data: Tensor | RowTable, batch: int, *, rank: int,
                  world_size: int, seed: int, shard_urls: Sequence[str] = (),
                  shuffle_buffer: int = 2000, paired: bool = False):
         if mode in ("warm", "reflow") and not shard_urls:
@@ -74,12 +79,17 @@ class BatchStream:
                                  f"the training split has {len(self.data)} rows: the shards "
                                  "were paired with other data")
             self.consumed += 1
-            return source, self.data[rows], gen
+            return source, self._gather(rows), gen
         else:
             source = next(self._reader())
         rows = torch.randint(len(self.data), (self.batch,), generator=gen)
         self.consumed += 1
-        return source, self.data[rows], gen
+        return source, self._gather(rows), gen
+
+    def _gather(self, rows: Tensor) -> Tensor:
+        if isinstance(self.data, Tensor):
+            return self.data[rows]
+        return torch.from_numpy(self.data.take(rows.numpy()))
 
     def _reader(self) -> Iterator[Any]:
         if self._drafts is None:

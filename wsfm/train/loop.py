@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from wsfm.components import net_spec
 from wsfm.data.datasets import Dataset, load_dataset
-from wsfm.data.prepared import describe_prepared, load_prepared
+from wsfm.data.prepared import PreparedData, RowTable, describe_prepared, load_prepared
 from wsfm.models import build_model
 from wsfm.models.user import UserVelocity
 from wsfm.taskfiles import LocalFiles
@@ -109,15 +110,34 @@ def _stop_if_diverged(out: Path) -> None:
         raise Divergence(json.loads((out / DIVERGED).read_text())["message"])
 
 
+def _prepared_folder(spec: TrainSpec) -> str:
+    """The prepared dataset's folder as this node sees it."""
+    return str(spec.files.input(spec.data_dir)) if spec.files is not None else spec.data_dir
+
+
 def training_data(spec: TrainSpec, *, rows: bool = True) -> Dataset:
     """The data ``spec`` trains on: the prepared dataset (``spec.data_dir``, as this node sees
     it), or, outside a pipeline, the config's source. ``rows=False``: only its description
     where it is prepared (``describe_prepared``: no shard read)."""
     if not spec.data_dir:
         return load_dataset(spec.data)
-    files = spec.files
-    folder = files.input(spec.data_dir) if files is not None else spec.data_dir
+    folder = _prepared_folder(spec)
     return load_prepared(folder) if rows else describe_prepared(folder)
+
+
+def training_set(spec: TrainSpec, dataset: Dataset | None = None
+                 ) -> tuple[Dataset, Tensor | RowTable]:
+    """What training needs of the data: the dataset (its kind, shape, text) and the rows the
+    batches draw from. A prepared vector or image split stays in its shards
+    (:class:`wsfm.data.prepared.RowTable`: memory-mapped, a batch gathered at a time), the
+    dataset being its description; text, a ``dataset`` handed in, or the config's source are
+    loaded whole (text's objective may pair against every training row)."""
+    if dataset is None and spec.data_dir:
+        about = training_data(spec, rows=False)
+        if about.text is None:
+            return about, PreparedData(_prepared_folder(spec)).table("train")
+    data = dataset if dataset is not None else training_data(spec)
+    return data, as_tensor(data.train)
 
 
 def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = None,
@@ -131,8 +151,8 @@ def run(spec: TrainSpec, session: Session, *, tracking: dict[str, str] | None = 
     (``wsfm.data.text.one_hot_dataset``)."""
     tc, out = spec.train, Path(spec.out_dir)
     rank = session.rank
-    data = dataset if dataset is not None else training_data(spec)
-    engine, scheduler, ema, stream = _build(spec, session, data)
+    data, rows = training_set(spec, dataset)
+    engine, scheduler, ema, stream = _build(spec, session, data, rows)
     state = TrainState()
     resume = session.resume_from()
     if resume is not None:
@@ -213,7 +233,7 @@ def _close(window: _Window, spec: TrainSpec, session: Session,
     return losses[-1]
 
 
-def _build(spec: TrainSpec, session: Session, data: Dataset):
+def _build(spec: TrainSpec, session: Session, data: Dataset, rows: Tensor | RowTable):
     """``(engine, scheduler, ema, stream)``: the same initial weights on every rank (the
     user's, where ``train.init_from`` names them); the EMA on rank 0 only (None elsewhere)."""
     tc, rank, world = spec.train, session.rank, session.world_size
@@ -229,7 +249,7 @@ def _build(spec: TrainSpec, session: Session, data: Dataset):
         net.to(device)
     ema = EMA(dict(net.named_parameters()), tc.ema_decay) if rank == 0 else None
     engine, scheduler = build_engine(net, tc, world)
-    stream = BatchStream(spec.mode, as_tensor(data.train), tc.micro_batch_size, rank=rank,
+    stream = BatchStream(spec.mode, rows, tc.micro_batch_size, rank=rank,
                          world_size=world, seed=tc.seed, shard_urls=spec.shard_urls,
                          shuffle_buffer=tc.shuffle_buffer, paired=spec.paired)
     return engine, scheduler, ema, stream
