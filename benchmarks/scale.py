@@ -13,6 +13,12 @@ grouped by what the process runs: Ray names a task's process after the task (``r
 for a stage, the function's name for a fan-out task, ``RayTrainWorker`` for training).
 Reported: each group's peak RSS, the sum over all processes at its peak, the wall time, and
 whether the job finished. One run per size.
+
+``--source parquet`` writes the same rows as 4 Parquet files (``data: {kind: parquet}``), a
+source that ``prepare_data`` streams and the driver checks by its first batch only; its
+numbers go to the ``scale-parquet`` section. RSS counts the pages of memory-mapped files that
+a process has touched (the training workers map the training shards), so it overstates what
+the process holds on its own.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,12 +56,31 @@ def write_rows(path: Path, n: int) -> None:
     del out
 
 
-def pipeline(path: Path, data: Path, n: int, steps: int) -> None:
+def write_parquet(folder: Path, n: int) -> None:
+    """The rows of :func:`write_rows` as 4 Parquet files of a fixed-size list column ``x``,
+    a million rows at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir()
+    bounds = np.linspace(0, n, 5).astype(int)
+    for f in range(4):
+        with pq.ParquetWriter(folder / f"part-{f}.parquet",
+                              pa.schema([("x", pa.list_(pa.float32(), DIM))])) as writer:
+            for s in range(bounds[f], bounds[f + 1], 1_000_000):
+                m = min(1_000_000, bounds[f + 1] - s)
+                x = mixture(m, seed=10 + s // 1_000_000 + 1000 * f)
+                writer.write_table(pa.table({"x": pa.FixedSizeListArray.from_arrays(
+                    pa.array(x.reshape(-1)), DIM)}))
+
+
+def pipeline(path: Path, data: Path, n: int, steps: int, source: str = "npy") -> None:
     cfg = yaml.safe_load((ROOT / "pipelines" / "toy2d.yaml").read_text())
     cfg.pop("profiles", None)
     cfg.pop("bench", None)
     cfg.update(name=f"scale-{n}", task="scale")
-    cfg["data"] = {"kind": "npy", "path": str(data)}
+    cfg["data"] = ({"kind": "npy", "path": str(data)} if source == "npy"
+                   else {"kind": "parquet", "path": str(data), "column": "x"})
     cfg["train"]["steps"] = steps
     path.write_text(yaml.safe_dump(cfg))
 
@@ -121,26 +147,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--source", choices=("npy", "parquet"), default="npy")
     args = parser.parse_args(argv)
     rows: list[list[str]] = []
     notes: list[str] = []
     body = ""
     with tempfile.TemporaryDirectory(prefix="wsfm-scale-") as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
-            data, cfg = Path(tmp) / f"rows-{n}.npy", Path(tmp) / f"scale-{n}.yaml"
-            write_rows(data, n)
-            pipeline(cfg, data, n, args.steps)
+            cfg = Path(tmp) / f"scale-{n}.yaml"
+            if args.source == "npy":
+                data = Path(tmp) / f"rows-{n}.npy"
+                write_rows(data, n)
+            else:
+                data = Path(tmp) / f"rows-{n}"
+                write_parquet(data, n)
+            size = sum(f.stat().st_size for f in ([data] if data.is_file()
+                                                  else data.iterdir()))
+            pipeline(cfg, data, n, args.steps, args.source)
             ok, seconds, s, out = run_job(cfg, Path(tmp) / f"home-{n}")
             if not ok:
                 tail = [line for line in out.splitlines() if line.strip()][-3:]
                 notes.append(f"- N = {n:,} failed: " + " / ".join(tail)[:600])
-            rows.append([f"{n:,}", f"{data.stat().st_size / 1e6:,.0f}",
+            rows.append([f"{n:,}", f"{size / 1e6:,.0f}",
                          "yes" if ok else "no", f"{seconds:.0f}",
                          *(f"{s.peak[g]:,.0f}" + (f" ({s.where[g]})" if g in (
                              "stage tasks", "fan-out tasks") and g in s.where else "")
                            for g in GROUPS), f"{s.total:,.0f}"])
             print(f"[scale] {rows[-1]}", flush=True)
-            data.unlink()
+            shutil.rmtree(data) if data.is_dir() else data.unlink()
             body = report(rows, notes, args)  # after every size: a later one may not finish
     print(body)
     return 0
@@ -149,15 +183,22 @@ def main(argv: list[str] | None = None) -> int:
 def report(rows: list[list[str]], notes: list[str], args: argparse.Namespace) -> str:
     body = "\n".join([
         f"The lean job of `pipelines/toy2d.yaml` ({args.steps} steps) on N synthetic 64-D "
-        "rows (`data: {kind: npy}`), from an empty home; peak resident memory in MB per "
+        f"rows (`data: {{kind: {args.source}}}`), from an empty home; peak resident memory "
+        "in MB per "
         "process group, sampled every 0.5 s (the process that reached it in brackets), and "
         "the peak of the sum over every process of the job.", "",
         markdown_table(["N", "data MB", "finished", "wall s", *(f"{g} peak MB" for g in GROUPS),
                         "all processes peak MB"], rows), "", *notes])
     command = "python -m benchmarks.scale" + (
         f" --sizes {args.sizes}" if args.sizes != "100000,1000000" else "") + (
-        f" --steps {args.steps}" if args.steps != 3000 else "")
-    write_section("scale", "The lean job as the data grows: memory per process", command, body)
+        f" --steps {args.steps}" if args.steps != 3000 else "") + (
+        f" --source {args.source}" if args.source != "npy" else "")
+    if args.source == "npy":
+        write_section("scale", "The lean job as the data grows: memory per process", command,
+                      body)
+    else:
+        write_section(f"scale-{args.source}", "The lean job as the data grows: memory per "
+                      f"process ({args.source}, streamed)", command, body)
     return body
 
 
