@@ -21,6 +21,8 @@ def test_the_stage_writes_the_splits_and_reports_their_rows(tmp_path, tiny_confi
     assert (result.params["n_train"], result.params["n_test"], result.params["dim"]) == (
         len(data.train), len(data.test), 64)
     assert result.metrics["bytes"] > data.train.nbytes
+    assert result.metrics["seconds"] >= result.metrics["read_seconds"] + result.metrics[
+        "write_seconds"] - 1e-9
 
 
 def test_it_is_the_head_and_every_other_stage_reads_it():
@@ -40,6 +42,7 @@ def test_a_parquet_source_is_streamed_into_the_shards_its_loader_gives(tmp_path,
     cfg = dataclasses.replace(tiny_config, data=data_cfg)
     result = prepare_data(context(cfg, tmp_path / "out"))
     assert result.params["streamed"] and result.params["kind"] == "vector"
+    assert "read_seconds" not in result.metrics and result.metrics["seconds"] > 0  # one pass
     data, back = load_dataset(data_cfg), load_prepared(tmp_path / "out")
     for split in ("train", "test", "reference"):
         assert np.array_equal(getattr(back, split), getattr(data, split)), split

@@ -24,17 +24,18 @@ def prepare_data(ctx: StageContext) -> StageResult:
     cfg = ctx.config.data
     start = time.perf_counter()
     keyed = keyed_source(cfg)
-    if keyed is not None:  # read, checked and written as it streams
+    timing: dict[str, float] = {}
+    if keyed is not None:  # read, checked and written as it streams: one time for both
         blocks, kind_of = keyed
         about = stream_prepared(blocks, cfg, kind_of, ctx.out)
-        read = 0.0
     else:
         data = load_dataset(cfg)
-        read = time.perf_counter() - start
+        timing["read_seconds"] = time.perf_counter() - start
         about = write_prepared(data, ctx.out)
+        timing["write_seconds"] = time.perf_counter() - start - timing["read_seconds"]
     splits = about["splits"]
     return StageResult(
-        metrics={"read_seconds": read, "write_seconds": time.perf_counter() - start - read,
+        metrics={"seconds": time.perf_counter() - start, **timing,
                  "bytes": float(sum(s["bytes"] for s in splits.values()))},
         params={"kind": about["kind"], "dim": splits["train"]["dim"], "streamed": keyed is not None,
                 **{f"n_{name}": s["rows"] for name, s in splits.items()},
