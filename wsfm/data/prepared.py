@@ -340,11 +340,7 @@ class PreparedData:
             if wanted is not None and (np.searchsorted(wanted, first)
                                        == np.searchsorted(wanted, start)):
                 continue  # no wanted row in this shard
-            problem = check_shard(folder, record)
-            if problem is not None:
-                raise DataError(f"prepared data shard damaged: {problem}; rerun the pipeline "
-                                "with --from prepare_data to write it again")
-            yield from _records(folder / record.shard, start)
+            yield from _records(_checked(folder, record), start)
 
 
 class RowTable:
@@ -362,11 +358,7 @@ class RowTable:
         starts = []
         first = 0
         for record in read_manifest(self.folder):
-            problem = check_shard(self.folder, record)
-            if problem is not None:
-                raise DataError(f"prepared data shard damaged: {problem}; rerun the pipeline "
-                                "with --from prepare_data to write it again")
-            for array in _mapped_rows(self.folder / record.shard):
+            for array in _mapped_rows(_checked(self.folder, record)):
                 if array.dtype != self.dtype or array.ndim != 2 or array.shape[1] != self.dim:
                     raise DataError(f"{self.folder / record.shard}: a record of "
                                     f"{array.dtype} {array.shape}, {DESCRIPTION} says "
@@ -423,6 +415,16 @@ def _mapped_rows(path: Path) -> list[np.ndarray]:
             size = int(np.prod(shape)) * dtype.itemsize
             out.append(raw[start:start + size].view(dtype).reshape(shape))
     return out
+
+
+def _checked(folder: Path, record: ShardRecord) -> Path:
+    """The path of ``record``'s shard in ``folder`` once it matches its manifest row (size,
+    then sha256); a shard that differs is named."""
+    problem = check_shard(folder, record)
+    if problem is not None:
+        raise DataError(f"prepared data shard damaged: {problem}; rerun the pipeline with "
+                        "--from prepare_data to write it again")
+    return folder / record.shard
 
 
 def _records(path: Path, first: int) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
