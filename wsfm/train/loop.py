@@ -132,10 +132,12 @@ def training_set(spec: TrainSpec, dataset: Dataset | None = None
     (:class:`wsfm.data.prepared.RowTable`: memory-mapped, a batch gathered at a time), the
     dataset being its description; text, a ``dataset`` handed in, or the config's source are
     loaded whole (text's objective may pair against every training row)."""
-    if dataset is None and spec.data_dir:
-        about = training_data(spec, rows=False)
+    if dataset is None and spec.data_dir:  # the folder is reached once (it may be fetched)
+        prepared = PreparedData(_prepared_folder(spec))
+        about = prepared.describe()
         if about.text is None:
-            return about, PreparedData(_prepared_folder(spec)).table("train")
+            return about, prepared.table("train")
+        dataset = load_prepared(prepared.folder)
     data = dataset if dataset is not None else training_data(spec)
     return data, as_tensor(data.train)
 
