@@ -28,7 +28,7 @@ def test_npy_user_data(tmp_path):
 @pytest.mark.parametrize("array,message", [
     (np.zeros((10, 2, 2)), "expected an array of shape \\(N, D\\)"),
     (np.zeros((0, 3)), "0 rows"),
-    (np.array([[1.0, np.nan]] * 20), "NaN or infinite values, first at row 0"),
+    (np.array([[1.0, np.nan]] * 20), "row 0: NaN or infinite values"),
 ])
 def test_npy_validation_names_the_problem_and_the_file(tmp_path, array, message):
     path = tmp_path / "bad.npy"

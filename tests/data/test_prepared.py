@@ -180,8 +180,29 @@ def _webdataset_source(folder):
     return DataConfig(kind="webdataset", urls=str(folder), key="x.npy", test_fraction=0.3)
 
 
-@pytest.mark.parametrize("source", [_parquet_source, _webdataset_source],
-                         ids=["parquet", "webdataset"])
+def _npy_source(folder):
+    folder.mkdir()
+    x = np.random.default_rng(2).normal(size=(5000, 4))  # float64: converted block by block
+    np.save(folder / "rows.npy", x)
+    return DataConfig(kind="npy", path=str(folder / "rows.npy"), test_fraction=0.3)
+
+
+def _image_folder_source(folder):
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    for i in range(3000):  # 4x4 grayscale: a 16-wide row, two training shards and more
+        sub = folder / f"part{i % 3}"
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (4, 4), dtype=np.uint8), "L").save(
+            sub / f"{i:05d}.png")
+    return DataConfig(kind="image_folder", path=str(folder), image_size=[4, 4],
+                      test_fraction=0.3)
+
+
+@pytest.mark.parametrize("source", [_parquet_source, _webdataset_source, _npy_source,
+                                    _image_folder_source],
+                         ids=["parquet", "webdataset", "npy", "image_folder"])
 def test_a_keyed_source_streamed_gives_the_bytes_of_the_source_loaded_whole(tmp_path, source,
                                                                            monkeypatch):
     """Written as it streams (blocks of 100 rows, the reference read back 250 rows at a
@@ -219,6 +240,16 @@ def test_a_bad_row_met_while_streaming_is_named_and_no_description_is_written(tm
         stream_prepared(blocks, cfg, kind_of, tmp_path / "out")
     assert not (tmp_path / "out" / DESCRIPTION).exists()
     assert not list((tmp_path / "out").rglob(".*tmp*"))  # no half-written shard left
+
+
+def test_a_stream_of_no_rows_is_refused_and_writes_no_description(tmp_path):
+    from wsfm.data.parquet import parquet_kind
+    from wsfm.data.prepared import stream_prepared
+
+    cfg = DataConfig(kind="parquet", path=str(tmp_path / "empty"), column="x")
+    with pytest.raises(DataError, match="empty: no rows"):
+        stream_prepared(iter(()), cfg, parquet_kind, tmp_path / "out")
+    assert not (tmp_path / "out" / DESCRIPTION).exists()
 
 
 def test_a_row_table_gathers_the_rows_in_place(tmp_path):

@@ -19,8 +19,8 @@ __all__ = ["add_parser", "summary"]
 
 def summary(config) -> str:
     """Check every row of the data of ``config``; what was found, in one line. A keyed source
-    (Parquet, WebDataset) is checked as ``prepare_data`` streams it, a batch at a time, so a
-    source larger than memory is checked too; the other kinds are loaded
+    (npy, image folder, Parquet, WebDataset) is checked as ``prepare_data`` streams it, a
+    batch at a time, so a source larger than memory is checked too; the other kinds are loaded
     (``wsfm.data.datasets.load_dataset``)."""
     from wsfm.data.datasets import keyed_source, load_dataset
     from wsfm.data.prepared import check_held_out, route_keyed

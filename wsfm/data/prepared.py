@@ -220,6 +220,8 @@ def stream_prepared(blocks: Iterator[tuple[np.ndarray, list[str]]], cfg: DataCon
                                               False, shard_bytes) for split in SPLITS}
             writers["train"].add(train)
             writers["test"].add(test)
+        if not writers:  # the sources refuse fewer than 10 rows; a stream of none is refused
+            raise DataError(f"{cfg.path or cfg.urls}: no rows")
         n_train, n_test = writers["train"].rows, writers["test"].rows
         check_held_out(cfg, n_train, n_test)
         splits = {split: writers[split].close() for split in ("train", "test")}

@@ -2,11 +2,12 @@
 splits as data shards (``wsfm.data.prepared``), which every later stage reads instead of the
 source.
 
-Keyed sources (``parquet``, ``webdataset``: each row's split is a hash of its key) stream:
-rows are checked and written into the shards a batch at a time, so the stage holds a batch,
-not the source (``wsfm.data.prepared.stream_prepared``). The other kinds are loaded whole and
-then written (``write_prepared``): the built-in tasks are small, and ``npy``,
-``image_folder`` and ``text_lines`` split by shuffling the row indices, which needs them all.
+Keyed sources (every user's kind but text: ``npy``, ``image_folder``, ``parquet``,
+``webdataset``; each row's split is a hash of its key) stream: rows are checked and written
+into the shards a batch at a time, so the stage holds a batch, not the source
+(``wsfm.data.prepared.stream_prepared``). The other kinds are loaded whole and then written
+(``write_prepared``): the built-in tasks are small and split by shuffling the row indices,
+and text (``text_lines``, ``prose``) needs its whole vocabulary and documents.
 """
 
 from __future__ import annotations
