@@ -11,7 +11,7 @@ Every sample is a flat row, whatever its kind:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -20,8 +20,8 @@ import numpy as np
 if TYPE_CHECKING:
     from wsfm.config import DataConfig
 
-__all__ = ["Dataset", "TextInfo", "gather_keyed", "hash_split", "held_out", "keyed_split",
-           "split"]
+__all__ = ["Dataset", "KeyLedger", "TextInfo", "gather_keyed", "hash_split", "held_out",
+           "keyed_split", "split"]
 
 
 @dataclass(frozen=True)
@@ -161,3 +161,80 @@ def gather_keyed(blocks: Iterable[tuple[np.ndarray, list[str]]], cfg: DataConfig
     x = np.concatenate(rows)  # the sources refuse fewer than 10 rows
     kind, shape = kind_of(cfg, x.shape[1])
     return keyed_split(x, keys, cfg, kind, shape)  # type: ignore[arg-type]
+
+
+def _key_hashes(keys: Sequence[str]) -> np.ndarray:
+    """Each key's BLAKE2b digest of 8 bytes, as uint64."""
+    return np.fromiter((int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(),
+                                       "big") for k in keys), dtype=np.uint64, count=len(keys))
+
+
+class KeyLedger:
+    """The keys of a stream, kept to refuse a repeated one (a row's key decides its split, so
+    keys must be unique), in 12 bytes a key: its 8-byte hash and the index of the file it came
+    from, not the key's string (a Python string in a set costs 60 bytes and more).
+
+    Keys are checked within each call of :meth:`add`'s batch at once and against earlier
+    batches when the batches waiting reach the size of those merged (a sorted array), so a
+    repeat is found by :meth:`close` at the latest, before the stream is taken as good. Two
+    keys with the same hash are told apart by reading the keys of the files involved again
+    (``keys_of(file index)``): a repeat is refused with ``refuse(key, first file, second
+    file)``'s message, naming the key and both files; different keys that share a hash (a
+    chance of about n^2 / 2^65) are let through."""
+
+    MERGE_MIN = 1 << 16  # keys waiting before a merge, at least
+
+    def __init__(self, keys_of: Callable[[int], Iterable[str]],
+                 refuse: Callable[[str, int, int], str]):
+        self._keys_of, self._refuse = keys_of, refuse
+        self._hashes = np.zeros(0, np.uint64)  # sorted
+        self._files = np.zeros(0, np.uint32)  # the file of each hash
+        self._waiting: list[tuple[np.ndarray, int]] = []
+        self._n_waiting = 0
+        self._shared: dict[int, int] = {}  # hash -> how many distinct keys share it
+        self.count = 0
+
+    def add(self, keys: Sequence[str], file: int) -> None:
+        """The keys of a batch read from file ``file``; refuses a repeat found so far."""
+        hashes = _key_hashes(keys)
+        self._waiting.append((hashes, file))
+        self._n_waiting += len(hashes)
+        self.count += len(hashes)
+        if len(np.unique(hashes)) != len(hashes) or \
+                self._n_waiting >= max(self.MERGE_MIN, len(self._hashes)):
+            self._merge()
+
+    def close(self) -> None:
+        """Checks the keys still waiting; refuses a repeat."""
+        self._merge()
+
+    def _merge(self) -> None:
+        if not self._waiting:
+            return
+        hashes = np.concatenate([self._hashes] + [h for h, _ in self._waiting])
+        files = np.concatenate([self._files] + [np.full(len(h), f, np.uint32)
+                                                for h, f in self._waiting])
+        self._waiting, self._n_waiting = [], 0
+        order = np.argsort(hashes, kind="stable")  # equal hashes keep the order they came in
+        hashes, files = hashes[order], files[order]
+        for hashed in np.unique(hashes[np.flatnonzero(hashes[1:] == hashes[:-1])]):
+            lo = int(np.searchsorted(hashes, hashed, side="left"))
+            hi = int(np.searchsorted(hashes, hashed, side="right"))
+            if self._shared.get(int(hashed)) != hi - lo:  # not yet told apart at this count
+                self._check(int(hashed), files[lo:hi])
+                self._shared[int(hashed)] = hi - lo
+        self._hashes, self._files = hashes, files
+
+    def _check(self, hashed: int, files: np.ndarray) -> None:
+        """Reads the keys of ``files`` (which hold a key of hash ``hashed``) in the order they
+        came in; refuses the first key that repeats."""
+        found: dict[str, int] = {}
+        for file in dict.fromkeys(int(f) for f in files):
+            for key in self._keys_of(file):
+                if int(_key_hashes([key])[0]) != hashed:
+                    continue
+                if key in found:
+                    from wsfm.errors import DataError
+
+                    raise DataError(self._refuse(key, found[key], file))
+                found[key] = file

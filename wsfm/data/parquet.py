@@ -18,9 +18,10 @@ files).
 ``test_fraction`` of the rows are held out in expectation, not exactly.
 
 ``parquet_blocks`` streams the checked rows a batch at a time: ``prepare_data`` writes them into
-its shards as they come (``wsfm.data.prepared``), holding a batch (and the keys of a key column,
-to refuse a repeat). :func:`load_parquet` gathers them into one (N, D) float32 array, for what
-still wants the whole source in memory.
+its shards as they come (``wsfm.data.prepared``), holding a batch (and a hash of each key of a
+key column, to refuse a repeat: ``wsfm.data.base.KeyLedger``).
+``wsfm.data.datasets.load_dataset`` gathers them into one (N, D) float32 array, for what still
+wants the whole source in memory.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from wsfm.config import DataConfig
-from wsfm.data.base import Dataset, gather_keyed, hash_split
+from wsfm.data.base import KeyLedger, hash_split
 from wsfm.data.images import image_row
 from wsfm.data.remote import open_remote, remote_files, source_name
 from wsfm.errors import DataError, InputNotFound
@@ -40,7 +41,7 @@ from wsfm.uri import is_uri
 
 # pyarrow is imported inside the functions that read: it stays out of the driver's start-up
 # (which imports this module through wsfm.data.datasets) unless Parquet data is read.
-__all__ = ["BATCH_ROWS", "hash_split", "load_parquet", "parquet_blocks", "parquet_files",
+__all__ = ["BATCH_ROWS", "hash_split", "parquet_blocks", "parquet_files",
            "parquet_kind", "read_rows"]
 
 BATCH_ROWS = 8192  # rows per record batch read
@@ -167,12 +168,16 @@ def _decode_batch(path: Path | str, column: str, values, start: int, cfg: DataCo
 def parquet_blocks(cfg: DataConfig) -> Iterator[tuple[np.ndarray, list[str]]]:
     """Every row of a Parquet source, checked, a record batch at a time: ``(rows (b, D)
     float32, keys)``, in the order of the files (module docstring). Holds one batch, and the
-    keys seen where ``key`` names a column (to refuse a repeated one)."""
+    keys seen where ``key`` names a column, 12 bytes each (``wsfm.data.base.KeyLedger``: a
+    repeated one is refused by the end of the stream at the latest)."""
     dim, first, n = None, None, 0
     images = cfg if cfg.image_column else None
     kinds: dict = {}  # the first image's mode and size
-    seen: set[str] = set()
-    for path in parquet_files(cfg.path):
+    files = parquet_files(cfg.path)
+    ledger = KeyLedger(lambda i: _key_values(files[i], cfg.key), lambda key, a, b: (
+        f"{files[b]}: key column {cfg.key!r} repeats a value, {key!r} (also in {files[a]}): "
+        "a row's key decides its split, so keys must be unique"))
+    for i, path in enumerate(files):
         for x, k in read_rows(path, cfg.image_column or cfg.column, cfg.key, images=images,
                               first=kinds):
             if dim is None:
@@ -181,16 +186,21 @@ def parquet_blocks(cfg: DataConfig) -> Iterator[tuple[np.ndarray, list[str]]]:
                 raise DataError(f"{path}: {x.shape[1]} values per row, {first} has {dim} "
                                 f"(every sample needs the same length)")
             if cfg.key:
-                before = len(seen)
-                seen.update(k)
-                if len(seen) - before != len(k):
-                    raise DataError(f"{cfg.path}: key column {cfg.key!r} repeats a value "
-                                    f"({path}): a row's key decides its split, so keys must "
-                                    "be unique")
+                ledger.add(k, i)
             n += len(k)
             yield x, k
+    ledger.close()
     if n < 10:
         raise DataError(f"{cfg.path}: {n} rows; need at least 10 samples")
+
+
+def _key_values(path: Path | str, key: str) -> Iterator[str]:
+    """The values of column ``key`` of one file, as the keys :func:`read_rows` gives."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(open_remote(str(path), seekable=True) if is_uri(path) else path)
+    for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=[key]):
+        yield from (str(v) for v in batch.column(key).to_pylist())
 
 
 def parquet_kind(cfg: DataConfig, dim: int) -> tuple[str, tuple[int, ...]]:
@@ -198,8 +208,3 @@ def parquet_kind(cfg: DataConfig, dim: int) -> tuple[str, tuple[int, ...]]:
     if cfg.image_column:
         return "image", (cfg.channels, *cfg.image_size)
     return "vector", (dim,)
-
-
-def load_parquet(cfg: DataConfig) -> Dataset:
-    """The (train, test, reference) splits of a Parquet source (module docstring), in memory."""
-    return gather_keyed(parquet_blocks(cfg), cfg, parquet_kind)

@@ -20,8 +20,8 @@ infinity, a damaged tar, a key that repeats.
 **The split is a hash of each sample's key** (``wsfm.data.base.hash_split``), as for Parquet:
 a sample is held out or not whatever the order or the number of the tars.
 ``webdataset_blocks`` streams the checked samples a block at a time, as ``prepare_data`` writes
-them into its shards (holding a block, and the keys seen, to refuse a repeat);
-:func:`load_webdataset` gathers them into one array.
+them into its shards (holding a block, and a hash of each key seen, to refuse a repeat);
+``wsfm.data.datasets.load_dataset`` gathers them into one array.
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from wsfm.config import DataConfig
-from wsfm.data.base import Dataset, gather_keyed
+from wsfm.data.base import KeyLedger
 from wsfm.data.images import IMAGE_SUFFIXES, image_row
 from wsfm.data.remote import open_remote, remote_files
 from wsfm.errors import DataError, InputNotFound
 from wsfm.uri import is_uri
 
-__all__ = ["load_webdataset", "read_samples", "tar_files", "webdataset_blocks",
+__all__ = ["read_samples", "tar_files", "webdataset_blocks",
            "webdataset_kind"]
 
 IMAGE_EXTS = tuple(suffix[1:] for suffix in IMAGE_SUFFIXES)
@@ -155,19 +155,22 @@ def webdataset_kind(cfg: DataConfig, dim: int) -> tuple[str, tuple[int, ...]]:
 def webdataset_blocks(cfg: DataConfig, block: int = BLOCK_SAMPLES
                       ) -> Iterator[tuple[np.ndarray, list[str]]]:
     """Every sample of a WebDataset source, checked, ``block`` at a time: ``(rows (b, D)
-    float32, keys)``, in the order of the tars (module docstring). Holds one block and the
-    keys seen (to refuse a repeated one)."""
+    float32, keys)``, in the order of the tars (module docstring). Holds one block, and a
+    hash of each key seen, 12 bytes a key (``wsfm.data.base.KeyLedger``: a repeated one is
+    refused by the end of the stream at the latest)."""
     image = webdataset_kind(cfg, 0)[0] == "image"
     rows: list[np.ndarray] = []
     keys: list[str] = []
-    seen: dict[str, Path | str] = {}
+    files = list(tar_files(cfg.urls))
+    ledger = KeyLedger(lambda i: (k for k, _ in read_samples(files[i], cfg.key)),
+                       lambda key, a, b: (f"{files[b]}: sample key {key!r} repeats (also in "
+                                          f"{files[a]}): a sample's key decides its split, so "
+                                          "keys must be unique"))
     first: tuple | None = None  # (what, path, key) of the first sample
-    for path in tar_files(cfg.urls):
+    for i, path in enumerate(files):
+        file_keys: list[str] = []
         for key, raw in read_samples(path, cfg.key):
-            if key in seen:
-                raise DataError(f"{path}: sample key {key!r} repeats (also in {seen[key]}): a "
-                                f"sample's key decides its split, so keys must be unique")
-            seen[key] = path
+            file_keys.append(key)
             if image:
                 x, what = _image(path, key, raw, cfg)
             else:
@@ -186,15 +189,13 @@ def webdataset_blocks(cfg: DataConfig, block: int = BLOCK_SAMPLES
             rows.append(x)
             keys.append(key)
             if len(rows) == block:
+                ledger.add(file_keys, i)
+                file_keys = []
                 yield np.stack(rows), keys
                 rows, keys = [], []
+        ledger.add(file_keys, i)
+    ledger.close()
     if rows:
         yield np.stack(rows), keys
-    if len(seen) < 10:
-        raise DataError(f"{cfg.urls}: {len(seen)} samples; need at least 10")
-
-
-def load_webdataset(cfg: DataConfig) -> Dataset:
-    """The (train, test, reference) splits of a WebDataset source (module docstring), in
-    memory."""
-    return gather_keyed(webdataset_blocks(cfg), cfg, webdataset_kind)
+    if ledger.count < 10:
+        raise DataError(f"{cfg.urls}: {ledger.count} samples; need at least 10")
