@@ -296,11 +296,16 @@ def prepared_data(config: PipelineConfig, folder: Path) -> Path:
     (written once per data config in that folder)."""
     from wsfm.config import to_dict
     from wsfm.data.datasets import load_dataset
+    from wsfm.data.partitioned import KEYED, prepare_keyed
     from wsfm.data.prepared import DESCRIPTION, write_prepared
 
     tag = hashlib.sha256(json.dumps(to_dict(config)["data"], sort_keys=True).encode())
     out = Path(folder) / f"prepare_data-{tag.hexdigest()[:12]}"
-    if not (out / DESCRIPTION).is_file():
+    if (out / DESCRIPTION).is_file():
+        return out
+    if config.data.kind in KEYED:  # the stage writes users' keyed sources by parts
+        prepare_keyed(config.data, out)
+    else:
         write_prepared(load_dataset(config.data), out)
     return out
 

@@ -8,7 +8,6 @@ import webdataset as wds
 from wsfm.config import DataConfig
 from wsfm.data.datasets import load_dataset
 from wsfm.data.prepared import (
-    DESCRIPTION,
     SPLITS,
     PreparedData,
     describe_prepared,
@@ -148,108 +147,6 @@ def test_take_reads_only_the_shards_that_hold_a_wanted_row(tmp_path):
     assert np.array_equal(prepared.take("train", np.arange(4096))[0], data.train[:4096])
     with pytest.raises(DataError, match="shard-000002.tar"):
         prepared.take("train", np.array([4096]))
-
-
-def _files(folder):
-    """Every file the preparation wrote, by relative name, and its bytes' sha256."""
-    import hashlib
-
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _parquet_source(folder):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    folder.mkdir()
-    x = np.random.default_rng(0).normal(size=(5000, 4)).astype(np.float32)
-    for i, part in enumerate(np.array_split(x, 3)):
-        pq.write_table(pa.table({"x": pa.array(part.tolist(), type=pa.list_(pa.float32()))}),
-                       folder / f"part-{i}.parquet")
-    return DataConfig(kind="parquet", path=str(folder), column="x", test_fraction=0.3)
-
-
-def _webdataset_source(folder):
-    folder.mkdir()
-    x = np.random.default_rng(1).normal(size=(3000, 3)).astype(np.float32)
-    for t, part in enumerate(np.array_split(np.arange(3000), 2)):
-        with wds.TarWriter(str(folder / f"data-{t}.tar")) as sink:
-            for i in part:
-                sink.write({"__key__": f"s{i:05d}", "x.npy": x[i]})
-    return DataConfig(kind="webdataset", urls=str(folder), key="x.npy", test_fraction=0.3)
-
-
-def _npy_source(folder):
-    folder.mkdir()
-    x = np.random.default_rng(2).normal(size=(5000, 4))  # float64: converted block by block
-    np.save(folder / "rows.npy", x)
-    return DataConfig(kind="npy", path=str(folder / "rows.npy"), test_fraction=0.3)
-
-
-def _image_folder_source(folder):
-    from PIL import Image
-
-    rng = np.random.default_rng(3)
-    for i in range(3000):  # 4x4 grayscale: a 16-wide row, two training shards and more
-        sub = folder / f"part{i % 3}"
-        sub.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (4, 4), dtype=np.uint8), "L").save(
-            sub / f"{i:05d}.png")
-    return DataConfig(kind="image_folder", path=str(folder), image_size=[4, 4],
-                      test_fraction=0.3)
-
-
-@pytest.mark.parametrize("source", [_parquet_source, _webdataset_source, _npy_source,
-                                    _image_folder_source],
-                         ids=["parquet", "webdataset", "npy", "image_folder"])
-def test_a_keyed_source_streamed_gives_the_bytes_of_the_source_loaded_whole(tmp_path, source,
-                                                                           monkeypatch):
-    """Written as it streams (blocks of 100 rows, the reference read back 250 rows at a
-    time, shards of 1,024 rows), the same files as the source loaded whole and written."""
-    from wsfm.data import prepared
-    from wsfm.data.datasets import keyed_source
-
-    cfg = source(tmp_path / "source")
-    small = 1024 * 4 * 4
-    write_prepared(load_dataset(cfg), tmp_path / "whole", shard_bytes=small)
-    blocks, kind_of = keyed_source(cfg)
-    rebatched = ((x[s:s + 100], keys[s:s + 100]) for x, keys in blocks
-                 for s in range(0, len(x), 100))
-    monkeypatch.setattr(prepared, "REFERENCE_CHUNK", 250)
-    about = prepared.stream_prepared(rebatched, cfg, kind_of, tmp_path / "streamed",
-                                     shard_bytes=small)
-    assert about["splits"]["train"]["shards"] >= 2 and about["splits"]["reference"]["rows"] > 250
-    assert _files(tmp_path / "streamed") == _files(tmp_path / "whole")
-
-
-def test_a_bad_row_met_while_streaming_is_named_and_no_description_is_written(tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from wsfm.data.datasets import keyed_source
-    from wsfm.data.prepared import stream_prepared
-
-    cfg = _parquet_source(tmp_path / "source")
-    bad = np.ones((20, 4), np.float32)
-    bad[7, 2] = np.nan
-    pq.write_table(pa.table({"x": pa.array(bad.tolist(), type=pa.list_(pa.float32()))}),
-                   tmp_path / "source" / "part-9.parquet")
-    blocks, kind_of = keyed_source(cfg)
-    with pytest.raises(DataError, match=r"part-9.parquet: row 7: NaN"):
-        stream_prepared(blocks, cfg, kind_of, tmp_path / "out")
-    assert not (tmp_path / "out" / DESCRIPTION).exists()
-    assert not list((tmp_path / "out").rglob(".*tmp*"))  # no half-written shard left
-
-
-def test_a_stream_of_no_rows_is_refused_and_writes_no_description(tmp_path):
-    from wsfm.data.parquet import parquet_kind
-    from wsfm.data.prepared import stream_prepared
-
-    cfg = DataConfig(kind="parquet", path=str(tmp_path / "empty"), column="x")
-    with pytest.raises(DataError, match="empty: no rows"):
-        stream_prepared(iter(()), cfg, parquet_kind, tmp_path / "out")
-    assert not (tmp_path / "out" / DESCRIPTION).exists()
 
 
 def test_a_row_table_gathers_the_rows_in_place(tmp_path):

@@ -8,6 +8,7 @@ from tests.helpers import context
 from wsfm.config import DataConfig
 from wsfm.data.datasets import load_dataset
 from wsfm.data.prepared import load_prepared
+from wsfm.orchestrate.local import LocalRuntime
 from wsfm.stages import STAGES
 from wsfm.stages.prepare_data import prepare_data
 
@@ -40,7 +41,7 @@ def test_a_parquet_source_is_streamed_into_the_shards_its_loader_gives(tmp_path,
                    tmp_path / "rows.parquet")
     data_cfg = DataConfig(kind="parquet", path=str(tmp_path / "rows.parquet"), column="x")
     cfg = dataclasses.replace(tiny_config, data=data_cfg)
-    result = prepare_data(context(cfg, tmp_path / "out"))
+    result = prepare_data(context(cfg, tmp_path / "out", runtime=LocalRuntime()))
     assert result.params["streamed"] and result.params["kind"] == "vector"
     assert "read_seconds" not in result.metrics and result.metrics["seconds"] > 0  # one pass
     data, back = load_dataset(data_cfg), load_prepared(tmp_path / "out")

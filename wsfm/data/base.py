@@ -20,8 +20,8 @@ import numpy as np
 if TYPE_CHECKING:
     from wsfm.config import DataConfig
 
-__all__ = ["Dataset", "KeyLedger", "TextInfo", "gather_keyed", "hash_split", "held_out",
-           "keyed_split", "split"]
+__all__ = ["Dataset", "KeyHashes", "KeyLedger", "TextInfo", "gather_keyed", "hash_split",
+           "held_out", "keyed_split", "split"]
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,10 @@ class KeyLedger:
 
     def add(self, keys: Sequence[str], file: int) -> None:
         """The keys of a batch read from file ``file``; refuses a repeat found so far."""
-        hashes = _key_hashes(keys)
+        self.add_hashes(_key_hashes(keys), file)
+
+    def add_hashes(self, hashes: np.ndarray, file: int) -> None:
+        """The keys of a batch read from file ``file``, hashed (:class:`KeyHashes`)."""
         self._waiting.append((hashes, file))
         self._n_waiting += len(hashes)
         self.count += len(hashes)
@@ -238,3 +241,18 @@ class KeyLedger:
 
                     raise DataError(self._refuse(key, found[key], file))
                 found[key] = file
+
+
+class KeyHashes:
+    """The keys of one part of a source, hashed as :class:`KeyLedger` hashes them, for the
+    ledger of the whole source to check (``wsfm.data.partitioned``): ``(file, hashes)`` per
+    batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, np.ndarray]] = []
+
+    def add(self, keys: Sequence[str], file: int) -> None:
+        self.batches.append((file, _key_hashes(keys)))
+
+    def close(self) -> None:
+        """Nothing to check here: the whole source's ledger checks every part's hashes."""

@@ -25,11 +25,9 @@ import numpy as np
 
 from wsfm.config import DataConfig
 from wsfm.data.base import Dataset, gather_keyed, held_out, split
-from wsfm.data.file_sources import image_folder_blocks, image_folder_kind, npy_blocks, npy_kind
-from wsfm.data.parquet import parquet_blocks, parquet_kind
+from wsfm.data.partitioned import KEYED, source_blocks, source_kind
 from wsfm.data.text import load_text_dataset
 from wsfm.data.toy2d import make_toy2d
-from wsfm.data.webdataset_source import webdataset_blocks, webdataset_kind
 
 __all__ = ["Dataset", "describe_source", "keyed_source", "load_dataset", "split"]
 
@@ -52,16 +50,12 @@ def load_dataset(cfg: DataConfig) -> Dataset:
 def keyed_source(cfg: DataConfig) -> tuple[Iterator[tuple[np.ndarray, list[str]]],
                                             Callable[[DataConfig, int],
                                                      tuple[str, tuple[int, ...]]]] | None:
-    """A keyed source's checked rows as a stream of ``(rows, keys)`` blocks, and what gives
-    its kind and shape from the rows' width; None for the kinds that are loaded whole."""
-    sources = {"parquet": (parquet_blocks, parquet_kind),
-               "webdataset": (webdataset_blocks, webdataset_kind),
-               "npy": (npy_blocks, npy_kind),
-               "image_folder": (image_folder_blocks, image_folder_kind)}
-    if cfg.kind not in sources:
+    """A keyed source's checked rows as one stream of ``(rows, keys)`` blocks, and what gives
+    its kind and shape from the rows' width; None for the kinds that are loaded whole.
+    (``prepare_data`` reads it by parts, in parallel: ``wsfm.data.partitioned``.)"""
+    if cfg.kind not in KEYED:
         return None
-    blocks, kind_of = sources[cfg.kind]
-    return blocks(cfg), kind_of
+    return source_blocks(cfg), source_kind(cfg)
 
 
 def describe_source(cfg: DataConfig) -> Dataset:

@@ -27,8 +27,8 @@ from wsfm.config import DataConfig
 from wsfm.data.images import IMAGE_SUFFIXES, image_row
 from wsfm.errors import DataError, InputNotFound
 
-__all__ = ["ARRAY_BYTES", "IMAGE_BLOCK", "image_folder_blocks", "image_folder_kind",
-           "npy_blocks", "npy_kind"]
+__all__ = ["ARRAY_BYTES", "IMAGE_BLOCK", "image_files", "image_folder_blocks",
+           "image_folder_kind", "npy_blocks", "npy_kind", "npy_rows"]
 
 ARRAY_BYTES = 16 << 20  # about this many bytes of float32 rows per block of an npy array
 IMAGE_BLOCK = 512  # images decoded per block
@@ -53,16 +53,25 @@ def _array(path: Path) -> np.ndarray:
     return x
 
 
-def npy_blocks(cfg: DataConfig, block_bytes: int = ARRAY_BYTES
-               ) -> Iterator[tuple[np.ndarray, list[str]]]:
-    """Every row of an ``npy`` source, checked, a block at a time: ``(rows (b, D) float32,
+def npy_rows(cfg: DataConfig) -> tuple[int, int]:
+    """The source's array's (rows, width) (it is checked: shape, dtype, at least 10 rows;
+    no row is read)."""
+    x = _array(Path(cfg.path))
+    return int(x.shape[0]), int(x.shape[1])
+
+
+def npy_blocks(cfg: DataConfig, block_bytes: int = ARRAY_BYTES,
+               span: tuple[int, int] | None = None) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """Every row of an ``npy`` source (rows lo..hi-1 of ``span``: a part of it, read by one
+    task, ``wsfm.data.partitioned``), checked, a block at a time: ``(rows (b, D) float32,
     keys)``, in the array's order (module docstring). Holds one block: the array stays
     mapped, its pages in the page cache."""
     path = Path(cfg.path)
     x = _array(path)
     per = max(1, block_bytes // max(1, 4 * x.shape[1]))
-    for start in range(0, len(x), per):
-        rows = np.ascontiguousarray(x[start:start + per], dtype=np.float32)
+    lo, hi = span or (0, len(x))
+    for start in range(lo, hi, per):
+        rows = np.ascontiguousarray(x[start:min(hi, start + per)], dtype=np.float32)
         bad = ~np.isfinite(rows).all(axis=1)
         if bad.any():
             raise DataError(f"{path}: row {start + int(np.flatnonzero(bad)[0])}: NaN or "
@@ -87,21 +96,26 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
-def image_folder_blocks(cfg: DataConfig, block: int = IMAGE_BLOCK
+def image_folder_blocks(cfg: DataConfig, block: int = IMAGE_BLOCK,
+                        span: tuple[int, int] | None = None, state: dict | None = None
                         ) -> Iterator[tuple[np.ndarray, list[str]]]:
     """Every image of an ``image_folder`` source as rows, checked, ``block`` at a time:
     ``(rows (b, C*H*W) float32 in [-1, 1], keys)``, in the order of the paths (module
-    docstring). Holds one block and the list of paths."""
+    docstring). Holds one block and the list of paths. A part of the source
+    (``wsfm.data.partitioned``): ``span`` (lo, hi) reads images lo..hi-1 of the sorted
+    paths, checked against ``state`` (the first image's mode and size)."""
     folder = Path(cfg.path)
-    first: tuple | None = None  # (mode, size, path) of the first image
+    state = {} if state is None else state
     rows: list[np.ndarray] = []
     keys: list[str] = []
-    for path in image_files(folder):
+    files = image_files(folder)
+    lo, hi = span or (0, len(files))
+    for path in files[lo:hi]:
         try:
             row, (mode, size) = image_row(path, cfg.image_size, cfg.channels)
         except OSError as exc:
             raise DataError(f"{path}: not a readable image ({exc})") from exc
-        first = first or (mode, size, path)
+        first = state.setdefault("first", (mode, size, path))  # (mode, size, path)
         _same_kind(folder, first, (mode, size, path))
         rows.append(row)
         keys.append(path.relative_to(folder).as_posix())

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from wsfm.config import DataConfig
-from wsfm.data.base import KeyLedger, hash_split
+from wsfm.data.base import KeyHashes, KeyLedger, hash_split
 from wsfm.data.images import image_row
 from wsfm.data.remote import open_remote, remote_files, source_name
 from wsfm.errors import DataError, InputNotFound
@@ -41,8 +41,8 @@ from wsfm.uri import is_uri
 
 # pyarrow is imported inside the functions that read: it stays out of the driver's start-up
 # (which imports this module through wsfm.data.datasets) unless Parquet data is read.
-__all__ = ["BATCH_ROWS", "hash_split", "parquet_blocks", "parquet_files",
-           "parquet_kind", "read_rows"]
+__all__ = ["BATCH_ROWS", "hash_split", "parquet_blocks", "parquet_count", "parquet_files",
+           "parquet_kind", "parquet_ledger", "read_rows"]
 
 BATCH_ROWS = 8192  # rows per record batch read
 
@@ -165,31 +165,57 @@ def _decode_batch(path: Path | str, column: str, values, start: int, cfg: DataCo
         cfg.image_size))), np.float32)
 
 
-def parquet_blocks(cfg: DataConfig) -> Iterator[tuple[np.ndarray, list[str]]]:
+def parquet_blocks(cfg: DataConfig, span: tuple[int, int] | None = None,
+                   state: dict | None = None, keys: KeyLedger | KeyHashes | None = None
+                   ) -> Iterator[tuple[np.ndarray, list[str]]]:
     """Every row of a Parquet source, checked, a record batch at a time: ``(rows (b, D)
     float32, keys)``, in the order of the files (module docstring). Holds one batch, and the
     keys seen where ``key`` names a column, 12 bytes each (``wsfm.data.base.KeyLedger``: a
-    repeated one is refused by the end of the stream at the latest)."""
-    dim, first, n = None, None, 0
+    repeated one is refused by the end of the stream at the latest).
+
+    A part of the source (``wsfm.data.partitioned``): ``span`` (lo, hi) reads files lo..hi-1
+    only, checked against ``state`` (what the source's first rows set: their width, their
+    image mode and size), with the keys handed to ``keys``; the count and the repeats are
+    then checked over all parts."""
+    state = {} if state is None else state
     images = cfg if cfg.image_column else None
-    kinds: dict = {}  # the first image's mode and size
     files = parquet_files(cfg.path)
-    ledger = KeyLedger(lambda i: _key_values(files[i], cfg.key), lambda key, a, b: (
-        f"{files[b]}: key column {cfg.key!r} repeats a value, {key!r} (also in {files[a]}): "
-        "a row's key decides its split, so keys must be unique"))
-    for i, path in enumerate(files):
+    whole = span is None
+    if whole:
+        keys = parquet_ledger(cfg, files)
+    lo, hi = span or (0, len(files))
+    n = 0
+    for i in range(lo, hi):
+        path = files[i]
         for x, k in read_rows(path, cfg.image_column or cfg.column, cfg.key, images=images,
-                              first=kinds):
-            if dim is None:
-                dim, first = x.shape[1], path
-            elif x.shape[1] != dim:
-                raise DataError(f"{path}: {x.shape[1]} values per row, {first} has {dim} "
-                                f"(every sample needs the same length)")
-            if cfg.key:
-                ledger.add(k, i)
+                              first=state):
+            if "dim" not in state:
+                state["dim"], state["first"] = x.shape[1], path
+            elif x.shape[1] != state["dim"]:
+                raise DataError(f"{path}: {x.shape[1]} values per row, {state['first']} has "
+                                f"{state['dim']} (every sample needs the same length)")
+            if keys is not None:
+                keys.add(k, i)
             n += len(k)
             yield x, k
-    ledger.close()
+    if whole:
+        if keys is not None:
+            keys.close()
+        parquet_count(cfg, n)
+
+
+def parquet_ledger(cfg: DataConfig, files: list[Path | str]) -> KeyLedger | None:
+    """What refuses a repeated value of the key column (None: no key column, every row's
+    key is its file and row)."""
+    if not cfg.key:
+        return None
+    return KeyLedger(lambda i: _key_values(files[i], cfg.key), lambda key, a, b: (
+        f"{files[b]}: key column {cfg.key!r} repeats a value, {key!r} (also in {files[a]}): "
+        "a row's key decides its split, so keys must be unique"))
+
+
+def parquet_count(cfg: DataConfig, n: int) -> None:
+    """Refuses a source of fewer than 10 rows."""
     if n < 10:
         raise DataError(f"{cfg.path}: {n} rows; need at least 10 samples")
 

@@ -29,13 +29,13 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wsfm.data.base import Dataset, TextInfo, hash_split, held_out
+from wsfm.data.base import Dataset, TextInfo, hash_split
 from wsfm.errors import DataError, InputNotFound
 from wsfm.shards import (
     ShardRecord,
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from wsfm.config import DataConfig
 
 __all__ = ["DESCRIPTION", "SPLITS", "PreparedData", "RowTable", "SplitWriter", "check_held_out",
-           "describe_prepared", "load_prepared", "route_keyed", "shard_rows", "stream_prepared",
+           "describe_prepared", "load_prepared", "route_keyed", "shard_rows", "write_description",
            "write_prepared"]
 
 DESCRIPTION = "dataset.json"
@@ -72,8 +72,9 @@ class SplitWriter:
     most one record. The same rows give the same bytes however they are handed over."""
 
     def __init__(self, folder: Path, dim: int, dtype: np.dtype, labels: bool,
-                 shard_bytes: int = SHARD_BYTES):
+                 shard_bytes: int = SHARD_BYTES, first_shard: int = 0):
         self.folder, self.dim, self.labels = Path(folder), dim, labels
+        self.first_shard = first_shard  # the number of the first shard (a part's, see close)
         self.dtype = np.dtype(dtype)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.per = shard_rows(dim, self.dtype.itemsize, shard_bytes)
@@ -108,7 +109,7 @@ class SplitWriter:
 
     def _record(self) -> None:
         if self._writer is None:
-            self._writer = ShardWriter(self.folder, len(self.records))
+            self._writer = ShardWriter(self.folder, self.first_shard + len(self.records))
         if self._held:
             self._writer.write(np.concatenate(self._xs),
                                y=np.concatenate(self._ys) if self.labels else None)
@@ -120,19 +121,23 @@ class SplitWriter:
     def _commit(self) -> None:
         assert self._writer is not None
         size, sha = self._writer.commit()
-        record = ShardRecord(shard_name(len(self.records)), self._writer.count, size, sha, seed=0)
-        write_stats(self.folder, len(self.records), record)
+        index = self.first_shard + len(self.records)
+        record = ShardRecord(shard_name(index), self._writer.count, size, sha, seed=0)
+        write_stats(self.folder, index, record)
         self.records.append(record)
         self._writer, self._in_shard = None, 0
 
-    def close(self) -> dict:
+    def close(self, part: bool = False) -> dict:
         """Write what is held and the manifest (an empty split: one empty shard); returns the
-        split's entry of ``dataset.json``."""
-        if self._held or (self._writer is None and not self.records):
+        split's entry of ``dataset.json``. ``part``: these rows are one part of the split
+        (``wsfm.data.partitioned``): no manifest and no empty shard, the records stay in
+        ``records`` for the split's manifest."""
+        if self._held or (self._writer is None and not self.records and not part):
             self._record()
         if self._writer is not None:
             self._commit()
-        write_manifest(self.folder, self.records)
+        if not part:
+            write_manifest(self.folder, self.records)
         return {"rows": self.rows, "dim": self.dim, "dtype": str(self.dtype),
                 "labels": self.labels, "shards": len(self.records),
                 "bytes": int(sum(r.bytes for r in self.records))}
@@ -156,7 +161,9 @@ def _text_entry(text: TextInfo | None) -> dict | None:
             "form": text.form}
 
 
-def _write_description(out: Path, description: dict) -> dict:
+def write_description(out: Path, description: dict) -> dict:
+    """Write ``dataset.json`` into ``out`` atomically (last: its presence means the shards
+    are complete); returns ``description``."""
     tmp = out / f".{DESCRIPTION}.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(description, indent=1))
     os.replace(tmp, out / DESCRIPTION)
@@ -176,7 +183,7 @@ def write_prepared(data: Dataset, out: Path, *, shard_bytes: int = SHARD_BYTES) 
             splits[split] = writer.close()
         finally:
             writer.abort()
-    return _write_description(out, {"kind": data.kind, "shape": list(data.shape),
+    return write_description(out, {"kind": data.kind, "shape": list(data.shape),
                                     "splits": splits, "text": _text_entry(data.text)})
 
 
@@ -194,47 +201,6 @@ def check_held_out(cfg: DataConfig, n_train: int, n_test: int) -> None:
     if not n_train or not n_test:
         raise DataError(f"{cfg.path or cfg.urls}: {n_train + n_test} samples are too few "
                         f"to hold out {cfg.test_fraction:.0%}")
-
-
-REFERENCE_CHUNK = 65_536  # reference rows gathered from the training shards at once
-
-
-def stream_prepared(blocks: Iterator[tuple[np.ndarray, list[str]]], cfg: DataConfig,
-                    kind_of: Callable[[DataConfig, int], tuple[str, tuple[int, ...]]],
-                    out: Path, *, shard_bytes: int = SHARD_BYTES) -> dict:
-    """Write a keyed source (``blocks`` of ``(rows (b, D), keys)``, in the source's order)
-    into ``out`` as it streams: each row goes to the training or the held-out shards by its
-    key (:func:`wsfm.data.base.hash_split`); the reference rows are then read back from the
-    training shards (:func:`wsfm.data.base.held_out`), ``REFERENCE_CHUNK`` at a time. The
-    same shards, byte for byte, as :func:`write_prepared` of the source loaded whole
-    (:func:`wsfm.data.base.keyed_split`), holding a block. ``kind_of(cfg, D)``: the source's
-    kind and sample shape. Returns the description."""
-    out = Path(out)
-    writers: dict[str, SplitWriter] = {}
-    try:
-        kind, shape = None, None
-        for train, test in route_keyed(blocks, cfg):
-            if not writers:
-                kind, shape = kind_of(cfg, train.shape[1])
-                writers = {split: SplitWriter(out / split, train.shape[1], np.dtype(np.float32),
-                                              False, shard_bytes) for split in SPLITS}
-            writers["train"].add(train)
-            writers["test"].add(test)
-        if not writers:  # the sources refuse fewer than 10 rows; a stream of none is refused
-            raise DataError(f"{cfg.path or cfg.urls}: no rows")
-        n_train, n_test = writers["train"].rows, writers["test"].rows
-        check_held_out(cfg, n_train, n_test)
-        splits = {split: writers[split].close() for split in ("train", "test")}
-        written = PreparedData(out, about={"splits": splits})
-        rows = held_out(n_train, n_test, cfg.seed)
-        for s in range(0, len(rows), REFERENCE_CHUNK):
-            writers["reference"].add(written.take("train", rows[s:s + REFERENCE_CHUNK])[0])
-        splits["reference"] = writers["reference"].close()
-    finally:
-        for writer in writers.values():
-            writer.abort()
-    return _write_description(out, {"kind": kind, "shape": list(shape or ()),
-                                    "splits": splits, "text": None})
 
 
 def _description(folder: Path) -> dict:

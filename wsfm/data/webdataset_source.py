@@ -36,14 +36,14 @@ from pathlib import Path
 import numpy as np
 
 from wsfm.config import DataConfig
-from wsfm.data.base import KeyLedger
+from wsfm.data.base import KeyHashes, KeyLedger
 from wsfm.data.images import IMAGE_SUFFIXES, image_row
 from wsfm.data.remote import open_remote, remote_files
 from wsfm.errors import DataError, InputNotFound
 from wsfm.uri import is_uri
 
-__all__ = ["read_samples", "tar_files", "webdataset_blocks",
-           "webdataset_kind"]
+__all__ = ["read_samples", "tar_files", "webdataset_blocks", "webdataset_count",
+           "webdataset_kind", "webdataset_ledger"]
 
 IMAGE_EXTS = tuple(suffix[1:] for suffix in IMAGE_SUFFIXES)
 BLOCK_SAMPLES = 1024  # samples per block streamed
@@ -152,22 +152,32 @@ def webdataset_kind(cfg: DataConfig, dim: int) -> tuple[str, tuple[int, ...]]:
     return "vector", (dim,)
 
 
-def webdataset_blocks(cfg: DataConfig, block: int = BLOCK_SAMPLES
+def webdataset_blocks(cfg: DataConfig, block: int = BLOCK_SAMPLES,
+                      span: tuple[int, int] | None = None, state: dict | None = None,
+                      keys: KeyLedger | KeyHashes | None = None
                       ) -> Iterator[tuple[np.ndarray, list[str]]]:
     """Every sample of a WebDataset source, checked, ``block`` at a time: ``(rows (b, D)
     float32, keys)``, in the order of the tars (module docstring). Holds one block, and a
     hash of each key seen, 12 bytes a key (``wsfm.data.base.KeyLedger``: a repeated one is
-    refused by the end of the stream at the latest)."""
+    refused by the end of the stream at the latest).
+
+    A part of the source (``wsfm.data.partitioned``): ``span`` (lo, hi) reads tars lo..hi-1
+    only, checked against ``state`` (the source's first sample: its length or image mode and
+    size), with the keys handed to ``keys``; the count and the repeats are then checked over
+    all parts."""
     image = webdataset_kind(cfg, 0)[0] == "image"
+    state = {} if state is None else state
     rows: list[np.ndarray] = []
-    keys: list[str] = []
-    files = list(tar_files(cfg.urls))
-    ledger = KeyLedger(lambda i: (k for k, _ in read_samples(files[i], cfg.key)),
-                       lambda key, a, b: (f"{files[b]}: sample key {key!r} repeats (also in "
-                                          f"{files[a]}): a sample's key decides its split, so "
-                                          "keys must be unique"))
-    first: tuple | None = None  # (what, path, key) of the first sample
-    for i, path in enumerate(files):
+    names: list[str] = []
+    files = tar_files(cfg.urls)
+    whole = span is None
+    if whole:
+        keys = webdataset_ledger(cfg, files)
+    assert keys is not None
+    lo, hi = span or (0, len(files))
+    n = 0
+    for i in range(lo, hi):
+        path = files[i]
         file_keys: list[str] = []
         for key, raw in read_samples(path, cfg.key):
             file_keys.append(key)
@@ -179,23 +189,38 @@ def webdataset_blocks(cfg: DataConfig, block: int = BLOCK_SAMPLES
                 bad = ~np.isfinite(x)
                 if bad.any():
                     raise DataError(f"{path}: sample {key!r}: NaN or infinite values")
-            if first is None:
-                first = (what, path, key)
-            elif what != first[0]:
+            first = state.setdefault("first", (what, path, key))  # (what, path, key)
+            if what != first[0]:
                 label = "mode and size" if image else "length"
                 raise DataError(f"{path}: sample {key!r} has {label} {what}, sample "
                                 f"{first[2]!r} of {first[1]} has {first[0]} (every sample "
                                 f"needs the same)")
             rows.append(x)
-            keys.append(key)
+            names.append(key)
             if len(rows) == block:
-                ledger.add(file_keys, i)
-                file_keys = []
-                yield np.stack(rows), keys
-                rows, keys = [], []
-        ledger.add(file_keys, i)
-    ledger.close()
+                keys.add(file_keys, i)
+                n, file_keys = n + len(file_keys), []
+                yield np.stack(rows), names
+                rows, names = [], []
+        keys.add(file_keys, i)
+        n += len(file_keys)
+    if whole:
+        keys.close()
     if rows:
-        yield np.stack(rows), keys
-    if ledger.count < 10:
-        raise DataError(f"{cfg.urls}: {ledger.count} samples; need at least 10")
+        yield np.stack(rows), names
+    if whole:
+        webdataset_count(cfg, n)
+
+
+def webdataset_ledger(cfg: DataConfig, files: list[Path | str]) -> KeyLedger:
+    """What refuses a repeated sample key across the tars ``files``."""
+    return KeyLedger(lambda i: (k for k, _ in read_samples(files[i], cfg.key)),
+                     lambda key, a, b: (f"{files[b]}: sample key {key!r} repeats (also in "
+                                        f"{files[a]}): a sample's key decides its split, so "
+                                        "keys must be unique"))
+
+
+def webdataset_count(cfg: DataConfig, n: int) -> None:
+    """Refuses a source of fewer than 10 samples."""
+    if n < 10:
+        raise DataError(f"{cfg.urls}: {n} samples; need at least 10")
