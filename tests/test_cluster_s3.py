@@ -6,12 +6,15 @@ root on moto's S3 server (127.0.0.1), and every node's stage cache at the same p
 tmpfs over it: that node cannot see a single file that the driver or the head node put in
 their cache (their stage folders, their inputs), nor can they see its own, as on two
 machines. The toy2d smoke pipeline (smaller still, with the OT-CFM and reflow rivals so that
-``generate_reflow`` fans out too) runs through ``wsfm run --address``. Shard tasks, evaluation
+``generate_reflow`` fans out too), its data the checkerboard's rows as Parquet files in the
+bucket (users' data in an object store, which ``prepare_data`` reads by parts, a task per
+file), runs through ``wsfm run --address``. Shard tasks, evaluation
 jobs and Ray Train workers run on both nodes, whichever node runs their stage: each must read
 its inputs from its own node's copy and deliver its files through the store
 (``wsfm.taskfiles``). Checked: every stage's output is committed in the bucket with every file
-its record lists (all the shards, the models), no partial folder or outbox is left, shard
-tasks and training ranks ran on both nodes, Ray Train's checkpoints are in the bucket and the
+its record lists (all the shards, the models), no partial folder or outbox is left, the data's
+parts, shard tasks and training ranks ran on both nodes, the prepared data is what one
+process writes from the same files, Ray Train's checkpoints are in the bucket and the
 training stages' pointers name them, the head's cache holds only whole, verified copies, and a
 second invocation skips every stage. (This run is also the suite's object-store end-to-end
 run: a separate single-node run into the bucket proved nothing this one does not.)
@@ -23,6 +26,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow.fs as pafs
 import pytest
 
@@ -39,6 +43,9 @@ from tests.helpers import (
 from tests.s3server import CREDENTIALS, make_bucket, moto_server
 from tests.servers import can_mask, ray_cluster
 from wsfm.config import load_pipeline
+from wsfm.data.partitioned import prepare_keyed
+from wsfm.data.prepared import SPLITS
+from wsfm.data.toy2d import make_toy2d
 from wsfm.shards import read_manifest
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.cluster,
@@ -48,6 +55,8 @@ BUCKET = "wsfm-cluster"
 PREFIX = f"{BUCKET}/wsfm/artifacts/toy2d"
 METHODS = ["draft", "cold", "cold_ot", "reflow", "zero_shot", "warm"]
 SHARDS = 6  # a few per node
+SOURCE = f"s3://{BUCKET}/data"  # the users' data: Parquet files in the bucket
+PARTS = 4  # its files, read by prepare_data's part tasks on both nodes
 
 
 def fetch(endpoint: str, path: str, dest: Path) -> Path:
@@ -59,18 +68,41 @@ def fetch(endpoint: str, path: str, dest: Path) -> Path:
     return dest
 
 
+def _parquet_in_the_bucket(doc: dict) -> None:
+    doc["data"] = {"kind": "parquet", "path": SOURCE, "column": "x"}
+    doc["profiles"]["smoke"].pop("data")
+
+
+def _write_source(endpoint: str) -> None:
+    """The checkerboard's rows as ``PARTS`` Parquet files in the bucket."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs = pafs.S3FileSystem(endpoint_override=endpoint, region="us-east-1",
+                           access_key="testing", secret_key="testing")
+    x = make_toy2d("checkerboard", 2500, seed=0)
+    for i, rows in enumerate(np.array_split(x, PARTS)):
+        table = pa.table({"x": pa.array(rows.tolist(), type=pa.list_(pa.float32()))})
+        with fs.open_output_stream(f"{SOURCE[5:]}/part-{i}.parquet") as sink:
+            pq.write_table(table, sink)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster-s3")
     pipeline = small_smoke(root, methods=METHODS, solvers=["euler"])
-    # Shard tasks on both nodes: with one CPU a node, the generate_drafts task itself (1 CPU)
-    # left only the other node free for them. Its task only waits on them: 0 CPUs.
-    write_pipeline(pipeline, pipeline, shards={"num_shards": SHARDS, "per_shard": 500},
-                   resources={"generate_drafts": {"num_cpus": 0}})
+    # Shard and part tasks on both nodes: with one CPU a node, the generate_drafts task
+    # itself (1 CPU) left only the other node free for them. Its task only waits on them: 0
+    # CPUs; so does prepare_data's.
+    write_pipeline(pipeline, pipeline, edit=_parquet_in_the_bucket,
+                   shards={"num_shards": SHARDS, "per_shard": 500},
+                   resources={"generate_drafts": {"num_cpus": 0},
+                              "prepare_data": {"num_cpus": 0}})
     cache = root / "cache"  # the same path on both nodes; the worker's is its own tmpfs
     cache.mkdir()
     with moto_server() as endpoint:
         make_bucket(endpoint, BUCKET)
+        _write_source(endpoint)
         store = {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "WSFM_CACHE": str(cache),
                  "PYTHONPATH": str(ROOT)}
         with ray_cluster(root / "ray", extra_env=store, masks={1: [cache]}) as cluster:
@@ -88,12 +120,18 @@ def run(tmp_path_factory):
         for path, record in successes.items():
             stage = path.split("/")[-3]
             folder = root / "outputs" / stage
-            for rel in ("manifest.parquet", "train_summary.json", "checkpoints.json"):
+            for rel in ("manifest.parquet", "train_summary.json", "checkpoints.json",
+                        "parts.json", *(f"{s}/manifest.parquet" for s in SPLITS)):
                 if rel in record["files"]:
                     fetch(endpoint, f"{path.rsplit('/', 1)[0]}/{rel}", folder / rel)
             outputs[stage] = folder
+        with pytest.MonkeyPatch.context() as env_here:  # the same source, in this process
+            for key, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}.items():
+                env_here.setenv(key, value)
+            prepare_keyed(load_pipeline(pipeline, profile="smoke").data, root / "one-process")
     yield {"first": first, "second": second, "listing": listing, "successes": successes,
            "nodes": nodes, "outputs": outputs, "cache": cache,
+           "one_process": root / "one-process",
            "job": job_stages(load_pipeline(pipeline, profile="smoke"))}
 
 
@@ -124,6 +162,23 @@ def test_shard_tasks_and_training_ranks_ran_on_both_nodes(run):
     assert {r.node for r in pairs} <= set(nodes) and all(r.node for r in pairs)
     summary = json.loads((run["outputs"]["train_refiner"] / "train_summary.json").read_text())
     assert summary["world_size"] == 2 and set(summary["nodes"]) == set(nodes)
+
+
+def test_the_data_was_read_by_parts_on_both_nodes_into_the_shards_of_one_process(run):
+    """No node read all the Parquet files (each part task reads its own file, and parts ran
+    on both nodes), and the prepared splits are, shard for shard and byte for byte (sha256),
+    what one process writes from the same bucket."""
+    nodes = run["nodes"]
+    parts = json.loads((run["outputs"]["prepare_data"] / "parts.json").read_text())
+    assert [p["items"] for p in parts] == [[i, i + 1] for i in range(PARTS)]
+    by_node = {n: {p["part"] for p in parts if p["node"] == n} for n in nodes}
+    assert all(0 < len(read) < PARTS for read in by_node.values()), by_node
+    for split in SPLITS:
+        cluster = read_manifest(run["outputs"]["prepare_data"] / split)
+        alone = read_manifest(run["one_process"] / split)
+        assert [(r.shard, r.count, r.bytes, r.sha256) for r in cluster] == [
+            (r.shard, r.count, r.bytes, r.sha256) for r in alone], split
+        assert sum(r.count for r in cluster) > 0
 
 
 def test_a_rerun_skips_every_stage(run):
