@@ -119,7 +119,7 @@ class RayCluster:
         i = len(self.node_ips)
         res = f'{{"{self.resource}": 1, "{self.resource}_{i}": 1}}'
         args = [f"--address={self.address}", f"--node-ip-address={ip}", *self.node_args,
-                f"--resources={res}", *_ray_ports(ip, self.taken)]
+                f"--resources={res}", *_ray_ports(self.taken)]
         temp_dir = Path(tempfile.mkdtemp(prefix="wsfm-ray-", dir="/tmp"))
         self.node_temp_dirs.append(temp_dir)
         proc = _start_node(args, temp_dir, self.root / f"node-{i}.log", self.start_env)
@@ -160,22 +160,32 @@ class RayCluster:
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _ray_ports(ip: str, taken: set[int]) -> list[str]:
+def cluster_port(taken: set[int]) -> int:
+    """A port free on every address of this machine (bound on all of them to pick it: a
+    node's servers on 127.0.0.3 collided with a port the head held on 127.0.0.2) and not
+    yet given to this cluster (two picks in a row returned the same port once the first
+    was released, and Ray refused the node); added to ``taken``."""
+    while True:
+        port = free_port("")
+        if port not in taken:
+            taken.add(port)
+            return port
+
+
+def _ray_ports(taken: set[int]) -> list[str]:
     """Explicit free ports for every server a node opens: several clusters (other tests,
     other users) share this machine, and Ray's fixed defaults would collide. ``taken``: the
     ports already given to this cluster (Ray refuses a worker port range that holds one of
     them); the ones picked here are added to it."""
-    ports = {"--node-manager-port": free_port(ip), "--object-manager-port": free_port(ip),
-             "--metrics-export-port": free_port(ip), "--runtime-env-agent-port": free_port(ip),
-             "--dashboard-agent-grpc-port": free_port(ip),
-             "--dashboard-agent-listen-port": free_port(ip)}
-    taken.update(ports.values())
-    args = [f"{k}={v}" for k, v in ports.items()]
+    names = ("--node-manager-port", "--object-manager-port", "--metrics-export-port",
+             "--runtime-env-agent-port", "--dashboard-agent-grpc-port",
+             "--dashboard-agent-listen-port")
+    args = [f"{name}={cluster_port(taken)}" for name in names]
     # Worker ports: a small range above a free port (workers bind lazily, one each), clear of
     # every port this cluster's servers use.
-    first = min(free_port(ip), 60000)
+    first = min(free_port(""), 60000)
     while any(first <= port <= first + 200 for port in taken):
-        first = min(free_port(ip), 60000)
+        first = min(free_port(""), 60000)
     taken.update(range(first, first + 201))
     return args + [f"--min-worker-port={first}", f"--max-worker-port={first + 200}"]
 
@@ -250,9 +260,10 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
         token.write_text(secrets.token_hex(32))
         token.chmod(0o600)
     head = ips[0]
-    port, dash, client = free_port(head), free_port(head), free_port(head)
+    taken: set[int] = set()
+    port, dash, client = cluster_port(taken), cluster_port(taken), cluster_port(taken)
     cluster = RayCluster(f"{head}:{port}", f"http://{head}:{dash}", temp_dir, list(ips), token,
-                         root=root, resource=resource, taken={port, dash, client},
+                         root=root, resource=resource, taken=taken,
                          node_args=[f"--num-cpus={num_cpus}", "--num-gpus=0",
                                     f"--object-store-memory={400 * 2**20}"])  # small: 2 cores
     env = {**os.environ, **cluster.env, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
@@ -264,7 +275,7 @@ def ray_cluster(root: Path, ips: tuple[str, ...] = ("127.0.0.2", "127.0.0.3"), *
         for i, ip in enumerate(ips):
             res = f'{{"{resource}": 1, "{resource}_{i}": 1}}'
             common = [f"--node-ip-address={ip}", *cluster.node_args,
-                      f"--resources={res}", *_ray_ports(ip, cluster.taken)]
+                      f"--resources={res}", *_ray_ports(cluster.taken)]
             if i == 0:
                 args = ["--head", f"--port={port}", f"--dashboard-host={head}",
                         f"--dashboard-port={dash}", "--include-dashboard=true",
