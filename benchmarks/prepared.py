@@ -36,7 +36,10 @@ from wsfm.data.datasets import load_dataset
 from wsfm.data.prepared import SPLITS, load_prepared, write_prepared
 
 
-def _sources(folder: Path, rows: int, images: int) -> list[tuple[str, DataConfig]]:
+def user_sources(folder: Path, rows: int, images: int, files: int = 4
+                 ) -> list[tuple[str, DataConfig]]:
+    """Users' sources written into ``folder``: ``rows`` 64-D float32 rows as one ``.npy``
+    file and as ``files`` Parquet files, ``images`` 32x32 RGB PNGs of noise."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from PIL import Image
@@ -44,7 +47,7 @@ def _sources(folder: Path, rows: int, images: int) -> list[tuple[str, DataConfig
     x = np.random.default_rng(0).standard_normal((rows, 64)).astype(np.float32)
     np.save(folder / "rows.npy", x)
     (folder / "parquet").mkdir()
-    for i, part in enumerate(np.array_split(x, 4)):
+    for i, part in enumerate(np.array_split(x, files)):
         column = pa.FixedSizeListArray.from_arrays(pa.array(part.ravel()), 64)
         pq.write_table(pa.table({"x": column}), folder / "parquet" / f"part-{i}.parquet")
     (folder / "images").mkdir()
@@ -53,11 +56,15 @@ def _sources(folder: Path, rows: int, images: int) -> list[tuple[str, DataConfig
         Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
             folder / "images" / f"{i:06d}.png")
     return [(f"npy, {rows:,} x 64", DataConfig(kind="npy", path=str(folder / "rows.npy"))),
-            (f"parquet, {rows:,} x 64, 4 files",
+            (f"parquet, {rows:,} x 64, {files} files",
              DataConfig(kind="parquet", path=str(folder / "parquet"), column="x")),
             (f"image_folder, {images:,} 32x32 RGB PNGs",
              DataConfig(kind="image_folder", path=str(folder / "images"), image_size=[32, 32],
-                        channels=3)),
+                        channels=3))]
+
+
+def _sources(folder: Path, rows: int, images: int) -> list[tuple[str, DataConfig]]:
+    return [*user_sources(folder, rows, images),
             ("glyphs (built-in, per_glyph 16)", DataConfig(kind="glyphs")),
             ("prose (built-in, 64-character windows)", DataConfig(kind="prose", max_len=64))]
 
