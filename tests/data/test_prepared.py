@@ -149,18 +149,29 @@ def test_take_reads_only_the_shards_that_hold_a_wanted_row(tmp_path):
         prepared.take("train", np.array([4096]))
 
 
-def test_a_row_table_gathers_the_rows_in_place(tmp_path):
-    """Memory-mapped records across 3 shards give the rows the loader gave, in any order;
-    the table's rows are views of the files, not copies."""
+def test_a_row_table_gathers_the_rows_in_place(tmp_path, monkeypatch):
+    """Records across 3 shards give the rows the loader gave, in any order and with
+    repeats, reading the bytes of the rows asked for and no more: one read per run of
+    consecutive rows of a record."""
+    import os
+    import pickle
+
+    from wsfm.data import prepared
+
     data = _several_shards(tmp_path)
     table = PreparedData(tmp_path).table("train")
     assert len(table) == 5000 and table.shape == (5000, 2)
+    reads = []
+    real = os.pread
+    monkeypatch.setattr(prepared.os, "pread", lambda fd, n, at: reads.append(n) or real(fd, n, at))
     index = np.random.default_rng(0).integers(5000, size=700)
     got = table.take(index)
     assert got.dtype == np.float32 and np.array_equal(got, data.train[index])
+    assert sum(reads) == len(np.unique(index)) * 2 * 4  # the distinct rows' bytes
+    reads.clear()
     assert np.array_equal(table.take(np.arange(5000)), data.train)
-    assert all(isinstance(r.base, np.memmap) or isinstance(r, np.memmap)
-               for r in table._records)
+    assert len(reads) == len(table._where)  # every record read whole, once
+    assert np.array_equal(pickle.loads(pickle.dumps(table)).take(index), data.train[index])
     with pytest.raises(IndexError):
         table.take(np.array([5000]))
 

@@ -25,6 +25,7 @@ that still need all of it (``docs/scale.md`` lists them).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -312,32 +313,39 @@ class PreparedData:
 
 
 class RowTable:
-    """Random access to a split's rows where they lie: each shard memory-mapped once
-    (read-only) and each record's ``x.npy`` a view of it, so rows are gathered by index
-    without reading the split into the process's own memory. The pages it touches belong to
-    the page cache: shared by every process of the node that maps the same shards, and given
-    back under memory pressure. For the training workers, whose batches draw rows uniformly
-    from the whole split. Every shard is checked against its manifest first."""
+    """Random access to a split's rows where they lie: each gather reads from the shards the
+    bytes of the rows asked for (``os.pread``, one call per run of consecutive rows of a
+    record), so the process holds the rows it asked for, not the split. The files' pages
+    stay in the page cache (the kernel's, shared by every process of the node that reads
+    the same shards, and given back under memory pressure), not in the process: mapping
+    the shards instead put every page a worker touched in its RSS (3x at 10^7 rows,
+    BENCHMARKS.md "scale"). For the training workers, whose batches draw rows uniformly from
+    the whole split. Every shard is checked against its manifest first."""
 
     def __init__(self, folder: Path | str, about: dict):
         self.folder = Path(folder)
         self.dim, self.dtype = int(about["dim"]), np.dtype(about["dtype"])
-        self._records: list[np.ndarray] = []
+        self._row_bytes = self.dim * self.dtype.itemsize
+        self._paths: list[Path] = []
+        self._where: list[tuple[int, int]] = []  # per record: (its shard, its data's offset)
         starts = []
         first = 0
         for record in read_manifest(self.folder):
-            for array in _mapped_rows(_checked(self.folder, record)):
-                if array.dtype != self.dtype or array.ndim != 2 or array.shape[1] != self.dim:
+            path = _checked(self.folder, record)
+            for offset, shape, dtype in _record_layout(path):
+                if dtype != self.dtype or len(shape) != 2 or shape[1] != self.dim:
                     raise DataError(f"{self.folder / record.shard}: a record of "
-                                    f"{array.dtype} {array.shape}, {DESCRIPTION} says "
+                                    f"{dtype} {shape}, {DESCRIPTION} says "
                                     f"{self.dtype} (n, {self.dim})")
                 starts.append(first)
-                self._records.append(array)
-                first += len(array)
+                self._where.append((len(self._paths), offset))
+                first += shape[0]
+            self._paths.append(path)
         if first != about["rows"]:
             raise DataError(f"{self.folder}: {first} rows in the shards, {DESCRIPTION} says "
                             f"{about['rows']}")
-        self._starts = np.asarray(starts, dtype=np.int64)
+        self._starts = np.asarray(starts + [first], dtype=np.int64)
+        self._fds: dict[int, int] = {}  # shard -> descriptor, opened on first use
         self.rows = first
 
     def __len__(self) -> int:
@@ -352,20 +360,47 @@ class RowTable:
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         if rows.size and (rows.min() < 0 or rows.max() >= self.rows):
             raise IndexError(f"rows {rows.min()}..{rows.max()} of a split of {self.rows}")
-        out = np.empty((len(rows), self.dim), dtype=self.dtype)
-        record = np.searchsorted(self._starts, rows, side="right") - 1
-        order = np.argsort(record, kind="stable")
-        for group in np.split(order, np.flatnonzero(np.diff(record[order])) + 1):
-            if len(group):
-                r = int(record[group[0]])
-                out[group] = self._records[r][rows[group] - self._starts[r]]
-        return out
+        wanted, inverse = np.unique(rows, return_inverse=True)
+        got = np.empty((len(wanted), self.dim), dtype=self.dtype)
+        record = np.searchsorted(self._starts, wanted, side="right") - 1
+        # runs of consecutive rows within one record: one read each
+        cuts = np.flatnonzero((np.diff(wanted) != 1) | (np.diff(record) != 0)) + 1
+        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(wanted)], strict=True):
+            if a == b:
+                continue
+            r = int(record[a])
+            shard, offset = self._where[r]
+            at = offset + int(wanted[a] - self._starts[r]) * self._row_bytes
+            size = int(b - a) * self._row_bytes
+            data = os.pread(self._fd(shard), size, at)
+            if len(data) != size:
+                raise DataError(f"{self._paths[shard]}: {len(data)} bytes at {at}, expected "
+                                f"{size} (the shard changed after it was checked)")
+            got[a:b] = np.frombuffer(data, dtype=self.dtype).reshape(-1, self.dim)
+        return got[inverse]
+
+    def _fd(self, shard: int) -> int:
+        if shard not in self._fds:
+            self._fds[shard] = os.open(self._paths[shard], os.O_RDONLY)
+        return self._fds[shard]
+
+    def close(self) -> None:
+        """Close the shards' descriptors (a later :meth:`take` opens them again)."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_fds": {}}  # descriptors do not cross processes
 
 
-def _mapped_rows(path: Path) -> list[np.ndarray]:
-    """Each ``x.npy`` record of a data shard as a read-only view of the shard mapped once
-    (tar members and ``.npy`` data are 64-byte aligned: the views need no copy)."""
-    raw = np.memmap(path, dtype=np.uint8, mode="r")
+def _record_layout(path: Path) -> list[tuple[int, tuple[int, ...], np.dtype]]:
+    """Each ``x.npy`` record of a data shard as ``(offset of its data in the file, shape,
+    dtype)``, from the tar's and the ``.npy`` headers (no row is read)."""
     out = []
     with tarfile.open(path, "r:") as tar, open(path, "rb") as fh:
         for member in tar.getmembers():
@@ -379,9 +414,7 @@ def _mapped_rows(path: Path) -> list[np.ndarray]:
             if fortran or len(shape) != 2:
                 raise DataError(f"{path}: member {member.name} is not a C-ordered (rows, D) "
                                 "array")
-            start = fh.tell()
-            size = int(np.prod(shape)) * dtype.itemsize
-            out.append(raw[start:start + size].view(dtype).reshape(shape))
+            out.append((fh.tell(), tuple(shape), dtype))
     return out
 
 

@@ -129,7 +129,7 @@ def training_set(spec: TrainSpec, dataset: Dataset | None = None
                  ) -> tuple[Dataset, Tensor | RowTable]:
     """What training needs of the data: the dataset (its kind, shape, text) and the rows the
     batches draw from. A prepared vector or image split stays in its shards
-    (:class:`wsfm.data.prepared.RowTable`: memory-mapped, a batch gathered at a time), the
+    (:class:`wsfm.data.prepared.RowTable`: a batch's rows read at a time), the
     dataset being its description; text, a ``dataset`` handed in, or the config's source are
     loaded whole (text's objective may pair against every training row)."""
     if dataset is None and spec.data_dir:  # the folder is reached once (it may be fetched)
