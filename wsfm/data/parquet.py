@@ -26,6 +26,7 @@ wants the whole source in memory.
 
 from __future__ import annotations
 
+import functools
 import glob
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,23 +169,16 @@ def _decode_batch(path: Path | str, column: str, values, start: int, cfg: DataCo
 def parquet_blocks(cfg: DataConfig, span: tuple[int, int] | None = None,
                    state: dict | None = None, keys: KeyLedger | KeyHashes | None = None
                    ) -> Iterator[tuple[np.ndarray, list[str]]]:
-    """Every row of a Parquet source, checked, a record batch at a time: ``(rows (b, D)
-    float32, keys)``, in the order of the files (module docstring). Holds one batch, and the
-    keys seen where ``key`` names a column, 12 bytes each (``wsfm.data.base.KeyLedger``: a
-    repeated one is refused by the end of the stream at the latest).
-
-    A part of the source (``wsfm.data.partitioned``): ``span`` (lo, hi) reads files lo..hi-1
-    only, checked against ``state`` (what the source's first rows set: their width, their
-    image mode and size), with the keys handed to ``keys``; the count and the repeats are
-    then checked over all parts."""
+    """The rows of a Parquet source's files ``span`` (lo, hi; None: every file), checked, a
+    record batch at a time: ``(rows (b, D) float32, keys)``, in the order of the files
+    (module docstring). Each row is checked against ``state``, what the source's first rows
+    set (their width, their image mode and size); the key column's values go to ``keys``
+    (:func:`parquet_ledger` or a part's hashes). Holds one batch. The count and the repeated
+    keys are checked over the whole source by its caller (``wsfm.data.partitioned``)."""
     state = {} if state is None else state
     images = cfg if cfg.image_column else None
     files = parquet_files(cfg.path)
-    whole = span is None
-    if whole:
-        keys = parquet_ledger(cfg, files)
     lo, hi = span or (0, len(files))
-    n = 0
     for i in range(lo, hi):
         path = files[i]
         for x, k in read_rows(path, cfg.image_column or cfg.column, cfg.key, images=images,
@@ -196,22 +190,18 @@ def parquet_blocks(cfg: DataConfig, span: tuple[int, int] | None = None,
                                 f"{state['dim']} (every sample needs the same length)")
             if keys is not None:
                 keys.add(k, i)
-            n += len(k)
             yield x, k
-    if whole:
-        if keys is not None:
-            keys.close()
-        parquet_count(cfg, n)
 
 
-def parquet_ledger(cfg: DataConfig, files: list[Path | str]) -> KeyLedger | None:
+def parquet_ledger(cfg: DataConfig) -> KeyLedger | None:
     """What refuses a repeated value of the key column (None: no key column, every row's
-    key is its file and row)."""
+    key is its file and row). The files are listed only to name a repeat."""
     if not cfg.key:
         return None
-    return KeyLedger(lambda i: _key_values(files[i], cfg.key), lambda key, a, b: (
-        f"{files[b]}: key column {cfg.key!r} repeats a value, {key!r} (also in {files[a]}): "
-        "a row's key decides its split, so keys must be unique"))
+    files = functools.cache(lambda: parquet_files(cfg.path))
+    return KeyLedger(lambda i: _key_values(files()[i], cfg.key), lambda key, a, b: (
+        f"{files()[b]}: key column {cfg.key!r} repeats a value, {key!r} (also in "
+        f"{files()[a]}): a row's key decides its split, so keys must be unique"))
 
 
 def parquet_count(cfg: DataConfig, n: int) -> None:

@@ -104,8 +104,25 @@ def source_kind(cfg: DataConfig) -> Callable[[DataConfig, int], tuple[str, tuple
 def source_blocks(cfg: DataConfig, span: Span | None = None, state: dict | None = None,
                   keys: KeyHashes | None = None) -> Iterator[tuple[np.ndarray, list[str]]]:
     """The checked ``(rows, keys)`` blocks of a keyed source: all of it (``span`` None: its
-    count and repeated keys checked too) or items ``span`` of it, checked against ``state``
-    and handing its keys (where they may repeat) to ``keys``."""
+    count and repeated keys checked too, once every block is read) or items ``span`` of it,
+    checked against ``state`` and handing its keys (where they may repeat) to ``keys``."""
+    if span is None:
+        return _whole(cfg, state)
+    return _blocks(cfg, span, state, keys)
+
+
+def _whole(cfg: DataConfig, state: dict | None) -> Iterator[tuple[np.ndarray, list[str]]]:
+    ledger, n = _ledger(cfg), 0
+    for x, keys in _blocks(cfg, None, state, ledger):
+        n += len(keys)
+        yield x, keys
+    if ledger is not None:
+        ledger.close()
+    _check_count(cfg, n)
+
+
+def _blocks(cfg: DataConfig, span: Span | None, state: dict | None,
+            keys: KeyLedger | KeyHashes | None) -> Iterator[tuple[np.ndarray, list[str]]]:
     if cfg.kind == "parquet":
         return parquet_blocks(cfg, span, state, keys if cfg.key else None)
     if cfg.kind == "webdataset":
@@ -229,10 +246,19 @@ def _source(cfg: DataConfig) -> str:
 
 def _ledger(cfg: DataConfig) -> KeyLedger | None:
     if cfg.kind == "parquet":
-        return parquet_ledger(cfg, parquet_files(cfg.path))
+        return parquet_ledger(cfg)
     if cfg.kind == "webdataset":
-        return webdataset_ledger(cfg, tar_files(cfg.urls))
+        return webdataset_ledger(cfg)
     return None
+
+
+def _check_count(cfg: DataConfig, n: int) -> None:
+    """Refuses a Parquet or tar source of fewer than 10 rows (an array's or a folder's count
+    is checked before any row is read)."""
+    if cfg.kind == "parquet":
+        parquet_count(cfg, n)
+    elif cfg.kind == "webdataset":
+        webdataset_count(cfg, n)
 
 
 def assemble(cfg: DataConfig, out: Path, results: Sequence[PartResult],
@@ -251,10 +277,7 @@ def assemble(cfg: DataConfig, out: Path, results: Sequence[PartResult],
                 ledger.add_hashes(hashes, file)
         ledger.close()
     n_train, n_test = (sum(r.rows.get(split, 0) for r in results) for split in SPLITS)
-    if cfg.kind == "parquet":
-        parquet_count(cfg, n_train + n_test)
-    elif cfg.kind == "webdataset":
-        webdataset_count(cfg, n_train + n_test)
+    _check_count(cfg, n_train + n_test)
     check_held_out(cfg, n_train, n_test)
     dim = next(r.dim for r in results if r.dim)
     splits = {}

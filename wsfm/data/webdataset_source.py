@@ -26,6 +26,7 @@ them into its shards (holding a block, and a hash of each key seen, to refuse a 
 
 from __future__ import annotations
 
+import functools
 import glob
 import io
 import re
@@ -156,26 +157,18 @@ def webdataset_blocks(cfg: DataConfig, block: int = BLOCK_SAMPLES,
                       span: tuple[int, int] | None = None, state: dict | None = None,
                       keys: KeyLedger | KeyHashes | None = None
                       ) -> Iterator[tuple[np.ndarray, list[str]]]:
-    """Every sample of a WebDataset source, checked, ``block`` at a time: ``(rows (b, D)
-    float32, keys)``, in the order of the tars (module docstring). Holds one block, and a
-    hash of each key seen, 12 bytes a key (``wsfm.data.base.KeyLedger``: a repeated one is
-    refused by the end of the stream at the latest).
-
-    A part of the source (``wsfm.data.partitioned``): ``span`` (lo, hi) reads tars lo..hi-1
-    only, checked against ``state`` (the source's first sample: its length or image mode and
-    size), with the keys handed to ``keys``; the count and the repeats are then checked over
-    all parts."""
+    """The samples of a WebDataset source's tars ``span`` (lo, hi; None: every tar), checked,
+    ``block`` at a time: ``(rows (b, D) float32, keys)``, in the order of the tars (module
+    docstring). Each sample is checked against ``state``, the source's first sample (its
+    length or image mode and size); the keys go to ``keys`` (:func:`webdataset_ledger` or a
+    part's hashes). Holds one block. The count and the repeated keys are checked over the
+    whole source by its caller (``wsfm.data.partitioned``)."""
     image = webdataset_kind(cfg, 0)[0] == "image"
     state = {} if state is None else state
     rows: list[np.ndarray] = []
     names: list[str] = []
     files = tar_files(cfg.urls)
-    whole = span is None
-    if whole:
-        keys = webdataset_ledger(cfg, files)
-    assert keys is not None
     lo, hi = span or (0, len(files))
-    n = 0
     for i in range(lo, hi):
         path = files[i]
         file_keys: list[str] = []
@@ -198,25 +191,23 @@ def webdataset_blocks(cfg: DataConfig, block: int = BLOCK_SAMPLES,
             rows.append(x)
             names.append(key)
             if len(rows) == block:
-                keys.add(file_keys, i)
-                n, file_keys = n + len(file_keys), []
+                if keys is not None:
+                    keys.add(file_keys, i)
+                file_keys = []
                 yield np.stack(rows), names
                 rows, names = [], []
-        keys.add(file_keys, i)
-        n += len(file_keys)
-    if whole:
-        keys.close()
+        if keys is not None:
+            keys.add(file_keys, i)
     if rows:
         yield np.stack(rows), names
-    if whole:
-        webdataset_count(cfg, n)
 
 
-def webdataset_ledger(cfg: DataConfig, files: list[Path | str]) -> KeyLedger:
-    """What refuses a repeated sample key across the tars ``files``."""
-    return KeyLedger(lambda i: (k for k, _ in read_samples(files[i], cfg.key)),
-                     lambda key, a, b: (f"{files[b]}: sample key {key!r} repeats (also in "
-                                        f"{files[a]}): a sample's key decides its split, so "
+def webdataset_ledger(cfg: DataConfig) -> KeyLedger:
+    """What refuses a repeated sample key across the tars (listed only to name a repeat)."""
+    files = functools.cache(lambda: tar_files(cfg.urls))
+    return KeyLedger(lambda i: (k for k, _ in read_samples(files()[i], cfg.key)),
+                     lambda key, a, b: (f"{files()[b]}: sample key {key!r} repeats (also in "
+                                        f"{files()[a]}): a sample's key decides its split, so "
                                         "keys must be unique"))
 
 
